@@ -1,0 +1,405 @@
+"""The `pluralfill` command. It parses, calls the library and prints; the work lives elsewhere."""
+
+from __future__ import annotations
+
+import csv
+import io as _stringio
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+from pluralfill import __version__
+from pluralfill import io as pio
+from pluralfill.errors import PluralfillError
+
+app = typer.Typer(
+    help="Pluralistic image inpainting: several different, plausible fills of a hole.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True)
+app.add_typer(masks_app, name="masks")
+
+out = Console()
+err = Console(stderr=True)
+
+DEFAULT_METHOD = "patchmatch"  # until a learned model is bundled
+
+MaxPixels = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+InvertMask = Annotated[bool, typer.Option("--invert-mask", help="Masks are white where pixels are KNOWN (PUT's files).")]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err, transient=True,
+    )  # fmt: skip
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"pluralfill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------ inpaint
+
+
+def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, resize, max_pixels, overwrite,
+              composite, options) -> int:  # fmt: skip
+    """Inpaint every job; a failing image is reported and skipped. Returns the number that failed."""
+    n_out = 1 if inpainter.deterministic else num_samples
+    planned = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n_out)]
+    planned += [outdir / f"{j.name}_grid.png" for j in jobs] if grid else []
+    pio.check_writable(planned, overwrite)
+    if inpainter.deterministic and num_samples > 1:
+        err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
+    failed = 0
+    with _progress() as bar:
+        task = bar.add_task(f"{inpainter.name}", total=len(jobs))
+        for job in jobs:
+            try:
+                image = pio.read_image(job.image, max_pixels)
+                hole = pio.read_hole(job.mask, (image.shape[1], image.shape[0]), invert, resize, max_pixels)
+                samples = inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **options)
+                for k, s in enumerate(samples):
+                    pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
+                if grid:
+                    from pluralfill.grid import make_grid
+
+                    pio.write_image(outdir / f"{job.name}_grid.png", make_grid(image, hole, samples), overwrite)
+            except PluralfillError as e:
+                if len(jobs) == 1:
+                    raise
+                err.print(f"error: {job.image.name}: {e}", markup=False, highlight=False, soft_wrap=True)
+                failed += 1
+            bar.advance(task)
+    return failed
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    """`key=value` method options; values are read as JSON where they parse (numbers, true/false)."""
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise PluralfillError(f"--option expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            options[k.replace("-", "_")] = json.loads(v)
+        except json.JSONDecodeError:
+            options[k.replace("-", "_")] = v
+    return options
+
+
+@app.command()
+def inpaint(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="One mask for every image.")] = None,
+    mask_dir: Annotated[Optional[Path], typer.Option("--mask-dir", help="Folder of masks named like the images.")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help="Method name (see `pluralfill info`).")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Checkpoint folder of a learned method.")] = None,
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Samples per image.")] = 1,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed: the same seed gives the same samples.")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Also write NAME_grid.png: input, hole and all samples.")] = False,
+    invert_mask: InvertMask = False,
+    resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
+    no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")] = "cpu",
+    option: Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")] = None,
+    max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
+    overwrite: Overwrite = False,
+):
+    """Fill the holes of IMAGES; writes NAME_sample{k}.png per sample into the output folder.
+
+    Masks are white where pixels are missing. Without --mask or --mask-dir, each image pairs with
+    NAME_mask*.png beside it (LaMa layout).
+    """
+    from pluralfill.methods import load_inpainter
+
+    if mask is not None and mask_dir is not None:
+        raise PluralfillError("give either --mask or --mask-dir, not both")
+    jobs, unpaired = pio.find_jobs(images, mask, mask_dir)
+    if unpaired:
+        names = ", ".join(p.name for p in unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
+        err.print(f"skipped {len(unpaired)} image(s) with no mask: {names}", highlight=False)
+    if not jobs:
+        raise PluralfillError("no image has a mask: pass --mask, --mask-dir, or put NAME_mask.png beside NAME.png")
+    if output.exists() and not output.is_dir():
+        raise PluralfillError(f"output must be a folder, but {output} is a file")
+    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=device)
+    failed = _run_jobs(jobs, inpainter, output, num_samples, seed, grid, invert_mask, resize_mask, max_pixels,
+                       overwrite, not no_composite, _parse_options(option or []))  # fmt: skip
+    done = len(jobs) - failed
+    err.print(f"inpainted {done} image(s) with {inpainter.name} into {output}/", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+@app.command()
+def demo(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("pluralfill-demo"),
+    method: Annotated[str, typer.Option("--method", help="Method to show.")] = DEFAULT_METHOD,
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1)] = 8,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    overwrite: Overwrite = False,
+):
+    """Inpaint the bundled photo with a generated hole; writes a grid of input, hole and the samples."""
+    from importlib.resources import files
+
+    from pluralfill.grid import make_grid
+    from pluralfill.masks import generate_hole
+    from pluralfill.methods import load_inpainter
+
+    with files("pluralfill.assets").joinpath("coffee.jpg").open("rb") as f:
+        from PIL import Image
+
+        image = pio.to_rgb(Image.open(f))
+    hole = generate_hole("mhtma", image.shape[:2], seed=7)
+    paths = [output / "coffee.png", output / "coffee_hole.png", output / "coffee_grid.png"]
+    pio.check_writable(paths, overwrite)
+    inpainter = load_inpainter(method)
+    with err.status(f"{inpainter.name}: {num_samples} samples"):
+        samples = inpainter.inpaint(image, hole, num_samples, seed)
+    pio.write_image(paths[0], image, overwrite)
+    pio.write_hole(paths[1], hole, overwrite)
+    pio.write_image(paths[2], make_grid(image, hole, samples), overwrite)
+    out.print(f"wrote {paths[2]} ({len(samples)} samples of {inpainter.name}, hole {hole.mean():.0%} of the image)")
+
+
+# ------------------------------------------------------------------------------------------------ masks
+
+
+@masks_app.command("generate")
+def masks_generate(
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Mask preset (see `pluralfill masks presets`).")] = "lama-medium",
+    size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks in px.")] = 256,
+    num: Annotated[int, typer.Option("-n", "--num", min=1, help="Masks to write (per bin with --bins).")] = 100,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    ratio: Annotated[Optional[str], typer.Option("--ratio", help="Keep holes whose fraction is in (LO, HI], e.g. 0.4-0.6.")] = None,
+    bins: Annotated[bool, typer.Option("--bins", help="NUM masks in each standard bin (0,0.1] ... (0.5,0.6], one folder each.")] = False,
+    overwrite: Overwrite = False,
+):
+    """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction."""
+    from pluralfill.masks import STANDARD_BINS, generate_hole, get_preset, parse_ratio
+
+    p = get_preset(preset)
+    if bins and ratio:
+        raise PluralfillError("give either --ratio or --bins, not both")
+    ranges = [(f"{lo:g}-{hi:g}/", (lo, hi)) for lo, hi in STANDARD_BINS] if bins else [("", parse_ratio(ratio) if ratio else None)]
+    plan = [(sub, r, i) for sub, r in ranges for i in range(num)]
+    names = [f"{sub}{p.name}_{i:05d}.png" for sub, _, i in plan]
+    pio.check_writable([output / n for n in names] + [output / "masks.csv"], overwrite)
+    rows = []
+    with _progress() as bar:
+        task = bar.add_task(f"{p.name} {size}px", total=len(plan))
+        for (sub, r, i), name in zip(plan, names):
+            hole = generate_hole(p, size, seed, i, ratio=r)
+            pio.write_hole(output / name, hole, overwrite)
+            rows.append([name, f"{hole.mean():.6f}", p.name, seed, i])
+            bar.advance(task)
+    text = _stringio.StringIO()
+    csv.writer(text, lineterminator="\n").writerows([["file", "ratio", "preset", "seed", "index"], *rows])
+    pio.write_text(output / "masks.csv", text.getvalue(), overwrite)
+    ratios = np.array([float(r[1]) for r in rows])
+    out.print(f"wrote {len(rows)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean {ratios.mean():.3f})")
+
+
+@masks_app.command("stats")
+def masks_stats(
+    folder: Annotated[Path, typer.Argument(help="Folder of mask images (searched recursively).")],
+    invert_mask: InvertMask = False,
+):
+    """Print the histogram of hole fractions of a mask folder over the standard bins."""
+    from pluralfill.masks import STANDARD_BINS
+
+    if not folder.is_dir():
+        raise PluralfillError(f"not a folder: {folder}")
+    files = sorted(p for p in folder.rglob("*") if pio.is_image_file(p))
+    if not files:
+        raise PluralfillError(f"no mask images in {folder}")
+    ratios = []
+    with _progress() as bar:
+        task = bar.add_task("reading masks", total=len(files))
+        for f in files:
+            ratios.append(pio.hole_ratio(pio.read_hole(f, invert=invert_mask)))
+            bar.advance(task)
+    ratios = np.array(ratios)
+    edges = [(0.0, 0.0, "0 (empty)")] + [(lo, hi, f"({lo:g}, {hi:g}]") for lo, hi in STANDARD_BINS] + [(0.6, 1.0, "(0.6, 1]")]
+    table = Table(title=f"{len(ratios)} masks in {folder}, mean hole fraction {ratios.mean():.3f}")
+    for c in ("hole fraction", "masks", "share", ""):
+        table.add_column(c, justify="right" if c in ("masks", "share") else "left")
+    for lo, hi, label in edges:
+        n = int(np.sum(ratios == 0)) if hi == 0 else int(np.sum((ratios > lo) & (ratios <= hi)))
+        share = n / len(ratios)
+        table.add_row(label, str(n), f"{share:.1%}", "█" * round(share * 40))
+    out.print(table)
+
+
+@masks_app.command("presets")
+def masks_presets():
+    """List the mask presets and their sources."""
+    from pluralfill.masks import PRESETS
+
+    table = Table()
+    for c in ("preset", "what", "source"):
+        table.add_column(c)
+    for p in PRESETS.values():
+        table.add_row(p.name, p.description, p.source)
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+
+@app.command()
+def evaluate(
+    pred: Annotated[Path, typer.Option("--pred", help="Folder of results: NAME.png or NAME_sample{k}.png.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Folder of ground-truth images NAME.*")],
+    masks: Annotated[Path, typer.Option("--masks", help="Folder of masks NAME.png or NAME_mask*.png.")],
+    metrics: Annotated[Optional[str], typer.Option("--metrics", help="Comma list; default: the pixel metrics plus those whose weights are cached.")] = None,
+    bins: Annotated[Optional[str], typer.Option("--bins", help="'standard' (0,0.1]..(0.5,0.6], 'none', or LO-HI,LO-HI,...")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write metric-vs-hole-ratio curves to this PNG.")] = None,
+    gray: Annotated[bool, typer.Option("--gray", help="SSIM on luma only (PUT's protocol).")] = False,
+    invert_mask: InvertMask = False,
+    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
+    lpips_backbone: Annotated[Optional[Path], typer.Option("--lpips-backbone", help="AlexNet / VGG-16 weights file.")] = None,
+    lpips_heads: Annotated[Optional[Path], typer.Option("--lpips-heads", help="LPIPS v0.1 linear heads file.")] = None,
+    inception: Annotated[Optional[Path], typer.Option("--inception", help="pt_inception-2015-12-05 weights file.")] = None,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the table to this file.")] = None,
+    overwrite: Overwrite = False,
+):
+    """Score results against ground truth: one column per hole-ratio bin, like seed 002's Table IV."""
+    from pluralfill.metrics.evaluate import ALL_METRICS, evaluate as run, find_items, parse_bins
+
+    if fmt not in ("md", "csv", "json"):
+        raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
+    if lpips_net not in ("alex", "vgg"):
+        raise PluralfillError(f"--lpips-net must be alex or vgg, got {lpips_net!r}")
+    if output is not None:
+        pio.check_writable([output], overwrite)
+    if plot is not None:
+        pio.check_writable([plot], overwrite)
+    weights = {"lpips_backbone": lpips_backbone, "lpips_heads": lpips_heads, "inception": inception}
+    if metrics is None:
+        chosen = _available_metrics(lpips_net, weights)
+        skipped = [m for m in ALL_METRICS if m not in chosen]
+        if skipped:
+            err.print(f"note: skipping {', '.join(skipped)} (weights not in the cache; name them with --metrics to fetch)")
+    else:
+        chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    chosen = [m for m in ALL_METRICS if m in chosen] + [m for m in chosen if m not in ALL_METRICS]
+    items, skipped_items = find_items(pred, gt, masks)
+    for s in skipped_items:
+        err.print(f"skipped {s}", highlight=False)
+    with _progress() as bar:
+        task = bar.add_task("evaluating", total=len(items))
+        result = run(items, chosen, parse_bins(bins), invert_mask, gray, device, lpips_net, weights,
+                     progress=lambda: bar.advance(task))  # fmt: skip
+    text = result.table(fmt)
+    print(text)
+    if output is not None:
+        pio.write_text(output, text + "\n", overwrite)
+    if plot is not None:
+        result.plot(plot)
+        err.print(f"wrote {plot}")
+
+
+def _available_metrics(lpips_net: str, weights: dict) -> list[str]:
+    """Pixel metrics always; the others when their weights were given or are in the cache."""
+    from pluralfill.metrics.evaluate import PIXEL_METRICS
+    from pluralfill.pretrained import WEIGHTS, cache_dir
+
+    def have(name, given):
+        return given is not None or (cache_dir() / WEIGHTS[name].filename).is_file()
+
+    chosen = list(PIXEL_METRICS)
+    backbone = "alexnet" if lpips_net == "alex" else "vgg16"
+    if have(backbone, weights["lpips_backbone"]) and have(f"lpips-{lpips_net}", weights["lpips_heads"]):
+        chosen += ["lpips", "diversity-lpips"]
+    if have("inception-fid", weights["inception"]):
+        chosen += ["fid", "p-ids", "u-ids"]
+    return chosen
+
+
+# ------------------------------------------------------------------------------------------------ info
+
+
+@app.command()
+def info(
+    name: Annotated[Optional[str], typer.Argument(help="Method name or checkpoint folder; none lists the methods.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """What a method name or checkpoint builds: method, resolution, parameters per component."""
+    from pluralfill.methods import available_methods, describe
+
+    if name is None:
+        rows = [describe(m) for m in available_methods()]
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        table = Table(title="methods")
+        for c in ("name", "resolution", "parameters"):
+            table.add_column(c)
+        for r in rows:
+            table.add_row(r["name"], str(r["resolution"]), f"{sum(r['parameters'].values()):,}")
+        out.print(table)
+        return
+    d = describe(name)
+    if as_json:
+        print(json.dumps(d, indent=2))
+        return
+    table = Table(title=f"{d['name']} ({d['method']}, resolution {d['resolution']})")
+    table.add_column("component")
+    table.add_column("parameters", justify="right")
+    for k, v in d["parameters"].items():
+        table.add_row(k, f"{v:,}")
+    table.add_row("total", f"{sum(d['parameters'].values()):,}")
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------------------ entry
+
+
+def _fail(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        app(args=argv, prog_name="pluralfill")
+    except PluralfillError as e:
+        _fail(str(e))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except OSError as e:  # disk full, permission denied on an output folder, ...
+        _fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,42 @@
+"""Contact sheets: the input with its hole, the hole, and every sample side by side."""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+TILE = 256  # longest side of a tile in px
+HOLE_TINT = np.array([255, 0, 255], np.float32)
+
+
+def masked_view(image: np.ndarray, hole: np.ndarray) -> np.ndarray:
+    """The input as a method sees it: known pixels, the hole tinted so it stands out on any photo."""
+    out = image.astype(np.float32)
+    out[hole] = 0.35 * out[hole] + 0.65 * HOLE_TINT
+    return out.round().astype(np.uint8)
+
+
+def _tile(a, size: tuple[int, int]) -> Image.Image:
+    im = a if isinstance(a, Image.Image) else Image.fromarray(np.asarray(a))
+    return im.convert("RGB").resize(size, Image.Resampling.LANCZOS if im.width > size[0] else Image.Resampling.NEAREST)
+
+
+def make_grid(image: np.ndarray, hole: np.ndarray, samples, labels: bool = True, columns: int = 5) -> Image.Image:
+    """One PNG-ready image: input with hole, hole, then the samples, `columns` tiles a row."""
+    h, w = hole.shape
+    scale = TILE / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    tiles = [("input", masked_view(image, hole)), ("hole", (hole * 255).astype(np.uint8))]
+    tiles += [(f"sample {i}", s) for i, s in enumerate(samples)]
+    gap, label_h = 4, 16 if labels else 0
+    cols = min(columns, len(tiles))
+    rows = -(-len(tiles) // cols)
+    sheet = Image.new("RGB", (cols * (size[0] + gap) + gap, rows * (size[1] + gap + label_h) + gap), "white")
+    draw = ImageDraw.Draw(sheet)
+    for i, (name, a) in enumerate(tiles):
+        x = gap + (i % cols) * (size[0] + gap)
+        y = gap + (i // cols) * (size[1] + gap + label_h)
+        if labels:
+            draw.text((x + 2, y + 2), name, fill=(40, 40, 40))
+        sheet.paste(_tile(a, size), (x, y + label_h))
+    return sheet

@@ -1,0 +1,284 @@
+"""Reading and writing images and holes: the only module that touches image files.
+
+Images come back as uint8 HxWx3 RGB arrays, holes as bool HxW arrays (True = missing pixel).
+Every failure a user can cause raises `PluralfillError` with a one-line message.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from pluralfill.errors import PluralfillError
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
+DEFAULT_MAX_PIXELS = 50_000_000
+HOLE_THRESHOLD = 128  # luminance at or above this is a hole (white = missing, as LaMa / IOPaint / OpenCV)
+
+# We check the pixel count ourselves, before decoding, with a message that names the option.
+Image.MAX_IMAGE_PIXELS = None
+
+
+def _open(path: str | os.PathLike, max_pixels: int | None, what: str) -> Image.Image:
+    path = Path(path)
+    if not path.exists():
+        raise PluralfillError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise PluralfillError(f"expected a {what} file but got a directory: {path}")
+    try:
+        im = Image.open(path)
+    except UnidentifiedImageError:
+        raise PluralfillError(f"cannot read {what} {path}: not an image file Pillow recognizes") from None
+    except OSError as e:
+        raise PluralfillError(f"cannot read {what} {path}: {e}") from None
+    w, h = im.size
+    if max_pixels is not None and w * h > max_pixels:
+        raise PluralfillError(
+            f"{what} {path} is {w}x{h} = {w * h / 1e6:.1f} MP, over the limit of {max_pixels / 1e6:g} MP "
+            "(raise it with --max-pixels)"
+        )
+    try:
+        im.load()
+        return ImageOps.exif_transpose(im)
+    except (OSError, ValueError, SyntaxError) as e:  # truncated or corrupt data surfaces only on decode
+        raise PluralfillError(f"cannot read {what} {path}: corrupt or truncated ({e})") from None
+
+
+def _high_bit_depth_to_8bit(im: Image.Image) -> Image.Image:
+    """Single-channel 16/32-bit and float images to 8-bit L, scaling by the range the mode implies."""
+    a = np.asarray(im)
+    if im.mode == "F":
+        a = a * 255.0 if a.size and float(np.nanmax(a)) <= 1.0 else a
+        return Image.fromarray(np.clip(np.nan_to_num(a), 0, 255).round().astype(np.uint8))
+    a = a.astype(np.float64)
+    scale = 257.0 if a.size and a.max() > 255 else 1.0  # 'I' from an 8-bit source stays as is
+    return Image.fromarray(np.clip(a / scale, 0, 255).round().astype(np.uint8))
+
+
+def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) -> np.ndarray:
+    """Any Pillow image to uint8 HxWx3 RGB; transparency is composited on `background`."""
+    if im.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
+        im = _high_bit_depth_to_8bit(im)
+    if im.mode == "P" and "transparency" in im.info:
+        im = im.convert("RGBA")
+    if im.mode in ("RGBA", "LA", "RGBa", "La"):
+        im = im.convert("RGBA")
+        canvas = Image.new("RGBA", im.size, background + (255,))
+        im = Image.alpha_composite(canvas, im)
+    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """An image file as uint8 HxWx3 RGB, EXIF orientation applied, RGBA composited on white."""
+    return to_rgb(_open(path, max_pixels, "image"))
+
+
+def hole_from_array(hole, invert: bool = False) -> np.ndarray:
+    """Bool HxW hole from a bool / uint8 / float array or a Pillow image (white = hole unless `invert`)."""
+    if isinstance(hole, Image.Image):
+        hole = to_rgb(hole, background=(0, 0, 0))
+    a = np.asarray(hole)
+    if a.ndim == 3:
+        if a.dtype == bool:
+            a = a.any(axis=2)
+        else:  # ITU-R 601 luminance, as Pillow's convert("L")
+            a = a[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
+    if a.ndim != 2:
+        raise PluralfillError(f"a hole must be a 2-D array, got shape {np.asarray(hole).shape}")
+    if a.dtype == bool:
+        out = a
+    elif np.issubdtype(a.dtype, np.floating) and a.size and a.max() <= 1.0:
+        out = a >= 0.5
+    else:
+        out = a >= HOLE_THRESHOLD
+    return ~out if invert else out.copy()
+
+
+def read_hole(
+    path: str | os.PathLike,
+    image_size: tuple[int, int] | None = None,
+    invert: bool = False,
+    resize: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+) -> np.ndarray:
+    """A mask file as a bool HxW hole. `image_size` is (width, height); a mismatch is an error unless `resize`."""
+    im = _open(path, max_pixels, "mask")
+    if image_size is not None and im.size != tuple(image_size):
+        if not resize:
+            raise PluralfillError(
+                f"mask {path} is {im.size[0]}x{im.size[1]} but its image is {image_size[0]}x{image_size[1]} "
+                "(pass --resize-mask to resize it with nearest neighbour)"
+            )
+        im = to_rgb(im, background=(0, 0, 0))
+        im = Image.fromarray(im).resize(tuple(image_size), Image.Resampling.NEAREST)
+    return hole_from_array(im, invert=invert)
+
+
+def check_hole(hole: np.ndarray, allow_full: bool, method: str = "this method") -> None:
+    """An empty hole has nothing to fill; a full hole needs a method that generates from nothing."""
+    if not hole.any():
+        raise PluralfillError("the mask marks no missing pixel: nothing to fill (white = hole; see --invert-mask)")
+    if hole.all() and not allow_full:
+        raise PluralfillError(
+            f"the mask marks every pixel as missing and {method} needs known pixels to fill from "
+            "(white = hole; see --invert-mask)"
+        )
+
+
+def hole_ratio(hole: np.ndarray) -> float:
+    return float(np.asarray(hole, dtype=bool).mean())
+
+
+# ----------------------------------------------------------------------------------------------- writing
+
+
+def check_writable(paths, overwrite: bool) -> None:
+    """Refuse, before any work is done, to overwrite existing outputs unless asked."""
+    if overwrite:
+        return
+    existing = [Path(p) for p in paths if Path(p).exists()]
+    if existing:
+        more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
+        raise PluralfillError(f"output exists: {existing[0]}{more} (pass --overwrite to replace)")
+
+
+def atomic_write(path: Path, write, overwrite: bool) -> None:
+    """Write through a temporary file in the same folder, then rename: a reader never sees half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            try:  # link fails if the target appeared meanwhile: never clobber
+                os.link(tmp, path)
+            except FileExistsError:
+                raise PluralfillError(f"output exists: {path} (pass --overwrite to replace)") from None
+            except OSError:  # file systems without hard links
+                if path.exists():
+                    raise PluralfillError(f"output exists: {path} (pass --overwrite to replace)") from None
+                os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+
+
+def write_image(path: str | os.PathLike, image, overwrite: bool = False) -> Path:
+    """Save a uint8 array (HxW or HxWx3) or Pillow image atomically; the format follows the extension."""
+    path = Path(path)
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise PluralfillError(f"cannot write {path}: unknown image extension (use one of {', '.join(_FORMATS)})")
+    im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
+    if fmt == "JPEG" and im.mode not in ("RGB", "L"):
+        im = im.convert("RGB")
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    atomic_write(path, lambda f: im.save(f, format=fmt, **options), overwrite)
+    return path
+
+
+def write_hole(path: str | os.PathLike, hole: np.ndarray, overwrite: bool = False) -> Path:
+    """A hole as a PNG in the on-disk convention: white (255) = missing."""
+    return write_image(path, np.asarray(hole, dtype=bool).astype(np.uint8) * 255, overwrite)
+
+
+def write_text(path: str | os.PathLike, text: str, overwrite: bool = False) -> Path:
+    atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")), overwrite)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------- folders
+
+
+def is_image_file(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    folder = Path(folder)
+    if not folder.exists():
+        raise PluralfillError(f"folder not found: {folder}")
+    if not folder.is_dir():
+        raise PluralfillError(f"expected a folder but got a file: {folder}")
+    return sorted(p for p in folder.iterdir() if is_image_file(p))
+
+
+def _is_mask_name(path: Path) -> bool:
+    return "_mask" in path.stem
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image and one hole file to inpaint; `name` is the stem of the outputs."""
+
+    name: str
+    image: Path
+    mask: Path
+
+
+def find_jobs(
+    inputs, mask: str | os.PathLike | None = None, mask_dir: str | os.PathLike | None = None
+) -> tuple[list[Job], list[Path]]:
+    """Pair images with masks. Returns (jobs, unpaired images).
+
+    Inputs are image files or folders of them. A mask is found as (in order of the arguments given):
+    one `mask` for every image; `mask_dir/<stem>.*`; or `<stem>_mask*.png` beside the image (LaMa layout;
+    several such masks give one job each, named after the mask).
+    """
+    images: list[Path] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            images += [q for q in list_images(p) if not _is_mask_name(q)]
+        elif p.exists():
+            images.append(p)
+        else:
+            raise PluralfillError(f"image not found: {p}")
+    if mask is not None:
+        mask = Path(mask)
+        if not mask.exists():
+            raise PluralfillError(f"mask not found: {mask}")
+        if mask.is_dir():
+            raise PluralfillError(f"--mask expects a file; for a folder of masks use --mask-dir: {mask}")
+    if mask_dir is not None:
+        mask_dir = Path(mask_dir)
+        if not mask_dir.is_dir():
+            raise PluralfillError(f"--mask-dir is not a folder: {mask_dir}")
+        by_stem: dict[str, Path] = {}
+        for q in list_images(mask_dir):  # prefer .png when a stem exists in several formats
+            if q.stem not in by_stem or q.suffix.lower() == ".png":
+                by_stem[q.stem] = q
+
+    jobs, unpaired = [], []
+    for image in images:
+        if mask is not None:
+            jobs.append(Job(image.stem, image, mask))
+        elif mask_dir is not None:
+            if image.stem in by_stem:
+                jobs.append(Job(image.stem, image, by_stem[image.stem]))
+            else:
+                unpaired.append(image)
+        else:
+            found = sorted(image.parent.glob(f"{image.stem}_mask*.png"))
+            if len(found) == 1:
+                jobs.append(Job(image.stem, image, found[0]))
+            elif found:
+                jobs += [Job(m.stem, image, m) for m in found]
+            else:
+                unpaired.append(image)
+    names = [j.name for j in jobs]
+    dup = {n for n in names if names.count(n) > 1}
+    if dup:
+        raise PluralfillError(f"several inputs share the output name {sorted(dup)[0]!r}: rename one or use separate runs")
+    return jobs, unpaired

@@ -1,0 +1,6 @@
+"""Hole generators: presets from the literature, ratio bins, deterministic streams."""
+
+from pluralfill.masks.generate import generate_hole, parse_ratio
+from pluralfill.masks.presets import PRESETS, STANDARD_BINS, MaskPreset, get_preset
+
+__all__ = ["PRESETS", "STANDARD_BINS", "MaskPreset", "generate_hole", "get_preset", "parse_ratio"]

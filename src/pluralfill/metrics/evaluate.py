@@ -1,0 +1,217 @@
+"""Evaluate a folder of inpainted results against ground truth, one column per hole-ratio bin
+(seed 002, Table IV): rows are metrics, columns are bins."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from pluralfill.errors import PluralfillError
+from pluralfill.io import atomic_write, list_images, read_hole, read_image
+from pluralfill.masks.presets import STANDARD_BINS
+from pluralfill.metrics import diversity, pixel
+
+PIXEL_METRICS = ("mae", "psnr", "ssim", "diversity-pixel")
+WEIGHT_METRICS = ("lpips", "diversity-lpips", "fid", "p-ids", "u-ids")
+ALL_METRICS = PIXEL_METRICS + WEIGHT_METRICS
+# direction of "better", shown beside each row
+ARROWS = {"mae": "↓", "psnr": "↑", "ssim": "↑", "lpips": "↓", "fid": "↓", "p-ids": "↑", "u-ids": "↑",
+          "diversity-pixel": "↑", "diversity-lpips": "↑"}  # fmt: skip
+_SAMPLE = re.compile(r"^(?P<stem>.+)_sample(?P<k>\d+)$")
+
+
+@dataclass
+class Item:
+    name: str
+    target: Path
+    mask: Path
+    samples: list[Path] = field(default_factory=list)
+
+
+def parse_bins(text: str | None) -> list[tuple[float, float]]:
+    """'standard' (default), 'none', or 'LO-HI,LO-HI,...'."""
+    if text in (None, "", "standard"):
+        return list(STANDARD_BINS)
+    if text == "none":
+        return []
+    from pluralfill.masks.generate import parse_ratio
+
+    return [parse_ratio(part.strip()) for part in text.split(",")]
+
+
+def bin_label(lo: float, hi: float) -> str:
+    return f"({lo:g}, {hi:g}]"
+
+
+def find_items(pred_dir, gt_dir, mask_dir) -> tuple[list[Item], list[str]]:
+    """Pair predictions (`name.png` or `name_sample{k}.png`) with `gt_dir/name.*` and `mask_dir/name.*`
+    (or `name_mask*.png`). Returns the items and the names that were skipped, with why."""
+    targets = {p.stem: p for p in list_images(gt_dir)}
+    masks: dict[str, Path] = {}
+    for p in list_images(mask_dir):
+        stem = p.stem.split("_mask")[0] if "_mask" in p.stem else p.stem
+        masks.setdefault(stem, p)
+    samples: dict[str, list[tuple[int, Path]]] = defaultdict(list)
+    for p in list_images(pred_dir):
+        m = _SAMPLE.match(p.stem)
+        stem, k = (m["stem"], int(m["k"])) if m else (p.stem, 0)
+        samples[stem].append((k, p))
+    items, skipped = [], []
+    for stem in sorted(samples):
+        if stem not in targets:
+            skipped.append(f"{stem}: no ground truth in {gt_dir}")
+        elif stem not in masks:
+            skipped.append(f"{stem}: no mask in {mask_dir}")
+        else:
+            items.append(Item(stem, targets[stem], masks[stem], [p for _, p in sorted(samples[stem])]))
+    if not items:
+        raise PluralfillError(f"no prediction in {pred_dir} has both a ground truth and a mask")
+    return items, skipped
+
+
+@dataclass
+class Evaluation:
+    bins: list[str]
+    counts: dict[str, int]
+    values: dict[str, dict[str, float]]  # metric -> bin -> value
+    metrics: list[str]
+
+    def table(self, fmt: str = "md") -> str:
+        cols = self.bins
+        if fmt == "json":
+            return json.dumps({"bins": cols, "images": self.counts, "metrics": self.values}, indent=2)
+
+        def cell(m, b):
+            v = self.values[m].get(b, math.nan)
+            if math.isnan(v):
+                return "n/a"
+            if fmt == "csv":
+                return f"{v:.6g}"
+            return f"{v:.4f}%" if m in ("mae", "diversity-pixel") else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
+
+        rows = [["images", *[str(self.counts[b]) for b in cols]]]
+        rows += [[m if fmt == "csv" else f"{m} {ARROWS[m]}", *[cell(m, b) for b in cols]] for m in self.metrics]
+        if fmt == "csv":
+            return "\n".join(",".join(f'"{c}"' if "," in c else c for c in r) for r in [["metric", *cols], *rows])
+        lines = ["| metric | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+    def plot(self, path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        binned = [b for b in self.bins if b != "all"]
+        if not binned:
+            raise PluralfillError("--plot needs ratio bins (not --bins none)")
+        centres = [np.mean([float(x) for x in b.strip("(]").split(",")]) for b in binned]
+        n = len(self.metrics)
+        fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
+        for ax, m in zip(axes[0], self.metrics):
+            ax.plot(centres, [self.values[m].get(b, math.nan) for b in binned], marker="o")
+            ax.set_title(f"{m} {ARROWS[m]}")
+            ax.set_xlabel("hole ratio")
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=120), overwrite=True)
+        plt.close(fig)
+
+
+def evaluate(
+    items: list[Item],
+    metrics: list[str],
+    bins: list[tuple[float, float]],
+    invert_mask: bool = False,
+    gray: bool = False,
+    device: str = "cpu",
+    lpips_net: str = "alex",
+    weights: dict | None = None,
+    progress=None,
+) -> Evaluation:
+    """Compute `metrics` per image, average them per bin, and FID / IDS per bin over all samples."""
+    weights = weights or {}
+    unknown = [m for m in metrics if m not in ALL_METRICS]
+    if unknown:
+        raise PluralfillError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
+    lpips_model = inception = None
+    if {"lpips", "diversity-lpips"} & set(metrics):
+        from pluralfill.metrics.lpips import load_lpips
+
+        lpips_model = load_lpips(lpips_net, weights.get("lpips_backbone"), weights.get("lpips_heads"), device)
+    if {"fid", "p-ids", "u-ids"} & set(metrics):
+        from pluralfill.metrics.fid import inception_features, load_inception
+
+        inception = load_inception(weights.get("inception"), device)
+
+    labels = [bin_label(lo, hi) for lo, hi in bins] + ["all"]
+    per_bin: dict[str, dict[str, list[float]]] = {b: defaultdict(list) for b in labels}
+    feats: dict[str, dict[str, list[np.ndarray]]] = {b: {"real": [], "fake": []} for b in labels}
+    for item in items:
+        target = read_image(item.target)
+        hole = read_hole(item.mask, (target.shape[1], target.shape[0]), invert=invert_mask)
+        preds = [read_image(p) for p in item.samples]
+        for p, path in zip(preds, item.samples):
+            if p.shape != target.shape:
+                raise PluralfillError(
+                    f"{path} is {p.shape[1]}x{p.shape[0]} but its ground truth is {target.shape[1]}x{target.shape[0]}"
+                )
+        ratio = float(hole.mean())
+        mine = [bin_label(lo, hi) for lo, hi in bins if lo < ratio <= hi] + ["all"]
+        scores: dict[str, float] = {}
+        stack = np.stack(preds)
+        if "mae" in metrics:
+            scores["mae"] = float(pixel.mae(stack, target[None].repeat(len(preds), 0)).mean())
+        if "psnr" in metrics:
+            scores["psnr"] = float(pixel.psnr(stack, target[None].repeat(len(preds), 0)).mean())
+        if "ssim" in metrics:
+            scores["ssim"] = float(pixel.ssim(stack, target[None].repeat(len(preds), 0), gray=gray).mean())
+        if "diversity-pixel" in metrics and len(preds) > 1:
+            scores["diversity-pixel"] = diversity.pixel_diversity(preds)
+        if lpips_model is not None:
+            import torch
+
+            with torch.no_grad():
+                x = pixel.as_batch(stack).float().to(device) / 127.5 - 1
+                y = pixel.as_batch(target).float().to(device).expand_as(x) / 127.5 - 1
+                if "lpips" in metrics:
+                    scores["lpips"] = float(lpips_model(x, y).mean())
+            if "diversity-lpips" in metrics and len(preds) > 1:
+                scores["diversity-lpips"] = diversity.lpips_diversity(preds, lpips_model)
+        if inception is not None:
+            real, fake = inception_features(inception, [target]), inception_features(inception, preds)
+        for b in mine:
+            for m, v in scores.items():
+                per_bin[b][m].append(v)
+            per_bin[b]["_count"].append(1)
+            if inception is not None:
+                feats[b]["real"].append(real)
+                feats[b]["fake"].append(fake)
+        if progress is not None:
+            progress()
+
+    values: dict[str, dict[str, float]] = {m: {} for m in metrics}
+    for b in labels:
+        for m in metrics:
+            if m in per_bin[b]:
+                values[m][b] = float(np.mean(per_bin[b][m]))
+        if inception is not None and len(feats[b]["real"]) >= 2:
+            from pluralfill.metrics.fid import fid_from_features, ids_from_features
+
+            real, fake = np.concatenate(feats[b]["real"]), np.concatenate(feats[b]["fake"])
+            if "fid" in metrics:
+                values["fid"][b] = fid_from_features(real, fake)
+            if {"p-ids", "u-ids"} & set(metrics):
+                # IDS pairs each real image with one of its samples: the first
+                first = np.concatenate([f[:1] for f in feats[b]["fake"]])
+                p_ids, u_ids = ids_from_features(real, first)
+                values.get("p-ids", {})[b] = p_ids
+                values.get("u-ids", {})[b] = u_ids
+    counts = {b: len(per_bin[b]["_count"]) for b in labels}
+    return Evaluation(labels, counts, values, list(metrics))

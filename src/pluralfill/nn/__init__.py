@@ -1,0 +1,1 @@
+"""Shared network blocks and the pretrained backbones used by metrics and losses."""
