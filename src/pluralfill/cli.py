@@ -42,7 +42,7 @@ InvertMask = Annotated[bool, typer.Option("--invert-mask", help="Masks are white
 def _progress() -> Progress:
     return Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err, transient=True,
+        console=err, transient=True, disable=not err.is_terminal,
     )  # fmt: skip
 
 

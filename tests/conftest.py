@@ -1,0 +1,35 @@
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SCENES = SHARED / "data" / "scenes256" / "train"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_home(tmp_path_factory, monkeypatch):
+    """No test reads the user's cache or reaches the network for weights."""
+    monkeypatch.setenv("PLURALFILL_HOME", str(tmp_path_factory.mktemp("home")))
+    monkeypatch.setenv("PLURALFILL_OFFLINE", "1")
+
+
+@pytest.fixture
+def photo() -> np.ndarray:
+    """A real 256x256 photo from the shared data set."""
+    return np.asarray(Image.open(SCENES / "skimage-coffee_000.jpg").convert("RGB")).copy()
+
+
+@pytest.fixture
+def photos() -> list[np.ndarray]:
+    names = sorted(os.listdir(SCENES))[::200][:6]
+    return [np.asarray(Image.open(SCENES / n).convert("RGB")).copy() for n in names]
+
+
+def square_hole(h=256, w=256, frac=0.5) -> np.ndarray:
+    hole = np.zeros((h, w), bool)
+    sh, sw = int(h * frac), int(w * frac)
+    hole[(h - sh) // 2 : (h + sh) // 2, (w - sw) // 2 : (w + sw) // 2] = True
+    return hole
