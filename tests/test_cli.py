@@ -214,3 +214,35 @@ def test_demo(capsys, tmp_path):
     assert code == 0, err
     grid = Image.open(tmp_path / "demo" / "coffee_grid.png")
     assert grid.width > 3 * 256 - 10 and "coffee_grid.png" in out
+
+
+def test_compare_methods_and_masks_for_images(capsys, tmp_path, photos):
+    gt, _, pred = _results(tmp_path, photos, n_samples=1)
+    code, _, err = run(capsys, "masks", "generate", "--preset", "box", "--for-images", gt, "-o", tmp_path / "m2")
+    assert code == 0, err
+    assert sorted(p.name for p in (tmp_path / "m2").iterdir()) == ["im0.png", "im1.png", "im2.png", "im3.png", "masks.csv"]
+    code, out, err = run(capsys, "evaluate", "--pred", pred, "--pred", gt, "--gt", gt, "--masks", tmp_path / "m2",
+                         "--format", "json", "--plot", tmp_path / "cmp.png")  # fmt: skip
+    assert code == 0, err
+
+    def strict(x):
+        raise ValueError(f"not JSON: {x}")
+
+    both = json.loads(out, parse_constant=strict)  # NaN would not be valid JSON
+    assert set(both) == {"pred", "gt"}
+    assert both["gt"]["metrics"]["psnr"]["all"] == 100.0  # ground truth against itself
+    assert both["pred"]["metrics"]["psnr"]["all"] < 100.0
+    assert both["pred"]["metrics"]["diversity-pixel"]["all"] is None  # one sample: no diversity
+    assert (tmp_path / "cmp.png").exists()
+
+
+def test_outputs_get_normal_file_permissions(tmp_path, photo):
+    import os
+    import stat
+
+    from pluralfill.io import write_image
+
+    write_image(tmp_path / "a.png", photo)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE((tmp_path / "a.png").stat().st_mode) == 0o666 & ~umask

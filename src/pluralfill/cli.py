@@ -30,7 +30,7 @@ masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask 
 app.add_typer(masks_app, name="masks")
 
 out = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
 DEFAULT_METHOD = "patchmatch"  # until a learned model is bundled
 
@@ -198,23 +198,32 @@ def masks_generate(
     seed: Annotated[int, typer.Option("--seed")] = 0,
     ratio: Annotated[Optional[str], typer.Option("--ratio", help="Keep holes whose fraction is in (LO, HI], e.g. 0.4-0.6.")] = None,
     bins: Annotated[bool, typer.Option("--bins", help="NUM masks in each standard bin (0,0.1] ... (0.5,0.6], one folder each.")] = False,
+    for_images: Annotated[Optional[Path], typer.Option("--for-images", help="One mask per image of this folder, named like it (for --mask-dir / evaluate).")] = None,
     overwrite: Overwrite = False,
 ):
     """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction."""
     from pluralfill.masks import STANDARD_BINS, generate_hole, get_preset, parse_ratio
 
     p = get_preset(preset)
-    if bins and ratio:
-        raise PluralfillError("give either --ratio or --bins, not both")
+    if bins and (ratio or for_images):
+        raise PluralfillError("--bins makes its own folders: give it without --ratio and --for-images")
     ranges = [(f"{lo:g}-{hi:g}/", (lo, hi)) for lo, hi in STANDARD_BINS] if bins else [("", parse_ratio(ratio) if ratio else None)]
-    plan = [(sub, r, i) for sub, r in ranges for i in range(num)]
-    names = [f"{sub}{p.name}_{i:05d}.png" for sub, _, i in plan]
+    if for_images is not None:
+        images = pio.list_images(for_images)
+        if not images:
+            raise PluralfillError(f"no images in {for_images}")
+        # each mask has the size of its image; --size is ignored
+        plan = [("", ranges[0][1], i, pio.image_size(q)[::-1]) for i, q in enumerate(images)]
+        names = [f"{q.stem}.png" for q in images]
+    else:
+        plan = [(sub, r, i, (size, size)) for sub, r in ranges for i in range(num)]
+        names = [f"{sub}{p.name}_{i:05d}.png" for sub, _, i, _ in plan]
     pio.check_writable([output / n for n in names] + [output / "masks.csv"], overwrite)
     rows = []
     with _progress() as bar:
-        task = bar.add_task(f"{p.name} {size}px", total=len(plan))
-        for (sub, r, i), name in zip(plan, names):
-            hole = generate_hole(p, size, seed, i, ratio=r)
+        task = bar.add_task(p.name, total=len(plan))
+        for (_, r, i, hw), name in zip(plan, names):
+            hole = generate_hole(p, hw, seed, i, ratio=r)
             pio.write_hole(output / name, hole, overwrite)
             rows.append([name, f"{hole.mean():.6f}", p.name, seed, i])
             bar.advance(task)
@@ -274,7 +283,7 @@ def masks_presets():
 
 @app.command()
 def evaluate(
-    pred: Annotated[Path, typer.Option("--pred", help="Folder of results: NAME.png or NAME_sample{k}.png.")],
+    pred: Annotated[list[Path], typer.Option("--pred", help="Folder of results: NAME.png or NAME_sample{k}.png; repeat to compare methods.")],
     gt: Annotated[Path, typer.Option("--gt", help="Folder of ground-truth images NAME.*")],
     masks: Annotated[Path, typer.Option("--masks", help="Folder of masks NAME.png or NAME_mask*.png.")],
     metrics: Annotated[Optional[str], typer.Option("--metrics", help="Comma list; default: the pixel metrics plus those whose weights are cached.")] = None,
@@ -292,7 +301,7 @@ def evaluate(
     overwrite: Overwrite = False,
 ):
     """Score results against ground truth: one column per hole-ratio bin, like seed 002's Table IV."""
-    from pluralfill.metrics.evaluate import ALL_METRICS, evaluate as run, find_items, parse_bins
+    from pluralfill.metrics.evaluate import ALL_METRICS, evaluate as run, find_items, parse_bins, plot_curves, tables
 
     if fmt not in ("md", "csv", "json"):
         raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
@@ -311,19 +320,24 @@ def evaluate(
     else:
         chosen = [m.strip() for m in metrics.split(",") if m.strip()]
     chosen = [m for m in ALL_METRICS if m in chosen] + [m for m in chosen if m not in ALL_METRICS]
-    items, skipped_items = find_items(pred, gt, masks)
-    for s in skipped_items:
-        err.print(f"skipped {s}", highlight=False)
-    with _progress() as bar:
-        task = bar.add_task("evaluating", total=len(items))
-        result = run(items, chosen, parse_bins(bins), invert_mask, gray, device, lpips_net, weights,
-                     progress=lambda: bar.advance(task))  # fmt: skip
-    text = result.table(fmt)
+    names = [p.name or str(p) for p in pred]
+    if len(set(names)) < len(names):
+        names = [str(p) for p in pred]
+    evaluations = {}
+    for name, folder in zip(names, pred):
+        items, skipped_items = find_items(folder, gt, masks)
+        for s in skipped_items:
+            err.print(f"skipped {s}", highlight=False)
+        with _progress() as bar:
+            task = bar.add_task(f"evaluating {name}", total=len(items))
+            evaluations[name] = run(items, chosen, parse_bins(bins), invert_mask, gray, device, lpips_net, weights,
+                                    progress=lambda: bar.advance(task))  # fmt: skip
+    text = tables(evaluations, fmt)
     print(text)
     if output is not None:
         pio.write_text(output, text + "\n", overwrite)
     if plot is not None:
-        result.plot(plot)
+        plot_curves(evaluations, plot)
         err.print(f"wrote {plot}")
 
 

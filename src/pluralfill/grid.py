@@ -22,11 +22,20 @@ def _tile(a, size: tuple[int, int]) -> Image.Image:
 
 
 def make_grid(image: np.ndarray, hole: np.ndarray, samples, labels: bool = True, columns: int = 5) -> Image.Image:
-    """One PNG-ready image: input with hole, hole, then the samples, `columns` tiles a row."""
+    """One PNG-ready image: input with hole, hole, then the samples, `columns` tiles a row.
+
+    When the hole is small in a large image the tiles show the window around it, so the fills can be seen.
+    """
+    from pluralfill.methods.base import box_around_hole
+
+    box = box_around_hole(hole, context=1.0, min_context=32)
+    zoom = (box.y1 - box.y0) * (box.x1 - box.x0) < hole.size / 4
+    if zoom:
+        image, hole, samples = box(image), box(hole), [box(np.asarray(s)) for s in samples]
     h, w = hole.shape
     scale = TILE / max(h, w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    tiles = [("input", masked_view(image, hole)), ("hole", (hole * 255).astype(np.uint8))]
+    tiles = [("input (zoom)" if zoom else "input", masked_view(image, hole)), ("hole", (hole * 255).astype(np.uint8))]
     tiles += [(f"sample {i}", s) for i, s in enumerate(samples)]
     gap, label_h = 4, 16 if labels else 0
     cols = min(columns, len(tiles))

@@ -24,7 +24,8 @@ HOLE_THRESHOLD = 128  # luminance at or above this is a hole (white = missing, a
 Image.MAX_IMAGE_PIXELS = None
 
 
-def _open(path: str | os.PathLike, max_pixels: int | None, what: str) -> Image.Image:
+def _open_lazy(path: str | os.PathLike, what: str) -> Image.Image:
+    """Open without decoding: errors for missing paths, folders and non-images."""
     path = Path(path)
     if not path.exists():
         raise PluralfillError(f"{what} not found: {path}")
@@ -36,6 +37,11 @@ def _open(path: str | os.PathLike, max_pixels: int | None, what: str) -> Image.I
         raise PluralfillError(f"cannot read {what} {path}: not an image file Pillow recognizes") from None
     except OSError as e:
         raise PluralfillError(f"cannot read {what} {path}: {e}") from None
+    return im
+
+
+def _open(path: str | os.PathLike, max_pixels: int | None, what: str) -> Image.Image:
+    im = _open_lazy(path, what)
     w, h = im.size
     if max_pixels is not None and w * h > max_pixels:
         raise PluralfillError(
@@ -71,6 +77,14 @@ def to_rgb(im: Image.Image, background: tuple[int, int, int] = (255, 255, 255)) 
         canvas = Image.new("RGBA", im.size, background + (255,))
         im = Image.alpha_composite(canvas, im)
     return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+
+
+def image_size(path: str | os.PathLike) -> tuple[int, int]:
+    """(width, height) as displayed (EXIF orientation applied), read from the header only."""
+    im = _open_lazy(path, "image")
+    w, h = im.size
+    orientation = im.getexif().get(0x0112, 1)
+    return (h, w) if orientation in (5, 6, 7, 8) else (w, h)
 
 
 def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -147,6 +161,10 @@ def check_writable(paths, overwrite: bool) -> None:
         raise PluralfillError(f"output exists: {existing[0]}{more} (pass --overwrite to replace)")
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write(path: Path, write, overwrite: bool) -> None:
     """Write through a temporary file in the same folder, then rename: a reader never sees half a file."""
     path = Path(path)
@@ -155,6 +173,7 @@ def atomic_write(path: Path, write, overwrite: bool) -> None:
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
+        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the file the mode a plain open() would
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -183,7 +202,8 @@ def write_image(path: str | os.PathLike, image, overwrite: bool = False) -> Path
     im = image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))
     if fmt == "JPEG" and im.mode not in ("RGB", "L"):
         im = im.convert("RGB")
-    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    # PNG level 3: a third of the time of the default level 6 for ~15% larger files (12 MP photos)
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {"compress_level": 3} if fmt == "PNG" else {}
     atomic_write(path, lambda f: im.save(f, format=fmt, **options), overwrite)
     return path
 

@@ -84,13 +84,14 @@ class Evaluation:
 
     def table(self, fmt: str = "md") -> str:
         cols = self.bins
-        if fmt == "json":
-            return json.dumps({"bins": cols, "images": self.counts, "metrics": self.values}, indent=2)
+        if fmt == "json":  # NaN is not JSON: a value that could not be computed is null
+            values = {m: {b: None if math.isnan(v) else v for b, v in bv.items()} for m, bv in self.values.items()}
+            return json.dumps({"bins": cols, "images": self.counts, "metrics": values}, indent=2)
 
         def cell(m, b):
             v = self.values[m].get(b, math.nan)
             if math.isnan(v):
-                return "n/a"
+                return "" if fmt == "csv" else "n/a"
             if fmt == "csv":
                 return f"{v:.6g}"
             return f"{v:.4f}%" if m in ("mae", "diversity-pixel") else f"{v:.4f}" if abs(v) < 10 else f"{v:.2f}"
@@ -102,26 +103,47 @@ class Evaluation:
         lines = ["| metric | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
         return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
-    def plot(self, path) -> None:
-        import matplotlib
 
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+def plot_curves(evaluations: dict[str, Evaluation], path) -> None:
+    """Metric-vs-hole-ratio curves, one panel per metric, one line per evaluated folder."""
+    import matplotlib
 
-        binned = [b for b in self.bins if b != "all"]
-        if not binned:
-            raise PluralfillError("--plot needs ratio bins (not --bins none)")
-        centres = [np.mean([float(x) for x in b.strip("(]").split(",")]) for b in binned]
-        n = len(self.metrics)
-        fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
-        for ax, m in zip(axes[0], self.metrics):
-            ax.plot(centres, [self.values[m].get(b, math.nan) for b in binned], marker="o")
-            ax.set_title(f"{m} {ARROWS[m]}")
-            ax.set_xlabel("hole ratio")
-            ax.grid(alpha=0.3)
-        fig.tight_layout()
-        atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=120), overwrite=True)
-        plt.close(fig)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    first = next(iter(evaluations.values()))
+    binned = [b for b in first.bins if b != "all"]
+    if not binned:
+        raise PluralfillError("--plot needs ratio bins (not --bins none)")
+    centres = [np.mean([float(x) for x in b.strip("(]").split(",")]) for b in binned]
+    n = len(first.metrics)
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3), squeeze=False)
+    for ax, m in zip(axes[0], first.metrics):
+        for name, ev in evaluations.items():
+            ax.plot(centres, [ev.values[m].get(b, math.nan) for b in binned], marker="o", label=name)
+        ax.set_title(f"{m} {ARROWS[m]}")
+        ax.set_xlabel("hole ratio")
+        ax.grid(alpha=0.3)
+    if len(evaluations) > 1:
+        axes[0][0].legend(fontsize=8)
+    fig.tight_layout()
+    atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=120), overwrite=True)
+    plt.close(fig)
+
+
+def tables(evaluations: dict[str, Evaluation], fmt: str) -> str:
+    """One table per evaluated folder (md), a `method` column (csv), or a dict by folder (json)."""
+    if len(evaluations) == 1:
+        return next(iter(evaluations.values())).table(fmt)
+    if fmt == "json":
+        return json.dumps({k: json.loads(v.table("json")) for k, v in evaluations.items()}, indent=2)
+    if fmt == "csv":
+        lines = []
+        for i, (name, ev) in enumerate(evaluations.items()):
+            rows = ev.table("csv").splitlines()
+            lines += (["method," + rows[0]] if i == 0 else []) + [f"{name},{r}" for r in rows[1:]]
+        return "\n".join(lines)
+    return "\n\n".join(f"**{name}**\n\n{ev.table('md')}" for name, ev in evaluations.items())
 
 
 def evaluate(
