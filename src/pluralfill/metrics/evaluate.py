@@ -85,7 +85,8 @@ class Evaluation:
     def table(self, fmt: str = "md") -> str:
         cols = self.bins
         if fmt == "json":  # NaN is not JSON: a value that could not be computed is null
-            values = {m: {b: None if math.isnan(v) else v for b, v in bv.items()} for m, bv in self.values.items()}
+            values = {m: {b: self.values[m].get(b) for b in cols} for m in self.metrics}
+            values = {m: {b: None if v is None or math.isnan(v) else v for b, v in bv.items()} for m, bv in values.items()}
             return json.dumps({"bins": cols, "images": self.counts, "metrics": values}, indent=2)
 
         def cell(m, b):
