@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,6 +97,8 @@ def _download(w: WeightFile, dst: Path) -> None:
     dst.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{w.filename}.", dir=dst.parent)
     os.close(fd)
+    timeout = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(60)  # a stalled connection fails instead of hanging forever
     try:
         torch.hub.download_url_to_file(w.url, tmp, progress=True)
         digest = sha256_of(Path(tmp))
@@ -103,6 +106,7 @@ def _download(w: WeightFile, dst: Path) -> None:
             raise PluralfillError(f"download of {w.url} has sha256 {digest[:16]}..., expected {w.sha256[:16]}...")
         os.replace(tmp, dst)
     finally:
+        socket.setdefaulttimeout(timeout)
         if os.path.exists(tmp):
             os.unlink(tmp)
 
