@@ -1,0 +1,1 @@
+"""One readable file per network of a paper."""

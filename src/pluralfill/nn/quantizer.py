@@ -1,0 +1,67 @@
+"""PUT's dual codebook: one table of `num_codes` rows, e (rows [0, split)) for fully known patches and
+e' (rows [split, num_codes)) for patches with any missing pixel, each updated by EMA (seed 000, Eq. 2).
+
+Buffers keep the official names (`embedding`, `cluster_size`, `embedding_avg`) so checkpoints map 1:1.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+KNOWN = 1  # token types, as the official code numbers them: 0 fully missing, 1 fully known, 2 partly missing
+
+
+class DualCodebook(nn.Module):
+    def __init__(self, num_codes: int = 1024, dim: int = 256, split: int | None = 512, decay: float = 0.99,
+                 eps: float = 1e-5):  # fmt: skip
+        super().__init__()
+        self.num_codes, self.dim, self.decay, self.eps = num_codes, dim, decay, eps
+        self.split = num_codes if split is None else split  # split == num_codes: one codebook (ablation)
+        self.register_buffer("embedding", torch.randn(num_codes, dim) * 0.1)
+        self.register_buffer("cluster_size", torch.zeros(num_codes))
+        self.register_buffer("embedding_avg", self.embedding.clone())
+
+    def distance(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., dim) -> (..., num_codes) squared Euclidean distance |z|^2 + |e|^2 - 2 z.e."""
+        e = self.embedding
+        return z.pow(2).sum(-1, keepdim=True) + e.pow(2).sum(-1) - 2 * z @ e.t()
+
+    def tokens(self, z: torch.Tensor, token_type: torch.Tensor | None = None) -> torch.Tensor:
+        """Nearest code of each (..., dim) feature: known tokens search e, the others e'."""
+        d = self.distance(z)
+        if token_type is None or self.split == self.num_codes:
+            known = torch.ones(d.shape[:-1], dtype=torch.bool, device=d.device)
+        else:
+            known = token_type == KNOWN
+        in_e = d[..., : self.split].argmin(-1)
+        in_e_masked = d[..., self.split :].argmin(-1) + self.split if self.split < self.num_codes else in_e
+        return torch.where(known, in_e, in_e_masked)
+
+    def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.embedding(tokens, self.embedding)
+
+    @torch.no_grad()
+    def ema_update(self, z: torch.Tensor, tokens: torch.Tensor) -> None:
+        """Eq. 2: running counts and sums per code, with Laplace smoothing so no count reaches zero."""
+        z, tokens = z.reshape(-1, self.dim).float(), tokens.reshape(-1)
+        onehot = F.one_hot(tokens, self.num_codes).type_as(z)
+        counts, sums = onehot.sum(0), onehot.t() @ z
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
+        self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
+        self.embedding_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
+        n = self.cluster_size.sum()
+        size = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n
+        self.embedding.copy_(self.embedding_avg / size.unsqueeze(1))
+
+    def forward(self, z: torch.Tensor, token_type: torch.Tensor | None = None):
+        """z: (B, L, dim). Returns (straight-through quantized z, tokens, commitment loss)."""
+        tokens = self.tokens(z, token_type)
+        zq = self.lookup(tokens)
+        if self.training:
+            self.ema_update(z.detach(), tokens)
+        commitment = F.mse_loss(z, zq.detach())
+        return z + (zq - z).detach(), tokens, commitment
