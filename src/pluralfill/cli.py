@@ -29,7 +29,7 @@ app = typer.Typer(
 masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True)
 app.add_typer(masks_app, name="masks")
 
-out = Console()
+out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
 DEFAULT_METHOD = "patchmatch"  # until a learned model is bundled
@@ -358,6 +358,36 @@ def _available_metrics(lpips_net: str, weights: dict) -> list[str]:
     return chosen
 
 
+# ------------------------------------------------------------------------------------------------ convert
+
+convert_app = typer.Typer(help="Convert official checkpoints to pluralfill checkpoint folders.", no_args_is_help=True)
+app.add_typer(convert_app, name="convert")
+
+
+@convert_app.command("put-official")
+def convert_put_official(
+    checkpoint: Annotated[Path, typer.Argument(help="Official PUT transformer checkpoint (.pth).")],
+    output: Annotated[Path, typer.Argument(help="Folder to write (config.json + model.safetensors).")],
+    config: Annotated[Optional[str], typer.Option("--config", help="ffhq, places2 or imagenet: check the shapes against it.")] = None,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="Attention heads, when no --config (default 8).")] = None,
+    overwrite: Overwrite = False,
+):
+    """Read an official PUT checkpoint (github liuqk3/PUT) safely and write our format; unknown or missing
+    keys are reported by name."""
+    from pluralfill.pretrained.put_official import convert
+
+    if output.exists() and not overwrite:
+        raise PluralfillError(f"output exists: {output} (pass --overwrite to replace)")
+    with err.status(f"reading {checkpoint}"):
+        model = convert(checkpoint, config, num_heads)
+    if config is None:
+        model.config.name = f"put-{checkpoint.stem}"
+    model.save_pretrained(output, overwrite=overwrite)
+    counts = model.parameter_counts()
+    out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
+    out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --checkpoint {output} -n 8 -o out")
+
+
 # ------------------------------------------------------------------------------------------------ info
 
 
@@ -367,18 +397,18 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """What a method name or checkpoint builds: method, resolution, parameters per component."""
-    from pluralfill.methods import available_methods, describe
+    from pluralfill.methods import ARCHITECTURES, available_methods, describe
 
     if name is None:
-        rows = [describe(m) for m in available_methods()]
+        rows = [describe(m) for m in [*available_methods(), *ARCHITECTURES]]
         if as_json:
             print(json.dumps(rows, indent=2))
             return
-        table = Table(title="methods")
-        for c in ("name", "resolution", "parameters"):
+        table = Table(title="methods (learned ones run with --checkpoint)")
+        for c in ("name", "method", "resolution", "parameters"):
             table.add_column(c)
         for r in rows:
-            table.add_row(r["name"], str(r["resolution"]), f"{sum(r['parameters'].values()):,}")
+            table.add_row(r["name"], r["method"], str(r["resolution"]), f"{sum(r['parameters'].values()):,}")
         out.print(table)
         return
     d = describe(name)

@@ -2,26 +2,56 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
 from pluralfill.errors import PluralfillError
 from pluralfill.methods.base import Inpainter
 from pluralfill.methods.classical import PatchMatchInpainter, navier_stokes, telea
+from pluralfill.models.hub import read_config
 
-# name -> factory(**options). Learned methods register here and in CHECKPOINT_LOADERS.
+# name -> factory(**options): methods that run as they are
 METHODS: dict[str, Callable[..., Inpainter]] = {
     "patchmatch": PatchMatchInpainter,
     "telea": telea,
     "navier-stokes": navier_stokes,
 }
+DEVICELESS = {"patchmatch", "telea", "navier-stokes"}
 # the "method" field of a checkpoint's config.json -> loader(folder, device)
 CHECKPOINT_LOADERS: dict[str, Callable[[Path, str], Inpainter]] = {}
-DEVICELESS = {"patchmatch", "telea", "navier-stokes"}
+# named architectures whose weights come from a checkpoint: name -> what it builds (for `info`)
+ARCHITECTURES: dict[str, Callable[[], dict]] = {}
+
+
+def _register_put() -> None:
+    from pluralfill.models.put import CONFIGS, PUT
+
+    def load(folder, device):
+        from pluralfill.methods.put import PUTInpainter
+
+        return PUTInpainter.from_pretrained(folder, device)
+
+    def architecture(name):
+        def info():
+            import torch
+
+            with torch.device("meta"):  # counts parameters without allocating them
+                model = PUT(CONFIGS[name])
+            return {"name": name, "method": "put", "resolution": CONFIGS[name].pvqvae.resolution,
+                    "parameters": model.parameter_counts()}  # fmt: skip
+
+        return info
+
+    CHECKPOINT_LOADERS["put"] = load
+    for name in CONFIGS:
+        ARCHITECTURES[name] = architecture(name)
+
+
+_register_put()
 
 
 def available_methods() -> list[str]:
+    """Methods that run as they are; learned ones need a checkpoint (see ARCHITECTURES)."""
     return list(METHODS)
 
 
@@ -33,15 +63,16 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> 
             options["device"] = device
         return METHODS[name](**options)
     path = Path(name_or_path)
-    config = path / "config.json"
-    if path.is_dir() and config.is_file():
-        try:
-            method = json.loads(config.read_text()).get("method")
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as e:
-            raise PluralfillError(f"cannot read {config}: {e}") from None
+    if path.is_dir():
+        method = read_config(path).get("method")
         if method not in CHECKPOINT_LOADERS:
             raise PluralfillError(f"checkpoint {path} is for method {method!r}, which this pluralfill cannot load")
         return CHECKPOINT_LOADERS[method](path, device)
+    if name in ARCHITECTURES or name == "put":
+        raise PluralfillError(
+            f"{name} needs trained weights: pass --checkpoint RUN_DIR (train with `pluralfill train`, "
+            "or convert official weights with `pluralfill convert`)"
+        )
     if path.exists():
         raise PluralfillError(f"{path} is not a checkpoint folder (no config.json in it)")
     raise PluralfillError(f"unknown method or checkpoint {name!r}; methods: {', '.join(available_methods())}")
@@ -49,6 +80,8 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> 
 
 def describe(name_or_path: str | Path) -> dict:
     """What a name or checkpoint builds: method, resolution and parameter counts per component."""
+    if str(name_or_path) in ARCHITECTURES and not Path(name_or_path).is_dir():
+        return ARCHITECTURES[str(name_or_path)]()
     return load_inpainter(name_or_path).describe()
 
 

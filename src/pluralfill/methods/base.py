@@ -43,6 +43,24 @@ def box_around_hole(hole: np.ndarray, context: float = 1.0, min_context: int = 3
     return Box(max(0, y0 - my), min(h, y1 + my), max(0, x0 - mx), min(w, x1 + mx))
 
 
+def square_window(hole: np.ndarray, min_side: int, context: float = 0.5) -> Box:
+    """A square around the hole for a model of fixed input size: the hole's bounding box with `context` of
+    its size on each side, at least `min_side`, kept inside the image (narrower where the image is)."""
+    ys, xs = np.nonzero(hole)
+    h, w = hole.shape
+    y0, y1, x0, x1 = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    side = max(min_side, int(round(max(y1 - y0, x1 - x0) * (1 + 2 * context))))
+
+    def span(lo, hi, n):
+        if side >= n:
+            return 0, n
+        start = min(max(0, (lo + hi - side) // 2), n - side)
+        return start, start + side
+
+    (wy0, wy1), (wx0, wx1) = span(y0, y1, h), span(x0, x1, w)
+    return Box(wy0, wy1, wx0, wx1)
+
+
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 

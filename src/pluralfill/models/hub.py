@@ -1,0 +1,75 @@
+"""save_pretrained / from_pretrained: a folder with `config.json` and `model.safetensors` (diffusers style).
+
+Nothing is unpickled: configs are JSON validated by pydantic, weights are safetensors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from pluralfill.errors import PluralfillError
+
+CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+
+
+def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike, extra: dict | None = None,
+                    overwrite: bool = False) -> Path:  # fmt: skip
+    """Write `model.config` and its tensors into `folder`, atomically: a reader sees the old folder or the
+    new one, never half of one."""
+    folder = Path(folder)
+    if folder.exists() and not overwrite:
+        raise PluralfillError(f"output exists: {folder} (pass --overwrite to replace)")
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        config = {**(extra or {}), **model.config.model_dump(mode="json")}
+        (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old")
+            shutil.rmtree(old, ignore_errors=True)
+            folder.rename(old)
+            tmp.rename(folder)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(folder)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder
+
+
+def read_config(folder: str | os.PathLike) -> dict:
+    path = Path(folder) / CONFIG_NAME
+    if not path.is_file():
+        raise PluralfillError(f"{folder} is not a checkpoint folder (no {CONFIG_NAME} in it)")
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PluralfillError(f"cannot read {path}: {e}") from None
+
+
+def load_weights_into(model: torch.nn.Module, folder: str | os.PathLike) -> torch.nn.Module:
+    path = Path(folder) / WEIGHTS_NAME
+    if not path.is_file():
+        raise PluralfillError(f"{folder} has no {WEIGHTS_NAME}")
+    try:
+        state = load_file(str(path))
+    except Exception as e:  # safetensors raises its own error types for damaged files
+        raise PluralfillError(f"cannot read {path}: {e}".splitlines()[0]) from None
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise PluralfillError(f"{path} does not fit its config: {str(e).splitlines()[-1].strip()}") from None
+    if result.missing_keys or result.unexpected_keys:
+        raise PluralfillError(
+            f"{path} does not fit its config: missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
+        )
+    return model

@@ -1,0 +1,84 @@
+"""PUT = P-VQVAE + UQ-Transformer, with the named configurations of seed 000 (Table 3) and tiny ones."""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from pluralfill.errors import PluralfillError
+from pluralfill.models.hub import load_weights_into, read_config, save_pretrained
+from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
+from pluralfill.models.uq_transformer import UQTransformer, UQTransformerConfig
+
+
+class PUTConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["put"] = "put"
+    name: str = "put"
+    pvqvae: PVQVAEConfig = PVQVAEConfig()
+    transformer: UQTransformerConfig = UQTransformerConfig()
+
+
+def _put(name: str, layers: int, dim: int, heads: int = 8) -> PUTConfig:
+    return PUTConfig(name=name, transformer=UQTransformerConfig(num_layers=layers, dim=dim, num_heads=heads))
+
+
+def put_tiny_config(name: str = "put-tiny", resolution: int = 64) -> PUTConfig:
+    """A P-VQVAE and transformer small enough to train and test on a CPU in seconds."""
+    tokens = (resolution // 8) ** 2
+    return PUTConfig(
+        name=name,
+        pvqvae=PVQVAEConfig(resolution=resolution, channels=32, code_dim=32, num_codes=64, num_res_blocks=2),
+        transformer=UQTransformerConfig(seq_len=tokens, in_dim=32, dim=64, num_layers=2, num_heads=4, vocab_size=32),
+    )
+
+
+CONFIGS: dict[str, PUTConfig] = {
+    "put-ffhq": _put("put-ffhq", 30, 512),
+    "put-places2": _put("put-places2", 35, 512),
+    "put-imagenet": _put("put-imagenet", 35, 1024),
+    "put-tiny": put_tiny_config(),
+}
+
+
+class PUT(nn.Module):
+    def __init__(self, cfg: PUTConfig | None = None):
+        super().__init__()
+        self.config = cfg = cfg or PUTConfig()
+        if cfg.transformer.in_dim != cfg.pvqvae.code_dim:
+            raise PluralfillError("transformer.in_dim must equal pvqvae.code_dim")
+        if cfg.transformer.vocab_size != cfg.pvqvae.num_codes // (2 if cfg.pvqvae.codebook == "dual" else 1):
+            raise PluralfillError("transformer.vocab_size must equal the size of the e codebook")
+        if cfg.transformer.seq_len != (cfg.pvqvae.resolution // cfg.pvqvae.patch_size) ** 2:
+            raise PluralfillError("transformer.seq_len must equal the number of tokens of a pvqvae.resolution image")
+        self.pvqvae = PVQVAE(cfg.pvqvae)
+        self.transformer = UQTransformer(cfg.transformer)
+
+    def parameter_counts(self) -> dict[str, int]:
+        """Per component; `transformer` leaves out its position embedding, as seed 000's Table 3 counts it."""
+        pos = self.transformer.pos_emb.numel()
+        return {
+            "pvqvae": sum(p.numel() for p in self.pvqvae.parameters()),
+            "transformer": sum(p.numel() for p in self.transformer.parameters()) - pos,
+            "transformer_pos_emb": pos,
+        }
+
+    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False):
+        return save_pretrained(self, folder, overwrite=overwrite)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "PUT":
+        config = read_config(folder)
+        try:
+            cfg = PUTConfig.model_validate(config)
+        except Exception as e:
+            raise PluralfillError(f"{folder}/config.json is not a PUT config: {str(e).splitlines()[0]}") from None
+        with torch.device("meta"):
+            model = cls(cfg)
+        model = model.to_empty(device="cpu")
+        return load_weights_into(model, folder).to(device).eval()

@@ -1,0 +1,82 @@
+"""PUT's sampler (seed 000, Algorithm 1): repeatedly fill the unfilled position the transformer is most
+confident about, drawing its code from the top-K, and feed the chosen code's vector back as that
+position's input.
+
+Sampling draws through the Gumbel-max trick with one generator per sample, so sample i of a seeded run
+does not depend on how many other samples were drawn beside it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from pluralfill.models.uq_transformer import UQTransformer
+
+
+def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
+    """Keep the k largest logits of the last dimension, the rest to -inf."""
+    if k is None or k <= 0 or k >= logits.shape[-1]:
+        return logits
+    kth = logits.topk(k, dim=-1).values[..., -1:]
+    return logits.masked_fill(logits < kth, float("-inf"))
+
+
+def gumbel_like(shape, generators: list[torch.Generator], device) -> torch.Tensor:
+    """Gumbel(0, 1) noise of shape (B, ...), row b drawn from generators[b]."""
+    u = torch.stack([torch.rand(shape[1:], generator=g, device=g.device) for g in generators]).to(device)
+    return -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+
+
+@torch.no_grad()
+def sample_put(
+    transformer: UQTransformer,
+    codebook: torch.Tensor,
+    features: torch.Tensor,
+    tokens: torch.Tensor,
+    filled: torch.Tensor,
+    generators: list[torch.Generator],
+    top_k: int | None = 50,
+    temperature: float = 1.0,
+    tokens_per_step: int = 1,
+    position_by: str = "probability",
+    trace: list | None = None,
+) -> torch.Tensor:
+    """Fill every position where `filled` is False.
+
+    transformer: the UQ-Transformer. codebook: (num_codes, in_dim) table; the sampled code k feeds back
+    `codebook[k]`. features: (B, L, in_dim) un-quantized features of the masked images. tokens: (B, L) codes
+    of the known positions (others ignored). filled: (B, L) bool, True where the token is known.
+    position_by: "probability" (the paper: highest max-probability) or "logit" (the official code:
+    highest max-logit). `trace`, if a list, receives (positions, codes, valid) of every step.
+    Returns the (B, L) completed tokens.
+    """
+    if position_by not in ("probability", "logit"):
+        raise ValueError(f"position_by must be 'probability' or 'logit', got {position_by!r}")
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
+    x = transformer.embed(features)
+    tokens, filled = tokens.clone(), filled.clone()
+    b = x.shape[0]
+    rows = torch.arange(b, device=x.device)[:, None]
+    steps = math.ceil(int((~filled).sum(1).max()) / tokens_per_step)  # the one host sync
+    k = min(tokens_per_step, filled.shape[1])
+    for _ in range(steps):
+        logits = transformer.forward_embedded(x).float()
+        if position_by == "logit":
+            score = logits.max(-1).values
+        else:
+            score = torch.softmax(logits / temperature, -1).max(-1).values
+        score = score.masked_fill(filled, float("-inf"))
+        top = score.topk(k, dim=1)
+        pos, valid = top.indices, top.values > float("-inf")  # rows with fewer gaps than k pick some filled
+        picked = top_k_filter(logits[rows, pos] / temperature, top_k)  # (B, k, V)
+        new = (picked + gumbel_like(picked.shape, generators, x.device)).argmax(-1)
+        new_x = transformer.embed_codes(codebook[new], pos).to(x.dtype)
+        x[rows, pos] = torch.where(valid[..., None], new_x, x[rows, pos])
+        tokens[rows, pos] = torch.where(valid, new, tokens[rows, pos])
+        filled[rows, pos] = filled[rows, pos] | valid
+        if trace is not None:
+            trace.append((pos.clone(), new.clone(), valid.clone()))
+    return tokens

@@ -1,0 +1,196 @@
+"""PUT against the official code's tensors (../shared/fixtures/put_official_tiny), and as an Inpainter."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED, square_hole
+from safetensors.torch import load_file
+
+from pluralfill.errors import PluralfillError
+from pluralfill.methods.put import PUTInpainter
+from pluralfill.models.put import CONFIGS, PUT, put_tiny_config
+from pluralfill.models.pvqvae import masked_input
+from pluralfill.pretrained.put_official import convert
+from pluralfill.sampling.put import sample_put
+
+FIXTURE = SHARED / "fixtures" / "put_official_tiny"
+ATOL = 1e-5
+
+
+@pytest.fixture(scope="module")
+def official():
+    """Our PUT converted from the official .pth, the fixture inputs (x in [-1, 1], known) and outputs."""
+    model = convert(FIXTURE / "transformer_official_format.pth", num_heads=4)
+    inputs, outputs = load_file(FIXTURE / "inputs.safetensors"), load_file(FIXTURE / "outputs.safetensors")
+    x, known = inputs["image"] / 127.5 - 1, inputs["mask"].float()
+    return model, x, known, outputs
+
+
+def test_pvqvae_matches_official_encoder_quantizer_decoder(official):
+    model, x, known, out = official
+    m = model.pvqvae
+    with torch.no_grad():
+        torch.testing.assert_close(masked_input(x, known), out["codec.masked_input"], atol=0, rtol=0)
+        f = m.encode(x, known)
+        torch.testing.assert_close(f, out["codec.masked.feature"], atol=ATOL, rtol=0)
+        types = m.token_types(known)
+        assert torch.equal(types, out["codec.masked.token_type"][:, 0])
+        assert torch.equal(m.tokenize(f, types), out["codec.masked.token"])
+        torch.testing.assert_close(m.quantizer.distance(f.permute(0, 2, 3, 1)), out["codec.masked.distance"], atol=ATOL, rtol=0)
+        full = m.encode(x)
+        torch.testing.assert_close(full, out["codec.full.feature"], atol=ATOL, rtol=0)
+        tokens = m.tokenize(full)
+        assert torch.equal(tokens, out["codec.full.token"])
+        z = m.post_quant_conv(m.quantizer.lookup(tokens).permute(0, 3, 1, 2))
+        torch.testing.assert_close(z, out["codec.decoder_in"], atol=ATOL, rtol=0)
+        torch.testing.assert_close(m.decoder.trunk(z), out["codec.decoder.pre_up"], atol=ATOL, rtol=0)
+        refs = m.decoder.reference(masked_input(x, known))
+        torch.testing.assert_close(refs[(8, 8)], out["codec.decoder.ref_feat_8x8"], atol=ATOL, rtol=0)
+        raw = m.decode(tokens, x, known)
+        torch.testing.assert_close(raw, out["codec.decoder_out_raw"], atol=ATOL, rtol=0)
+        torch.testing.assert_close(((raw + 1) * 127.5).clamp(0, 255), out["codec.reconstruction"], atol=1e-3, rtol=0)
+
+
+def test_transformer_matches_official_logits_and_loss(official):
+    model, x, known, out = official
+    m, t = model.pvqvae, model.transformer
+    with torch.no_grad():
+        seq = m.encode(x, known).permute(0, 2, 3, 1).reshape(2, 64, -1)
+        torch.testing.assert_close(t.embed(seq), out["transformer.input_embedding"], atol=ATOL, rtol=0)
+        logits = t(seq)
+        torch.testing.assert_close(logits, out["transformer.logits"], atol=ATOL, rtol=0)
+        types = m.token_types(known).reshape(2, 64)
+        target = m.tokenize(m.encode(x)).reshape(2, 64)
+        assert torch.equal(target, out["transformer.token_target"])
+        loss = torch.nn.functional.cross_entropy(logits[types != 1], target[types != 1])
+        torch.testing.assert_close(loss, out["transformer.loss"], rtol=1e-5, atol=0)
+
+
+def test_greedy_sampler_reproduces_the_official_order_and_image(official):
+    model, x, known, out = official
+    m = model.pvqvae
+    with torch.no_grad():
+        f = m.encode(x, known)
+        types = m.token_types(known)
+        tokens = m.tokenize(f, types).reshape(2, 64)
+        trace = []
+        gens = [torch.Generator().manual_seed(0) for _ in range(2)]
+        final = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(2, 64, -1), tokens,
+                           (types == 1).reshape(2, 64), gens, top_k=1, position_by="logit", trace=trace)  # fmt: skip
+        assert torch.equal(final, out["sampler.final_token"])
+        order = torch.full((2, 25), -1)
+        codes = torch.full((2, 25), -1)
+        for step, (pos, new, valid) in enumerate(trace):
+            order[:, step] = torch.where(valid[:, 0], pos[:, 0], -1)
+            codes[:, step] = torch.where(valid[:, 0], new[:, 0], -1)
+        assert torch.equal(order, out["sampler.order_position"])
+        assert torch.equal(codes, out["sampler.order_token"])
+        completed = ((m.decode(final.reshape(2, 8, 8), x, known) + 1) * 127.5).clamp(0, 255)
+        torch.testing.assert_close(completed, out["sampler.completed"], atol=1e-3, rtol=0)
+
+
+def test_converter_reports_unknown_and_missing_keys(tmp_path):
+    obj = torch.load(FIXTURE / "transformer_official_format.pth", weights_only=True)
+    state = dict(obj["model"])
+    state["blocks.0.attn.mystery.weight"] = torch.zeros(1)
+    torch.save({"model": state}, tmp_path / "extra.pth")
+    with pytest.raises(PluralfillError, match="unknown keys.*blocks.0.attn.mystery.weight"):
+        convert(tmp_path / "extra.pth", num_heads=4)
+    state = dict(obj["model"])
+    del state["blocks.1.ln2.bias"]
+    torch.save({"model": state}, tmp_path / "missing.pth")
+    with pytest.raises(PluralfillError, match="missing.*transformer.blocks.1.ln2.bias"):
+        convert(tmp_path / "missing.pth", num_heads=4)
+    with pytest.raises(PluralfillError, match="does not match put-ffhq"):
+        convert(FIXTURE / "transformer_official_format.pth", config="ffhq")
+    with pytest.raises(PluralfillError, match="P-VQVAE checkpoint"):
+        torch.save({"model": load_file(FIXTURE / "pvqvae_state_dict.safetensors")}, tmp_path / "pvqvae.pth")
+        convert(tmp_path / "pvqvae.pth")
+
+
+def test_named_configs_match_table_3():
+    for name, expected in [("put-ffhq", 95.0e6), ("put-places2", 110.7e6), ("put-imagenet", 441.7e6)]:
+        with torch.device("meta"):
+            counts = PUT(CONFIGS[name]).parameter_counts()
+        assert abs(counts["transformer"] - expected) < 0.05e6, (name, counts)
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    model = PUT(put_tiny_config())
+    folder = tmp_path_factory.mktemp("ckpt") / "put-tiny"
+    model.save_pretrained(folder)
+    return folder, model
+
+
+def test_save_and_load_round_trip(tiny_checkpoint):
+    folder, model = tiny_checkpoint
+    assert json.loads((folder / "config.json").read_text())["method"] == "put"
+    loaded = PUT.from_pretrained(folder)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    with pytest.raises(PluralfillError, match="output exists"):
+        model.save_pretrained(folder)
+
+
+def test_put_inpainter_samples(tiny_checkpoint, photo):
+    folder, _ = tiny_checkpoint
+    put = PUTInpainter.from_pretrained(folder)
+    hole = square_hole(frac=0.4)
+    a = [np.asarray(s) for s in put.inpaint(photo, hole, num_samples=3, seed=0)]
+    b = [np.asarray(s) for s in put.inpaint(photo, hole, num_samples=3, seed=0)]
+    for s, t in zip(a, b):
+        np.testing.assert_array_equal(s, t)  # seeded
+        np.testing.assert_array_equal(s[~hole], photo[~hole])  # known pixels untouched
+    assert not np.array_equal(a[0][hole], a[1][hole])  # different samples
+    # sample 2 of the run, drawn alone with its own seed, is the same: samples do not depend on the batch
+    from pluralfill.methods.base import sample_seed
+
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    known = torch.ones(1, 1, 64, 64)
+    known[..., 16:48, 16:48] = 0
+    together = put.sample(x, known, [sample_seed(0, i) for i in range(3)])
+    alone = put.sample(x, known, [sample_seed(0, 2)])
+    torch.testing.assert_close(together[2:], alone, atol=1e-5, rtol=0)
+
+
+def test_put_sampler_options(tiny_checkpoint):
+    folder, model = tiny_checkpoint
+    put = PUTInpainter.from_pretrained(folder)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    known = torch.ones(1, 1, 64, 64)
+    known[..., :, 24:] = 0
+    for opts in [dict(tokens_per_step=5), dict(position_by="logit", top_k=3), dict(temperature=0.5, top_k=None)]:
+        y = put.sample(x, known, [1, 2], **opts)
+        assert y.shape == (2, 3, 64, 64) and torch.isfinite(y).all()
+    # every filled token is one of the top-k candidates of its step
+    m = model.pvqvae
+    f = m.encode(x, known)
+    types = m.token_types(known).reshape(1, -1)
+    trace = []
+    toks = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(1, 64, -1),
+                      m.tokenize(f, m.token_types(known)).reshape(1, 64), types == 1, [torch.Generator().manual_seed(0)],
+                      top_k=2, trace=trace)  # fmt: skip
+    assert len(trace) == int((types != 1).sum()) and (toks < model.config.transformer.vocab_size)[types != 1].all()
+    assert torch.equal(toks[types == 1], m.tokenize(f, m.token_types(known)).reshape(1, 64)[types == 1])
+
+
+def test_put_from_the_cli(tiny_checkpoint, tmp_path, photo, capsys):
+    from PIL import Image
+
+    from pluralfill.cli import main
+
+    folder, _ = tiny_checkpoint
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
+    with pytest.raises(SystemExit) as e:
+        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(folder), "-n",
+              "3", "--seed", "0", "-o", str(tmp_path / "o"), "--option", "top_k=10", "--option", "tokens_per_step=4"])  # fmt: skip
+    assert e.value.code == 0
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"p_sample{k}.png" for k in range(3)]
+    with pytest.raises(SystemExit):
+        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "put-ffhq", "-o", str(tmp_path / "x")])
+    assert "needs trained weights" in capsys.readouterr().err
