@@ -358,6 +358,37 @@ def _available_metrics(lpips_net: str, weights: dict) -> list[str]:
     return chosen
 
 
+# ------------------------------------------------------------------------------------------------ train
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (see configs/); omit with --resume.", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. steps=2000 optim.lr=1e-4", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its last checkpoint.")] = None,
+):
+    """Train a stage of a method: `pluralfill train configs/put-tiny-pvqvae.yaml data.train=DIR`.
+
+    A run folder gets the resolved config, metrics.csv, TensorBoard logs (tb/), sample sheets (samples/),
+    last.ckpt to resume from, and last/ and best/ model folders for --checkpoint.
+    """
+    from pluralfill.train.config import load_config
+    from pluralfill.train.put import train as run_training
+    from pluralfill.train.run import resolve_run_config
+
+    items = list(overrides or [])
+    if config is not None and "=" in str(config):  # only overrides given, with --resume
+        items, config = [str(config), *items], None
+    if resume is not None:
+        cfg = load_config(None, items, base=resolve_run_config(resume))
+    elif config is None:
+        raise PluralfillError("give a config file, or --resume RUN_DIR")
+    else:
+        cfg = load_config(config, items)
+    folder = run_training(cfg, resume)
+    err.print(f"run folder: {folder}  (inference: --checkpoint {folder / 'best'})", highlight=False)
+
+
 # ------------------------------------------------------------------------------------------------ convert
 
 convert_app = typer.Typer(help="Convert official checkpoints to pluralfill checkpoint folders.", no_args_is_help=True)

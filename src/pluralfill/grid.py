@@ -49,3 +49,14 @@ def make_grid(image: np.ndarray, hole: np.ndarray, samples, labels: bool = True,
             draw.text((x + 2, y + 2), name, fill=(40, 40, 40))
         sheet.paste(_tile(a, size), (x, y + label_h))
     return sheet
+
+
+def grid_rows(rows: list[list[np.ndarray]], gap: int = 2) -> Image.Image:
+    """Equal-sized uint8 tiles in rows (training sample sheets)."""
+    h, w = rows[0][0].shape[:2]
+    cols = max(len(r) for r in rows)
+    sheet = Image.new("RGB", (cols * (w + gap) + gap, len(rows) * (h + gap) + gap), "white")
+    for i, row in enumerate(rows):
+        for j, tile in enumerate(row):
+            sheet.paste(Image.fromarray(np.asarray(tile)), (gap + j * (w + gap), gap + i * (h + gap)))
+    return sheet

@@ -63,6 +63,8 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> 
             options["device"] = device
         return METHODS[name](**options)
     path = Path(name_or_path)
+    if path.is_dir() and not (path / "config.json").exists():  # a training run: its best model, else its last
+        path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
     if path.is_dir():
         method = read_config(path).get("method")
         if method not in CHECKPOINT_LOADERS:

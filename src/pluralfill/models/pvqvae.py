@@ -186,6 +186,21 @@ class PVQVAE(nn.Module):
         self.post_quant_conv = nn.Conv2d(cfg.code_dim, cfg.channels, 1)
         self.decoder = GuidedDecoder(cfg)
 
+    def save_pretrained(self, folder, overwrite: bool = False):
+        from pluralfill.models.hub import save_pretrained
+
+        return save_pretrained(self, folder, extra={"method": "pvqvae"}, overwrite=overwrite)
+
+    @classmethod
+    def from_pretrained(cls, folder, device="cpu") -> "PVQVAE":
+        from pluralfill.errors import PluralfillError
+        from pluralfill.models.hub import load_weights_into, read_config
+
+        config = read_config(folder)
+        if config.pop("method", None) != "pvqvae":
+            raise PluralfillError(f"{folder} is not a P-VQVAE checkpoint")
+        return load_weights_into(cls(PVQVAEConfig.model_validate(config)), folder).to(device).eval()
+
     @property
     def num_known_codes(self) -> int:
         """Size of e: the vocabulary the transformer predicts."""

@@ -1,0 +1,114 @@
+"""Datasets keyed by training step, so a resumed run sees exactly the batches it would have seen.
+
+Batch `step` of rank `r` is drawn from `np.random.default_rng([seed, step, r])`: which images, their crops
+and flips, and their holes. Nothing depends on loader state, worker count or how often the run stopped.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from pluralfill.errors import PluralfillError
+from pluralfill.io import list_images, read_hole, read_image
+from pluralfill.masks import generate_hole
+
+
+class ImageList:
+    """Image paths from a folder (searched recursively) or a text file with one path per line
+    (relative paths are relative to the file), as CelebA-HQ, FFHQ and Places2 are usually laid out."""
+
+    def __init__(self, source: str | os.PathLike):
+        source = Path(source)
+        if source.is_dir():
+            self.paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
+        elif source.is_file():
+            lines = [ln.strip() for ln in source.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+            self.paths = [p if p.is_absolute() else source.parent / p for p in map(Path, lines)]
+        else:
+            raise PluralfillError(f"training data not found: {source}")
+        if not self.paths:
+            raise PluralfillError(f"no images in {source}")
+
+    def __len__(self):
+        return len(self.paths)
+
+    def split(self, val_fraction: float, seed: int = 0) -> tuple[list[Path], list[Path]]:
+        """A fixed held-out part for validation (at least one image when val_fraction > 0)."""
+        order = np.random.default_rng(seed).permutation(len(self.paths))
+        n_val = int(round(len(order) * val_fraction)) if val_fraction > 0 else 0
+        n_val = min(max(n_val, 1 if val_fraction > 0 else 0), len(order) - 1)
+        return [self.paths[i] for i in sorted(order[n_val:])], [self.paths[i] for i in sorted(order[:n_val])]
+
+
+class HoleSource:
+    """Holes from a preset (`put`, `lama-medium`, ...) or a folder of mask PNGs (e.g. NVIDIA irregular
+    masks, white = hole unless `invert`), randomly flipped and resized to the training resolution."""
+
+    def __init__(self, preset: str | None = "put", folder: str | os.PathLike | None = None, invert: bool = False,
+                 ratio: tuple[float, float] | None = None):  # fmt: skip
+        self.preset, self.invert, self.ratio = preset, invert, ratio
+        self.files = list_images(folder) if folder is not None else None
+        if self.files is not None and not self.files:
+            raise PluralfillError(f"no mask images in {folder}")
+        if self.files is None and preset is None:
+            raise PluralfillError("give a mask preset or a mask folder")
+
+    def __call__(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        if self.files is None:
+            return generate_hole(self.preset, size, seed=int(rng.integers(2**31)), index=0, ratio=self.ratio)
+        hole = read_hole(self.files[int(rng.integers(len(self.files)))], invert=self.invert)
+        hole = np.asarray(Image.fromarray(hole).resize((size, size), Image.Resampling.NEAREST))
+        if rng.random() < 0.5:
+            hole = hole[:, ::-1]
+        if rng.random() < 0.5:
+            hole = hole[::-1]
+        return np.ascontiguousarray(hole)
+
+
+def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A random square crop of at least half the short side, resized to `size`, randomly mirrored."""
+    h, w = image.shape[:2]
+    side = int(rng.integers(max(1, min(h, w) // 2), min(h, w) + 1)) if min(h, w) > size else min(h, w)
+    y, x = int(rng.integers(0, h - side + 1)), int(rng.integers(0, w - side + 1))
+    crop = Image.fromarray(image[y : y + side, x : x + side])
+    if side != size:
+        crop = crop.resize((size, size), Image.Resampling.BICUBIC)
+    out = np.asarray(crop)
+    return out[:, ::-1] if rng.random() < 0.5 else out
+
+
+def center_crop(image: np.ndarray, size: int) -> np.ndarray:
+    h, w = image.shape[:2]
+    s = min(h, w)
+    crop = Image.fromarray(image[(h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s])
+    return np.asarray(crop.resize((size, size), Image.Resampling.BICUBIC) if s != size else crop)
+
+
+class StepBatches(torch.utils.data.Dataset):
+    """Item `step` is the whole batch of that step: images (B, 3, R, R) in [-1, 1] and `holes` tuples of
+    (B, 1, R, R) known masks (1 = present), one per hole the stage needs (PUT's stage 1 uses m and m')."""
+
+    def __init__(self, paths: list[Path], holes: HoleSource, resolution: int, batch_size: int, seed: int = 0,
+                 rank: int = 0, num_holes: int = 1, augment: bool = True):  # fmt: skip
+        self.paths, self.holes, self.resolution = paths, holes, resolution
+        self.batch_size, self.seed, self.rank, self.num_holes, self.augment = batch_size, seed, rank, num_holes, augment
+
+    def __len__(self):
+        return 2**62  # indexed by step
+
+    def __getitem__(self, step: int):
+        rng = np.random.default_rng([self.seed, step, self.rank])
+        images, knowns = [], []
+        for _ in range(self.batch_size):
+            image = read_image(self.paths[int(rng.integers(len(self.paths)))])
+            image = random_crop(image, self.resolution, rng) if self.augment else center_crop(image, self.resolution)
+            images.append(image)
+            knowns.append([~self.holes(rng, self.resolution) for _ in range(self.num_holes)])
+        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        known = [torch.from_numpy(np.stack([k[i] for k in knowns]))[:, None].float() for i in range(self.num_holes)]
+        return x, *known

@@ -1,0 +1,1 @@
+"""Training losses: reconstruction, gradient, perceptual + style (VGG), adversarial."""

@@ -1,0 +1,120 @@
+"""The training configuration: YAML, validated by pydantic (unknown keys are errors), `key=value` overrides."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pluralfill.errors import PluralfillError
+from pluralfill.models.put import CONFIGS, PUTConfig
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DataConfig(Strict):
+    train: str  # a folder of images (searched recursively) or a text file of paths
+    val: str | None = None  # held-out images; without it `val_fraction` of `train` is set aside
+    val_fraction: float = 0.02
+    num_workers: int = 2
+
+
+class MaskConfig(Strict):
+    preset: str | None = "put"  # see `pluralfill masks presets`
+    folder: str | None = None  # or a folder of mask PNGs (e.g. the NVIDIA irregular masks)
+    invert: bool = False
+
+
+class OptimConfig(Strict):
+    lr: float = 2e-4
+    betas: tuple[float, float] = (0.9, 0.95)
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr_ratio: float = 0.1
+    grad_clip: float | None = 1.0
+
+
+class LossConfig(Strict):
+    """Stage 1 weights of seed 000 Eq. 8 and 1; the GAN, perceptual and style terms start late."""
+
+    pixel: float = 1.0
+    gradient: float = 5.0
+    adversarial: float = 0.1
+    perceptual: float = 0.1
+    style: float = 250.0
+    commitment: float = 0.25
+    late_start_step: int = 10_000  # GAN, perceptual and style terms join at this step
+    vgg_weights: str | None = None  # VGG-19 file; default: cache, then download
+    disc_lr: float = 2e-4
+    random_quantize: float = 0.3  # stage 2: known features swapped for their codes with this probability
+
+
+class TrainConfig(Strict):
+    stage: Literal["put-pvqvae", "put-transformer"]
+    model: str | PUTConfig = "put-tiny"  # a named config or an inline one
+    pvqvae: str | None = None  # stage 2: the stage-1 run folder (its best P-VQVAE) or a P-VQVAE folder
+    data: DataConfig
+    masks: MaskConfig = MaskConfig()
+    optim: OptimConfig = OptimConfig()
+    loss: LossConfig = LossConfig()
+    steps: int = 1000
+    batch_size: int = 8
+    seed: int = 0
+    precision: str = "32-true"  # "bf16-mixed" on GPUs
+    accelerator: str = "auto"
+    devices: int | str = 1
+    num_nodes: int = 1
+    strategy: str = "auto"
+    log_every: int = 10
+    val_every: int = 200
+    val_batches: int = 4
+    sample_every: int = 200
+    checkpoint_every: int = 200
+    run_dir: str | None = None  # default: runs/<config name>-<time>
+
+    def put_config(self) -> PUTConfig:
+        if isinstance(self.model, PUTConfig):
+            return self.model
+        if self.model not in CONFIGS:
+            raise PluralfillError(f"unknown model {self.model!r}; choose from {', '.join(CONFIGS)} or give a config")
+        return CONFIGS[self.model].model_copy(deep=True)
+
+
+def _set(tree: dict, dotted: str, value) -> None:
+    keys = dotted.split(".")
+    for k in keys[:-1]:
+        tree = tree.setdefault(k, {})
+        if not isinstance(tree, dict):
+            raise PluralfillError(f"cannot set {dotted}: {k} is not a section")
+    tree[keys[-1]] = value
+
+
+def load_config(path: str | os.PathLike | None, overrides: list[str] = (), base: dict | None = None) -> TrainConfig:
+    """YAML file (or `base`) + `a.b=value` overrides (values parsed as YAML) -> validated TrainConfig."""
+    if base is not None:
+        tree = base
+    else:
+        path = Path(path)
+        if not path.is_file():
+            raise PluralfillError(f"config not found: {path}")
+        try:
+            tree = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise PluralfillError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+    for item in overrides:
+        if "=" not in item:
+            raise PluralfillError(f"overrides look like key=value, got {item!r}")
+        key, value = item.split("=", 1)
+        _set(tree, key, yaml.safe_load(value) if value else None)
+    try:
+        return TrainConfig.model_validate(tree)
+    except ValidationError as e:
+        first = e.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise PluralfillError(f"config error at {where}: {first['msg']} ({e.error_count()} error(s))") from None

@@ -1,0 +1,156 @@
+"""A run folder and what every training loop needs from it: the resolved config, metrics (CSV and
+TensorBoard), sample grids, the resumable `last.ckpt`, and `last/` + `best/` model folders for inference.
+
+    RUN/config.yaml   RUN/metrics.csv   RUN/tb/   RUN/samples/step_000200.png
+    RUN/last.ckpt     RUN/last/         RUN/best/
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from lightning.fabric import Fabric
+
+from pluralfill.errors import PluralfillError
+from pluralfill.train.config import TrainConfig
+
+
+def make_fabric(cfg: TrainConfig) -> Fabric:
+    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+                    strategy=cfg.strategy, precision=cfg.precision)  # fmt: skip
+    fabric.launch()
+    return fabric
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warm-up, then cosine decay to min_lr_ratio * lr (or constant)."""
+    o = cfg.optim
+    if step < o.warmup_steps:
+        return o.lr * (step + 1) / o.warmup_steps
+    if o.schedule == "constant":
+        return o.lr
+    t = (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps)
+    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+
+
+def seed_step(cfg: TrainConfig, step: int, rank: int) -> None:
+    """Every random draw of a step (dropout, random quantization) follows from (seed, step, rank)."""
+    torch.manual_seed(int(np.random.SeedSequence([cfg.seed, step, rank, 1]).generate_state(1)[0]))
+
+
+class Run:
+    def __init__(self, cfg: TrainConfig, fabric: Fabric, folder: Path, resumed: bool):
+        self.cfg, self.fabric, self.folder, self.resumed = cfg, fabric, folder, resumed
+        self.is_main = fabric.global_rank == 0
+        self._tb = None
+        self._csv_keys: list[str] | None = None
+        self._t0, self._last_step = time.perf_counter(), None
+        if self.is_main:
+            (folder / "samples").mkdir(parents=True, exist_ok=True)
+            if not resumed:
+                (folder / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+
+    @classmethod
+    def create(cls, cfg: TrainConfig, fabric: Fabric, resume: str | os.PathLike | None) -> "Run":
+        if resume is not None:
+            return cls(cfg, fabric, Path(resume), resumed=True)
+        if cfg.run_dir is not None:
+            folder = Path(cfg.run_dir)
+        else:
+            name = cfg.model if isinstance(cfg.model, str) else cfg.model.name
+            folder = Path("runs") / f"{cfg.stage}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if folder.exists() and any(folder.iterdir()):
+            raise PluralfillError(f"run folder {folder} is not empty: continue it with --resume {folder}, or pick run_dir=...")
+        return cls(cfg, fabric, folder, resumed=False)
+
+    # -------------------------------------------------------------------------------- logging
+
+    @property
+    def tb(self):
+        if self._tb is None and self.is_main:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self._tb = SummaryWriter(str(self.folder / "tb"))
+            except ImportError:  # TensorBoard is optional; the CSV always exists
+                self._tb = False
+        return self._tb or None
+
+    def log(self, step: int, values: dict[str, float]) -> None:
+        if not self.is_main:
+            return
+        path = self.folder / "metrics.csv"
+        row = {"step": step, **{k: float(v) for k, v in values.items()}}
+        if self._csv_keys is None:
+            self._csv_keys = list(csv.DictReader(open(path)).fieldnames or []) if path.exists() else []
+        new_keys = [k for k in row if k not in self._csv_keys]
+        if new_keys:  # a new column (validation appears later): rewrite the header, keep the rows
+            rows = list(csv.DictReader(open(path))) if path.exists() else []
+            self._csv_keys += new_keys
+            with open(path, "w", newline="") as f:
+                w = csv.DictWriter(f, self._csv_keys)
+                w.writeheader()
+                w.writerows(rows)
+        with open(path, "a", newline="") as f:
+            csv.DictWriter(f, self._csv_keys).writerow(row)
+        if self.tb is not None:
+            for k, v in values.items():
+                self.tb.add_scalar(k, float(v), step)
+
+    def throughput(self, step: int, batch_size: int) -> float:
+        """Images per second since the last call (all ranks)."""
+        now = time.perf_counter()
+        done = step - (self._last_step if self._last_step is not None else step - 1)
+        rate = done * batch_size * self.fabric.world_size / max(now - self._t0, 1e-9)
+        self._t0, self._last_step = now, step
+        return rate
+
+    def save_grid(self, step: int, grid) -> Path | None:
+        if not self.is_main:
+            return None
+        from pluralfill.io import write_image
+
+        path = write_image(self.folder / "samples" / f"step_{step:06d}.png", grid, overwrite=True)
+        if self.tb is not None:
+            self.tb.add_image("samples", np.asarray(grid), step, dataformats="HWC")
+        return path
+
+    # -------------------------------------------------------------------------------- checkpoints
+
+    def save_state(self, state: dict) -> None:
+        """`last.ckpt`: everything needed to continue (models, optimizers, step, best score)."""
+        tmp = self.folder / ".last.ckpt.tmp"
+        self.fabric.save(tmp, state)
+        if self.is_main:
+            os.replace(tmp, self.folder / "last.ckpt")
+        self.fabric.barrier()
+
+    def load_state(self, state: dict) -> None:
+        path = self.folder / "last.ckpt"
+        if not path.is_file():
+            raise PluralfillError(f"nothing to resume in {self.folder}: no last.ckpt")
+        self.fabric.load(path, state)
+
+    def export(self, model: torch.nn.Module, name: str) -> None:
+        """`last/` or `best/`: a save_pretrained folder that `--checkpoint` loads."""
+        if self.is_main:
+            model.save_pretrained(self.folder / name, overwrite=True)
+        self.fabric.barrier()
+
+    def close(self) -> None:
+        if self._tb:
+            self._tb.close()
+
+
+def resolve_run_config(resume: str | os.PathLike) -> dict:
+    path = Path(resume) / "config.yaml"
+    if not path.is_file():
+        raise PluralfillError(f"{resume} is not a run folder (no config.yaml)")
+    return yaml.safe_load(path.read_text())
