@@ -194,3 +194,38 @@ def test_put_from_the_cli(tiny_checkpoint, tmp_path, photo, capsys):
     with pytest.raises(SystemExit):
         main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "put-ffhq", "-o", str(tmp_path / "x")])
     assert "needs trained weights" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("change", [dict(encoder="conv"), dict(codebook="one"), dict(reference=False)])
+def test_ablation_variants_build_and_run(change):
+    from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
+
+    cfg = PVQVAEConfig(resolution=32, channels=16, code_dim=8, num_codes=16, num_res_blocks=1, **change)
+    m = PVQVAE(cfg)
+    x, known = torch.rand(2, 3, 32, 32) * 2 - 1, torch.ones(2, 1, 32, 32)
+    known[:, :, 8:20, 8:20] = 0
+    rec, commitment, tokens = m(x, known)
+    assert rec.shape == x.shape and tokens.shape == (2, 4, 4) and commitment.item() >= 0
+    rec.mean().backward()
+    if change.get("codebook") == "one":
+        assert m.num_known_codes == 16 and (tokens < 16).all()
+    else:
+        types = m.token_types(known)
+        assert (tokens[types == 1] < 8).all() and (tokens[types != 1] >= 8).all()  # e for known, e' for the rest
+    if change.get("reference") is False:
+        assert m.decoder.reference is None
+
+
+def test_ema_codebook_update_follows_eq_2():
+    from pluralfill.nn.quantizer import DualCodebook
+
+    cb = DualCodebook(num_codes=4, dim=2, split=2, decay=0.9, eps=0.0)
+    cb.embedding.copy_(torch.tensor([[0.0, 0.0], [10.0, 10.0], [0.0, 0.0], [10.0, 10.0]]))
+    cb.embedding_avg.copy_(cb.embedding)
+    cb.cluster_size.fill_(1.0)
+    z = torch.tensor([[1.0, 1.0], [3.0, 3.0]])
+    cb.ema_update(z, torch.tensor([0, 0]))
+    # n_0 = 0.9 * 1 + 0.1 * 2 = 1.1; avg_0 = 0.9 * 0 + 0.1 * (4, 4) = (0.4, 0.4); e_0 = avg / n
+    assert cb.cluster_size[0].item() == pytest.approx(1.1)
+    torch.testing.assert_close(cb.embedding[0], torch.tensor([0.4, 0.4]) / 1.1)
+    torch.testing.assert_close(cb.embedding[1], torch.tensor([10.0, 10.0]))  # untouched codes keep their value
