@@ -100,3 +100,48 @@ def test_ddp_two_processes_on_cpu(images, tmp_path):
     rows = list(csv.DictReader(open(tmp_path / "ddp" / "metrics.csv")))
     assert [r["step"] for r in rows if r["train/loss"]] == ["2", "4"]  # one writer: rank 0
     assert (tmp_path / "ddp" / "last" / "model.safetensors").exists()
+
+
+@pytest.mark.slow
+def test_stage1_with_gan_perceptual_style_file_list_and_mask_folder(images, tmp_path):
+    """All of Eq. 8 from the first step, VGG-19 from the cache (random weights in the torchvision layout),
+    images from a text file of paths and holes from a folder of mask PNGs."""
+    from PIL import Image
+
+    from pluralfill import pretrained
+    from pluralfill.nn.vgg import VGGFeatures
+
+    cache = pretrained.cache_dir()
+    cache.mkdir(parents=True)
+    state = VGGFeatures("vgg19").state_dict() | {"classifier.0.weight": torch.zeros(2, 2)}
+    torch.save(state, cache / pretrained.WEIGHTS["vgg19"].filename)
+    listing = tmp_path / "train.txt"
+    listing.write_text("\n".join(str(p) for p in sorted(images.iterdir())) + "\n")
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for i in range(3):
+        hole = np.zeros((40, 40), np.uint8)
+        hole[5 + 5 * i : 25 + 5 * i, 10:30] = 255
+        Image.fromarray(hole).save(masks / f"m{i}.png")
+    run = train(_cfg("put-tiny-pvqvae.yaml", listing, tmp_path / "run", "steps=3", "loss.late_start_step=0",
+                     "loss.adversarial=0.1", "loss.perceptual=0.1", "loss.style=250", f"masks.folder={masks}",
+                     "masks.preset=null"))  # fmt: skip
+    rows = list(csv.DictReader(open(run / "metrics.csv")))
+    logged = {k for r in rows for k, v in r.items() if v}
+    assert {"train/perceptual", "train/style", "train/adversarial", "train/disc"} <= logged
+    assert all(np.isfinite(float(r["train/loss"])) for r in rows if r["train/loss"])
+
+
+def test_train_cli_errors(tmp_path, capsys):
+    from pluralfill.cli import main
+
+    for args, message in [
+        (["train"], "give a config file, or --resume RUN_DIR"),
+        (["train", "--resume", str(tmp_path)], "not a run folder"),
+        (["train", str(tmp_path / "none.yaml")], "config not found"),
+        (["train", str(CONFIGS / "put-tiny-pvqvae.yaml"), "steps"], "key=value"),
+    ]:
+        with pytest.raises(SystemExit) as e:
+            main(args)
+        assert e.value.code == 2
+        assert message in capsys.readouterr().err

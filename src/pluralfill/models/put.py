@@ -33,8 +33,8 @@ def put_tiny_config(name: str = "put-tiny", resolution: int = 64) -> PUTConfig:
     tokens = (resolution // 8) ** 2
     return PUTConfig(
         name=name,
-        pvqvae=PVQVAEConfig(resolution=resolution, channels=32, code_dim=32, num_codes=64, num_res_blocks=2),
-        transformer=UQTransformerConfig(seq_len=tokens, in_dim=32, dim=64, num_layers=2, num_heads=4, vocab_size=32),
+        pvqvae=PVQVAEConfig(resolution=resolution, channels=32, code_dim=32, num_codes=256, num_res_blocks=2),
+        transformer=UQTransformerConfig(seq_len=tokens, in_dim=32, dim=64, num_layers=2, num_heads=4, vocab_size=128),
     )
 
 

@@ -36,6 +36,7 @@ class PVQVAEConfig(BaseModel):
     codebook: Literal["dual", "one"] = "dual"
     reference: bool = True
     ema_decay: float = 0.99
+    restart_dead_codes: bool = True  # not in the paper: codes unused for a while move to current features
 
     @property
     def stages(self) -> int:
@@ -182,7 +183,8 @@ class PVQVAE(nn.Module):
         self.encoder = PatchEncoder(cfg) if cfg.encoder == "patch" else ConvEncoder(cfg)
         self.quant_conv = nn.Conv2d(cfg.channels, cfg.code_dim, 1)
         split = cfg.num_codes // 2 if cfg.codebook == "dual" else None
-        self.quantizer = DualCodebook(cfg.num_codes, cfg.code_dim, split=split, decay=cfg.ema_decay)
+        self.quantizer = DualCodebook(cfg.num_codes, cfg.code_dim, split=split, decay=cfg.ema_decay,
+                                      restart_dead_codes=cfg.restart_dead_codes)  # fmt: skip
         self.post_quant_conv = nn.Conv2d(cfg.code_dim, cfg.channels, 1)
         self.decoder = GuidedDecoder(cfg)
 

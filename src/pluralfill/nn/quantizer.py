@@ -15,9 +15,10 @@ KNOWN = 1  # token types, as the official code numbers them: 0 fully missing, 1 
 
 class DualCodebook(nn.Module):
     def __init__(self, num_codes: int = 1024, dim: int = 256, split: int | None = 512, decay: float = 0.99,
-                 eps: float = 1e-5):  # fmt: skip
+                 eps: float = 1e-5, restart_dead_codes: bool = True, dead_threshold: float = 0.5):  # fmt: skip
         super().__init__()
         self.num_codes, self.dim, self.decay, self.eps = num_codes, dim, decay, eps
+        self.restart_dead_codes, self.dead_threshold = restart_dead_codes, dead_threshold
         self.split = num_codes if split is None else split  # split == num_codes: one codebook (ablation)
         self.register_buffer("embedding", torch.randn(num_codes, dim) * 0.1)
         self.register_buffer("cluster_size", torch.zeros(num_codes))
@@ -42,6 +43,36 @@ class DualCodebook(nn.Module):
     def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
         return F.embedding(tokens, self.embedding)
 
+    def _halves(self, types: torch.Tensor | None):
+        """(rows of the table, mask of the features that may fill them) for e and e'."""
+        if types is None or self.split == self.num_codes:
+            return [(slice(0, self.num_codes), None)]
+        return [(slice(0, self.split), types == KNOWN), (slice(self.split, self.num_codes), types != KNOWN)]
+
+    @torch.no_grad()
+    def _fill_from(self, z: torch.Tensor, types: torch.Tensor | None, only_dead: bool) -> None:
+        """Set codes to randomly chosen current features: all codes at the first training step (a
+        codebook drawn at random collapses onto a few codes), later the codes nobody has used for a
+        while (dead-code restart). Neither is in the paper; both keep e and e' in use."""
+        z = z.reshape(-1, self.dim).float()
+        flat_types = None if types is None else types.reshape(-1)
+        for rows, allowed in self._halves(flat_types):
+            pool = z if allowed is None else z[allowed]
+            if len(pool) == 0:
+                continue
+            target = torch.arange(self.num_codes, device=z.device)[rows]
+            if only_dead:
+                target = target[self.cluster_size[rows] < self.dead_threshold]
+            if len(target) == 0:
+                continue
+            pick = pool[torch.randint(len(pool), (len(target),), device=z.device)]
+            self.embedding[target] = pick
+            self.embedding_avg[target] = pick
+            self.cluster_size[target] = 1.0
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            for buf in (self.embedding, self.embedding_avg, self.cluster_size):
+                torch.distributed.broadcast(buf, 0)
+
     @torch.no_grad()
     def ema_update(self, z: torch.Tensor, tokens: torch.Tensor) -> None:
         """Eq. 2: running counts and sums per code, with Laplace smoothing so no count reaches zero."""
@@ -59,9 +90,13 @@ class DualCodebook(nn.Module):
 
     def forward(self, z: torch.Tensor, token_type: torch.Tensor | None = None):
         """z: (B, L, dim). Returns (straight-through quantized z, tokens, commitment loss)."""
+        if self.training and self.cluster_size.sum() == 0:  # first training step
+            self._fill_from(z.detach(), token_type, only_dead=False)
         tokens = self.tokens(z, token_type)
         zq = self.lookup(tokens)
         if self.training:
             self.ema_update(z.detach(), tokens)
+            if self.restart_dead_codes:
+                self._fill_from(z.detach(), token_type, only_dead=True)
         commitment = F.mse_loss(z, zq.detach())
         return z + (zq - z).detach(), tokens, commitment
