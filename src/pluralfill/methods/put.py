@@ -14,7 +14,7 @@ from pluralfill.sampling.put import sample_put
 
 def to_tensor(image: np.ndarray, device) -> torch.Tensor:
     """uint8 HxWx3 -> (1, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(np.ascontiguousarray(image)).to(device).permute(2, 0, 1)[None].float() / 127.5 - 1
+    return torch.from_numpy(np.array(image, dtype=np.float32)).to(device).permute(2, 0, 1)[None] / 127.5 - 1
 
 
 def to_uint8(x: torch.Tensor) -> np.ndarray:
