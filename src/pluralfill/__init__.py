@@ -8,6 +8,16 @@ except PackageNotFoundError:  # running from a source tree that was never instal
     __version__ = "0.0.0"
 
 from pluralfill.errors import PluralfillError
-from pluralfill.methods import Inpainter, available_methods, describe, load_inpainter
+
+_LAZY = {"Inpainter", "available_methods", "describe", "load_inpainter"}  # these import torch: load on first use
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        from pluralfill import methods
+
+        return getattr(methods, name)
+    raise AttributeError(f"module 'pluralfill' has no attribute {name!r}")
+
 
 __all__ = ["Inpainter", "PluralfillError", "available_methods", "describe", "load_inpainter", "__version__"]

@@ -233,8 +233,9 @@ def evaluate(
             if {"p-ids", "u-ids"} & set(metrics):
                 # IDS pairs each real image with one of its samples: the first
                 first = np.concatenate([f[:1] for f in feats[b]["fake"]])
-                p_ids, u_ids = ids_from_features(real, first)
-                values.get("p-ids", {})[b] = p_ids
-                values.get("u-ids", {})[b] = u_ids
+                scores = dict(zip(("p-ids", "u-ids"), ids_from_features(real, first)))
+                for m in ("p-ids", "u-ids"):
+                    if m in values:
+                        values[m][b] = scores[m]
     counts = {b: len(per_bin[b]["_count"]) for b in labels}
     return Evaluation(labels, counts, values, list(metrics))

@@ -15,6 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pluralfill.errors import PluralfillError
+from pluralfill.pretrained import load_checked
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 
@@ -64,12 +65,4 @@ def load_weights_into(model: torch.nn.Module, folder: str | os.PathLike) -> torc
         state = load_file(str(path))
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise PluralfillError(f"cannot read {path}: {e}".splitlines()[0]) from None
-    try:
-        result = model.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatches
-        raise PluralfillError(f"{path} does not fit its config: {str(e).splitlines()[-1].strip()}") from None
-    if result.missing_keys or result.unexpected_keys:
-        raise PluralfillError(
-            f"{path} does not fit its config: missing {result.missing_keys[:5]}, unexpected {result.unexpected_keys[:5]}"
-        )
-    return model
+    return load_checked(model, state, f"{path} (config {Path(folder) / CONFIG_NAME})")

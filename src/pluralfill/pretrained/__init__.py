@@ -157,6 +157,20 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return obj
 
 
+def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source) -> torch.nn.Module:
+    """Load `state` into `module`; any missing, unexpected or misshapen key is an error that names it."""
+    try:
+        result = module.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # shape mismatches
+        raise PluralfillError(f"{source} does not fit: {str(e).splitlines()[-1].strip()}") from None
+    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]  # absent in old files
+    if missing or result.unexpected_keys:
+        parts = [f"missing {', '.join(missing[:5])}"] if missing else []
+        parts += [f"unexpected {', '.join(result.unexpected_keys[:5])}"] if result.unexpected_keys else []
+        raise PluralfillError(f"{source} does not fit: {'; '.join(parts)}")
+    return module
+
+
 def load_weights(
     module: torch.nn.Module, name: str, path: str | os.PathLike | None = None, ignore: tuple[str, ...] = ()
 ) -> torch.nn.Module:
@@ -164,16 +178,4 @@ def load_weights(
     classifier head we do not build) are dropped, any other mismatch is reported by name."""
     file = resolve(name, path)
     state = {k: v for k, v in load_state_dict(file).items() if not k.startswith(ignore)}
-    try:
-        result = module.load_state_dict(state, strict=False)
-    except RuntimeError as e:  # shape mismatches
-        raise PluralfillError(f"{file} does not fit {name}: {str(e).splitlines()[-1].strip()}") from None
-    missing = [k for k in result.missing_keys if not k.endswith("num_batches_tracked")]  # absent in old files
-    if missing or result.unexpected_keys:
-        parts = []
-        if missing:
-            parts.append(f"missing {', '.join(missing[:5])}")
-        if result.unexpected_keys:
-            parts.append(f"unexpected {', '.join(result.unexpected_keys[:5])}")
-        raise PluralfillError(f"{file} does not fit {name}: {'; '.join(parts)}")
-    return module.eval()
+    return load_checked(module, state, f"{file} ({name})").eval()
