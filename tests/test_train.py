@@ -14,7 +14,7 @@ from safetensors.torch import load_file
 
 from pluralfill.errors import PluralfillError
 from pluralfill.train.config import load_config
-from pluralfill.train.put import train
+from pluralfill.train import train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -49,7 +49,7 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
         assert (stage1 / name).exists(), name
     assert list((stage1 / "tb").iterdir())
 
-    stage2 = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "s2", f"pvqvae={stage1}", "steps=10",
+    stage2 = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "s2", f"first_stage={stage1}", "steps=10",
                         "optim.warmup_steps=2"))  # fmt: skip
     loss = _metric(stage2, "train/loss")
     assert loss[-1] < loss[0]
@@ -63,9 +63,9 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
     assert len(put.inpaint(photo, hole, num_samples=2, seed=0)) == 2
 
     # 5 steps, stop, resume to 10 == 10 steps straight
-    a = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "a", f"pvqvae={stage1}", "steps=10"))
-    b = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "b", f"pvqvae={stage1}", "steps=5"))
-    cfg_b = _cfg("put-tiny-transformer.yaml", images, tmp_path / "b", f"pvqvae={stage1}", "steps=10")
+    a = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "a", f"first_stage={stage1}", "steps=10"))
+    b = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "b", f"first_stage={stage1}", "steps=5"))
+    cfg_b = _cfg("put-tiny-transformer.yaml", images, tmp_path / "b", f"first_stage={stage1}", "steps=10")
     train(cfg_b, resume=b)
     wa, wb = load_file(a / "last" / "model.safetensors"), load_file(b / "last" / "model.safetensors")
     for k in wa:
@@ -78,7 +78,7 @@ def test_config_errors_are_clear(tmp_path, images):
         load_config(CONFIGS / "put-tiny-pvqvae.yaml", ["optim.lrr=1"])
     with pytest.raises(PluralfillError, match="config not found"):
         load_config(tmp_path / "nope.yaml")
-    with pytest.raises(PluralfillError, match="needs pvqvae=RUN_DIR"):
+    with pytest.raises(PluralfillError, match="needs first_stage=RUN_DIR"):
         train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "x", "steps=1"))
     with pytest.raises(PluralfillError, match="loss.perceptual=0 loss.style=0"):
         train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "y", "steps=1", "loss.perceptual=0.1"))

@@ -70,6 +70,7 @@ def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, re
     n_out = 1 if inpainter.deterministic else num_samples
     planned = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n_out)]
     planned += [outdir / f"{j.name}_grid.png" for j in jobs] if grid else []
+    planned += [outdir / f"{j.name}_trace.png" for j in jobs] if options.get("trace") else []
     pio.check_writable(planned, overwrite)
     if inpainter.deterministic and num_samples > 1:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
@@ -83,6 +84,8 @@ def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, re
                 samples = inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **options)
                 for k, s in enumerate(samples):
                     pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
+                if options.get("trace") and getattr(inpainter, "last_trace", None) is not None:
+                    pio.write_image(outdir / f"{job.name}_trace.png", inpainter.last_trace, overwrite)
                 if grid:
                     from pluralfill.grid import make_grid
 
@@ -125,6 +128,12 @@ def inpaint(
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")] = "cpu",
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1) or 'parallel' (MaskGIT decoding).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes (maskgit; put with --sampler parallel).")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="Mask schedule: cosine, linear, square, cubic, arccos, pow<k>.")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Divides the logits before sampling.")] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")] = None,
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
@@ -147,8 +156,12 @@ def inpaint(
     if output.exists() and not output.is_dir():
         raise PluralfillError(f"output must be a folder, but {output} is a file")
     inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=device)
+    options = _parse_options(option or [])
+    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature}
+    options |= {k: v for k, v in flags.items() if v is not None} | ({"trace": True} if trace else {})
+    inpainter.check_options(options)
     failed = _run_jobs(jobs, inpainter, output, num_samples, seed, grid, invert_mask, resize_mask, max_pixels,
-                       overwrite, not no_composite, _parse_options(option or []))  # fmt: skip
+                       overwrite, not no_composite, options)  # fmt: skip
     done = len(jobs) - failed
     err.print(f"inpainted {done} image(s) with {inpainter.name} into {output}/", highlight=False)
     if failed:
@@ -373,7 +386,7 @@ def train(
     last.ckpt to resume from, and last/ and best/ model folders for --checkpoint.
     """
     from pluralfill.train.config import load_config
-    from pluralfill.train.put import train as run_training
+    from pluralfill.train import train as run_training
     from pluralfill.train.run import resolve_run_config
 
     items = list(overrides or [])

@@ -23,31 +23,34 @@ CHECKPOINT_LOADERS: dict[str, Callable[[Path, str], Inpainter]] = {}
 ARCHITECTURES: dict[str, Callable[[], dict]] = {}
 
 
-def _register_put() -> None:
-    from pluralfill.models.put import CONFIGS, PUT
+def _register(method: str, configs_module: str, model_class: str, inpainter: str) -> None:
+    """A learned method: its checkpoints load by the `method` in config.json, its named configs show in `info`."""
+    import importlib
 
     def load(folder, device):
-        from pluralfill.methods.put import PUTInpainter
-
-        return PUTInpainter.from_pretrained(folder, device)
+        module, cls = inpainter.rsplit(".", 1)
+        return getattr(importlib.import_module(module), cls).from_pretrained(folder, device)
 
     def architecture(name):
         def info():
             import torch
 
+            module = importlib.import_module(configs_module)
+            cfg = module.CONFIGS[name]
             with torch.device("meta"):  # counts parameters without allocating them
-                model = PUT(CONFIGS[name])
-            return {"name": name, "method": "put", "resolution": CONFIGS[name].pvqvae.resolution,
-                    "parameters": model.parameter_counts()}  # fmt: skip
+                model = getattr(module, model_class)(cfg)
+            res = getattr(cfg, "pvqvae", None) or cfg.tokenizer
+            return {"name": name, "method": method, "resolution": res.resolution, "parameters": model.parameter_counts()}
 
         return info
 
-    CHECKPOINT_LOADERS["put"] = load
-    for name in CONFIGS:
+    CHECKPOINT_LOADERS[method] = load
+    for name in importlib.import_module(configs_module).CONFIGS:
         ARCHITECTURES[name] = architecture(name)
 
 
-_register_put()
+_register("put", "pluralfill.models.put", "PUT", "pluralfill.methods.put.PUTInpainter")
+_register("maskgit", "pluralfill.models.maskgit", "MaskGIT", "pluralfill.methods.maskgit.MaskGITInpainter")
 
 
 def available_methods() -> list[str]:
@@ -70,7 +73,7 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> 
         if method not in CHECKPOINT_LOADERS:
             raise PluralfillError(f"checkpoint {path} is for method {method!r}, which this pluralfill cannot load")
         return CHECKPOINT_LOADERS[method](path, device)
-    if name in ARCHITECTURES or name == "put":
+    if name in ARCHITECTURES or name in CHECKPOINT_LOADERS:
         raise PluralfillError(
             f"{name} needs trained weights: pass --checkpoint RUN_DIR (train with `pluralfill train`, "
             "or convert official weights with `pluralfill convert`)"

@@ -61,6 +61,27 @@ def square_window(hole: np.ndarray, min_side: int, context: float = 0.5) -> Box:
     return Box(wy0, wy1, wx0, wx1)
 
 
+def grow(hole: np.ndarray, px: int) -> np.ndarray:
+    """The hole and every pixel within `px` of it."""
+    if px <= 0:
+        return hole
+    import cv2
+
+    return cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= px
+
+
+def soft_paste(target: np.ndarray, fill: np.ndarray, hole: np.ndarray, soft_edge: int) -> None:
+    """Paste `fill` into `target` (in place) over the hole; with soft_edge > 0 the fill also fades out over
+    that many known pixels around the hole, hiding the seam (MaskGIT's softened mask edge)."""
+    if soft_edge <= 0:
+        target[hole] = fill[hole]
+        return
+    import cv2
+
+    alpha = np.clip(1 - cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) / (soft_edge + 1), 0, 1)[..., None]
+    target[:] = (alpha * fill + (1 - alpha) * target).round().astype(np.uint8)
+
+
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 
@@ -87,15 +108,83 @@ class Inpainter:
         if num_samples < 1:
             raise PluralfillError(f"num_samples must be at least 1, got {num_samples}")
         check_hole(hole, self.fills_from_nothing, self.name)
+        self.check_options(options)
         n = 1 if self.deterministic else num_samples
         samples = self._fill(image, hole, n, seed, **options)
-        if composite:
-            samples = [np.where(hole[..., None], s, image) for s in samples]
+        if composite:  # known pixels exactly as given; with soft_edge, outside the blended band
+            region = grow(hole, int(options.get("soft_edge") or 0))
+            samples = [np.where(region[..., None], s, image) for s in samples]
         return [Image.fromarray(np.ascontiguousarray(s)) for s in samples]
 
     def _fill(self, image: np.ndarray, hole: np.ndarray, num_samples: int, seed: int | None, **options):
         raise NotImplementedError
 
+    def option_names(self) -> list[str]:
+        """The keyword options this method takes (beyond image, hole, num_samples, seed)."""
+        import inspect
+
+        names = []
+        for fn in (self._fill, getattr(self, "sample", None)):
+            if fn is not None:
+                names += [p.name for p in inspect.signature(fn).parameters.values()
+                          if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+        return [n for n in dict.fromkeys(names) if n != "seed"]
+
+    def check_options(self, options: dict) -> None:
+        allowed = self.option_names()
+        for key in options:
+            if key not in allowed:
+                raise PluralfillError(f"{self.name} has no option {key!r}; it takes: {', '.join(allowed) or 'none'}")
+
     def describe(self) -> dict:
         """What `pluralfill info` prints: method, working resolution, parameters per component."""
         return {"name": self.name, "method": self.name, "resolution": "any", "parameters": {}}
+
+
+class FixedResolutionInpainter(Inpainter):
+    """A learned method that sees R x R images: a square around the hole is scaled to R, `sample` fills it,
+    and the fill is scaled back and pasted into the hole at full resolution. Samples are drawn in batches.
+
+    Subclasses set `resolution` and `device` and implement
+    `sample(x (1, 3, R, R) in [-1, 1], known (1, 1, R, R), seeds, trace=None, **options) -> (N, 3, R, R)`.
+    """
+
+    resolution: int
+    batch_size: int = 8
+    last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
+
+    def sample(self, x, known, seeds, trace=None, **options):
+        raise NotImplementedError
+
+    def trace_strip(self, x, known, trace) -> Image.Image:
+        raise NotImplementedError(f"{self.name} records no trace")
+
+    def _fill(self, image, hole, num_samples, seed, trace: bool = False, soft_edge: int = 0, **options):
+        import torch
+        import torch.nn.functional as F
+
+        box = square_window(hole, self.resolution)
+        crop, crop_hole = box(image), box(hole)
+        size = (self.resolution, self.resolution)
+        t = torch.from_numpy(np.array(crop, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
+        x = F.interpolate(t, size=size, mode="bicubic", align_corners=False).clamp(-1, 1).to(self.device)
+        # a pixel of the small image is missing if any pixel it covers is
+        h = torch.from_numpy(crop_hole).float()[None, None]
+        h = F.interpolate(h, size=(max(h.shape[2], size[0]), max(h.shape[3], size[1])), mode="nearest")
+        known = (1 - F.adaptive_max_pool2d(h, size)).to(self.device)
+        seeds = [sample_seed(seed, i) for i in range(num_samples)]
+        samples = []
+        with torch.no_grad():
+            for i in range(0, num_samples, self.batch_size):
+                steps = [] if trace and i == 0 else None
+                y = self.sample(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
+                if steps is not None:
+                    self.last_trace = self.trace_strip(x, known, steps)
+                if y.shape[-2:] != crop.shape[:2]:
+                    y = F.interpolate(y.float(), size=crop.shape[:2], mode="bicubic", align_corners=False)
+                y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+                for filled in y:
+                    out = image.copy()
+                    soft_paste(out[box.y0 : box.y1, box.x0 : box.x1], filled, crop_hole, soft_edge)
+                    samples.append(out)
+        return samples

@@ -1,28 +1,18 @@
-"""PUT as an Inpainter: crop around the hole, encode the known region once, sample N token maps in one
-batch with Algorithm 1, decode each with the masked image as reference, paste back at full size."""
+"""PUT as an Inpainter: encode the known region once, sample N token maps in one batch with Algorithm 1
+(or MaskGIT's parallel decoding), decode each with the masked image as reference."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
-import torch.nn.functional as F
 
-from pluralfill.methods.base import Inpainter, square_window, sample_seed
+from pluralfill.methods.base import FixedResolutionInpainter
 from pluralfill.models.put import PUT
+from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put
+from pluralfill.trace import trace_strip
 
 
-def to_tensor(image: np.ndarray, device) -> torch.Tensor:
-    """uint8 HxWx3 -> (1, 3, H, W) float in [-1, 1]."""
-    return torch.from_numpy(np.array(image, dtype=np.float32)).to(device).permute(2, 0, 1)[None] / 127.5 - 1
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    """(N, 3, H, W) in [-1, 1] -> N x H x W x 3 uint8."""
-    return ((x.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-class PUTInpainter(Inpainter):
+class PUTInpainter(FixedResolutionInpainter):
     name = "put"
 
     def __init__(self, model: PUT, device: str | torch.device = "cpu"):
@@ -36,46 +26,64 @@ class PUTInpainter(Inpainter):
         return cls(PUT.from_pretrained(folder, device), device)
 
     @torch.no_grad()
-    def sample(self, x: torch.Tensor, known: torch.Tensor, seeds: list[int], top_k: int | None = 50,
-               temperature: float = 1.0, tokens_per_step: int = 1, position_by: str = "probability") -> torch.Tensor:  # fmt: skip
-        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R) completions."""
-        pvqvae, n = self.model.pvqvae, len(seeds)
+    def sample(self, x, known, seeds, trace=None, sampler: str = "put", top_k: int | None = 50, temperature: float = 1.0,
+               tokens_per_step: int = 1, position_by: str = "probability", steps: int = 12, schedule: str = "cosine",
+               choice_temperature: float = 4.5) -> torch.Tensor:  # fmt: skip
+        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R) completions.
+
+        sampler "put": Algorithm 1 (top_k, temperature, tokens_per_step, position_by).
+        sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
+        """
+        pvqvae, transformer, n = self.model.pvqvae, self.model.transformer, len(seeds)
         features = pvqvae.encode(x, known)  # once for all samples
-        b, c, h, w = features.shape
+        _, c, h, w = features.shape
         types = pvqvae.token_types(known)
-        tokens = pvqvae.tokenize(features, types).reshape(1, h * w)
-        seq = features.permute(0, 2, 3, 1).reshape(1, h * w, c)
+        tokens = pvqvae.tokenize(features, types).reshape(1, h * w).expand(n, -1)
+        seq = features.permute(0, 2, 3, 1).reshape(1, h * w, c).expand(n, -1, -1)
+        known_tokens = (types == 1).reshape(1, h * w).expand(n, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        out = sample_put(
-            self.model.transformer, pvqvae.quantizer.embedding, seq.expand(n, -1, -1), tokens.expand(n, -1),
-            (types == 1).reshape(1, h * w).expand(n, -1), generators, top_k=top_k, temperature=temperature,
-            tokens_per_step=tokens_per_step, position_by=position_by,
-        )  # fmt: skip
+        codebook = pvqvae.quantizer.embedding
+        if sampler == "put":
+            out = sample_put(transformer, codebook, seq, tokens, known_tokens, generators, top_k=top_k,
+                             temperature=temperature, tokens_per_step=tokens_per_step, position_by=position_by,
+                             trace=trace)  # fmt: skip
+        elif sampler == "parallel":
+            x0 = transformer.embed(seq)
+            positions = torch.arange(h * w, device=x.device)
+
+            def logits_fn(tok, unknown):  # hidden and known positions keep their encoder features
+                codes = transformer.embed_codes(codebook[tok.clamp(max=codebook.shape[0] - 1)], positions)
+                return transformer.forward_embedded(torch.where((unknown | known_tokens)[..., None], x0, codes))
+
+            out = parallel_decode(logits_fn, tokens, ~known_tokens, generators, steps=steps, schedule=schedule,
+                                  choice_temperature=choice_temperature, temperature=temperature,
+                                  top_k=top_k, trace=trace)  # fmt: skip
+        else:
+            raise ValueError(f"sampler must be 'put' or 'parallel', got {sampler!r}")
         return pvqvae.decode(out.reshape(n, h, w), x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1))
 
-    def _fill(self, image, hole, num_samples, seed, top_k: int | None = 50, temperature: float = 1.0,
-              tokens_per_step: int = 1, position_by: str = "probability", batch_size: int = 8):  # fmt: skip
-        box = square_window(hole, self.resolution)
-        crop, crop_hole = box(image), box(hole)
-        size = (self.resolution, self.resolution)
-        x = F.interpolate(to_tensor(crop, self.device), size=size, mode="bicubic", align_corners=False).clamp(-1, 1)
-        # a low-resolution pixel is missing if any pixel it covers is
-        h = torch.from_numpy(crop_hole).float()[None, None]
-        h = F.interpolate(h, size=(max(h.shape[2], size[0]), max(h.shape[3], size[1])), mode="nearest")
-        missing = F.adaptive_max_pool2d(h, size)
-        known = (1 - missing).to(self.device)
-        seeds = [sample_seed(seed, i) for i in range(num_samples)]
-        samples = []
-        for i in range(0, num_samples, batch_size):
-            y = self.sample(x, known, seeds[i : i + batch_size], top_k, temperature, tokens_per_step, position_by)
-            if y.shape[-2:] != crop.shape[:2]:
-                y = F.interpolate(y, size=crop.shape[:2], mode="bicubic", align_corners=False)
-            for filled in to_uint8(y):
-                out = image.copy()
-                region = out[box.y0 : box.y1, box.x0 : box.x1]
-                region[crop_hole] = filled[crop_hole]
-                samples.append(out)
-        return samples
+    def trace_strip(self, x, known, trace):
+        pvqvae = self.model.pvqvae
+        side = self.resolution // pvqvae.config.patch_size
+        types = pvqvae.token_types(known).reshape(1, -1)
+        if trace and len(trace[0]) == 3:  # Algorithm 1: (positions, codes, valid) per step; rebuild the states
+            tokens = pvqvae.tokenize(pvqvae.encode(x, known), pvqvae.token_types(known)).reshape(1, -1)
+            hidden = types != 1
+            states, every = [], max(1, len(trace) // 12)
+            for i, (pos, new, valid) in enumerate(trace):
+                p = pos[:1][valid[:1]]
+                tokens[0, p], hidden[0, p] = new[:1][valid[:1]], False
+                if (i + 1) % every == 0 or i == len(trace) - 1:
+                    states.append((tokens.clone(), hidden.clone()))
+        else:
+            states = [(t[:1], u[:1]) for t, u in trace]
+
+        def decode(tokens):
+            return pvqvae.decode(tokens.reshape(1, side, side), x, known)
+
+        return trace_strip(states, decode, side, self.resolution)
 
     def describe(self) -> dict:
         return {"name": self.name, "method": "put", "resolution": self.resolution, "parameters": self.model.parameter_counts()}
+
+

@@ -66,3 +66,31 @@ def load_weights_into(model: torch.nn.Module, folder: str | os.PathLike) -> torc
     except Exception as e:  # safetensors raises its own error types for damaged files
         raise PluralfillError(f"cannot read {path}: {e}".splitlines()[0]) from None
     return load_checked(model, state, f"{path} (config {Path(folder) / CONFIG_NAME})")
+
+
+class Pretrained:
+    """save_pretrained / from_pretrained for a module with a pydantic `config`. Subclasses set `method`
+    (written into config.json, checked on load) and `config_class`."""
+
+    method: str
+    config_class: type
+
+    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
+        return save_pretrained(self, folder, extra={"method": self.method}, overwrite=overwrite)
+
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu"):
+        from pydantic import ValidationError
+
+        config = read_config(folder)
+        method = config.pop("method", None)
+        if method != cls.method:
+            raise PluralfillError(f"{folder} holds a {method!r} checkpoint, not {cls.method!r}")
+        try:
+            cfg = cls.config_class.model_validate(config)
+        except ValidationError as e:
+            raise PluralfillError(f"{folder}/{CONFIG_NAME} is not a valid {cls.method} config: {str(e).splitlines()[0]}") from None
+        with torch.device("meta"):  # no time spent initialising weights that are loaded next
+            model = cls(cfg)
+        model = model.to_empty(device="cpu")
+        return load_weights_into(model, folder).to(device).eval()

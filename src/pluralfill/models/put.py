@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from typing import Literal
 
-import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from pluralfill.errors import PluralfillError
-from pluralfill.models.hub import load_weights_into, read_config, save_pretrained
+from pluralfill.models.hub import Pretrained
 from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
 from pluralfill.models.uq_transformer import UQTransformer, UQTransformerConfig
 
@@ -46,7 +44,9 @@ CONFIGS: dict[str, PUTConfig] = {
 }
 
 
-class PUT(nn.Module):
+class PUT(Pretrained, nn.Module):
+    method, config_class = "put", PUTConfig
+
     def __init__(self, cfg: PUTConfig | None = None):
         super().__init__()
         self.config = cfg = cfg or PUTConfig()
@@ -68,17 +68,4 @@ class PUT(nn.Module):
             "transformer_pos_emb": pos,
         }
 
-    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False):
-        return save_pretrained(self, folder, overwrite=overwrite)
 
-    @classmethod
-    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "cpu") -> "PUT":
-        config = read_config(folder)
-        try:
-            cfg = PUTConfig.model_validate(config)
-        except Exception as e:
-            raise PluralfillError(f"{folder}/config.json is not a PUT config: {str(e).splitlines()[0]}") from None
-        with torch.device("meta"):
-            model = cls(cfg)
-        model = model.to_empty(device="cpu")
-        return load_weights_into(model, folder).to(device).eval()

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from pluralfill.models.hub import Pretrained
 from pluralfill.nn.quantizer import DualCodebook
 
 
@@ -176,7 +177,9 @@ class GuidedDecoder(nn.Module):
         return self.conv_out(F.relu(x))
 
 
-class PVQVAE(nn.Module):
+class PVQVAE(Pretrained, nn.Module):
+    method, config_class = "pvqvae", PVQVAEConfig
+
     def __init__(self, cfg: PVQVAEConfig | None = None):
         super().__init__()
         self.config = cfg = cfg or PVQVAEConfig()
@@ -187,21 +190,6 @@ class PVQVAE(nn.Module):
                                       restart_dead_codes=cfg.restart_dead_codes)  # fmt: skip
         self.post_quant_conv = nn.Conv2d(cfg.code_dim, cfg.channels, 1)
         self.decoder = GuidedDecoder(cfg)
-
-    def save_pretrained(self, folder, overwrite: bool = False):
-        from pluralfill.models.hub import save_pretrained
-
-        return save_pretrained(self, folder, extra={"method": "pvqvae"}, overwrite=overwrite)
-
-    @classmethod
-    def from_pretrained(cls, folder, device="cpu") -> "PVQVAE":
-        from pluralfill.errors import PluralfillError
-        from pluralfill.models.hub import load_weights_into, read_config
-
-        config = read_config(folder)
-        if config.pop("method", None) != "pvqvae":
-            raise PluralfillError(f"{folder} is not a P-VQVAE checkpoint")
-        return load_weights_into(cls(PVQVAEConfig.model_validate(config)), folder).to(device).eval()
 
     @property
     def num_known_codes(self) -> int:

@@ -9,9 +9,10 @@ There is no mask token: missing positions carry the features the encoder gives t
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
+
+from pluralfill.nn.transformer import Block, init_weights
 
 
 class UQTransformerConfig(BaseModel):
@@ -27,49 +28,6 @@ class UQTransformerConfig(BaseModel):
     dropout: float = 0.0
 
 
-class GELU2(nn.Module):
-    """x * sigmoid(1.702 x), the GELU approximation the official code uses."""
-
-    def forward(self, x):
-        return x * torch.sigmoid(1.702 * x)
-
-
-class SelfAttention(nn.Module):
-    def __init__(self, cfg: UQTransformerConfig):
-        super().__init__()
-        self.num_heads, self.dropout = cfg.num_heads, cfg.dropout
-        self.query, self.key, self.value = (nn.Linear(cfg.dim, cfg.dim) for _ in range(3))
-        self.proj = nn.Linear(cfg.dim, cfg.dim)
-
-    def forward(self, x):
-        b, n, d = x.shape
-        q, k, v = (f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2) for f in (self.query, self.key, self.value))
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
-        return self.proj(y.transpose(1, 2).reshape(b, n, d))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: UQTransformerConfig):
-        super().__init__()
-        self.fc1, self.act, self.fc2 = nn.Linear(cfg.dim, cfg.mlp_ratio * cfg.dim), GELU2(), nn.Linear(cfg.mlp_ratio * cfg.dim, cfg.dim)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x):
-        return self.drop(self.fc2(self.act(self.fc1(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: UQTransformerConfig):
-        super().__init__()
-        self.ln1, self.attn = nn.LayerNorm(cfg.dim), SelfAttention(cfg)
-        self.ln2, self.mlp = nn.LayerNorm(cfg.dim), MLP(cfg)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x):
-        x = x + self.drop(self.attn(self.ln1(x)))
-        return x + self.mlp(self.ln2(x))
-
-
 class UQTransformer(nn.Module):
     def __init__(self, cfg: UQTransformerConfig | None = None):
         super().__init__()
@@ -77,20 +35,11 @@ class UQTransformer(nn.Module):
         self.emb_proj = nn.Linear(cfg.in_dim, cfg.dim)
         self.pos_emb = nn.Parameter(torch.zeros(1, cfg.seq_len, cfg.dim))
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.num_layers))
+        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout) for _ in range(cfg.num_layers))
         self.ln_f = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
-        self.apply(self._init)
+        self.apply(init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
-
-    @staticmethod
-    def _init(m):
-        if isinstance(m, nn.Linear):
-            nn.init.normal_(m.weight, std=0.02)
-            nn.init.zeros_(m.bias)
-        elif isinstance(m, nn.LayerNorm):
-            nn.init.ones_(m.weight)
-            nn.init.zeros_(m.bias)
 
     def embed(self, features: torch.Tensor) -> torch.Tensor:
         """(B, L, in_dim) features -> (B, L, dim) inputs of the first block."""

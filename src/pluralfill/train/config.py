@@ -10,7 +10,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from pluralfill.errors import PluralfillError
-from pluralfill.models.put import CONFIGS, PUTConfig
 
 
 class Strict(BaseModel):
@@ -52,13 +51,15 @@ class LossConfig(Strict):
     late_start_step: int = 10_000  # GAN, perceptual and style terms join at this step
     vgg_weights: str | None = None  # VGG-19 file; default: cache, then download
     disc_lr: float = 2e-4
-    random_quantize: float = 0.3  # stage 2: known features swapped for their codes with this probability
+    random_quantize: float = 0.3  # PUT stage 2: known features swapped for their codes with this probability
+    label_smoothing: float = 0.0  # MaskGIT stage 2
+    mask_schedule: str = "cosine"  # MaskGIT stage 2: gamma for the masking ratio of MVTM
 
 
 class TrainConfig(Strict):
-    stage: Literal["put-pvqvae", "put-transformer"]
-    model: str | PUTConfig = "put-tiny"  # a named config or an inline one
-    pvqvae: str | None = None  # stage 2: the stage-1 run folder (its best P-VQVAE) or a P-VQVAE folder
+    stage: Literal["put-pvqvae", "put-transformer", "maskgit-tokenizer", "maskgit-transformer"]
+    model: str | dict = "put-tiny"  # a named config (see `pluralfill info`) or an inline one
+    first_stage: str | None = None  # stage 2: the stage-1 run folder (its best model) or a model folder
     data: DataConfig
     masks: MaskConfig = MaskConfig()
     optim: OptimConfig = OptimConfig()
@@ -78,12 +79,17 @@ class TrainConfig(Strict):
     checkpoint_every: int = 200
     run_dir: str | None = None  # default: runs/<config name>-<time>
 
-    def put_config(self) -> PUTConfig:
-        if isinstance(self.model, PUTConfig):
-            return self.model
-        if self.model not in CONFIGS:
-            raise PluralfillError(f"unknown model {self.model!r}; choose from {', '.join(CONFIGS)} or give a config")
-        return CONFIGS[self.model].model_copy(deep=True)
+
+def model_config(cfg: "TrainConfig", configs: dict, config_class):
+    """The named or inline model config of a run, as `config_class`."""
+    if isinstance(cfg.model, dict):
+        try:
+            return config_class.model_validate(cfg.model)
+        except ValidationError as e:
+            raise PluralfillError(f"config error in model: {str(e).splitlines()[0]}") from None
+    if cfg.model not in configs:
+        raise PluralfillError(f"unknown model {cfg.model!r} for {cfg.stage}; choose from {', '.join(configs)} or give a config")
+    return configs[cfg.model].model_copy(deep=True)
 
 
 def _set(tree: dict, dotted: str, value) -> None:

@@ -17,62 +17,21 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from pluralfill.data import HoleSource, ImageList, StepBatches
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.adversarial import bce_discriminator_loss, bce_generator_loss
 from pluralfill.losses.reconstruction import gradient_loss, pixel_loss
 from pluralfill.models.put import PUT
 from pluralfill.models.pvqvae import PVQVAE, masked_input
-from pluralfill.train.config import TrainConfig
+from pluralfill.models.put import CONFIGS, PUTConfig
+from pluralfill.train.config import TrainConfig, model_config
+from pluralfill.train.loop import data, first_stage, loader, optimizer, progress, step_optimizer, to_uint8
 from pluralfill.train.run import Run, lr_at, make_fabric, seed_step
 
 
-def _to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-
-
-def _progress(run: Run, total: int, start: int) -> Progress:
-    p = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                 disable=not run.is_main)  # fmt: skip
-    p.add_task(run.cfg.stage, total=total, completed=start, info="")
-    return p
-
-
-def _data(cfg: TrainConfig, resolution: int, rank: int, num_holes: int):
-    images = ImageList(cfg.data.train)
-    if cfg.data.val is not None:
-        train_paths, val_paths = images.paths, ImageList(cfg.data.val).paths
-    else:
-        train_paths, val_paths = images.split(cfg.data.val_fraction, cfg.seed)
-    holes = HoleSource(cfg.masks.preset, cfg.masks.folder, cfg.masks.invert)
-    train = StepBatches(train_paths, holes, resolution, cfg.batch_size, cfg.seed, rank, num_holes)
-    # validation batches are fixed: same images, crops and holes at every evaluation
-    val = StepBatches(val_paths, holes, resolution, cfg.batch_size, cfg.seed + 1, 0, num_holes, augment=False)
-    return train, [val[i] for i in range(cfg.val_batches)] if val_paths else []
-
-
-def _loader(fabric, data: StepBatches, start: int, cfg: TrainConfig):
-    loader = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(start, cfg.steps),
-                                         num_workers=cfg.data.num_workers)  # fmt: skip
-    return fabric.setup_dataloaders(loader, use_distributed_sampler=False)
-
-
-def _optimizer(params, cfg: TrainConfig):
-    return torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
-
-
-def _step_optimizer(fabric, model, optimizer, loss, cfg: TrainConfig, lr: float):
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-    optimizer.zero_grad(set_to_none=True)
-    fabric.backward(loss)
-    if cfg.optim.grad_clip:
-        fabric.clip_gradients(model, optimizer, max_norm=cfg.optim.grad_clip)
-    optimizer.step()
+def put_config(cfg: TrainConfig) -> PUTConfig:
+    return model_config(cfg, CONFIGS, PUTConfig)
 
 
 # ------------------------------------------------------------------------------------------------ stage 1
@@ -81,7 +40,7 @@ def _step_optimizer(fabric, model, optimizer, loss, cfg: TrainConfig, lr: float)
 def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
     fabric = make_fabric(cfg)
     run = Run.create(cfg, fabric, resume)
-    pcfg = cfg.put_config().pvqvae
+    pcfg = put_config(cfg).pvqvae
     fabric.seed_everything(cfg.seed, verbose=False)  # the same initial weights on every rank
     model = PVQVAE(pcfg)
     vgg = None
@@ -92,7 +51,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
             vgg = VGGLoss("vgg19", cfg.loss.vgg_weights).to(fabric.device)
         except PluralfillError as e:
             raise PluralfillError(f"{e} -- or train without them: loss.perceptual=0 loss.style=0") from None
-    opt = _optimizer(model.parameters(), cfg)
+    opt = optimizer(model.parameters(), cfg)
     model, opt = fabric.setup(model, opt)
     state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
     if cfg.loss.adversarial:
@@ -104,7 +63,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
         state |= {"disc": disc, "disc_optimizer": dopt}
     if run.resumed:
         run.load_state(state)
-    train, val = _data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2)
+    train, val = data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2)
     start = state["step"]
     lw = cfg.loss
 
@@ -121,14 +80,14 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
             total = total + lw.adversarial * terms["adversarial"]
         return total, terms, rec, target
 
-    with _progress(run, cfg.steps, start) as bar:
-        for step, (x, known, known_ref) in zip(range(start, cfg.steps), _loader(fabric, train, start, cfg)):
+    with progress(run, cfg.steps, start) as bar:
+        for step, (x, known, known_ref) in zip(range(start, cfg.steps), loader(fabric, train, start, cfg)):
             seed_step(cfg, step, fabric.global_rank)
             model.train()
             late = step >= lw.late_start_step
             lr = lr_at(step, cfg)
             total, terms, rec, target = losses(x, known, known_ref, late)
-            _step_optimizer(fabric, model, opt, total, cfg, lr)
+            step_optimizer(fabric, model, opt, total, cfg, lr)
             if late and "disc" in state:
                 d_loss = bce_discriminator_loss(state["disc"](target), state["disc"](rec.detach()))
                 state["disc_optimizer"].zero_grad(set_to_none=True)
@@ -153,7 +112,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
             if done % cfg.sample_every == 0 or done == cfg.steps:
                 n = min(4, x.shape[0])
                 holes = (known[:n, 0] < 0.5).cpu().numpy()
-                rows = [[masked_view(i, h), r, t] for i, h, r, t in zip(_to_uint8(x[:n]), holes, _to_uint8(rec[:n]), _to_uint8(target[:n]))]
+                rows = [[masked_view(i, h), r, t] for i, h, r, t in zip(to_uint8(x[:n]), holes, to_uint8(rec[:n]), to_uint8(target[:n]))]
                 run.save_grid(done, grid_rows(rows))
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 run.save_state(state)
@@ -165,21 +124,11 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
 # ------------------------------------------------------------------------------------------------ stage 2
 
 
-def _stage1(path: str | None) -> PVQVAE:
-    if path is None:
-        raise PluralfillError("stage put-transformer needs pvqvae=RUN_DIR: the stage-1 run (or a P-VQVAE folder)")
-    p = Path(path)
-    for candidate in (p, p / "best", p / "last"):
-        if (candidate / "config.json").is_file():
-            return PVQVAE.from_pretrained(candidate)
-    raise PluralfillError(f"no P-VQVAE in {p} (looked for config.json in it, best/ and last/)")
-
-
 def train_transformer(cfg: TrainConfig, resume=None) -> Path:
     fabric = make_fabric(cfg)
     run = Run.create(cfg, fabric, resume)
-    pvqvae = _stage1(cfg.pvqvae)
-    put_cfg = cfg.put_config()
+    pvqvae = first_stage(cfg.first_stage, PVQVAE)
+    put_cfg = put_config(cfg)
     put_cfg.pvqvae = pvqvae.config  # the transformer must fit the P-VQVAE it reads
     t = put_cfg.transformer
     t.in_dim, t.vocab_size = pvqvae.config.code_dim, pvqvae.num_known_codes
@@ -198,7 +147,7 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
     state = {"transformer": transformer, "optimizer": opt, "step": 0, "best": math.inf}
     if run.resumed:
         run.load_state(state)
-    train, val = _data(cfg, pvq.config.resolution, fabric.global_rank, num_holes=1)
+    train, val = data(cfg, pvq.config.resolution, fabric.global_rank, num_holes=1)
     start = state["step"]
 
     def losses(x, known, random_quantize: float):
@@ -219,13 +168,13 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
         return loss, accuracy
 
     sample_inpainter = None
-    with _progress(run, cfg.steps, start) as bar:
-        for step, (x, known) in zip(range(start, cfg.steps), _loader(fabric, train, start, cfg)):
+    with progress(run, cfg.steps, start) as bar:
+        for step, (x, known) in zip(range(start, cfg.steps), loader(fabric, train, start, cfg)):
             seed_step(cfg, step, fabric.global_rank)
             transformer.train()
             lr = lr_at(step, cfg)
             loss, accuracy = losses(x, known, cfg.loss.random_quantize)
-            _step_optimizer(fabric, transformer, opt, loss, cfg, lr)
+            step_optimizer(fabric, transformer, opt, loss, cfg, lr)
             state["step"] = done = step + 1
             if done % cfg.log_every == 0 or done == cfg.steps:
                 ips = run.throughput(done, cfg.batch_size)
@@ -252,7 +201,7 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
                     xi, ki = xs[i : i + 1].to(fabric.device), ks[i : i + 1].to(fabric.device)
                     ys = sample_inpainter.sample(xi, ki, [done * 10 + j for j in range(3)], tokens_per_step=fast)
                     ys = ys * (1 - ki) + xi * ki
-                    rows.append([masked_view(_to_uint8(xi)[0], (ki[0, 0] < 0.5).cpu().numpy()), *_to_uint8(ys), _to_uint8(xi)[0]])
+                    rows.append([masked_view(to_uint8(xi)[0], (ki[0, 0] < 0.5).cpu().numpy()), *to_uint8(ys), to_uint8(xi)[0]])
                 run.save_grid(done, grid_rows(rows))
             if done % cfg.checkpoint_every == 0 or done == cfg.steps:
                 run.save_state(state)
@@ -261,8 +210,3 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
     return run.folder
 
 
-STAGES = {"put-pvqvae": train_pvqvae, "put-transformer": train_transformer}
-
-
-def train(cfg: TrainConfig, resume=None) -> Path:
-    return STAGES[cfg.stage](cfg, resume)

@@ -1,0 +1,58 @@
+"""MaskGIT as an Inpainter (seed 003): tokens of the known region are kept, the token-level hole (grown by
+one token, since border tokens saw the hole) is filled by iterative parallel decoding, and the VQGAN decodes."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from pluralfill.methods.base import FixedResolutionInpainter
+from pluralfill.models.maskgit import MaskGIT
+from pluralfill.sampling.parallel import parallel_decode
+from pluralfill.trace import trace_strip
+
+
+class MaskGITInpainter(FixedResolutionInpainter):
+    name = "maskgit"
+
+    def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.resolution = model.config.tokenizer.resolution
+        self.name = model.config.name
+
+    @classmethod
+    def from_pretrained(cls, folder, device: str = "cpu") -> "MaskGITInpainter":
+        return cls(MaskGIT.from_pretrained(folder, device), device)
+
+    def token_hole(self, known: torch.Tensor, dilate: int) -> torch.Tensor:
+        """(1, 1, R, R) known -> (1, L) bool: tokens with any missing pixel, grown by `dilate` tokens."""
+        f = self.model.config.tokenizer.factor
+        hole = F.max_pool2d(1 - known, f)
+        for _ in range(dilate):
+            hole = F.max_pool2d(hole, 3, stride=1, padding=1)
+        return hole.reshape(1, -1) > 0
+
+    @torch.no_grad()
+    def sample(self, x, known, seeds, trace=None, steps: int = 12, schedule: str = "cosine", choice_temperature: float = 4.5,
+               temperature: float = 1.0, top_k: int | None = None, dilate: int = 1) -> torch.Tensor:  # fmt: skip
+        tokenizer, transformer, n = self.model.tokenizer, self.model.transformer, len(seeds)
+        tokens = tokenizer.encode(x * known).reshape(1, -1).expand(n, -1)  # the hole as flat grey
+        unknown = self.token_hole(known, dilate).expand(n, -1)
+        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+
+        def logits_fn(tok, hidden):
+            return transformer(torch.where(hidden, transformer.mask_id, tok))
+
+        out = parallel_decode(logits_fn, tokens, unknown, generators, steps=steps, schedule=schedule,
+                              choice_temperature=choice_temperature, temperature=temperature, top_k=top_k, trace=trace)  # fmt: skip
+        side = self.model.config.tokenizer.tokens_per_side
+        return tokenizer.decode(out.reshape(n, side, side))
+
+    def trace_strip(self, x, known, trace):
+        side = self.model.config.tokenizer.tokens_per_side
+        states = [(t[:1], u[:1]) for t, u in trace]
+        return trace_strip(states, lambda t: self.model.tokenizer.decode(t.reshape(1, side, side)), side, self.resolution)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "method": "maskgit", "resolution": self.resolution, "parameters": self.model.parameter_counts()}

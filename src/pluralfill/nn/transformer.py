@@ -1,0 +1,70 @@
+"""Pre-LN transformer blocks with attention through scaled_dot_product_attention.
+
+Key names follow the official PUT code (`attn.query/key/value/proj`, `mlp.fc1/fc2`, `ln1/ln2`) so its
+checkpoints map one to one; MaskGIT uses the same blocks.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class GELU2(nn.Module):
+    """x * sigmoid(1.702 x): the GELU approximation of the official PUT code."""
+
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
+class SelfAttention(nn.Module):
+    """Full bidirectional multi-head attention (no causal mask, no key mask)."""
+
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.num_heads, self.dropout = num_heads, dropout
+        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x):
+        b, n, d = x.shape
+        q, k, v = (f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2) for f in (self.query, self.key, self.value))
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.proj(y.transpose(1, 2).reshape(b, n, d))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim: int, hidden: int, dropout: float = 0.0, activation: str = "gelu2"):
+        super().__init__()
+        self.fc1, self.fc2 = nn.Linear(dim, hidden), nn.Linear(hidden, dim)
+        self.act = GELU2() if activation == "gelu2" else nn.GELU()
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        return self.drop(self.fc2(self.act(self.fc1(x))))
+
+
+class Block(nn.Module):
+    """x += attn(ln1(x)); x += mlp(ln2(x))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0, activation: str = "gelu2"):
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(dim), SelfAttention(dim, num_heads, dropout)
+        self.ln2, self.mlp = nn.LayerNorm(dim), MLP(dim, mlp_ratio * dim, dropout, activation)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x):
+        x = x + self.drop(self.attn(self.ln1(x)))
+        return x + self.mlp(self.ln2(x))
+
+
+def init_weights(module: nn.Module) -> None:
+    """GPT-style initialisation: N(0, 0.02) linear weights and embeddings, zero biases, unit norms."""
+    if isinstance(module, (nn.Linear, nn.Embedding)):
+        nn.init.normal_(module.weight, std=0.02)
+        if getattr(module, "bias", None) is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
