@@ -108,7 +108,7 @@ class StepBatches(torch.utils.data.Dataset):
             image = read_image(self.paths[int(rng.integers(len(self.paths)))])
             image = random_crop(image, self.resolution, rng) if self.augment else center_crop(image, self.resolution)
             images.append(image)
-            knowns.append([~self.holes(rng, self.resolution) for _ in range(self.num_holes)])
+            knowns.append([~self.holes(rng, self.resolution) for _ in range(self.num_holes)])  # none for tokenizers
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
         known = [torch.from_numpy(np.stack([k[i] for k in knowns]))[:, None].float() for i in range(self.num_holes)]
         return x, *known

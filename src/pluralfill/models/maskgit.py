@@ -56,18 +56,19 @@ class MaskGITTransformer(nn.Module):
             x = block(x)
         return self.head(self.ln_f(x))
 
-    def mvtm_loss(self, tokens: torch.Tensor, schedule: str = "cosine", label_smoothing: float = 0.0):
-        """Masked visual token modeling: per image a ratio r ~ U(0, 1), ceil(gamma(r) * L) random positions
-        replaced by [MASK], cross-entropy on those positions. Returns (loss, accuracy)."""
-        b, n = tokens.shape
-        r = torch.rand(b, device=tokens.device)
-        counts = torch.tensor([max(1, math.ceil(mask_ratio(schedule, float(x)) * n)) for x in r], device=tokens.device)
-        ranks = torch.rand(b, n, device=tokens.device).argsort(1).argsort(1)  # a random permutation per row
-        masked = ranks < counts[:, None]
-        logits = self(torch.where(masked, self.mask_id, tokens))
-        loss = F.cross_entropy(logits[masked].float(), tokens[masked], label_smoothing=label_smoothing)
-        accuracy = (logits[masked].argmax(-1) == tokens[masked]).float().mean()
-        return loss, accuracy
+
+def mvtm_loss(forward, tokens: torch.Tensor, mask_id: int, schedule: str = "cosine", label_smoothing: float = 0.0):
+    """Masked visual token modeling: per image a ratio r ~ U(0, 1), ceil(gamma(r) * L) random positions
+    replaced by [MASK], cross-entropy on those positions. `forward` maps token ids to logits (the
+    transformer, or its DDP wrapper). Returns (loss, accuracy)."""
+    b, n = tokens.shape
+    r = torch.rand(b, device=tokens.device).tolist()
+    counts = torch.tensor([max(1, math.ceil(mask_ratio(schedule, x) * n)) for x in r], device=tokens.device)
+    ranks = torch.rand(b, n, device=tokens.device).argsort(1).argsort(1)  # a random permutation per row
+    masked = ranks < counts[:, None]
+    logits = forward(torch.where(masked, mask_id, tokens))
+    loss = F.cross_entropy(logits[masked].float(), tokens[masked], label_smoothing=label_smoothing)
+    return loss, (logits[masked].argmax(-1) == tokens[masked]).float().mean()
 
 
 class MaskGITConfig(BaseModel):
