@@ -91,12 +91,17 @@ def test_config_errors_are_clear(tmp_path, images):
 @pytest.mark.slow
 def test_ddp_two_processes_on_cpu(images, tmp_path):
     """The same command on 2 processes (gloo): Fabric launches the second one."""
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    import socket
+
+    with socket.socket() as sock:  # a free port for the process group, so parallel runs cannot collide
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     cmd = [sys.executable, "-m", "pluralfill.cli", "train", str(CONFIGS / "put-tiny-pvqvae.yaml"), f"data.train={images}",
            f"run_dir={tmp_path / 'ddp'}", "steps=4", "batch_size=2", "data.num_workers=0", "accelerator=cpu", "devices=2",
            "strategy=ddp", "log_every=2", "val_every=4", "sample_every=4", "checkpoint_every=4", "val_batches=1"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-3000:]}"
     rows = list(csv.DictReader(open(tmp_path / "ddp" / "metrics.csv")))
     assert [r["step"] for r in rows if r["train/loss"]] == ["2", "4"]  # one writer: rank 0
     assert (tmp_path / "ddp" / "last" / "model.safetensors").exists()
@@ -145,3 +150,27 @@ def test_train_cli_errors(tmp_path, capsys):
             main(args)
         assert e.value.code == 2
         assert message in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_maskgit_stages_train(images, tmp_path):
+    from pluralfill import pretrained
+    from pluralfill.nn.vgg import VGGFeatures
+
+    pretrained.cache_dir().mkdir(parents=True)  # random VGG-16 in the torchvision layout
+    torch.save(VGGFeatures("vgg16").state_dict(), pretrained.cache_dir() / pretrained.WEIGHTS["vgg16"].filename)
+    tok = train(_cfg("maskgit-tiny-tokenizer.yaml", images, tmp_path / "tok", "steps=10", "optim.warmup_steps=2",
+                     "loss.perceptual=0.1", "loss.adversarial=0.1", "loss.late_start_step=5"))  # fmt: skip
+    pixel = _metric(tok, "train/pixel")
+    assert pixel[-1] < pixel[0]
+    logged = {k for r in csv.DictReader(open(tok / "metrics.csv")) for k, v in r.items() if v}
+    assert {"train/perceptual", "train/adversarial", "train/disc"} <= logged
+    assert (tok / "best" / "config.json").exists() and (tok / "samples" / "step_000010.png").exists()
+    mg = train(_cfg("maskgit-tiny-transformer.yaml", images, tmp_path / "mg", f"first_stage={tok}", "steps=10",
+                    "optim.warmup_steps=2"))  # fmt: skip
+    loss = _metric(mg, "train/loss")
+    assert loss[-1] < loss[0]
+    from pluralfill import load_inpainter
+
+    inpainter = load_inpainter(mg)
+    assert inpainter.name == "maskgit-tiny" and (mg / "samples" / "step_000010.png").exists()

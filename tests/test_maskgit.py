@@ -1,0 +1,157 @@
+"""MaskGIT: schedules, parallel decoding, the VQGAN tokenizer, MVTM, the Inpainter, and PUT's parallel sampler."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from conftest import square_hole
+from PIL import Image
+
+from pluralfill.errors import PluralfillError
+from pluralfill.methods.maskgit import MaskGITInpainter
+from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config, mvtm_loss
+from pluralfill.sampling.parallel import SCHEDULES, mask_ratio, parallel_decode
+
+
+def test_schedules():
+    for s in ("cosine", "linear", "square", "cubic", "arccos", "pow2", "pow0.5"):
+        values = [mask_ratio(s, r / 10) for r in range(1, 11)]
+        assert all(a >= b for a, b in zip(values, values[1:])), s  # masks only ever shrink
+        assert values[-1] == pytest.approx(0, abs=1e-12) and 0 < values[0] <= 1
+    assert mask_ratio("square", 0.5) == 0.75 and mask_ratio("linear", 0.3) == pytest.approx(0.7)
+    assert mask_ratio("cosine", 0.5) == pytest.approx(math.cos(math.pi / 4))
+    with pytest.raises(ValueError, match="unknown schedule"):
+        mask_ratio("zigzag", 0.5)
+    assert "pow<k>" in SCHEDULES
+
+
+def _toy_logits(vocab=16, length=64):
+    torch.manual_seed(0)
+    table = torch.randn(length, vocab)
+
+    def fn(tokens, unknown):
+        return table[None].expand(tokens.shape[0], -1, -1) + 0.1 * unknown[..., None].float()
+
+    return fn
+
+
+def test_parallel_decoding_follows_the_schedule_and_keeps_known_tokens():
+    tokens = torch.randint(0, 16, (3, 64))
+    unknown = torch.zeros(3, 64, dtype=torch.bool)
+    unknown[0, 10:50] = True
+    unknown[1, ::2] = True
+    gens = [torch.Generator().manual_seed(i) for i in range(3)]
+    trace = []
+    out = parallel_decode(_toy_logits(), tokens, unknown, gens, steps=8, schedule="cosine", trace=trace)
+    assert torch.equal(out[~unknown], tokens[~unknown])  # known tokens never change
+    assert len(trace) == 8 and not trace[-1][1].any()  # all filled after T steps
+    for row in range(2):
+        n0 = int(unknown[row].sum())
+        hidden = [int(u[row].sum()) for _, u in trace[:-1]]
+        expected = [max(1, min(math.floor(n0 * mask_ratio("cosine", (t + 1) / 8)), h_prev - 1))
+                    for t, h_prev in zip(range(7), [n0] + hidden)]  # fmt: skip
+        assert hidden == expected
+        for (_, u_prev), (_, u) in zip(trace, trace[1:]):
+            assert not (u[row] & ~u_prev[row]).any()  # a revealed token is never masked again
+    assert not trace[0][1][2].any() and torch.equal(out[2], tokens[2])  # nothing to fill: untouched
+
+
+def test_parallel_decoding_is_seeded_per_sample():
+    tokens, unknown = torch.zeros(3, 64, dtype=torch.long), torch.ones(3, 64, dtype=torch.bool)
+    fn = _toy_logits()
+    a = parallel_decode(fn, tokens, unknown, [torch.Generator().manual_seed(s) for s in (1, 2, 3)], steps=6)
+    b = parallel_decode(fn, tokens[:1], unknown[:1], [torch.Generator().manual_seed(3)], steps=6)
+    assert torch.equal(a[2:], b)  # sample 2 alone == sample 2 in a batch
+    assert not torch.equal(a[0], a[1])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    torch.manual_seed(0)
+    model = MaskGIT(maskgit_tiny_config())
+    folder = tmp_path_factory.mktemp("ckpt") / "maskgit-tiny"
+    model.save_pretrained(folder)
+    return folder, model
+
+
+def test_tokenizer_and_save_load(tiny):
+    folder, model = tiny
+    x = torch.rand(2, 3, 64, 64) * 2 - 1
+    tokens = model.tokenizer.encode(x)
+    assert tokens.shape == (2, 8, 8) and tokens.max() < 256
+    assert model.tokenizer.decode(tokens).shape == (2, 3, 64, 64)
+    loaded = MaskGIT.from_pretrained(folder)
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, loaded.state_dict()[k]), k
+    with pytest.raises(PluralfillError, match="not 'put'"):
+        from pluralfill.models.put import PUT
+
+        PUT.from_pretrained(folder)
+
+
+def test_mvtm_masks_and_scores_only_masked_tokens(tiny):
+    _, model = tiny
+    tokens = torch.randint(0, 256, (4, 64))
+    seen = {}
+
+    def forward(ids):
+        seen["ids"] = ids
+        return model.transformer(ids)
+
+    loss, accuracy = mvtm_loss(forward, tokens, model.transformer.mask_id, "cosine", label_smoothing=0.1)
+    masked = seen["ids"] == model.transformer.mask_id
+    assert masked.any(1).all() and torch.equal(seen["ids"][~masked], tokens[~masked])
+    assert torch.isfinite(loss) and 0 <= accuracy <= 1
+    loss.backward()
+
+
+def test_maskgit_inpainter(tiny, photo):
+    folder, _ = tiny
+    mg = MaskGITInpainter.from_pretrained(folder)
+    hole = square_hole(frac=0.4)
+    a = mg.inpaint(photo, hole, num_samples=3, seed=0, steps=5, trace=True)
+    b = mg.inpaint(photo, hole, num_samples=3, seed=0, steps=5)
+    for x, y in zip(a, b):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+        np.testing.assert_array_equal(np.asarray(x)[~hole], photo[~hole])
+    assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
+    assert mg.last_trace.width > 5 * 64  # one column per step
+    # the token hole grows by one token around the pixel hole
+    known = torch.ones(1, 1, 64, 64)
+    known[..., 24:32, 24:32] = 0  # exactly token (3, 3)
+    assert int(mg.token_hole(known, 0).sum()) == 1 and int(mg.token_hole(known, 1).sum()) == 9
+
+
+def test_soft_edge_blends_a_band_and_keeps_the_rest(tiny, photo):
+    folder, _ = tiny
+    mg = MaskGITInpainter.from_pretrained(folder)
+    hole = square_hole(frac=0.3)
+    out = np.asarray(mg.inpaint(photo, hole, seed=0, steps=3, soft_edge=6)[0])
+    from pluralfill.methods.base import grow
+
+    band = grow(hole, 6) & ~hole
+    np.testing.assert_array_equal(out[~grow(hole, 6)], photo[~grow(hole, 6)])
+    assert (out[band] != photo[band]).any()
+
+
+def test_cli_maskgit_trace_and_put_parallel(tiny, tmp_path, photo, capsys):
+    from pluralfill.cli import main
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    folder, _ = tiny
+    put_folder = tmp_path / "put-checkpoint"
+    PUT(put_tiny_config()).save_pretrained(put_folder)
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
+    for ckpt, extra, out in [(folder, ["--steps", "6", "--schedule", "square"], "mg"),
+                             (put_folder, ["--sampler", "parallel", "--steps", "4"], "put")]:  # fmt: skip
+        with pytest.raises(SystemExit) as e:
+            main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(ckpt),
+                  "-n", "2", "--seed", "0", "--trace", "-o", str(tmp_path / out), *extra])  # fmt: skip
+        assert e.value.code == 0, capsys.readouterr().err
+        assert sorted(p.name for p in (tmp_path / out).iterdir()) == ["p_sample0.png", "p_sample1.png", "p_trace.png"]
+    with pytest.raises(SystemExit):
+        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "telea", "--steps",
+              "3", "-o", str(tmp_path / "x")])  # fmt: skip
+    assert "telea has no option 'steps'" in capsys.readouterr().err
