@@ -229,3 +229,46 @@ def test_ema_codebook_update_follows_eq_2():
     assert cb.cluster_size[0].item() == pytest.approx(1.1)
     torch.testing.assert_close(cb.embedding[0], torch.tensor([0.4, 0.4]) / 1.1)
     torch.testing.assert_close(cb.embedding[1], torch.tensor([10.0, 10.0]))  # untouched codes keep their value
+
+
+def _algorithm1_by_the_book(model, x, known, seed, top_k):
+    """Algorithm 1 written plainly for one sample: full forward, pick the most probable unfilled position,
+    draw its code from the top-K with the sample's own generator, write e_k back, repeat."""
+    m, t = model.pvqvae, model.transformer
+    f = m.encode(x, known)
+    types = m.token_types(known).reshape(-1)
+    tokens = m.tokenize(f, m.token_types(known)).reshape(-1).clone()
+    inputs = t.embed(f.permute(0, 2, 3, 1).reshape(1, types.numel(), -1))[0].clone()
+    filled = types == 1
+    g = torch.Generator().manual_seed(seed)
+    while not filled.all():
+        logits = t.forward_embedded(inputs[None])[0]
+        best = torch.softmax(logits, -1).max(-1).values.masked_fill(filled, -1.0)
+        pos = int(best.argmax())
+        row = logits[pos]
+        kth = row.topk(top_k).values[-1]
+        row = row.masked_fill(row < kth, float("-inf"))
+        u = torch.rand((1, row.numel()), generator=g)[0]
+        code = int((row - torch.log(-torch.log(u.clamp(1e-20, 1 - 1e-7)))).argmax())
+        tokens[pos], filled[pos] = code, True
+        inputs[pos] = t.embed_codes(m.quantizer.embedding[code], torch.tensor(pos))
+    return tokens
+
+
+def test_batched_algorithm_1_gives_the_tokens_of_the_plain_one(tiny_checkpoint):
+    _, model = tiny_checkpoint
+    torch.manual_seed(3)
+    x = torch.rand(1, 3, 64, 64) * 2 - 1
+    known = torch.ones(1, 1, 64, 64)
+    known[..., 8:40, 16:56] = 0
+    m = model.pvqvae
+    with torch.no_grad():
+        f = m.encode(x, known)
+        types = m.token_types(known).reshape(1, -1)
+        tokens = m.tokenize(f, m.token_types(known)).reshape(1, -1)
+        seeds = [11, 22, 33]
+        fast = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(1, 64, -1).expand(3, -1, -1),
+                          tokens.expand(3, -1), (types == 1).expand(3, -1), [torch.Generator().manual_seed(s) for s in seeds],
+                          top_k=5)  # fmt: skip
+        for i, s in enumerate(seeds):
+            assert torch.equal(fast[i], _algorithm1_by_the_book(model, x, known, s, top_k=5)), i

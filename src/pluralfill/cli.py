@@ -402,6 +402,47 @@ def train(
     err.print(f"run folder: {folder}  (inference: --checkpoint {folder / 'best'})", highlight=False)
 
 
+# ------------------------------------------------------------------------------------------------ bench
+
+
+@app.command()
+def bench(
+    config: Annotated[str, typer.Option("--config", help="Named PUT config (random weights: speed does not depend on them).")] = "put-tiny",
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained PUT folder instead.")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="put-tiny only: image side (256 = 32x32 tokens).")] = None,
+    hole: Annotated[float, typer.Option("--hole", help="Fraction of tokens missing.")] = 0.4,
+    samples: Annotated[int, typer.Option("-n", "--samples", min=1, help="Samples batched together.")] = 8,
+    steps: Annotated[int, typer.Option("--steps", help="Parallel decoding passes.")] = 12,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs after one warm-up; the median counts.")] = 3,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the transformer.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Measure PUT sampling: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak memory,
+    and the ratios batched vs one by one, parallel vs Algorithm 1 (and bf16 vs fp32 and MFU on CUDA)."""
+    from pluralfill.bench import bench_put
+
+    if not 0 < hole < 1:
+        raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
+    with err.status("measuring (Algorithm 1 runs a forward pass per token: this takes a while)"):
+        result = bench_put(config, str(checkpoint) if checkpoint else None, resolution, hole, samples, steps, device,
+                           repeats, compile)  # fmt: skip
+    if as_json:
+        print(json.dumps(result, indent=2))
+        return
+    table = Table(title=f"{result['model']} at {result['resolution']} px, {result['missing_tokens']} of {result['tokens']} "
+                        f"tokens missing, {result['device']} ({result['threads']} threads)")  # fmt: skip
+    table.add_column("measurement")
+    table.add_column("value", justify="right")
+    for group in ("forward_per_s", "algorithm1", "parallel", "ratios"):
+        for k, v in result[group].items():
+            table.add_row(f"{group}: {k}", f"{v:.3f}" if isinstance(v, float) else str(v))
+    for k in ("pvqvae_images_per_s", "mfu_fp32_forward_batch", "peak_memory_mb"):
+        if k in result:
+            table.add_row(k, f"{result[k]:.3f}")
+    out.print(table)
+
+
 # ------------------------------------------------------------------------------------------------ convert
 
 convert_app = typer.Typer(help="Convert official checkpoints to pluralfill checkpoint folders.", no_args_is_help=True)

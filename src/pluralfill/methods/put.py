@@ -15,9 +15,11 @@ from pluralfill.trace import trace_strip
 class PUTInpainter(FixedResolutionInpainter):
     name = "put"
 
-    def __init__(self, model: PUT, device: str | torch.device = "cpu"):
+    def __init__(self, model: PUT, device: str | torch.device = "cpu", bf16: bool | None = None):
         self.model = model.to(device).eval()
+        self.model.pvqvae.to(memory_format=torch.channels_last)  # ~15% faster convolutions, same numbers
         self.device = torch.device(device)
+        self.bf16 = self.device.type == "cuda" if bf16 is None else bf16  # autocast on GPUs; fp32 elsewhere
         self.resolution = model.config.pvqvae.resolution
         self.name = model.config.name
 
@@ -34,6 +36,12 @@ class PUTInpainter(FixedResolutionInpainter):
         sampler "put": Algorithm 1 (top_k, temperature, tokens_per_step, position_by).
         sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
         """
+        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+            return self._sample(x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
+                                steps, schedule, choice_temperature).float()  # fmt: skip
+
+    def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
+                schedule, choice_temperature):  # fmt: skip
         pvqvae, transformer, n = self.model.pvqvae, self.model.transformer, len(seeds)
         features = pvqvae.encode(x, known)  # once for all samples
         _, c, h, w = features.shape
@@ -60,7 +68,7 @@ class PUTInpainter(FixedResolutionInpainter):
                                   top_k=top_k, trace=trace)  # fmt: skip
         else:
             raise ValueError(f"sampler must be 'put' or 'parallel', got {sampler!r}")
-        return pvqvae.decode(out.reshape(n, h, w), x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1))
+        return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=True)
 
     def trace_strip(self, x, known, trace):
         pvqvae = self.model.pvqvae

@@ -164,9 +164,12 @@ class GuidedDecoder(nn.Module):
             x = block(x)
         return x
 
-    def forward(self, z, reference: torch.Tensor | None = None, known: torch.Tensor | None = None):
+    def forward(self, z, reference: torch.Tensor | None = None, known: torch.Tensor | None = None, refs: dict | None = None):
+        """`refs`: reference features computed beforehand (`self.reference(masked image)`), e.g. once for all
+        samples of one image; they broadcast over the batch."""
         x = self.trunk(z)
-        refs = self.reference(reference) if self.reference is not None and reference is not None else None
+        if refs is None and self.reference is not None and reference is not None:
+            refs = self.reference(reference)
         for up in [*self.ups, None]:
             if refs is not None:
                 size = tuple(x.shape[-2:])
@@ -212,12 +215,17 @@ class PVQVAE(Pretrained, nn.Module):
         t = None if types is None else types.reshape(b, h * w)
         return self.quantizer.tokens(z, t).reshape(b, h, w)
 
-    def decode(self, tokens: torch.Tensor, reference: torch.Tensor | None = None, known: torch.Tensor | None = None):
-        """(B, h, w) tokens -> image in about [-1, 1]; `reference` is the masked image, `known` its mask."""
+    def decode(self, tokens: torch.Tensor, reference: torch.Tensor | None = None, known: torch.Tensor | None = None,
+               share_reference: bool = False) -> torch.Tensor:  # fmt: skip
+        """(B, h, w) tokens -> image in about [-1, 1]; `reference` is the masked image, `known` its mask.
+        With `share_reference`, reference (1, 3, H, W) and known (1, 1, H, W) serve every token map: the
+        reference branch runs once instead of B times."""
         z = self.quantizer.lookup(tokens).permute(0, 3, 1, 2)
-        if reference is not None and known is not None:
-            reference = masked_input(reference, known)
-        return self.decoder(self.post_quant_conv(z), reference, known)
+        if reference is None or known is None:
+            return self.decoder(self.post_quant_conv(z))
+        reference = masked_input(reference, known)
+        refs = self.decoder.reference(reference) if share_reference and self.decoder.reference is not None else None
+        return self.decoder(self.post_quant_conv(z), reference, known, refs=refs)
 
     def forward(self, x: torch.Tensor, known: torch.Tensor, known_ref: torch.Tensor | None = None):
         """Training pass (seed 000, section 2): encode x * m, quantize, decode with the reference masked by

@@ -1,0 +1,132 @@
+"""`pluralfill bench`: speed of the token samplers, measured after warm-up, every comparison run side by side
+in one invocation and printed as a ratio.
+
+Weights do not change the cost of a forward pass, so the models are built from their named configs with
+random weights; `--checkpoint` measures a trained one instead.
+"""
+
+from __future__ import annotations
+
+import resource
+import statistics
+import time
+
+import torch
+
+from pluralfill.methods.put import PUTInpainter
+from pluralfill.models.put import CONFIGS, PUT, put_tiny_config
+
+PEAK_TFLOPS_BF16 = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense tensor-core peaks, for MFU
+
+
+def _timed(fn, device, repeats: int) -> float:
+    """Median seconds of `fn` over `repeats` runs, after one warm-up run."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def _peak_memory_mb(device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _forward_flops(cfg, batch: int) -> float:
+    """Multiply-adds x 2 of one transformer forward: projections, MLP and attention."""
+    t = cfg.transformer
+    L, D = t.seq_len, t.dim
+    per_layer = 2 * L * (4 * D * D + 2 * t.mlp_ratio * D * D) + 2 * 2 * L * L * D
+    return batch * (t.num_layers * per_layer + 2 * L * (t.in_dim * D + D * t.vocab_size))
+
+
+def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolution: int | None = None,
+              hole: float = 0.4, samples: int = 8, steps: int = 12, device: str = "cpu", repeats: int = 3,
+              compile: bool = False) -> dict:  # fmt: skip
+    """Transformer passes/s, P-VQVAE images/s, Algorithm 1 and parallel decoding per image and per sample."""
+    dev = torch.device(device)
+    if checkpoint is not None:
+        model = PUT.from_pretrained(checkpoint, dev)
+    else:
+        cfg = put_tiny_config(resolution=resolution or 256) if config == "put-tiny" else CONFIGS[config]
+        torch.manual_seed(0)
+        model = PUT(cfg).eval()
+    put = PUTInpainter(model, dev, bf16=False)
+    cfg, res = model.config, model.config.pvqvae.resolution
+    if compile:
+        model.transformer.forward_embedded = torch.compile(model.transformer.forward_embedded)
+    side = res // cfg.pvqvae.patch_size
+    # a token-aligned centred rectangle with `hole` of the tokens missing
+    cols = max(1, min(side, round(side * hole**0.5)))
+    rows = max(1, min(side, round(hole * side * side / cols)))
+    p = cfg.pvqvae.patch_size
+    known = torch.ones(1, 1, res, res, device=dev)
+    r0, c0 = (side - rows) // 2, (side - cols) // 2
+    known[..., r0 * p : (r0 + rows) * p, c0 * p : (c0 + cols) * p] = 0
+    x = torch.rand(1, 3, res, res, device=dev) * 2 - 1
+    missing = rows * cols
+    out: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+                 "threads": torch.get_num_threads(), "model": cfg.name, "resolution": res,
+                 "tokens": side * side, "missing_tokens": missing, "samples": samples}  # fmt: skip
+
+    with torch.inference_mode():
+        seq = model.pvqvae.encode(x, known).permute(0, 2, 3, 1).reshape(1, side * side, -1)
+        e1 = model.transformer.embed(seq)
+        eb = e1.expand(samples, -1, -1).contiguous()
+        t1 = _timed(lambda: model.transformer.forward_embedded(e1), dev, repeats)
+        tb = _timed(lambda: model.transformer.forward_embedded(eb), dev, repeats)
+        out["forward_per_s"] = {"batch 1": 1 / t1, f"batch {samples}": samples / tb}
+        if dev.type == "cuda":
+            name = next((k for k in PEAK_TFLOPS_BF16 if k in out["device"]), None)
+            if name:
+                out["mfu_fp32_forward_batch"] = _forward_flops(cfg, samples) / tb / (PEAK_TFLOPS_BF16[name] * 1e12)
+        xb, kb = x.expand(samples, -1, -1, -1).contiguous(), known.expand(samples, -1, -1, -1)
+        types = model.pvqvae.token_types(kb)
+
+        def round_trip():  # encode, quantize, decode with the reference: what one image costs the P-VQVAE
+            return model.pvqvae.decode(model.pvqvae.tokenize(model.pvqvae.encode(xb, kb), types), xb, kb)
+
+        out["pvqvae_images_per_s"] = samples / _timed(round_trip, dev, repeats)
+        tokens_one = model.pvqvae.tokenize(model.pvqvae.encode(x))
+        decode_one = _timed(lambda: model.pvqvae.decode(tokens_one, x, known), dev, repeats)
+
+        def run(n, **options):
+            return _timed(lambda: put.sample(x, known, list(range(n)), **options), dev, repeats)
+
+        alg1_one = run(1, sampler="put")
+        alg1_batch = run(samples, sampler="put")
+        par_one = run(1, sampler="parallel", steps=steps)
+        par_batch = run(samples, sampler="parallel", steps=steps)
+    out["algorithm1"] = {
+        "s_per_image (1 sample)": alg1_one,
+        f"s_per_sample ({samples} batched)": alg1_batch / samples,
+        "tokens_per_s (1 sample)": missing / alg1_one,
+        f"tokens_per_s ({samples} batched)": samples * missing / alg1_batch,
+    }
+    out["parallel"] = {
+        "steps": steps,
+        "s_per_image (1 sample)": par_one,
+        f"s_per_sample ({samples} batched)": par_batch / samples,
+    }
+    out["ratios"] = {
+        f"parallel ({steps} steps) vs Algorithm 1, per image": alg1_one / par_one,
+        # both end with the same P-VQVAE decode; without it, the samplers themselves
+        f"parallel ({steps} steps) vs Algorithm 1, token sampling alone": (alg1_one - decode_one) / max(par_one - decode_one, 1e-9),
+        f"Algorithm 1: {samples} batched vs one by one, throughput": samples * alg1_one / alg1_batch,
+        f"parallel: {samples} batched vs one by one, throughput": samples * par_one / par_batch,
+    }
+    if dev.type == "cuda":  # the same sampling under bf16 autocast
+        put16 = PUTInpainter(model, dev, bf16=True)
+        with torch.inference_mode():
+            par16 = _timed(lambda: put16.sample(x, known, list(range(samples)), sampler="parallel", steps=steps), dev, repeats)
+        out["ratios"]["parallel: bf16 vs fp32, batched"] = par_batch / par16
+    out["peak_memory_mb"] = _peak_memory_mb(dev)
+    return out
