@@ -443,6 +443,28 @@ def bench(
     out.print(table)
 
 
+# ------------------------------------------------------------------------------------------------ serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; loopback unless you mean otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port")] = 7860,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    checkpoint: Annotated[Optional[list[Path]], typer.Option("--checkpoint", help="Learned model to offer (repeatable).")] = None,
+):
+    """Start the local web app: paint a hole, get N different fills, download them. API docs at /docs."""
+    try:
+        import uvicorn
+
+        from pluralfill.app.server import create_app
+    except ImportError:
+        raise PluralfillError("the web app needs its extra: pip install 'pluralfill[app]'") from None
+    application = create_app([str(c) for c in checkpoint or []], device=device)
+    err.print(f"pluralfill web app on http://{host}:{port}/  (Ctrl+C to stop)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
+
+
 # ------------------------------------------------------------------------------------------------ convert
 
 convert_app = typer.Typer(help="Convert official checkpoints to pluralfill checkpoint folders.", no_args_is_help=True)

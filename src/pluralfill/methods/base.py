@@ -85,8 +85,8 @@ def soft_paste(target: np.ndarray, fill: np.ndarray, hole: np.ndarray, soft_edge
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 
-    Subclasses implement `_fill(image, hole, num_samples, seed, **options)` on uint8 RGB / bool arrays and
-    return a list of uint8 RGB arrays of the same size. This class checks the inputs and pastes the known
+    Subclasses implement `_fill(image, hole, seeds, **options)` on uint8 RGB / bool arrays and return one
+    uint8 RGB array of the same size per seed. This class checks the inputs and pastes the known
     pixels back so that they stay exactly as given.
     """
 
@@ -94,9 +94,11 @@ class Inpainter:
     deterministic: bool = False  # every sample the same: one result is returned whatever num_samples is
     fills_from_nothing: bool = False  # can fill an image whose every pixel is missing
 
-    def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True, **options):
+    def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
+                first_sample: int = 0, **options):  # fmt: skip
         """`image`: Pillow image or uint8 HxWx3 array. `hole`: Pillow image or array, white / True = missing.
-        Returns a list of Pillow images (one for deterministic methods)."""
+        Returns a list of Pillow images (one for deterministic methods): samples first_sample, first_sample+1,
+        ... of the run seeded with `seed`, so a run can be drawn in pieces with the same result."""
         image = to_rgb(image) if isinstance(image, Image.Image) else np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise PluralfillError(f"image must be uint8 HxWx3 RGB, got {image.dtype} {image.shape}")
@@ -110,13 +112,17 @@ class Inpainter:
         check_hole(hole, self.fills_from_nothing, self.name)
         self.check_options(options)
         n = 1 if self.deterministic else num_samples
-        samples = self._fill(image, hole, n, seed, **options)
+        if seed is None:
+            seed = sample_seed(None, 0)
+        seeds = [sample_seed(seed, first_sample + i) for i in range(n)]
+        samples = self._fill(image, hole, seeds, **options)
         if composite:  # known pixels exactly as given; with soft_edge, outside the blended band
             region = grow(hole, int(options.get("soft_edge") or 0))
             samples = [np.where(region[..., None], s, image) for s in samples]
         return [Image.fromarray(np.ascontiguousarray(s)) for s in samples]
 
-    def _fill(self, image: np.ndarray, hole: np.ndarray, num_samples: int, seed: int | None, **options):
+    def _fill(self, image: np.ndarray, hole: np.ndarray, seeds: list[int], **options):
+        """One uint8 RGB array per seed."""
         raise NotImplementedError
 
     def option_names(self) -> list[str]:
@@ -128,7 +134,7 @@ class Inpainter:
             if fn is not None:
                 names += [p.name for p in inspect.signature(fn).parameters.values()
                           if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
-        return [n for n in dict.fromkeys(names) if n != "seed"]
+        return [n for n in dict.fromkeys(names) if n not in ("seed", "seeds")]
 
     def check_options(self, options: dict) -> None:
         allowed = self.option_names()
@@ -159,7 +165,7 @@ class FixedResolutionInpainter(Inpainter):
     def trace_strip(self, x, known, trace) -> Image.Image:
         raise NotImplementedError(f"{self.name} records no trace")
 
-    def _fill(self, image, hole, num_samples, seed, trace: bool = False, soft_edge: int = 0, **options):
+    def _fill(self, image, hole, seeds, trace: bool = False, soft_edge: int = 0, **options):
         import torch
         import torch.nn.functional as F
 
@@ -172,10 +178,9 @@ class FixedResolutionInpainter(Inpainter):
         h = torch.from_numpy(crop_hole).float()[None, None]
         h = F.interpolate(h, size=(max(h.shape[2], size[0]), max(h.shape[3], size[1])), mode="nearest")
         known = (1 - F.adaptive_max_pool2d(h, size)).to(self.device)
-        seeds = [sample_seed(seed, i) for i in range(num_samples)]
         samples = []
         with torch.no_grad():
-            for i in range(0, num_samples, self.batch_size):
+            for i in range(0, len(seeds), self.batch_size):
                 steps = [] if trace and i == 0 else None
                 y = self.sample(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
                 if steps is not None:

@@ -10,7 +10,7 @@ import threading
 import cv2
 import numpy as np
 
-from pluralfill.methods.base import Inpainter, box_around_hole, sample_seed
+from pluralfill.methods.base import Inpainter, box_around_hole
 
 
 class OpenCVInpainter(Inpainter):
@@ -21,7 +21,7 @@ class OpenCVInpainter(Inpainter):
     def __init__(self, name: str, flag: int, radius: int = 5):
         self.name, self.flag, self.radius = name, flag, radius
 
-    def _fill(self, image, hole, num_samples, seed, radius: int | None = None):
+    def _fill(self, image, hole, seeds, radius: int | None = None):
         box = box_around_hole(hole, context=0.25, min_context=16)
         out = image.copy()
         filled = cv2.inpaint(np.ascontiguousarray(box(image)), box(hole).astype(np.uint8), radius or self.radius, self.flag)
@@ -39,15 +39,15 @@ class PatchMatchInpainter(Inpainter):
     def __init__(self, patch_size: int = 3):
         self.patch_size = patch_size
 
-    def _fill(self, image, hole, num_samples, seed, patch_size: int | None = None):
+    def _fill(self, image, hole, seeds, patch_size: int | None = None):
         import patchmatch
 
         box = box_around_hole(hole, context=1.0, min_context=32)
         crop, crop_hole = np.ascontiguousarray(box(image)), box(hole).astype(np.uint8) * 255
         samples = []
-        for i in range(num_samples):
+        for seed in seeds:
             with self._lock:
-                patchmatch.set_random_seed(sample_seed(seed, i) % 2**32)
+                patchmatch.set_random_seed(seed % 2**32)
                 filled = patchmatch.inpaint(crop, crop_hole, patch_size=patch_size or self.patch_size)
             out = image.copy()
             out[box.y0 : box.y1, box.x0 : box.x1] = filled

@@ -1,0 +1,124 @@
+"""The web app: its HTTP API end to end, and the page in a real headless Chromium."""
+
+import io
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+from conftest import square_hole
+from PIL import Image
+
+fastapi = pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from pluralfill.app.server import create_app  # noqa: E402
+
+
+def _png(array) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def client():
+    return TestClient(create_app())
+
+
+def _post(client, image, hole, **form):
+    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png")}
+    return client.post("/api/inpaint", files=files, data={k: str(v) for k, v in form.items()})
+
+
+def test_api_streams_n_samples_and_zips_them(client, photo):
+    small, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.3)
+    r = _post(client, small, hole, method="patchmatch", num_samples=3, seed=7)
+    assert r.status_code == 200
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert [m["index"] for m in lines[:-1]] == [0, 1, 2] and lines[-1]["done"] and lines[-1]["seed"] == 7
+    samples = [np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(m["png"])))) for m in lines[:-1]]
+    for s in samples:
+        np.testing.assert_array_equal(s[~hole], small[~hole])
+    # streamed one at a time, they are the samples of a batched run with the same seed
+    from pluralfill import load_inpainter
+
+    batched = load_inpainter("patchmatch").inpaint(small, hole, num_samples=3, seed=7)
+    for s, b in zip(samples, batched):
+        np.testing.assert_array_equal(s, np.asarray(b))
+    z = client.get(f"/api/runs/{lines[-1]['run']}.zip")
+    assert z.status_code == 200 and len(zipfile.ZipFile(io.BytesIO(z.content)).namelist()) == 3
+
+
+def test_api_methods_and_docs(client):
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    assert {"patchmatch", "telea", "navier-stokes"} <= set(methods) and methods["telea"]["deterministic"]
+    assert "/api/inpaint" in client.get("/openapi.json").json()["paths"]
+    assert "pluralfill" in client.get("/").text
+
+
+def test_api_rejects_bad_requests(client, photo):
+    hole = square_hole(256, 256, 0.3)
+    assert _post(client, photo, square_hole(64, 64), method="telea").json()["detail"].startswith("mask is 64x64")
+    assert "nothing to fill" in _post(client, photo, np.zeros((256, 256), bool), method="telea").json()["detail"]
+    assert "unknown method" in _post(client, photo, hole, method="../../etc").json()["detail"]
+    assert "has no option" in _post(client, photo, hole, method="telea", options='{"steps": 3}').json()["detail"]
+    r = client.post("/api/inpaint", files={"image": ("x", b"garbage", "image/png"), "mask": ("m", _png(hole.astype(np.uint8)), "image/png")})
+    assert r.status_code == 400 and "not an image" in r.json()["detail"]
+    assert _post(client, photo, hole, num_samples=99).status_code == 422
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_page_in_headless_chromium(tmp_path, photo):
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("chromium is not installed")
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(100):
+        if server.started:
+            break
+        time.sleep(0.05)
+    Image.fromarray(np.ascontiguousarray(photo[::2, ::2])).save(tmp_path / "photo.png")
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("document.querySelectorAll('#method option').length > 0")
+            page.set_input_files("#file", str(tmp_path / "photo.png"))
+            page.wait_for_function("document.getElementById('mask').width === 128")
+            box = page.locator("#mask").bounding_box()
+            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
+            page.mouse.up()
+            page.select_option("#method", "patchmatch")
+            page.fill("#n", "3")
+            page.click("#run")
+            page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+            assert page.locator("#gallery img.result").count() == 3
+            assert page.locator("#error").inner_text() == ""
+            page.screenshot(path=str(tmp_path / "page.png"))
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
