@@ -64,3 +64,11 @@ def test_describe():
     d = pluralfill.describe("patchmatch")
     assert d["name"] == "patchmatch" and d["parameters"] == {}
     assert set(pluralfill.available_methods()) >= {"patchmatch", "telea", "navier-stokes"}
+
+
+def test_a_run_can_be_drawn_in_pieces(photo):
+    pm = pluralfill.load_inpainter("patchmatch")
+    small, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.3)
+    whole = pm.inpaint(small, hole, num_samples=3, seed=9)
+    piece = pm.inpaint(small, hole, num_samples=1, seed=9, first_sample=2)
+    np.testing.assert_array_equal(np.asarray(whole[2]), np.asarray(piece[0]))
