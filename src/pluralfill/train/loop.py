@@ -11,7 +11,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, Ti
 from pluralfill.data import HoleSource, ImageList, StepBatches
 from pluralfill.errors import PluralfillError
 from pluralfill.train.config import TrainConfig
-from pluralfill.train.run import Run
+from pluralfill.train.run import Run, lr_at, seed_step
 
 
 def first_stage(path: str | None, model_class):
@@ -70,3 +70,58 @@ def step_optimizer(fabric, model, opt, loss, cfg: TrainConfig, lr: float):
     if cfg.optim.grad_clip:
         fabric.clip_gradients(model, opt, max_norm=cfg.optim.grad_clip)
     opt.step()
+
+
+def unwrap(model):
+    """The module inside a Fabric/DDP wrapper."""
+    return model.module if hasattr(model, "module") else model
+
+
+def fit(run: Run, state: dict, train_batches: StepBatches, step_fn, export, modules, validate=None, sheet=None) -> Path:
+    """The loop every stage shares: from state["step"] to cfg.steps, with logging, validation (the first
+    value `validate()` returns is the score; lower is better and becomes best/), sample sheets, and
+    checkpoints (last.ckpt and last/).
+
+    step_fn(step, batch, lr) -> {name: scalar} runs one optimisation step; its "loss" is shown in the bar.
+    sheet(step, batch) -> image runs on the main process only.
+    """
+    cfg, fabric = run.cfg, run.fabric
+    start = state["step"]
+
+    def mode(train: bool):
+        for m in modules:
+            m.train(train)
+
+    with progress(run, cfg.steps, start) as bar:
+        for step, batch in zip(range(start, cfg.steps), loader(fabric, train_batches, start, cfg)):
+            seed_step(cfg, step, fabric.global_rank)
+            mode(True)
+            lr = lr_at(step, cfg)
+            terms = step_fn(step, batch, lr)
+            state["step"] = done = step + 1
+            last = done == cfg.steps
+            if done % cfg.log_every == 0 or last:
+                values = {f"train/{k}": float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
+                values |= {"lr": lr, "images_per_s": run.throughput(done, cfg.batch_size)}
+                run.log(done, values)
+                shown = "  ".join(f"{k} {values[f'train/{k}']:.4f}" for k in ("loss", "accuracy") if f"train/{k}" in values)
+                bar.update(0, completed=done, info=f"{shown}  {values['images_per_s']:.1f} img/s")
+            if validate is not None and (done % cfg.val_every == 0 or last):
+                mode(False)
+                with torch.no_grad():
+                    metrics = validate()
+                if metrics:
+                    run.log(done, metrics)
+                    score = next(iter(metrics.values()))
+                    if score < state["best"]:
+                        state["best"] = score
+                        run.export(export, "best")
+            if sheet is not None and run.is_main and (done % cfg.sample_every == 0 or last):
+                mode(False)
+                with torch.no_grad():
+                    run.save_grid(done, sheet(done, batch))
+            if done % cfg.checkpoint_every == 0 or last:
+                run.save_state(state)
+                run.export(export, "last")
+    run.close()
+    return run.folder

@@ -16,14 +16,15 @@ import numpy as np
 import torch
 
 from pluralfill.errors import PluralfillError
-from pluralfill.grid import grid_rows, masked_view
+from pluralfill.grid import grid_rows
 from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
 from pluralfill.losses.reconstruction import pixel_loss
 from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITConfig, mvtm_loss
 from pluralfill.models.vqgan import VQGAN
 from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, first_stage, loader, optimizer, progress, step_optimizer, to_uint8
-from pluralfill.train.run import Run, lr_at, make_fabric, seed_step
+from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
+from pluralfill.train.put import sample_sheet, transformer_optimizer
+from pluralfill.train.run import Run, make_fabric, seed_step
 
 LPIPS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 VAL_SEED_STEP = 10**9  # validation masks are drawn from this fixed "step"
@@ -31,10 +32,6 @@ VAL_SEED_STEP = 10**9  # validation masks are drawn from this fixed "step"
 
 def maskgit_config(cfg: TrainConfig) -> MaskGITConfig:
     return model_config(cfg, CONFIGS, MaskGITConfig)
-
-
-def _unwrap(model):
-    return model.module if hasattr(model, "module") else model
 
 
 def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
@@ -54,6 +51,7 @@ def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
     opt = optimizer(model.parameters(), cfg)
     model, opt = fabric.setup(model, opt)
     state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
+    modules = [model]
     if cfg.loss.adversarial:
         from pluralfill.nn.discriminators import EdgeConnectDiscriminator
 
@@ -61,10 +59,11 @@ def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
         dopt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.5, 0.9))
         disc, dopt = fabric.setup(disc, dopt)
         state |= {"disc": disc, "disc_optimizer": dopt}
+        modules.append(disc)
     if run.resumed:
         run.load_state(state)
     train, val = data(cfg, tcfg.resolution, fabric.global_rank, num_holes=0)
-    start, lw = state["step"], cfg.loss
+    lw, last = cfg.loss, {}
 
     def losses(x, late: bool):
         rec, commitment, _ = model(x)
@@ -76,44 +75,32 @@ def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
         if late and "disc" in state:
             terms["adversarial"] = hinge_generator_loss(state["disc"](rec))
             total = total + lw.adversarial * terms["adversarial"]
-        return total, terms, rec
+        last["rec"] = rec.detach()
+        return total, terms
 
-    with progress(run, cfg.steps, start) as bar:
-        for step, (x,) in zip(range(start, cfg.steps), loader(fabric, train, start, cfg)):
-            seed_step(cfg, step, fabric.global_rank)
-            model.train()
-            late = step >= lw.late_start_step
-            lr = lr_at(step, cfg)
-            total, terms, rec = losses(x, late)
-            step_optimizer(fabric, model, opt, total, cfg, lr)
-            if late and "disc" in state:
-                d_loss = hinge_discriminator_loss(state["disc"](x), state["disc"](rec.detach()))
-                state["disc_optimizer"].zero_grad(set_to_none=True)
-                fabric.backward(d_loss)
-                state["disc_optimizer"].step()
-                terms["disc"] = d_loss
-            state["step"] = done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                values = {f"train/{k}": float(v.detach()) for k, v in terms.items()} | {"train/loss": float(total.detach()), "lr": lr}
-                values["images_per_s"] = run.throughput(done, cfg.batch_size)
-                run.log(done, values)
-                bar.update(0, completed=done, info=f"loss {values['train/loss']:.4f}  {values['images_per_s']:.1f} img/s")
-            if val and (done % cfg.val_every == 0 or done == cfg.steps):
-                model.eval()
-                with torch.no_grad():
-                    score = float(np.mean([float(losses(b[0].to(fabric.device), late=False)[1]["pixel"]) for b in val]))
-                run.log(done, {"val/pixel": score})
-                if score < state["best"]:
-                    state["best"] = score
-                    run.export(_unwrap(model), "best")
-            if done % cfg.sample_every == 0 or done == cfg.steps:
-                n = min(4, x.shape[0])
-                run.save_grid(done, grid_rows([[a, b] for a, b in zip(to_uint8(x[:n]), to_uint8(rec[:n]))]))
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                run.save_state(state)
-                run.export(_unwrap(model), "last")
-    run.close()
-    return run.folder
+    def step_fn(step, batch, lr):
+        (x,) = batch
+        late = step >= lw.late_start_step
+        total, terms = losses(x, late)
+        step_optimizer(fabric, model, opt, total, cfg, lr)
+        if late and "disc" in state:
+            d_loss = hinge_discriminator_loss(state["disc"](x), state["disc"](last["rec"]))
+            state["disc_optimizer"].zero_grad(set_to_none=True)
+            fabric.backward(d_loss)
+            state["disc_optimizer"].step()
+            terms["disc"] = d_loss
+        return terms | {"loss": total}
+
+    def validate():
+        if not val:
+            return {}
+        return {"val/pixel": float(np.mean([float(losses(b[0].to(fabric.device), late=False)[1]["pixel"]) for b in val]))}
+
+    def sheet(step, batch):  # images and their reconstructions
+        n = min(4, batch[0].shape[0])
+        return grid_rows([[a, b] for a, b in zip(to_uint8(batch[0][:n]), to_uint8(last["rec"][:n]))])
+
+    return fit(run, state, train, step_fn, unwrap(model), modules, validate, sheet)
 
 
 def train_transformer(cfg: TrainConfig, resume=None) -> Path:
@@ -128,60 +115,34 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
     model = MaskGIT(mcfg)
     model.tokenizer.load_state_dict(tokenizer.state_dict())
     model.tokenizer.requires_grad_(False).eval().to(fabric.device)
-    decay, no_decay = [], []
-    for name, p in model.transformer.named_parameters():  # no weight decay on biases, norms, embeddings
-        (no_decay if p.ndim < 2 or "emb" in name else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.optim.lr, betas=cfg.optim.betas)  # fmt: skip
-    transformer, opt = fabric.setup(model.transformer, opt)
+    transformer, opt = fabric.setup(model.transformer, transformer_optimizer(model.transformer, cfg))
     state = {"transformer": transformer, "optimizer": opt, "step": 0, "best": math.inf}
     if run.resumed:
         run.load_state(state)
     train, val = data(cfg, mcfg.tokenizer.resolution, fabric.global_rank, num_holes=1)
-    start = state["step"]
 
     def losses(x):
         with torch.no_grad():
             tokens = model.tokenizer.encode(x).reshape(x.shape[0], -1)
-        return mvtm_loss(transformer, tokens, model.transformer.mask_id, cfg.loss.mask_schedule, cfg.loss.label_smoothing)
+        loss, accuracy = mvtm_loss(transformer, tokens, model.transformer.mask_id, cfg.loss.mask_schedule, cfg.loss.label_smoothing)
+        return {"loss": loss, "accuracy": accuracy}
 
-    inpainter = None
-    with progress(run, cfg.steps, start) as bar:
-        for step, (x, _known) in zip(range(start, cfg.steps), loader(fabric, train, start, cfg)):
-            seed_step(cfg, step, fabric.global_rank)
-            transformer.train()
-            lr = lr_at(step, cfg)
-            loss, accuracy = losses(x)
-            step_optimizer(fabric, transformer, opt, loss, cfg, lr)
-            state["step"] = done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                ips = run.throughput(done, cfg.batch_size)
-                run.log(done, {"train/loss": float(loss.detach()), "train/accuracy": float(accuracy), "lr": lr, "images_per_s": ips})
-                bar.update(0, completed=done, info=f"loss {float(loss.detach()):.4f}  acc {float(accuracy):.3f}  {ips:.1f} img/s")
-            if val and (done % cfg.val_every == 0 or done == cfg.steps):
-                transformer.eval()
-                seed_step(cfg, VAL_SEED_STEP, 0)  # the same masks at every validation
-                with torch.no_grad():
-                    scores = [losses(b[0].to(fabric.device)) for b in val]
-                val_loss = float(np.mean([float(s[0]) for s in scores]))
-                run.log(done, {"val/loss": val_loss, "val/accuracy": float(np.mean([float(s[1]) for s in scores]))})
-                if val_loss < state["best"]:
-                    state["best"] = val_loss
-                    run.export(model, "best")
-            if run.is_main and (done % cfg.sample_every == 0 or done == cfg.steps):
-                from pluralfill.methods.maskgit import MaskGITInpainter
+    def step_fn(step, batch, lr):
+        terms = losses(batch[0])
+        step_optimizer(fabric, transformer, opt, terms["loss"], cfg, lr)
+        return terms
 
-                transformer.eval()
-                inpainter = inpainter or MaskGITInpainter(model, fabric.device)
-                xs, ks = val[0] if val else (x, _known)
-                rows = []
-                for i in range(min(3, xs.shape[0])):
-                    xi, ki = xs[i : i + 1].to(fabric.device), ks[i : i + 1].to(fabric.device)
-                    ys = inpainter.sample(xi, ki, [done * 10 + j for j in range(3)], steps=8) * (1 - ki) + xi * ki
-                    rows.append([masked_view(to_uint8(xi)[0], (ki[0, 0] < 0.5).cpu().numpy()), *to_uint8(ys), to_uint8(xi)[0]])
-                run.save_grid(done, grid_rows(rows))
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                run.save_state(state)
-                run.export(model, "last")
-    run.close()
-    return run.folder
+    def validate():
+        seed_step(cfg, VAL_SEED_STEP, 0)  # the same masks at every validation
+        scores = [losses(b[0].to(fabric.device)) for b in val]
+        return {f"val/{k}": float(np.mean([float(s[k]) for s in scores])) for k in ("loss", "accuracy")} if scores else {}
+
+    inpainter = []
+
+    def sheet(step, batch):
+        from pluralfill.methods.maskgit import MaskGITInpainter
+
+        inpainter[:] = inpainter or [MaskGITInpainter(model, fabric.device)]
+        return sample_sheet(val[0] if val else batch, lambda x, k, seeds: inpainter[0].sample(x, k, seeds, steps=8), step, fabric.device)
+
+    return fit(run, state, train, step_fn, model, [transformer], validate, sheet)

@@ -26,8 +26,8 @@ from pluralfill.models.put import PUT
 from pluralfill.models.pvqvae import PVQVAE, masked_input
 from pluralfill.models.put import CONFIGS, PUTConfig
 from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, first_stage, loader, optimizer, progress, step_optimizer, to_uint8
-from pluralfill.train.run import Run, lr_at, make_fabric, seed_step
+from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
+from pluralfill.train.run import Run, make_fabric
 
 
 def put_config(cfg: TrainConfig) -> PUTConfig:
@@ -54,6 +54,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
     opt = optimizer(model.parameters(), cfg)
     model, opt = fabric.setup(model, opt)
     state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
+    modules = [model]
     if cfg.loss.adversarial:
         from pluralfill.nn.discriminators import EdgeConnectDiscriminator
 
@@ -61,11 +62,11 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
         dopt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.0, 0.9))
         disc, dopt = fabric.setup(disc, dopt)
         state |= {"disc": disc, "disc_optimizer": dopt}
+        modules.append(disc)
     if run.resumed:
         run.load_state(state)
     train, val = data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2)
-    start = state["step"]
-    lw = cfg.loss
+    lw, last = cfg.loss, {}
 
     def losses(x, known, known_ref, late: bool):
         rec, commitment, _ = model(x, known, known_ref)
@@ -78,47 +79,34 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
         if late and "disc" in state:
             terms["adversarial"] = bce_generator_loss(state["disc"](rec))
             total = total + lw.adversarial * terms["adversarial"]
-        return total, terms, rec, target
+        last.update(rec=rec.detach(), target=target)
+        return total, terms
 
-    with progress(run, cfg.steps, start) as bar:
-        for step, (x, known, known_ref) in zip(range(start, cfg.steps), loader(fabric, train, start, cfg)):
-            seed_step(cfg, step, fabric.global_rank)
-            model.train()
-            late = step >= lw.late_start_step
-            lr = lr_at(step, cfg)
-            total, terms, rec, target = losses(x, known, known_ref, late)
-            step_optimizer(fabric, model, opt, total, cfg, lr)
-            if late and "disc" in state:
-                d_loss = bce_discriminator_loss(state["disc"](target), state["disc"](rec.detach()))
-                state["disc_optimizer"].zero_grad(set_to_none=True)
-                fabric.backward(d_loss)
-                state["disc_optimizer"].step()
-                terms["disc"] = d_loss
-            state["step"] = done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                values = {f"train/{k}": float(v.detach()) for k, v in terms.items()} | {"train/loss": float(total.detach()), "lr": lr}
-                values["images_per_s"] = run.throughput(done, cfg.batch_size)
-                run.log(done, values)
-                bar.update(0, completed=done, info=f"loss {float(total.detach()):.4f}  {values['images_per_s']:.1f} img/s")
-            if val and (done % cfg.val_every == 0 or done == cfg.steps):
-                model.eval()
-                with torch.no_grad():
-                    scores = [float(losses(*(t.to(fabric.device) for t in b), late=False)[1]["pixel"]) for b in val]
-                score = float(np.mean(scores))
-                run.log(done, {"val/pixel": score})
-                if score < state["best"]:
-                    state["best"] = score
-                    run.export(model.module if hasattr(model, "module") else model, "best")
-            if done % cfg.sample_every == 0 or done == cfg.steps:
-                n = min(4, x.shape[0])
-                holes = (known[:n, 0] < 0.5).cpu().numpy()
-                rows = [[masked_view(i, h), r, t] for i, h, r, t in zip(to_uint8(x[:n]), holes, to_uint8(rec[:n]), to_uint8(target[:n]))]
-                run.save_grid(done, grid_rows(rows))
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                run.save_state(state)
-                run.export(model.module if hasattr(model, "module") else model, "last")
-    run.close()
-    return run.folder
+    def step_fn(step, batch, lr):
+        late = step >= lw.late_start_step
+        total, terms = losses(*batch, late)
+        step_optimizer(fabric, model, opt, total, cfg, lr)
+        if late and "disc" in state:
+            d_loss = bce_discriminator_loss(state["disc"](last["target"]), state["disc"](last["rec"]))
+            state["disc_optimizer"].zero_grad(set_to_none=True)
+            fabric.backward(d_loss)
+            state["disc_optimizer"].step()
+            terms["disc"] = d_loss
+        return terms | {"loss": total}
+
+    def validate():
+        if not val:
+            return {}
+        return {"val/pixel": float(np.mean([float(losses(*(t.to(fabric.device) for t in b), late=False)[1]["pixel"]) for b in val]))}
+
+    def sheet(step, batch):  # masked input, reconstruction, target of the last training batch
+        x, known, _ = batch
+        n = min(4, x.shape[0])
+        holes = (known[:n, 0] < 0.5).cpu().numpy()
+        return grid_rows([[masked_view(i, h), r, t] for i, h, r, t in
+                          zip(to_uint8(x[:n]), holes, to_uint8(last["rec"][:n]), to_uint8(last["target"][:n]))])  # fmt: skip
+
+    return fit(run, state, train, step_fn, unwrap(model), modules, validate, sheet)
 
 
 # ------------------------------------------------------------------------------------------------ stage 2
@@ -138,17 +126,11 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
     model.pvqvae.load_state_dict(pvqvae.state_dict())
     model.pvqvae.requires_grad_(False).eval().to(fabric.device)
     pvq = model.pvqvae
-    decay, no_decay = [], []
-    for name, p in model.transformer.named_parameters():  # minGPT: no weight decay on biases, norms, positions
-        (no_decay if p.ndim < 2 or name == "pos_emb" else decay).append(p)
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
-                            lr=cfg.optim.lr, betas=cfg.optim.betas)  # fmt: skip
-    transformer, opt = fabric.setup(model.transformer, opt)
+    transformer, opt = fabric.setup(model.transformer, transformer_optimizer(model.transformer, cfg))
     state = {"transformer": transformer, "optimizer": opt, "step": 0, "best": math.inf}
     if run.resumed:
         run.load_state(state)
     train, val = data(cfg, pvq.config.resolution, fabric.global_rank, num_holes=1)
-    start = state["step"]
 
     def losses(x, known, random_quantize: float):
         with torch.no_grad():
@@ -164,49 +146,45 @@ def train_transformer(cfg: TrainConfig, resume=None) -> Path:
         logits = transformer(seq)
         missing = types != 1
         loss = F.cross_entropy(logits[missing].float(), target[missing])
-        accuracy = (logits[missing].argmax(-1) == target[missing]).float().mean()
-        return loss, accuracy
+        return {"loss": loss, "accuracy": (logits[missing].argmax(-1) == target[missing]).float().mean()}
 
-    sample_inpainter = None
-    with progress(run, cfg.steps, start) as bar:
-        for step, (x, known) in zip(range(start, cfg.steps), loader(fabric, train, start, cfg)):
-            seed_step(cfg, step, fabric.global_rank)
-            transformer.train()
-            lr = lr_at(step, cfg)
-            loss, accuracy = losses(x, known, cfg.loss.random_quantize)
-            step_optimizer(fabric, transformer, opt, loss, cfg, lr)
-            state["step"] = done = step + 1
-            if done % cfg.log_every == 0 or done == cfg.steps:
-                ips = run.throughput(done, cfg.batch_size)
-                run.log(done, {"train/loss": float(loss.detach()), "train/accuracy": float(accuracy), "lr": lr, "images_per_s": ips})
-                bar.update(0, completed=done, info=f"loss {float(loss.detach()):.4f}  acc {float(accuracy):.3f}  {ips:.1f} img/s")
-            if val and (done % cfg.val_every == 0 or done == cfg.steps):
-                transformer.eval()
-                with torch.no_grad():
-                    scores = [losses(*(t.to(fabric.device) for t in b), random_quantize=0.0) for b in val]
-                val_loss = float(np.mean([float(s[0]) for s in scores]))
-                run.log(done, {"val/loss": val_loss, "val/accuracy": float(np.mean([float(s[1]) for s in scores]))})
-                if val_loss < state["best"]:
-                    state["best"] = val_loss
-                    run.export(model, "best")
-            if run.is_main and (done % cfg.sample_every == 0 or done == cfg.steps):
-                from pluralfill.methods.put import PUTInpainter
+    def step_fn(step, batch, lr):
+        terms = losses(*batch, cfg.loss.random_quantize)
+        step_optimizer(fabric, transformer, opt, terms["loss"], cfg, lr)
+        return terms
 
-                transformer.eval()
-                sample_inpainter = sample_inpainter or PUTInpainter(model, fabric.device)
-                xs, ks = (val[0] if val else (x, known))
-                rows = []
-                fast = max(1, put_cfg.transformer.seq_len // 16)  # sheets every few hundred steps must be quick
-                for i in range(min(3, xs.shape[0])):
-                    xi, ki = xs[i : i + 1].to(fabric.device), ks[i : i + 1].to(fabric.device)
-                    ys = sample_inpainter.sample(xi, ki, [done * 10 + j for j in range(3)], tokens_per_step=fast)
-                    ys = ys * (1 - ki) + xi * ki
-                    rows.append([masked_view(to_uint8(xi)[0], (ki[0, 0] < 0.5).cpu().numpy()), *to_uint8(ys), to_uint8(xi)[0]])
-                run.save_grid(done, grid_rows(rows))
-            if done % cfg.checkpoint_every == 0 or done == cfg.steps:
-                run.save_state(state)
-                run.export(model, "last")
-    run.close()
-    return run.folder
+    def validate():
+        scores = [losses(*(t.to(fabric.device) for t in b), random_quantize=0.0) for b in val]
+        return {f"val/{k}": float(np.mean([float(s[k]) for s in scores])) for k in ("loss", "accuracy")} if scores else {}
+
+    inpainter = []
+
+    def sheet(step, batch):
+        from pluralfill.methods.put import PUTInpainter
+
+        inpainter[:] = inpainter or [PUTInpainter(model, fabric.device)]
+        fast = max(1, put_cfg.transformer.seq_len // 16)  # sheets every few hundred steps must be quick
+        return sample_sheet(val[0] if val else batch, lambda x, k, seeds: inpainter[0].sample(x, k, seeds, tokens_per_step=fast),
+                            step, fabric.device)  # fmt: skip
+
+    return fit(run, state, train, step_fn, model, [transformer], validate, sheet)
 
 
+def transformer_optimizer(transformer, cfg: TrainConfig):
+    """AdamW without weight decay on biases, norms, embeddings and position embeddings (minGPT)."""
+    decay, no_decay = [], []
+    for name, p in transformer.named_parameters():
+        (no_decay if p.ndim < 2 or name in ("pos_emb", "tok_emb.weight") else decay).append(p)
+    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas)
+
+
+def sample_sheet(batch, sample, step: int, device):
+    """Rows of: masked input, three samples, original, for up to three images of a (x, known) batch."""
+    xs, ks = batch[0], batch[1]
+    rows = []
+    for i in range(min(3, xs.shape[0])):
+        xi, ki = xs[i : i + 1].to(device), ks[i : i + 1].to(device)
+        ys = sample(xi, ki, [step * 10 + j for j in range(3)]) * (1 - ki) + xi * ki
+        rows.append([masked_view(to_uint8(xi)[0], (ki[0, 0] < 0.5).cpu().numpy()), *to_uint8(ys), to_uint8(xi)[0]])
+    return grid_rows(rows)
