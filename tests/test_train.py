@@ -96,12 +96,15 @@ def test_ddp_two_processes_on_cpu(images, tmp_path):
     with socket.socket() as sock:  # a free port for the process group, so parallel runs cannot collide
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
+    # a clean launch: nothing left in the environment by the in-process runs of other tests
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_"))}
+    env |= {"PYTHONUNBUFFERED": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
     cmd = [sys.executable, "-m", "pluralfill.cli", "train", str(CONFIGS / "put-tiny-pvqvae.yaml"), f"data.train={images}",
            f"run_dir={tmp_path / 'ddp'}", "steps=4", "batch_size=2", "data.num_workers=0", "accelerator=cpu", "devices=2",
            "strategy=ddp", "log_every=2", "val_every=4", "sample_every=4", "checkpoint_every=4", "val_batches=1"]  # fmt: skip
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
-    assert r.returncode == 0, f"exit {r.returncode}: {r.stderr[-3000:]}"
+    (tmp_path / "ddp.log").write_text(r.stdout + r.stderr)
+    assert r.returncode == 0, f"exit {r.returncode}: {(r.stdout + r.stderr)[-3000:]}"
     rows = list(csv.DictReader(open(tmp_path / "ddp" / "metrics.csv")))
     assert [r["step"] for r in rows if r["train/loss"]] == ["2", "4"]  # one writer: rank 0
     assert (tmp_path / "ddp" / "last" / "model.safetensors").exists()

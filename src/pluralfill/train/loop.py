@@ -72,6 +72,35 @@ def step_optimizer(fabric, model, opt, loss, cfg: TrainConfig, lr: float):
     opt.step()
 
 
+def setup_autoencoder(fabric, run: Run, model, cfg: TrainConfig, disc_betas: tuple[float, float]):
+    """Fabric-wrapped autoencoder, its optimizer and, when the adversarial weight is set, a PatchGAN
+    discriminator with its own Adam; restored from last.ckpt when the run resumes.
+    Returns (model, optimizer, state, modules)."""
+    opt = optimizer(model.parameters(), cfg)
+    model, opt = fabric.setup(model, opt)
+    state = {"model": model, "optimizer": opt, "step": 0, "best": float("inf")}
+    modules = [model]
+    if cfg.loss.adversarial:
+        from pluralfill.nn.discriminators import EdgeConnectDiscriminator
+
+        disc = EdgeConnectDiscriminator()
+        disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=disc_betas))
+        state |= {"disc": disc, "disc_optimizer": dopt}
+        modules.append(disc)
+    if run.resumed:
+        run.load_state(state)
+    return model, opt, state, modules
+
+
+def discriminator_step(fabric, state: dict, loss_fn, real, fake) -> torch.Tensor:
+    """One step of the discriminator on real and (detached) fake images."""
+    loss = loss_fn(state["disc"](real), state["disc"](fake.detach()))
+    state["disc_optimizer"].zero_grad(set_to_none=True)
+    fabric.backward(loss)
+    state["disc_optimizer"].step()
+    return loss
+
+
 def unwrap(model):
     """The module inside a Fabric/DDP wrapper."""
     return model.module if hasattr(model, "module") else model

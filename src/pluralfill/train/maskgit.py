@@ -22,7 +22,16 @@ from pluralfill.losses.reconstruction import pixel_loss
 from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITConfig, mvtm_loss
 from pluralfill.models.vqgan import VQGAN
 from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
+from pluralfill.train.loop import (
+    data,
+    discriminator_step,
+    first_stage,
+    fit,
+    setup_autoencoder,
+    step_optimizer,
+    to_uint8,
+    unwrap,
+)
 from pluralfill.train.put import sample_sheet, transformer_optimizer
 from pluralfill.train.run import Run, make_fabric, seed_step
 
@@ -48,20 +57,7 @@ def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
             vgg = VGGLoss("vgg16", cfg.loss.vgg_weights, perceptual_layers=LPIPS_TAPS, style_layers=()).to(fabric.device)
         except PluralfillError as e:
             raise PluralfillError(f"{e} -- or train without it: loss.perceptual=0") from None
-    opt = optimizer(model.parameters(), cfg)
-    model, opt = fabric.setup(model, opt)
-    state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
-    modules = [model]
-    if cfg.loss.adversarial:
-        from pluralfill.nn.discriminators import EdgeConnectDiscriminator
-
-        disc = EdgeConnectDiscriminator()
-        dopt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.5, 0.9))
-        disc, dopt = fabric.setup(disc, dopt)
-        state |= {"disc": disc, "disc_optimizer": dopt}
-        modules.append(disc)
-    if run.resumed:
-        run.load_state(state)
+    model, opt, state, modules = setup_autoencoder(fabric, run, model, cfg, disc_betas=(0.5, 0.9))
     train, val = data(cfg, tcfg.resolution, fabric.global_rank, num_holes=0)
     lw, last = cfg.loss, {}
 
@@ -84,11 +80,7 @@ def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
         total, terms = losses(x, late)
         step_optimizer(fabric, model, opt, total, cfg, lr)
         if late and "disc" in state:
-            d_loss = hinge_discriminator_loss(state["disc"](x), state["disc"](last["rec"]))
-            state["disc_optimizer"].zero_grad(set_to_none=True)
-            fabric.backward(d_loss)
-            state["disc_optimizer"].step()
-            terms["disc"] = d_loss
+            terms["disc"] = discriminator_step(fabric, state, hinge_discriminator_loss, x, last["rec"])
         return terms | {"loss": total}
 
     def validate():

@@ -26,7 +26,16 @@ from pluralfill.models.put import PUT
 from pluralfill.models.pvqvae import PVQVAE, masked_input
 from pluralfill.models.put import CONFIGS, PUTConfig
 from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
+from pluralfill.train.loop import (
+    data,
+    discriminator_step,
+    first_stage,
+    fit,
+    setup_autoencoder,
+    step_optimizer,
+    to_uint8,
+    unwrap,
+)
 from pluralfill.train.run import Run, make_fabric
 
 
@@ -51,20 +60,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
             vgg = VGGLoss("vgg19", cfg.loss.vgg_weights).to(fabric.device)
         except PluralfillError as e:
             raise PluralfillError(f"{e} -- or train without them: loss.perceptual=0 loss.style=0") from None
-    opt = optimizer(model.parameters(), cfg)
-    model, opt = fabric.setup(model, opt)
-    state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
-    modules = [model]
-    if cfg.loss.adversarial:
-        from pluralfill.nn.discriminators import EdgeConnectDiscriminator
-
-        disc = EdgeConnectDiscriminator()
-        dopt = torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=(0.0, 0.9))
-        disc, dopt = fabric.setup(disc, dopt)
-        state |= {"disc": disc, "disc_optimizer": dopt}
-        modules.append(disc)
-    if run.resumed:
-        run.load_state(state)
+    model, opt, state, modules = setup_autoencoder(fabric, run, model, cfg, disc_betas=(0.0, 0.9))
     train, val = data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2)
     lw, last = cfg.loss, {}
 
@@ -87,11 +83,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
         total, terms = losses(*batch, late)
         step_optimizer(fabric, model, opt, total, cfg, lr)
         if late and "disc" in state:
-            d_loss = bce_discriminator_loss(state["disc"](last["target"]), state["disc"](last["rec"]))
-            state["disc_optimizer"].zero_grad(set_to_none=True)
-            fabric.backward(d_loss)
-            state["disc_optimizer"].step()
-            terms["disc"] = d_loss
+            terms["disc"] = discriminator_step(fabric, state, bce_discriminator_loss, last["target"], last["rec"])
         return terms | {"loss": total}
 
     def validate():
