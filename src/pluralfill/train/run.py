@@ -64,9 +64,13 @@ class Run:
         if cfg.run_dir is not None:
             folder = Path(cfg.run_dir)
         else:
-            name = cfg.model if isinstance(cfg.model, str) else cfg.model.name
+            name = cfg.model if isinstance(cfg.model, str) else cfg.model.get("name", "model")
             folder = Path("runs") / f"{cfg.stage}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
-        if folder.exists() and any(folder.iterdir()):
+        # rank 0 decides, before anyone writes: every rank gets the same folder and the same verdict
+        taken = folder.exists() and any(folder.iterdir())
+        folder, taken = fabric.broadcast((str(folder), taken), src=0)
+        folder = Path(folder)
+        if taken:
             raise PluralfillError(f"run folder {folder} is not empty: continue it with --resume {folder}, or pick run_dir=...")
         return cls(cfg, fabric, folder, resumed=False)
 
