@@ -94,3 +94,14 @@ class Pretrained:
             model = cls(cfg)
         model = model.to_empty(device="cpu")
         return load_weights_into(model, folder).to(device).eval()
+
+
+def parameter_counts(first_stage_name: str, first_stage: torch.nn.Module, transformer: torch.nn.Module) -> dict[str, int]:
+    """Parameters per component of a two-stage model; `transformer` leaves out its position embedding,
+    as the papers' tables count it (PUT, seed 000 Table 3)."""
+    pos = transformer.pos_emb.numel()
+    return {
+        first_stage_name: sum(p.numel() for p in first_stage.parameters()),
+        "transformer": sum(p.numel() for p in transformer.parameters()) - pos,
+        "transformer_pos_emb": pos,
+    }

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from pluralfill.errors import PluralfillError
-from pluralfill.models.hub import Pretrained
+from pluralfill.models.hub import Pretrained, parameter_counts
 from pluralfill.models.vqgan import VQGAN, VQGANConfig
 from pluralfill.nn.transformer import Block, init_weights
 from pluralfill.sampling.parallel import mask_ratio
@@ -96,12 +96,7 @@ class MaskGIT(Pretrained, nn.Module):
         self.transformer = MaskGITTransformer(cfg.transformer)
 
     def parameter_counts(self) -> dict[str, int]:
-        pos = self.transformer.pos_emb.numel()
-        return {
-            "tokenizer": sum(p.numel() for p in self.tokenizer.parameters()),
-            "transformer": sum(p.numel() for p in self.transformer.parameters()) - pos,
-            "transformer_pos_emb": pos,
-        }
+        return parameter_counts("tokenizer", self.tokenizer, self.transformer)
 
 
 def maskgit_tiny_config(name: str = "maskgit-tiny") -> MaskGITConfig:

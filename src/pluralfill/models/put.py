@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from pluralfill.errors import PluralfillError
-from pluralfill.models.hub import Pretrained
+from pluralfill.models.hub import Pretrained, parameter_counts
 from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
 from pluralfill.models.uq_transformer import UQTransformer, UQTransformerConfig
 
@@ -60,12 +60,4 @@ class PUT(Pretrained, nn.Module):
         self.transformer = UQTransformer(cfg.transformer)
 
     def parameter_counts(self) -> dict[str, int]:
-        """Per component; `transformer` leaves out its position embedding, as seed 000's Table 3 counts it."""
-        pos = self.transformer.pos_emb.numel()
-        return {
-            "pvqvae": sum(p.numel() for p in self.pvqvae.parameters()),
-            "transformer": sum(p.numel() for p in self.transformer.parameters()) - pos,
-            "transformer_pos_emb": pos,
-        }
-
-
+        return parameter_counts("pvqvae", self.pvqvae, self.transformer)
