@@ -122,3 +122,18 @@ def test_page_in_headless_chromium(tmp_path, photo):
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_api_offers_learned_checkpoints(tmp_path, photo):
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
+    client = TestClient(create_app([tmp_path / "put"]))
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    name = "put-tiny (put)"
+    assert name in methods and {"sampler", "steps", "top_k"} <= set(methods[name]["options"])
+    hole = square_hole(128, 128, 0.3)
+    r = _post(client, np.ascontiguousarray(photo[::2, ::2]), hole, method=name, num_samples=2, seed=1,
+              options='{"sampler": "parallel", "steps": 3}')  # fmt: skip
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    assert [m.get("index") for m in lines[:-1]] == [0, 1] and lines[-1]["done"]
