@@ -21,7 +21,7 @@ def test_schedules():
         assert values[-1] == pytest.approx(0, abs=1e-12) and 0 < values[0] <= 1
     assert mask_ratio("square", 0.5) == 0.75 and mask_ratio("linear", 0.3) == pytest.approx(0.7)
     assert mask_ratio("cosine", 0.5) == pytest.approx(math.cos(math.pi / 4))
-    with pytest.raises(ValueError, match="unknown schedule"):
+    with pytest.raises(PluralfillError, match="unknown schedule"):
         mask_ratio("zigzag", 0.5)
     assert "pow<k>" in SCHEDULES
 
@@ -155,3 +155,24 @@ def test_cli_maskgit_trace_and_put_parallel(tiny, tmp_path, photo, capsys):
         main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "telea", "--steps",
               "3", "-o", str(tmp_path / "x")])  # fmt: skip
     assert "telea has no option 'steps'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--schedule", "zigzag"], "unknown schedule 'zigzag'"),
+        (["--steps", "0"], "steps must be at least 1"),
+        (["--temperature", "0"], "temperature must be positive"),
+    ],
+)
+def test_bad_decoding_options_are_one_line_errors(tiny, tmp_path, photo, capsys, args, message):
+    from pluralfill.cli import main
+
+    folder, _ = tiny
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
+    with pytest.raises(SystemExit) as e:
+        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(folder), *args,
+              "-o", str(tmp_path / "o")])  # fmt: skip
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import torch
 
+from pluralfill.errors import PluralfillError
 from pluralfill.methods.base import FixedResolutionInpainter
 from pluralfill.models.put import PUT
 from pluralfill.sampling.parallel import parallel_decode
@@ -67,7 +68,7 @@ class PUTInpainter(FixedResolutionInpainter):
                                   choice_temperature=choice_temperature, temperature=temperature,
                                   top_k=top_k, trace=trace)  # fmt: skip
         else:
-            raise ValueError(f"sampler must be 'put' or 'parallel', got {sampler!r}")
+            raise PluralfillError(f"sampler must be 'put' or 'parallel', got {sampler!r}")
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=True)
 
     def trace_strip(self, x, known, trace):

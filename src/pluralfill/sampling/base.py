@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from pluralfill.errors import PluralfillError
+
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
     """Keep the k largest logits of the last dimension, the rest to -inf."""
@@ -17,3 +19,13 @@ def gumbel_like(shape, generators: list[torch.Generator], device) -> torch.Tenso
     """Gumbel(0, 1) noise of shape (B, ...), row b drawn from generators[b]."""
     u = torch.stack([torch.rand(shape[1:], generator=g, device=g.device) for g in generators]).to(device)
     return -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+
+
+def check_sampling(temperature: float, steps: int | None = None, tokens_per_step: int | None = None) -> None:
+    """Option values a user typed: a bad one is a clear error before any work."""
+    if not temperature > 0:
+        raise PluralfillError(f"temperature must be positive, got {temperature}")
+    if steps is not None and steps < 1:
+        raise PluralfillError(f"steps must be at least 1, got {steps}")
+    if tokens_per_step is not None and tokens_per_step < 1:
+        raise PluralfillError(f"tokens_per_step must be at least 1, got {tokens_per_step}")

@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import torch
 
-from pluralfill.sampling.base import gumbel_like, top_k_filter
+from pluralfill.errors import PluralfillError
+from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
 SCHEDULES = ("cosine", "linear", "square", "cubic", "arccos", "pow<k>")
 
@@ -34,7 +35,7 @@ def mask_ratio(schedule: str, r: float) -> float:
     m = re.fullmatch(r"pow(\d+(?:\.\d+)?)", schedule)
     if m:
         return 1 - r ** float(m[1])
-    raise ValueError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    raise PluralfillError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
 
 
 @torch.no_grad()
@@ -56,6 +57,7 @@ def parallel_decode(
     hidden from it. `trace`, if a list, receives (tokens, unknown) after every step.
     """
     mask_ratio(schedule, 1.0)  # an unknown name fails before any work
+    check_sampling(temperature, steps=steps)
     tokens, unknown = tokens.clone(), unknown.clone()
     n_start = unknown.sum(1, keepdim=True)
     for step in range(steps):

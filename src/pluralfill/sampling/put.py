@@ -13,7 +13,8 @@ import math
 import torch
 
 from pluralfill.models.uq_transformer import UQTransformer
-from pluralfill.sampling.base import gumbel_like, top_k_filter
+from pluralfill.errors import PluralfillError
+from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
 
 @torch.no_grad()
@@ -40,9 +41,8 @@ def sample_put(
     Returns the (B, L) completed tokens.
     """
     if position_by not in ("probability", "logit"):
-        raise ValueError(f"position_by must be 'probability' or 'logit', got {position_by!r}")
-    if temperature <= 0:
-        raise ValueError(f"temperature must be positive, got {temperature}")
+        raise PluralfillError(f"position_by must be 'probability' or 'logit', got {position_by!r}")
+    check_sampling(temperature, tokens_per_step=tokens_per_step)
     x = transformer.embed(features)
     tokens, filled = tokens.clone(), filled.clone()
     b = x.shape[0]
