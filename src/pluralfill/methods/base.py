@@ -61,13 +61,16 @@ def square_window(hole: np.ndarray, min_side: int, context: float = 0.5) -> Box:
     return Box(wy0, wy1, wx0, wx1)
 
 
-def grow(hole: np.ndarray, px: int) -> np.ndarray:
-    """The hole and every pixel within `px` of it."""
-    if px <= 0:
-        return hole
+def distance_to_hole(hole: np.ndarray) -> np.ndarray:
+    """Euclidean distance of every pixel to the nearest hole pixel (0 inside the hole)."""
     import cv2
 
-    return cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) <= px
+    return cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3)
+
+
+def grow(hole: np.ndarray, px: int) -> np.ndarray:
+    """The hole and every pixel within `px` of it."""
+    return hole if px <= 0 else distance_to_hole(hole) <= px
 
 
 def soft_paste(target: np.ndarray, fill: np.ndarray, hole: np.ndarray, soft_edge: int) -> None:
@@ -76,9 +79,7 @@ def soft_paste(target: np.ndarray, fill: np.ndarray, hole: np.ndarray, soft_edge
     if soft_edge <= 0:
         target[hole] = fill[hole]
         return
-    import cv2
-
-    alpha = np.clip(1 - cv2.distanceTransform((~hole).astype(np.uint8), cv2.DIST_L2, 3) / (soft_edge + 1), 0, 1)[..., None]
+    alpha = np.clip(1 - distance_to_hole(hole) / (soft_edge + 1), 0, 1)[..., None]
     target[:] = (alpha * fill + (1 - alpha) * target).round().astype(np.uint8)
 
 
@@ -155,9 +156,25 @@ class FixedResolutionInpainter(Inpainter):
     `sample(x (1, 3, R, R) in [-1, 1], known (1, 1, R, R), seeds, trace=None, **options) -> (N, 3, R, R)`.
     """
 
+    model_class: type  # the Pretrained model it wraps; its config has `method`, `name` and a resolution
     resolution: int
     batch_size: int = 8
     last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
+
+    def __init__(self, model, device="cpu"):
+        import torch
+
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.name = model.config.name
+
+    @classmethod
+    def from_pretrained(cls, folder, device: str = "cpu"):
+        return cls(cls.model_class.from_pretrained(folder, device), device)
+
+    def describe(self) -> dict:
+        return {"name": self.name, "method": self.model.config.method, "resolution": self.resolution,
+                "parameters": self.model.parameter_counts()}  # fmt: skip
 
     def sample(self, x, known, seeds, trace=None, **options):
         raise NotImplementedError

@@ -13,17 +13,11 @@ from pluralfill.trace import trace_strip
 
 
 class MaskGITInpainter(FixedResolutionInpainter):
-    name = "maskgit"
+    name, model_class = "maskgit", MaskGIT
 
     def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):
-        self.model = model.to(device).eval()
-        self.device = torch.device(device)
+        super().__init__(model, device)
         self.resolution = model.config.tokenizer.resolution
-        self.name = model.config.name
-
-    @classmethod
-    def from_pretrained(cls, folder, device: str = "cpu") -> "MaskGITInpainter":
-        return cls(MaskGIT.from_pretrained(folder, device), device)
 
     def token_hole(self, known: torch.Tensor, dilate: int) -> torch.Tensor:
         """(1, 1, R, R) known -> (1, L) bool: tokens with any missing pixel, grown by `dilate` tokens."""
@@ -53,6 +47,3 @@ class MaskGITInpainter(FixedResolutionInpainter):
         side = self.model.config.tokenizer.tokens_per_side
         states = [(t[:1], u[:1]) for t, u in trace]
         return trace_strip(states, lambda t: self.model.tokenizer.decode(t.reshape(1, side, side)), side, self.resolution)
-
-    def describe(self) -> dict:
-        return {"name": self.name, "method": "maskgit", "resolution": self.resolution, "parameters": self.model.parameter_counts()}

@@ -14,19 +14,13 @@ from pluralfill.trace import trace_strip
 
 
 class PUTInpainter(FixedResolutionInpainter):
-    name = "put"
+    name, model_class = "put", PUT
 
     def __init__(self, model: PUT, device: str | torch.device = "cpu", bf16: bool | None = None):
-        self.model = model.to(device).eval()
+        super().__init__(model, device)
         self.model.pvqvae.to(memory_format=torch.channels_last)  # ~15% faster convolutions, same numbers
-        self.device = torch.device(device)
         self.bf16 = self.device.type == "cuda" if bf16 is None else bf16  # autocast on GPUs; fp32 elsewhere
         self.resolution = model.config.pvqvae.resolution
-        self.name = model.config.name
-
-    @classmethod
-    def from_pretrained(cls, folder, device: str = "cpu") -> "PUTInpainter":
-        return cls(PUT.from_pretrained(folder, device), device)
 
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, sampler: str = "put", top_k: int | None = 50, temperature: float = 1.0,
@@ -74,9 +68,10 @@ class PUTInpainter(FixedResolutionInpainter):
     def trace_strip(self, x, known, trace):
         pvqvae = self.model.pvqvae
         side = self.resolution // pvqvae.config.patch_size
-        types = pvqvae.token_types(known).reshape(1, -1)
+        types = pvqvae.token_types(known)
         if trace and len(trace[0]) == 3:  # Algorithm 1: (positions, codes, valid) per step; rebuild the states
-            tokens = pvqvae.tokenize(pvqvae.encode(x, known), pvqvae.token_types(known)).reshape(1, -1)
+            tokens = pvqvae.tokenize(pvqvae.encode(x, known), types).reshape(1, -1)
+            types = types.reshape(1, -1)
             hidden = types != 1
             states, every = [], max(1, len(trace) // 12)
             for i, (pos, new, valid) in enumerate(trace):
@@ -91,8 +86,3 @@ class PUTInpainter(FixedResolutionInpainter):
             return pvqvae.decode(tokens.reshape(1, side, side), x, known)
 
         return trace_strip(states, decode, side, self.resolution)
-
-    def describe(self) -> dict:
-        return {"name": self.name, "method": "put", "resolution": self.resolution, "parameters": self.model.parameter_counts()}
-
-
