@@ -80,8 +80,12 @@ def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, re
         for job in jobs:
             try:
                 image = pio.read_image(job.image, max_pixels)
-                hole = pio.read_hole(job.mask, (image.shape[1], image.shape[0]), invert, resize, max_pixels)
-                samples = inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **options)
+                size = (image.shape[1], image.shape[0])
+                hole = pio.read_hole(job.mask, size, invert, resize, max_pixels)
+                job_options = dict(options)
+                if isinstance(options.get("sketch"), Path):  # white lines, read at each image's size
+                    job_options["sketch"] = pio.read_hole(options["sketch"], size, False, resize, max_pixels, what="sketch")
+                samples = inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **job_options)
                 for k, s in enumerate(samples):
                     pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
                 if options.get("trace") and getattr(inpainter, "last_trace", None) is not None:
@@ -134,6 +138,8 @@ def inpaint(
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="Divides the logits before sampling.")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
+    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="mhtma-sketch: white lines on black, the image's size, to steer the fill.")] = None,
+    attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="mhtma: on, off (convolution branch only), high or low (every head at the image's highest / lowest temperature).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")] = None,
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
@@ -156,8 +162,12 @@ def inpaint(
     if output.exists() and not output.is_dir():
         raise PluralfillError(f"output must be a folder, but {output} is a file")
     inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=device)
+    loaded = getattr(getattr(inpainter, "model", None), "method", inpainter.name)
+    if checkpoint is not None and method is not None and method != loaded:
+        raise PluralfillError(f"--method {method} but {checkpoint} holds a {loaded} model")
     options = _parse_options(option or [])
-    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature}
+    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature,
+             "sketch": sketch, "attention_branch": attention_branch}  # fmt: skip
     options |= {k: v for k, v in flags.items() if v is not None} | ({"trace": True} if trace else {})
     inpainter.check_options(options)
     failed = _run_jobs(jobs, inpainter, output, num_samples, seed, grid, invert_mask, resize_mask, max_pixels,
@@ -197,6 +207,43 @@ def demo(
     pio.write_hole(paths[1], hole, overwrite)
     pio.write_image(paths[2], make_grid(image, hole, samples), overwrite)
     out.print(f"wrote {paths[2]} ({len(samples)} samples of {inpainter.name}, hole {hole.mean():.0%} of the image)")
+
+
+# ------------------------------------------------------------------------------------------------ sketch
+
+
+@app.command()
+def sketch(
+    image: Annotated[Path, typer.Argument(help="A photo.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The sketch: white one-pixel lines on black (PNG).")],
+    threshold: Annotated[float, typer.Option("--threshold", help="Edge strength above which a pixel is a line.")] = 0.65,
+    min_area: Annotated[int, typer.Option("--min-area", min=0, help="Drop 8-connected pieces under this many px (at 256 px; scaled with the image).")] = 100,
+    pidinet: Annotated[Optional[Path], typer.Option("--pidinet", help="PiDiNet weights (table5_pidinet.pth); default: the classical edge detector.")] = None,
+    device: Annotated[str, typer.Option("--device")] = "cpu",
+    max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
+    overwrite: Overwrite = False,
+):
+    """Extract the sketch of a photo (seed 002, IV-F) and show how: writes OUTPUT and OUTPUT_steps.png
+    (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to `inpaint --sketch`."""
+    from pluralfill.grid import grid_rows
+    from pluralfill.masks.sketch import extract_sketch
+
+    if not 0 < threshold < 1:
+        raise PluralfillError(f"--threshold must be between 0 and 1, got {threshold}")
+    steps_path = output.with_name(f"{output.stem}_steps.png")
+    pio.check_writable([output, steps_path], overwrite)
+    photo = pio.read_image(image, max_pixels)
+    detector = None
+    if pidinet is not None:
+        from pluralfill.nn.pidinet import load_pidinet
+
+        detector = load_pidinet(pidinet, device)
+    result = extract_sketch(photo, threshold, min_area, detector)
+    pio.write_hole(output, result.lines, overwrite)
+    strip = grid_rows([[photo] + [np.repeat(a[..., None], 3, axis=2) for a in result.steps()]])
+    pio.write_image(steps_path, strip, overwrite)
+    edges = "PiDiNet" if detector is not None else "classical edges"
+    out.print(f"wrote {output} ({int(result.lines.sum())} line px; {edges}) and {steps_path}")
 
 
 # ------------------------------------------------------------------------------------------------ masks

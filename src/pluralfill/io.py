@@ -119,13 +119,15 @@ def read_hole(
     invert: bool = False,
     resize: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    what: str = "mask",
 ) -> np.ndarray:
-    """A mask file as a bool HxW hole. `image_size` is (width, height); a mismatch is an error unless `resize`."""
-    im = _open(path, max_pixels, "mask")
+    """A mask file (or a sketch: white lines) as a bool HxW array. `image_size` is (width, height); a
+    mismatch is an error unless `resize`."""
+    im = _open(path, max_pixels, what)
     if image_size is not None and im.size != tuple(image_size):
         if not resize:
             raise PluralfillError(
-                f"mask {path} is {im.size[0]}x{im.size[1]} but its image is {image_size[0]}x{image_size[1]} "
+                f"{what} {path} is {im.size[0]}x{im.size[1]} but its image is {image_size[0]}x{image_size[1]} "
                 "(pass --resize-mask to resize it with nearest neighbour)"
             )
         im = to_rgb(im, background=(0, 0, 0))

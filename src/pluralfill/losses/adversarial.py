@@ -24,3 +24,16 @@ def hinge_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Te
 
 def hinge_generator_loss(fake: torch.Tensor) -> torch.Tensor:
     return -fake.mean()
+
+
+def wgan_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """The WGAN critic loss (its generator loss is `hinge_generator_loss`, -D(x_fake), the same form)."""
+    return fake.mean() - real.mean()
+
+
+def gradient_penalty(critic, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
+    """WGAN-GP (Gulrajani et al. 2017): (||grad D(x_hat)|| - 1)^2 on random mixes x_hat of real and fake."""
+    alpha = torch.rand(real.shape[0], 1, 1, 1, device=real.device, dtype=real.dtype)
+    mixed = (alpha * real + (1 - alpha) * fake.detach()).requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(mixed).sum(), mixed, create_graph=True)
+    return ((grad.flatten(1).norm(dim=1) - 1) ** 2).mean()

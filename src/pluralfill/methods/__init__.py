@@ -39,8 +39,8 @@ def _register(method: str, configs_module: str, model_class: str, inpainter: str
             cfg = module.CONFIGS[name]
             with torch.device("meta"):  # counts parameters without allocating them
                 model = getattr(module, model_class)(cfg)
-            res = getattr(cfg, "pvqvae", None) or cfg.tokenizer
-            return {"name": name, "method": method, "resolution": res.resolution, "parameters": model.parameter_counts()}
+            res = getattr(cfg, "resolution", None) or (getattr(cfg, "pvqvae", None) or cfg.tokenizer).resolution
+            return {"name": name, "method": method, "resolution": res, "parameters": model.parameter_counts()}
 
         return info
 
@@ -51,6 +51,8 @@ def _register(method: str, configs_module: str, model_class: str, inpainter: str
 
 _register("put", "pluralfill.models.put", "PUT", "pluralfill.methods.put.PUTInpainter")
 _register("maskgit", "pluralfill.models.maskgit", "MaskGIT", "pluralfill.methods.maskgit.MaskGITInpainter")
+_register("mhtma", "pluralfill.models.mhtma", "MHTMA", "pluralfill.methods.mhtma.MHTMAInpainter")
+CHECKPOINT_LOADERS["mhtma-sketch"] = CHECKPOINT_LOADERS["mhtma"]
 
 
 def available_methods() -> list[str]:

@@ -83,6 +83,16 @@ def soft_paste(target: np.ndarray, fill: np.ndarray, hole: np.ndarray, soft_edge
     target[:] = (alpha * fill + (1 - alpha) * target).round().astype(np.uint8)
 
 
+def shrink(mask: np.ndarray, size: tuple[int, int]):
+    """A bool HxW mask scaled to `size` as a (1, 1, h, w) float tensor: 1 where any pixel it covers is 1."""
+    import torch
+    import torch.nn.functional as F
+
+    m = torch.from_numpy(np.ascontiguousarray(mask)).float()[None, None]
+    m = F.interpolate(m, size=(max(m.shape[2], size[0]), max(m.shape[3], size[1])), mode="nearest")
+    return F.adaptive_max_pool2d(m, size)
+
+
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 
@@ -131,7 +141,8 @@ class Inpainter:
         import inspect
 
         names = []
-        for fn in (self._fill, getattr(self, "sample", None)):
+        fills = [c.__dict__["_fill"] for c in type(self).__mro__ if "_fill" in c.__dict__]  # overrides pass **options on
+        for fn in (*fills, getattr(self, "sample", None)):
             if fn is not None:
                 names += [p.name for p in inspect.signature(fn).parameters.values()
                           if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
@@ -179,6 +190,10 @@ class FixedResolutionInpainter(Inpainter):
     def sample(self, x, known, seeds, trace=None, **options):
         raise NotImplementedError
 
+    def crop_options(self, box: Box, options: dict) -> dict:
+        """Options that are pictures of the whole image (a sketch) cut to the crop and scaled to the model."""
+        return options
+
     def trace_strip(self, x, known, trace) -> Image.Image:
         raise NotImplementedError(f"{self.name} records no trace")
 
@@ -191,10 +206,8 @@ class FixedResolutionInpainter(Inpainter):
         size = (self.resolution, self.resolution)
         t = torch.from_numpy(np.array(crop, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
         x = F.interpolate(t, size=size, mode="bicubic", align_corners=False).clamp(-1, 1).to(self.device)
-        # a pixel of the small image is missing if any pixel it covers is
-        h = torch.from_numpy(crop_hole).float()[None, None]
-        h = F.interpolate(h, size=(max(h.shape[2], size[0]), max(h.shape[3], size[1])), mode="nearest")
-        known = (1 - F.adaptive_max_pool2d(h, size)).to(self.device)
+        known = 1 - shrink(crop_hole, size).to(self.device)  # missing if any pixel it covers is
+        options = self.crop_options(box, options)
         samples = []
         with torch.no_grad():
             for i in range(0, len(seeds), self.batch_size):

@@ -70,7 +70,7 @@ def load_weights_into(model: torch.nn.Module, folder: str | os.PathLike) -> torc
 
 class Pretrained:
     """save_pretrained / from_pretrained for a module with a pydantic `config`. Subclasses set `method`
-    (written into config.json, checked on load) and `config_class`."""
+    (written into config.json, checked on load; a class that builds several sets `methods`) and `config_class`."""
 
     method: str
     config_class: type
@@ -84,8 +84,9 @@ class Pretrained:
 
         config = read_config(folder)
         method = config.pop("method", None)
-        if method != cls.method:
-            raise PluralfillError(f"{folder} holds a {method!r} checkpoint, not {cls.method!r}")
+        allowed = getattr(cls, "methods", None) or (cls.method,)
+        if method not in allowed:
+            raise PluralfillError(f"{folder} holds a {method!r} checkpoint, not {' or '.join(map(repr, allowed))}")
         try:
             cfg = cls.config_class.model_validate(config)
         except ValidationError as e:

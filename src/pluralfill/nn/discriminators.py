@@ -1,8 +1,9 @@
-"""Discriminators."""
+"""Discriminators: the PatchGAN of PUT and the global-local one of MHTMA."""
 
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
@@ -23,3 +24,50 @@ class EdgeConnectDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
+
+
+def hole_boxes(hole: torch.Tensor, size: int) -> list[tuple[int, int]]:
+    """The top-left corner of a size x size window centred on each image's hole (its bounding box),
+    kept inside the image. hole: (B, 1, H, W), 1 = missing."""
+    corners = []
+    _, _, h, w = hole.shape
+    for m in hole[:, 0] > 0.5:
+        ys, xs = torch.nonzero(m, as_tuple=True)
+        cy, cx = ((int(ys.min()) + int(ys.max()) + 1) // 2, (int(xs.min()) + int(xs.max()) + 1) // 2) if len(ys) else (h // 2, w // 2)
+        corners.append((min(max(0, cy - size // 2), h - size), min(max(0, cx - size // 2), w - size)))
+    return corners
+
+
+def crop(images: torch.Tensor, corners: list[tuple[int, int]], size: int) -> torch.Tensor:
+    return torch.stack([im[:, y : y + size, x : x + size] for im, (y, x) in zip(images, corners)])
+
+
+class GlobalLocalDiscriminator(nn.Module):
+    """The global-local discriminator of MHTMA (seed 002, Fig. 2; after Iizuka et al. 2017): a global branch
+    (6 convolutions + FC) sees the whole image, a local branch (5 convolutions + FC) a window of half the
+    image's side centred on the hole; their features are concatenated and a last FC gives one logit.
+    Convolutions are 5x5, stride 2, LeakyReLU 0.2; spectral normalization on every layer unless
+    `spectral=False` (WGAN-GP, which constrains the critic with a gradient penalty instead)."""
+
+    def __init__(self, resolution: int, width: int = 64, spectral: bool = True):
+        super().__init__()
+        sn = spectral_norm if spectral else (lambda m: m)
+        self.local_size = resolution // 2
+
+        def branch(chans, side):
+            layers = []
+            for a, b in zip(chans[:-1], chans[1:]):
+                layers += [sn(nn.Conv2d(a, b, 5, 2, 2)), nn.LeakyReLU(0.2, inplace=True)]
+                side = (side + 1) // 2
+            return nn.Sequential(*layers, nn.Flatten(), sn(nn.Linear(chans[-1] * side * side, 16 * width)))
+
+        w = width
+        self.global_branch = branch([3, w, 2 * w, 4 * w, 8 * w, 8 * w, 8 * w], resolution)
+        self.local_branch = branch([3, w, 2 * w, 4 * w, 8 * w, 8 * w], self.local_size)
+        self.head = sn(nn.Linear(32 * width, 1))
+
+    def forward(self, images: torch.Tensor, corners: list[tuple[int, int]]) -> torch.Tensor:
+        """(B, 3, R, R) images and their hole windows (from `hole_boxes`) -> (B, 1) logits."""
+        local = crop(images, corners, self.local_size)
+        f = torch.cat([self.global_branch(images), self.local_branch(local)], dim=1)
+        return self.head(F.leaky_relu(f, 0.2))

@@ -5,6 +5,10 @@ from pathlib import Path
 
 def train(cfg, resume=None) -> Path:
     """Run the stage `cfg.stage` names; returns the run folder."""
+    if cfg.stage == "mhtma":  # one stage: the coarse and refinement networks train end to end with the GAN
+        from pluralfill.train.mhtma import train_mhtma
+
+        return train_mhtma(cfg, resume)
     if cfg.stage.startswith("put-"):
         from pluralfill.train.put import train_pvqvae as first, train_transformer as second
     else:

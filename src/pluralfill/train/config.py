@@ -37,6 +37,7 @@ class OptimConfig(Strict):
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
+    temperature_lr_scale: float = 1.0  # MHTMA: the temperature network's learning rate relative to lr
 
 
 class LossConfig(Strict):
@@ -54,16 +55,28 @@ class LossConfig(Strict):
     random_quantize: float = 0.3  # PUT stage 2: known features swapped for their codes with this probability
     label_smoothing: float = 0.0  # MaskGIT stage 2
     mask_schedule: str = "cosine"  # MaskGIT stage 2: gamma for the masking ratio of MVTM
+    coarse_pixel: float = 1.0  # MHTMA: L1 of the coarse output (Eq. 2); `pixel` weighs the final output's
+    gan: Literal["hinge", "wgan-gp"] = "hinge"  # MHTMA: HAL-SN (default) or WGAN-GP (seed 002 Table II)
+    gradient_penalty: float = 10.0  # MHTMA with gan=wgan-gp
+
+
+class SketchConfig(Strict):
+    """How the sketch-guided MHTMA gets its training sketches (seed 002, IV-F)."""
+
+    threshold: float = 0.65
+    min_area: int = 100  # px at 256x256, scaled with the training resolution
+    pidinet: str | None = None  # PiDiNet weights (table5_pidinet.pth); without them the classical edge detector
 
 
 class TrainConfig(Strict):
-    stage: Literal["put-pvqvae", "put-transformer", "maskgit-tokenizer", "maskgit-transformer"]
-    model: str | dict = "put-tiny"  # a named config (see `pluralfill info`) or an inline one
+    stage: Literal["put-pvqvae", "put-transformer", "maskgit-tokenizer", "maskgit-transformer", "mhtma"]
+    model: str | dict = "put-tiny"  # a named config (see `pluralfill info`), an inline one, or {base: NAME, key: value}
     first_stage: str | None = None  # stage 2: the stage-1 run folder (its best model) or a model folder
     data: DataConfig
     masks: MaskConfig = MaskConfig()
     optim: OptimConfig = OptimConfig()
     loss: LossConfig = LossConfig()
+    sketch: SketchConfig = SketchConfig()
     steps: int = 1000
     batch_size: int = 8
     seed: int = 0
@@ -81,20 +94,27 @@ class TrainConfig(Strict):
 
 
 def model_config(cfg: "TrainConfig", configs: dict, config_class):
-    """The named or inline model config of a run, as `config_class`."""
-    if isinstance(cfg.model, dict):
-        try:
-            return config_class.model_validate(cfg.model)
-        except ValidationError as e:
-            raise PluralfillError(f"config error in model: {str(e).splitlines()[0]}") from None
-    if cfg.model not in configs:
-        raise PluralfillError(f"unknown model {cfg.model!r} for {cfg.stage}; choose from {', '.join(configs)} or give a config")
-    return configs[cfg.model].model_copy(deep=True)
+    """The named or inline model config of a run, as `config_class`; {base: NAME, ...} is a named config with
+    some fields changed (what `model.attention=atma` on the command line makes of a named model)."""
+    tree = cfg.model if isinstance(cfg.model, dict) else {"base": cfg.model}
+    tree = dict(tree)
+    if "base" in tree:
+        base = tree.pop("base")
+        if base not in configs:
+            raise PluralfillError(f"unknown model {base!r} for {cfg.stage}; choose from {', '.join(configs)} or give a config")
+        tree = configs[base].model_dump() | tree
+    try:
+        return config_class.model_validate(tree)
+    except ValidationError as e:
+        first = e.errors()[0]
+        raise PluralfillError(f"config error at model.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
 def _set(tree: dict, dotted: str, value) -> None:
     keys = dotted.split(".")
     for k in keys[:-1]:
+        if k == "model" and isinstance(tree.get(k), str):  # a named model with fields changed
+            tree[k] = {"base": tree[k]}
         tree = tree.setdefault(k, {})
         if not isinstance(tree, dict):
             raise PluralfillError(f"cannot set {dotted}: {k} is not a section")

@@ -64,7 +64,7 @@ def optimizer(params, cfg: TrainConfig):
 def step_optimizer(fabric, model, opt, loss, cfg: TrainConfig, lr: float):
     """Set the learning rate, backpropagate, clip, step."""
     for group in opt.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
     opt.zero_grad(set_to_none=True)
     fabric.backward(loss)
     if cfg.optim.grad_clip:

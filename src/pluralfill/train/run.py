@@ -64,7 +64,7 @@ class Run:
         if cfg.run_dir is not None:
             folder = Path(cfg.run_dir)
         else:
-            name = cfg.model if isinstance(cfg.model, str) else cfg.model.get("name", "model")
+            name = cfg.model if isinstance(cfg.model, str) else cfg.model.get("name") or cfg.model.get("base", "model")
             folder = Path("runs") / f"{cfg.stage}-{name}-{time.strftime('%Y%m%d-%H%M%S')}"
         # rank 0 decides, before anyone writes: every rank gets the same folder and the same verdict
         taken = folder.exists() and any(folder.iterdir())

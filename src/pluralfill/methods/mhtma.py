@@ -1,0 +1,69 @@
+"""MHTMA as an Inpainter (seed 002): one pass of the coarse and refinement networks on a square around the
+hole. Deterministic unless the model was trained with a noise input; the sketch-guided variant takes the
+user's lines (white on black, the size of the image) through the `sketch` option."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from pluralfill.errors import PluralfillError
+from pluralfill.grid import grid_rows, masked_view
+from pluralfill.io import hole_from_array
+from pluralfill.methods.base import Box, FixedResolutionInpainter, shrink
+from pluralfill.models.mhtma import MHTMA
+
+BRANCHES = ("on", "off", "high", "low")
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+class MHTMAInpainter(FixedResolutionInpainter):
+    model_class = MHTMA
+    last_temperatures: list[float] | None = None  # the heads' temperatures for the last image
+
+    def __init__(self, model: MHTMA, device: str | torch.device = "cpu"):
+        super().__init__(model, device)
+        self.resolution = model.config.resolution
+        self.deterministic = not model.config.noise
+
+    def _fill(self, image, hole, seeds, sketch=None, attention_branch: str = "on", **options):
+        if attention_branch not in BRANCHES:
+            raise PluralfillError(f"attention_branch must be one of {', '.join(BRANCHES)}, got {attention_branch!r}")
+        if sketch is not None:
+            if not self.model.config.sketch:
+                raise PluralfillError(f"{self.name} is not sketch-guided: train one with model=mhtma-sketch (or mhtma-tiny-sketch)")
+            sketch = hole_from_array(sketch)
+            if sketch.shape != hole.shape:
+                raise PluralfillError(f"sketch is {sketch.shape[1]}x{sketch.shape[0]} but the image is {hole.shape[1]}x{hole.shape[0]}")
+        return super()._fill(image, hole, seeds, sketch=sketch, attention_branch=attention_branch, **options)
+
+    def crop_options(self, box: Box, options: dict) -> dict:
+        if options.get("sketch") is None:
+            return options
+        return options | {"sketch": shrink(box(options["sketch"]), (self.resolution,) * 2).to(self.device)}
+
+    @torch.no_grad()
+    def sample(self, x, known, seeds, trace=None, sketch=None, attention_branch: str = "on"):
+        n, r = len(seeds), self.resolution
+        noise = None
+        if self.model.config.noise:  # one noise map per sample, from that sample's own seed
+            noise = torch.stack([torch.randn(1, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
+        if sketch is not None:
+            sketch = sketch.expand(n, -1, -1, -1)
+        coarse, fine, temperatures = self.model(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), sketch, noise, attention_branch)
+        self.last_temperatures = temperatures[0].tolist()
+        if trace is not None:
+            trace += [coarse[:1], fine[:1], sketch[:1] if sketch is not None else None]
+        return fine
+
+    def trace_strip(self, x, known, trace):
+        """Input with its hole, (the sketch,) the coarse network's output, the refined output."""
+        coarse, fine, sketch = trace
+        hole = known[0, 0].cpu().numpy() < 0.5
+        tiles = [masked_view(to_uint8(x[0]), hole)]
+        if sketch is not None:
+            tiles.append(np.repeat((sketch[0, 0].cpu().numpy() * 255).astype(np.uint8)[..., None], 3, axis=2))
+        return grid_rows([tiles + [to_uint8(coarse[0]), to_uint8(fine[0])]])
