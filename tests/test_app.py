@@ -1,5 +1,6 @@
 """The web app: its HTTP API end to end, and the page in a real headless Chromium."""
 
+import contextlib
 import io
 import json
 import os
@@ -80,7 +81,9 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_page_in_headless_chromium(tmp_path, photo):
+@contextlib.contextmanager
+def _browser(app):
+    """A headless Chromium page and the app served on a free loopback port."""
     chromium = shutil.which("chromium")
     if chromium is None:
         if os.environ.get("CI"):
@@ -90,38 +93,43 @@ def test_page_in_headless_chromium(tmp_path, photo):
     from playwright.sync_api import sync_playwright
 
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     for _ in range(100):
         if server.started:
             break
         time.sleep(0.05)
-    Image.fromarray(np.ascontiguousarray(photo[::2, ::2])).save(tmp_path / "photo.png")
     try:
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{port}/")
             page.wait_for_function("document.querySelectorAll('#method option').length > 0")
-            page.set_input_files("#file", str(tmp_path / "photo.png"))
-            page.wait_for_function("document.getElementById('mask').width === 128")
-            box = page.locator("#mask").bounding_box()
-            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
-            page.mouse.up()
-            page.select_option("#method", "patchmatch")
-            page.fill("#n", "3")
-            page.click("#run")
-            page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
-            assert page.locator("#gallery img.result").count() == 3
-            assert page.locator("#error").inner_text() == ""
-            page.screenshot(path=str(tmp_path / "page.png"))
+            yield page
             browser.close()
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def test_page_in_headless_chromium(tmp_path, photo):
+    Image.fromarray(np.ascontiguousarray(photo[::2, ::2])).save(tmp_path / "photo.png")
+    with _browser(create_app()) as page:
+        page.set_input_files("#file", str(tmp_path / "photo.png"))
+        page.wait_for_function("document.getElementById('mask').width === 128")
+        box = page.locator("#mask").bounding_box()
+        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+        page.mouse.down()
+        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
+        page.mouse.up()
+        page.select_option("#method", "patchmatch")
+        page.fill("#n", "3")
+        page.click("#run")
+        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+        assert page.locator("#gallery img.result").count() == 3
+        assert page.locator("#error").inner_text() == ""
+        page.screenshot(path=str(tmp_path / "page.png"))
 
 
 def test_api_offers_learned_checkpoints(tmp_path, photo):
@@ -137,3 +145,59 @@ def test_api_offers_learned_checkpoints(tmp_path, photo):
               options='{"sampler": "parallel", "steps": 3}')  # fmt: skip
     lines = [json.loads(x) for x in r.text.splitlines()]
     assert [m.get("index") for m in lines[:-1]] == [0, 1] and lines[-1]["done"]
+
+
+def test_sketch_lines_reach_the_sketch_model(tmp_path, photo):
+    """The API takes the guidance lines as a file for mhtma-sketch, refuses them for other methods, and the
+    page's line tool draws them (headless Chromium, when installed)."""
+    from pluralfill.models.mhtma import CONFIGS, MHTMA
+
+    MHTMA(CONFIGS["mhtma-tiny-sketch"]).save_pretrained(tmp_path / "sketch")
+    app = create_app([tmp_path / "sketch"])
+    client = TestClient(app)
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    name = "mhtma-tiny-sketch (sketch)"
+    assert "sketch" in methods[name]["options"] and "sketch" not in methods["telea"]["options"]
+    image = np.ascontiguousarray(photo[::2, ::2])
+    hole = square_hole(128, 128, 0.4)
+    lines = np.zeros((128, 128), np.uint8)
+    lines[64, 30:100] = 255
+    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+             "sketch": ("s.png", _png(lines), "image/png")}  # fmt: skip
+    r = client.post("/api/inpaint", files=files, data={"method": name, "num_samples": "1"})
+    done = json.loads(r.text.splitlines()[-1])
+    assert done["done"] and done["sketch_pixels"] == 70
+    r = client.post("/api/inpaint", files=files, data={"method": "telea"})
+    assert r.status_code == 400 and "no option 'sketch'" in r.json()["detail"]
+    files["sketch"] = ("s.png", _png(lines[:50]), "image/png")
+    r = client.post("/api/inpaint", files=files, data={"method": name})
+    assert r.status_code == 400 and "sketch is 128x50" in r.json()["detail"]
+
+    Image.fromarray(image).save(tmp_path / "photo.png")
+    with _browser(app) as page:
+        page.select_option("#method", name)
+        assert page.locator("#tool").is_visible()
+        page.set_input_files("#file", str(tmp_path / "photo.png"))
+        page.wait_for_function("document.getElementById('lines').width === 128")
+        box = page.locator("#mask").bounding_box()
+
+        def drag(y0, y1):
+            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * y0)
+            page.mouse.down()
+            page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * y1, steps=8)
+            page.mouse.up()
+
+        drag(0.5, 0.5)  # the hole
+        page.select_option("#tool", "lines")
+        drag(0.4, 0.6)  # a line across it
+        painted = "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;" \
+                  " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"  # fmt: skip
+        hole_px, line_px = page.eval_on_selector("#mask", painted), page.eval_on_selector("#lines", painted)
+        assert hole_px > 1000 and 0 < line_px < hole_px / 4  # thin lines on their own layer
+        page.click("#undo")  # undo takes back the line, not the hole
+        assert page.eval_on_selector("#lines", painted) == 0 and page.eval_on_selector("#mask", painted) == hole_px
+        page.click("#redo")
+        page.click("#run")
+        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+        assert "guided by" in page.locator("#progress").inner_text()
+        assert page.locator("#error").inner_text() == ""

@@ -113,6 +113,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         num_samples: int = Form(4, ge=1, le=MAX_SAMPLES),
         seed: int | None = Form(None),
         options: str = Form("{}", description="method options as a JSON object, e.g. {\"steps\": 12}"),
+        sketch: UploadFile | None = File(None, description="mhtma-sketch: guidance lines, white on black, the photo's size"),
     ):
         """Fill the hole; the response streams one JSON line per sample as it finishes
         (`{"index", "png"}` with base64 PNG), then `{"done": true, "run": id, "seed": ...}`."""
@@ -125,6 +126,11 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
             assert isinstance(opts, dict)
         except (json.JSONDecodeError, AssertionError):
             raise HTTPException(400, "options must be a JSON object") from None
+        if sketch is not None:
+            lines = hole_from_array(_read_upload(sketch.file.read(), "sketch", mode_mask=True))
+            if lines.shape != picture.shape[:2]:
+                raise HTTPException(400, f"sketch is {lines.shape[1]}x{lines.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}")
+            opts["sketch"] = lines
         inpainter = inpainter_for(method)
         try:
             inpainter.check_options(opts)
@@ -150,7 +156,8 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                 results[run] = pngs
                 while len(results) > KEPT_RESULTS:
                     results.popitem(last=False)
-                yield json.dumps({"done": True, "run": run, "seed": seed, "method": method}) + "\n"
+                line_px = int(opts["sketch"].sum()) if "sketch" in opts else 0
+                yield json.dumps({"done": True, "run": run, "seed": seed, "method": method, "sketch_pixels": line_px}) + "\n"
             except PluralfillError as e:
                 yield json.dumps({"error": str(e)}) + "\n"
             finally:

@@ -40,6 +40,10 @@ class MHTMAInpainter(FixedResolutionInpainter):
                 raise PluralfillError(f"sketch is {sketch.shape[1]}x{sketch.shape[0]} but the image is {hole.shape[1]}x{hole.shape[0]}")
         return super()._fill(image, hole, seeds, sketch=sketch, attention_branch=attention_branch, **options)
 
+    def option_names(self) -> list[str]:
+        names = super().option_names()
+        return names if self.model.config.sketch else [n for n in names if n != "sketch"]
+
     def crop_options(self, box: Box, options: dict) -> dict:
         if options.get("sketch") is None:
             return options
