@@ -71,6 +71,7 @@ def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, re
     planned = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n_out)]
     planned += [outdir / f"{j.name}_grid.png" for j in jobs] if grid else []
     planned += [outdir / f"{j.name}_trace.png" for j in jobs] if options.get("trace") else []
+    planned += [outdir / f"{j.name}_entropy.png" for j in jobs] if options.get("entropy") else []
     pio.check_writable(planned, overwrite)
     if inpainter.deterministic and num_samples > 1:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
@@ -88,8 +89,9 @@ def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, re
                 samples = inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **job_options)
                 for k, s in enumerate(samples):
                     pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
-                if options.get("trace") and getattr(inpainter, "last_trace", None) is not None:
-                    pio.write_image(outdir / f"{job.name}_trace.png", inpainter.last_trace, overwrite)
+                for extra in ("trace", "entropy"):  # pictures of how the samples were made
+                    if options.get(extra) and getattr(inpainter, f"last_{extra}", None) is not None:
+                        pio.write_image(outdir / f"{job.name}_{extra}.png", getattr(inpainter, f"last_{extra}"), overwrite)
                 if grid:
                     from pluralfill.grid import make_grid
 
@@ -138,6 +140,7 @@ def inpaint(
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
     temperature: Annotated[Optional[float], typer.Option("--temperature", help="Divides the logits before sampling.")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
+    entropy: Annotated[bool, typer.Option("--entropy", help="dsi: also write NAME_entropy.png, the entropy of the structure distribution at every position.")] = False,
     sketch: Annotated[Optional[Path], typer.Option("--sketch", help="mhtma-sketch: white lines on black, the image's size, to steer the fill.")] = None,
     attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="mhtma: on, off (convolution branch only), high or low (every head at the image's highest / lowest temperature).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")] = None,
@@ -169,6 +172,7 @@ def inpaint(
     flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature,
              "sketch": sketch, "attention_branch": attention_branch}  # fmt: skip
     options |= {k: v for k, v in flags.items() if v is not None} | ({"trace": True} if trace else {})
+    options |= {"entropy": True} if entropy else {}
     inpainter.check_options(options)
     failed = _run_jobs(jobs, inpainter, output, num_samples, seed, grid, invert_mask, resize_mask, max_pixels,
                        overwrite, not no_composite, options)  # fmt: skip

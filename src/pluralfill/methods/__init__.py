@@ -19,6 +19,8 @@ METHODS: dict[str, Callable[..., Inpainter]] = {
 DEVICELESS = {"patchmatch", "telea", "navier-stokes"}
 # the "method" field of a checkpoint's config.json -> loader(folder, device)
 CHECKPOINT_LOADERS: dict[str, Callable[[Path, str], Inpainter]] = {}
+# first-stage models (autoencoders) -> the training stage that builds an inpainter on them
+NEXT_STAGE = {"pvqvae": "put-transformer", "vqgan": "maskgit-transformer", "dsi-hvqvae": "dsi-structure"}
 # named architectures whose weights come from a checkpoint: name -> what it builds (for `info`)
 ARCHITECTURES: dict[str, Callable[[], dict]] = {}
 
@@ -40,7 +42,7 @@ def _register(method: str, configs_module: str, model_class: str, inpainter: str
             with torch.device("meta"):  # counts parameters without allocating them
                 model = getattr(module, model_class)(cfg)
             res = getattr(cfg, "resolution", None) or (getattr(cfg, "pvqvae", None) or cfg.tokenizer).resolution
-            return {"name": name, "method": method, "resolution": res, "parameters": model.parameter_counts()}
+            return {"name": name, "method": getattr(model, "method", method), "resolution": res, "parameters": model.parameter_counts()}
 
         return info
 
@@ -53,6 +55,7 @@ _register("put", "pluralfill.models.put", "PUT", "pluralfill.methods.put.PUTInpa
 _register("maskgit", "pluralfill.models.maskgit", "MaskGIT", "pluralfill.methods.maskgit.MaskGITInpainter")
 _register("mhtma", "pluralfill.models.mhtma", "MHTMA", "pluralfill.methods.mhtma.MHTMAInpainter")
 CHECKPOINT_LOADERS["mhtma-sketch"] = CHECKPOINT_LOADERS["mhtma"]
+_register("dsi", "pluralfill.models.dsi", "DSI", "pluralfill.methods.dsi.DSIInpainter")
 
 
 def available_methods() -> list[str]:
@@ -72,6 +75,9 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> 
         path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
     if path.is_dir():
         method = read_config(path).get("method")
+        if method in NEXT_STAGE:
+            raise PluralfillError(f"{path} holds a first-stage {method} model, which cannot inpaint on its own: "
+                                  f"train the {NEXT_STAGE[method]} stage with first_stage={name_or_path}")  # fmt: skip
         if method not in CHECKPOINT_LOADERS:
             raise PluralfillError(f"checkpoint {path} is for method {method!r}, which this pluralfill cannot load")
         return CHECKPOINT_LOADERS[method](path, device)

@@ -93,6 +93,17 @@ def shrink(mask: np.ndarray, size: tuple[int, int]):
     return F.adaptive_max_pool2d(m, size)
 
 
+def token_hole(known, cell: int, dilate: int = 0):
+    """(B, 1, R, R) known -> (B, L) bool: the cells of a token grid (cell x cell px each) with any missing
+    pixel, grown by `dilate` cells (tokens at the border of the hole saw it)."""
+    import torch.nn.functional as F
+
+    hole = F.max_pool2d(1 - known, cell)
+    for _ in range(dilate):
+        hole = F.max_pool2d(hole, 3, stride=1, padding=1)
+    return hole.flatten(1) > 0
+
+
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 

@@ -4,9 +4,8 @@ one token, since border tokens saw the hole) is filled by iterative parallel dec
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-from pluralfill.methods.base import FixedResolutionInpainter
+from pluralfill.methods.base import FixedResolutionInpainter, token_hole
 from pluralfill.models.maskgit import MaskGIT
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.trace import trace_strip
@@ -19,20 +18,12 @@ class MaskGITInpainter(FixedResolutionInpainter):
         super().__init__(model, device)
         self.resolution = model.config.tokenizer.resolution
 
-    def token_hole(self, known: torch.Tensor, dilate: int) -> torch.Tensor:
-        """(1, 1, R, R) known -> (1, L) bool: tokens with any missing pixel, grown by `dilate` tokens."""
-        f = self.model.config.tokenizer.factor
-        hole = F.max_pool2d(1 - known, f)
-        for _ in range(dilate):
-            hole = F.max_pool2d(hole, 3, stride=1, padding=1)
-        return hole.reshape(1, -1) > 0
-
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, steps: int = 12, schedule: str = "cosine", choice_temperature: float = 4.5,
                temperature: float = 1.0, top_k: int | None = None, dilate: int = 1) -> torch.Tensor:  # fmt: skip
         tokenizer, transformer, n = self.model.tokenizer, self.model.transformer, len(seeds)
         tokens = tokenizer.encode(x * known).reshape(1, -1).expand(n, -1)  # the hole as flat grey
-        unknown = self.token_hole(known, dilate).expand(n, -1)
+        unknown = token_hole(known, self.model.config.tokenizer.factor, dilate).expand(n, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
         def logits_fn(tok, hidden):

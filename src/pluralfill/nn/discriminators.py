@@ -1,4 +1,4 @@
-"""Discriminators: the PatchGAN of PUT and the global-local one of MHTMA."""
+"""Discriminators: the PatchGAN of PUT, the global-local one of MHTMA, the SN-PatchGAN of DSI."""
 
 from __future__ import annotations
 
@@ -71,3 +71,22 @@ class GlobalLocalDiscriminator(nn.Module):
         local = crop(images, corners, self.local_size)
         f = torch.cat([self.global_branch(images), self.local_branch(local)], dim=1)
         return self.head(F.leaky_relu(f, 0.2))
+
+
+class SNPatchGANDiscriminator(nn.Module):
+    """DeepFill v2's SN-PatchGAN, DSI's texture discriminator: six 5x5 stride-2 spectral-normalized
+    convolutions with LeakyReLU on the image and its hole; every output cell is a logit for its patch."""
+
+    def __init__(self, width: int = 64):
+        super().__init__()
+        w = width
+        chans = [4, w, 2 * w, 4 * w, 4 * w, 4 * w, 4 * w]
+        layers = []
+        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
+            layers.append(spectral_norm(nn.Conv2d(a, b, 5, 2, 2)))
+            if i < len(chans) - 2:
+                layers.append(nn.LeakyReLU(0.2, inplace=True))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        return self.net(torch.cat([image, hole], dim=1)).flatten(1)

@@ -9,6 +9,10 @@ def train(cfg, resume=None) -> Path:
         from pluralfill.train.mhtma import train_mhtma
 
         return train_mhtma(cfg, resume)
+    if cfg.stage.startswith("dsi-"):
+        from pluralfill.train import dsi
+
+        return {"dsi-hvqvae": dsi.train_hvqvae, "dsi-structure": dsi.train_structure, "dsi-texture": dsi.train_texture}[cfg.stage](cfg, resume)
     if cfg.stage.startswith("put-"):
         from pluralfill.train.put import train_pvqvae as first, train_transformer as second
     else:

@@ -38,6 +38,7 @@ class OptimConfig(Strict):
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
     temperature_lr_scale: float = 1.0  # MHTMA: the temperature network's learning rate relative to lr
+    polyak_decay: float | None = None  # DSI: export an exponential moving average of the weights (0.9997 in seed 001)
 
 
 class LossConfig(Strict):
@@ -58,6 +59,7 @@ class LossConfig(Strict):
     coarse_pixel: float = 1.0  # MHTMA: L1 of the coarse output (Eq. 2); `pixel` weighs the final output's
     gan: Literal["hinge", "wgan-gp"] = "hinge"  # MHTMA: HAL-SN (default) or WGAN-GP (seed 002 Table II)
     gradient_penalty: float = 10.0  # MHTMA with gan=wgan-gp
+    structural_feature: float = 1.0  # DSI texture stage: cross-entropy of the output's top codes against the structure
 
 
 class SketchConfig(Strict):
@@ -69,7 +71,8 @@ class SketchConfig(Strict):
 
 
 class TrainConfig(Strict):
-    stage: Literal["put-pvqvae", "put-transformer", "maskgit-tokenizer", "maskgit-transformer", "mhtma"]
+    stage: Literal["put-pvqvae", "put-transformer", "maskgit-tokenizer", "maskgit-transformer", "mhtma", "dsi-hvqvae",
+                   "dsi-structure", "dsi-texture"]
     model: str | dict = "put-tiny"  # a named config (see `pluralfill info`), an inline one, or {base: NAME, key: value}
     first_stage: str | None = None  # stage 2: the stage-1 run folder (its best model) or a model folder
     data: DataConfig

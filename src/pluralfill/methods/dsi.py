@@ -1,0 +1,83 @@
+"""DSI as an Inpainter (seed 001): the missing codes of the top latent are sampled in raster order by the
+structure generator (with its caches by default), the texture generator paints the hole from the
+sampled structure. The per-position entropy of the structure distribution can be kept for a heat map."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from pluralfill.errors import PluralfillError
+from pluralfill.grid import grid_rows, masked_view
+from pluralfill.methods.base import FixedResolutionInpainter, token_hole
+from pluralfill.models.dsi import DSI
+from pluralfill.sampling.autoregressive import sample_raster
+
+
+def to_uint8(x: torch.Tensor) -> np.ndarray:
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
+    """The masked input and the entropy map side by side, with a colour bar (seed 001, Figure 9)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from PIL import Image
+
+    fig, axes = plt.subplots(1, 2, figsize=(7.2, 3.3), dpi=110)
+    axes[0].imshow(masked)
+    axes[0].set_title("input")
+    shown = axes[1].imshow(entropy, cmap="inferno", vmin=0, vmax=max_bits, interpolation="nearest")
+    axes[1].set_title("structure entropy (bits)")
+    for ax in axes:
+        ax.axis("off")
+    fig.colorbar(shown, ax=axes[1], fraction=0.046)
+    fig.tight_layout()
+    fig.canvas.draw()
+    image = Image.fromarray(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    plt.close(fig)
+    return image
+
+
+class DSIInpainter(FixedResolutionInpainter):
+    model_class = DSI
+    last_entropy = None  # Pillow image of the last image's entropy map, when asked for
+
+    def __init__(self, model: DSI, device: str | torch.device = "cpu"):
+        if model.texture is None:
+            raise PluralfillError(f"{model.config.name} has no texture generator yet: train the dsi-texture stage with first_stage= this run")
+        super().__init__(model, device)
+        self.resolution = model.config.resolution
+
+    @torch.no_grad()
+    def sample(self, x, known, seeds, trace=None, top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
+               entropy: bool = False, dilate: int = 1):  # fmt: skip
+        n, m = len(seeds), self.model
+        hole = 1 - known
+        tokens = m.hvqvae.encode_top(x * known).reshape(1, -1).expand(n, -1)
+        unknown = token_hole(known, self.resolution // m.config.structure.side, dilate)[0]
+        cond = m.structure.condition(x, hole).expand(n, -1, -1, -1)
+        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        bits = torch.zeros(unknown.shape[0], device=self.device) if entropy else None
+        codes = sample_raster(m.structure, cond, tokens, unknown, generators, top_k, temperature, cache, bits)
+        side = m.config.structure.side
+        if bits is not None:
+            masked = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
+            self.last_entropy = entropy_image(masked, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))
+        structure = m.hvqvae.top_vectors(codes.reshape(n, side, side))
+        if trace is not None:
+            trace.append(codes[:1].reshape(side, side))
+        return m.texture(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), structure)
+
+    def trace_strip(self, x, known, trace):
+        """The input and sample 0's structure: each top-latent code drawn in a colour of its own."""
+        (codes,) = trace
+        hole = known[0, 0].cpu().numpy() < 0.5
+        palette = np.random.default_rng(0).integers(0, 256, (self.model.config.structure.num_codes, 3), dtype=np.uint8)
+        cell = self.resolution // codes.shape[0]
+        structure = palette[codes.cpu().numpy()].repeat(cell, 0).repeat(cell, 1)
+        return grid_rows([[masked_view(to_uint8(x[0]), hole), structure]])
