@@ -33,3 +33,12 @@ def square_hole(h=256, w=256, frac=0.5) -> np.ndarray:
     sh, sw = int(h * frac), int(w * frac)
     hole[(h - sh) // 2 : (h + sh) // 2, (w - sw) // 2 : (w + sw) // 2] = True
     return hole
+
+
+@pytest.fixture(scope="module")
+def images(tmp_path_factory):
+    """A dozen real photos (symlinks into the shared data) for training tests, so they read little."""
+    d = tmp_path_factory.mktemp("images")
+    for p in sorted(SCENES.iterdir())[::130][:12]:
+        (d / p.name).symlink_to(p)
+    return d

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import SCENES, square_hole
+from conftest import square_hole
 from PIL import Image
 
 from pluralfill.errors import PluralfillError
@@ -122,13 +122,9 @@ def test_structure_only_checkpoint_says_what_is_missing(tmp_path):
 
 
 @pytest.mark.slow
-def test_three_stages_train_and_inpaint_from_the_cli(tmp_path, photo, capsys):
+def test_three_stages_train_and_inpaint_from_the_cli(images, tmp_path, photo, capsys):
     from pluralfill.cli import main
 
-    images = tmp_path / "images"
-    images.mkdir()
-    for p in sorted(SCENES.iterdir())[::130][:12]:
-        (images / p.name).symlink_to(p)
     common = [f"data.train={images}", "data.num_workers=0", "batch_size=4", "log_every=1", "val_every=4", "sample_every=4",
               "checkpoint_every=4", "val_batches=1", "optim.warmup_steps=1", "steps=8"]  # fmt: skip
     runs = {}

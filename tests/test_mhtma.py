@@ -261,14 +261,6 @@ def _metric(run, key):
     return [float(r[key]) for r in rows if r.get(key)]
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    d = tmp_path_factory.mktemp("images")
-    for p in sorted(SCENES.iterdir())[::130][:12]:
-        (d / p.name).symlink_to(p)
-    return d
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("variant, extra", [("mhtma-tiny.yaml", []),
                                             ("mhtma-tiny-sketch.yaml", ["loss.gan=wgan-gp", "model.attention=atma"])])  # fmt: skip

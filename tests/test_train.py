@@ -19,15 +19,6 @@ from pluralfill.train import train
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
-@pytest.fixture(scope="module")
-def images(tmp_path_factory):
-    """A dozen real photos (symlinks into the shared data) so tests read little."""
-    d = tmp_path_factory.mktemp("images")
-    for p in sorted(SCENES.iterdir())[::130][:12]:
-        (d / p.name).symlink_to(p)
-    return d
-
-
 def _cfg(stage_file, images, run_dir, *extra):
     return load_config(CONFIGS / stage_file, [f"data.train={images}", f"run_dir={run_dir}", "data.num_workers=0",
                                               "batch_size=4", "log_every=2", "val_every=5", "sample_every=5",

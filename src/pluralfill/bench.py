@@ -130,3 +130,60 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         out["ratios"]["parallel: bf16 vs fp32, batched"] = par_batch / par16
     out["peak_memory_mb"] = _peak_memory_mb(dev)
     return out
+
+
+def bench_dsi(config: str = "dsi", checkpoint: str | None = None, hole: float = 0.4, samples: int = 8, device: str = "cpu",
+              repeats: int = 3) -> dict:  # fmt: skip
+    """DSI: the structure generator's raster sampling with and without the layer caches (same model, hole and
+    seeds; both must draw the same codes), and whole images (structure + texture) for 1 and N samples."""
+    from pluralfill.errors import PluralfillError
+    from pluralfill.methods.base import token_hole
+    from pluralfill.methods.dsi import DSIInpainter
+    from pluralfill.models.dsi import CONFIGS as DSI_CONFIGS
+    from pluralfill.models.dsi import DSI
+    from pluralfill.sampling.autoregressive import sample_raster
+
+    dev = torch.device(device)
+    torch.manual_seed(0)
+    if checkpoint:
+        inpainter = DSIInpainter.from_pretrained(checkpoint, device)
+    else:
+        if config not in DSI_CONFIGS:
+            raise PluralfillError(f"unknown DSI config {config!r}; choose from {', '.join(DSI_CONFIGS)}")
+        inpainter = DSIInpainter(DSI(DSI_CONFIGS[config]), device)
+    model = inpainter.model
+    r, side = model.config.resolution, model.config.structure.side
+    x = torch.rand(1, 3, r, r, device=dev) * 2 - 1
+    known = torch.ones(1, 1, r, r, device=dev)
+    a, b = round(r * (1 - hole**0.5) / 2), round(r * (1 + hole**0.5) / 2)  # a centred square of `hole` of the area
+    known[..., a:b, a:b] = 0
+    unknown = token_hole(known, r // side, 1)[0]
+    with torch.no_grad():
+        tokens = model.hvqvae.encode_top(x * known).reshape(1, -1)
+        cond = model.structure.condition(x, 1 - known)
+
+    def structure(n: int, cache: bool):
+        gens = [torch.Generator(device=dev).manual_seed(i) for i in range(n)]
+        return sample_raster(model.structure, cond.expand(n, -1, -1, -1), tokens.expand(n, -1), unknown, gens, cache=cache)
+
+    same = torch.equal(structure(samples, True), structure(samples, False))
+    t_cached = _timed(lambda: structure(1, True), dev, repeats)
+    t_plain = _timed(lambda: structure(1, False), dev, max(1, repeats // 3))
+    t_image_1 = _timed(lambda: inpainter.sample(x, known, [0]), dev, repeats)
+    t_image_n = _timed(lambda: inpainter.sample(x, known, list(range(samples))), dev, repeats)
+    return {
+        "model": model.config.name,
+        "resolution": r,
+        "latent": f"{side}x{side}",
+        "sampled_positions": int(unknown.sum()),
+        "device": str(dev) if dev.type != "cpu" else "cpu",
+        "threads": torch.get_num_threads(),
+        "structure": {"uncached_s_per_sample": t_plain, "cached_s_per_sample": t_cached, "cached_positions_per_s": side * side / t_cached},
+        "image": {"s_per_image_1_sample": t_image_1, f"s_per_sample_{samples}_batched": t_image_n / samples},
+        "ratios": {
+            "cached_vs_uncached": t_plain / t_cached,
+            f"{samples}_batched_vs_one_by_one": t_image_1 * samples / t_image_n,
+            "same_codes_cached_and_uncached": same,
+        },
+        "peak_memory_mb": _peak_memory_mb(dev),
+    }

@@ -458,8 +458,9 @@ def train(
 
 @app.command()
 def bench(
-    config: Annotated[str, typer.Option("--config", help="Named PUT config (random weights: speed does not depend on them).")] = "put-tiny",
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained PUT folder instead.")] = None,
+    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs parallel, batching) or dsi (cached vs uncached sampling).")] = "put",
+    config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default put-tiny / dsi.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained model folder instead.")] = None,
     resolution: Annotated[Optional[int], typer.Option("--resolution", help="put-tiny only: image side (256 = 32x32 tokens).")] = None,
     hole: Annotated[float, typer.Option("--hole", help="Fraction of tokens missing.")] = 0.4,
     samples: Annotated[int, typer.Option("-n", "--samples", min=1, help="Samples batched together.")] = 8,
@@ -469,23 +470,34 @@ def bench(
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the transformer.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Measure PUT sampling: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak memory,
-    and the ratios batched vs one by one, parallel vs Algorithm 1 (and bf16 vs fp32 and MFU on CUDA)."""
-    from pluralfill.bench import bench_put
+    """Measure sampling speed. PUT: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak
+    memory, and the ratios batched vs one by one, parallel vs Algorithm 1 (and bf16 vs fp32 and MFU on CUDA).
+    DSI: structure sampling with and without the layer caches, and whole images for 1 and N samples."""
+    from pluralfill.bench import bench_dsi, bench_put
 
     if not 0 < hole < 1:
         raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
-    with err.status("measuring (Algorithm 1 runs a forward pass per token: this takes a while)"):
-        result = bench_put(config, str(checkpoint) if checkpoint else None, resolution, hole, samples, steps, device,
-                           repeats, compile)  # fmt: skip
+    if method not in ("put", "dsi"):
+        raise PluralfillError(f"--method must be put or dsi, got {method!r}")
+    ckpt = str(checkpoint) if checkpoint else None
+    with err.status("measuring (the slow paths run a forward pass per token: this takes a while)"):
+        if method == "dsi":
+            result = bench_dsi(config or "dsi", ckpt, hole, samples, device, repeats)
+        else:
+            result = bench_put(config or "put-tiny", ckpt, resolution, hole, samples, steps, device, repeats, compile)
     if as_json:
         print(json.dumps(result, indent=2))
         return
-    table = Table(title=f"{result['model']} at {result['resolution']} px, {result['missing_tokens']} of {result['tokens']} "
-                        f"tokens missing, {result['device']} ({result['threads']} threads)")  # fmt: skip
+    if method == "dsi":
+        title = f"{result['model']}: {result['sampled_positions']} of the {result['latent']} top codes sampled"
+    else:
+        title = f"{result['model']} at {result['resolution']} px, {result['missing_tokens']} of {result['tokens']} tokens missing"
+    table = Table(title=f"{title}, {result['device']} ({result['threads']} threads)")
     table.add_column("measurement")
     table.add_column("value", justify="right")
-    for group in ("forward_per_s", "algorithm1", "parallel", "ratios"):
+    for group in ("forward_per_s", "algorithm1", "parallel", "structure", "image", "ratios"):
+        if group not in result:
+            continue
         for k, v in result[group].items():
             table.add_row(f"{group}: {k}", f"{v:.3f}" if isinstance(v, float) else str(v))
     for k in ("pvqvae_images_per_s", "mfu_fp32_forward_batch", "peak_memory_mb"):

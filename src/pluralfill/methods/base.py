@@ -93,6 +93,11 @@ def shrink(mask: np.ndarray, size: tuple[int, int]):
     return F.adaptive_max_pool2d(m, size)
 
 
+def to_image(x) -> np.ndarray:
+    """One (3, H, W) tensor in [-1, 1] -> uint8 HxWx3 (for strips and maps)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
 def token_hole(known, cell: int, dilate: int = 0):
     """(B, 1, R, R) known -> (B, L) bool: the cells of a token grid (cell x cell px each) with any missing
     pixel, grown by `dilate` cells (tokens at the border of the hole saw it)."""

@@ -10,14 +10,10 @@ import torch
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.io import hole_from_array
-from pluralfill.methods.base import Box, FixedResolutionInpainter, shrink
+from pluralfill.methods.base import Box, FixedResolutionInpainter, shrink, to_image
 from pluralfill.models.mhtma import MHTMA
 
 BRANCHES = ("on", "off", "high", "low")
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(1, 2, 0).cpu().numpy()
 
 
 class MHTMAInpainter(FixedResolutionInpainter):
@@ -67,7 +63,7 @@ class MHTMAInpainter(FixedResolutionInpainter):
         """Input with its hole, (the sketch,) the coarse network's output, the refined output."""
         coarse, fine, sketch = trace
         hole = known[0, 0].cpu().numpy() < 0.5
-        tiles = [masked_view(to_uint8(x[0]), hole)]
+        tiles = [masked_view(to_image(x[0]), hole)]
         if sketch is not None:
             tiles.append(np.repeat((sketch[0, 0].cpu().numpy() * 255).astype(np.uint8)[..., None], 3, axis=2))
-        return grid_rows([tiles + [to_uint8(coarse[0]), to_uint8(fine[0])]])
+        return grid_rows([tiles + [to_image(coarse[0]), to_image(fine[0])]])

@@ -4,7 +4,6 @@ the model exported by the structure stage has no texture generator yet (`texture
 
 from __future__ import annotations
 
-import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
@@ -33,9 +32,10 @@ def dsi_tiny_config() -> DSIConfig:
     return DSIConfig(
         name="dsi-tiny",
         hvqvae=HVQVAEConfig(resolution=64, hidden=64, residual=32, num_codes=128, code_dim=32),
-        structure=StructureGeneratorConfig(resolution=64, side=8, num_codes=128, hidden=64, residual=64, cond_hidden=16,
-                                           cond_residual=16, num_layers=4, attention_layers=2, num_heads=4,
-                                           output_layers=2),  # fmt: skip
+        structure=StructureGeneratorConfig(
+            resolution=64, side=8, num_codes=128, hidden=64, residual=64, cond_hidden=16, cond_residual=16, num_layers=4,
+            attention_layers=2, num_heads=4, output_layers=2,
+        ),
         texture=TextureGeneratorConfig(width=16, code_dim=32),
         disc_width=16,
     )

@@ -25,9 +25,9 @@ from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
 from pluralfill.methods.base import token_hole
 from pluralfill.models.dsi import CONFIGS, DSI, DSIConfig, HVQVAEModel, fit_structure_config
+from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.train.config import TrainConfig, model_config
 from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
-from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.train.run import Run, make_fabric, seed_step
 
 VAL_SEED_STEP = 10**9
