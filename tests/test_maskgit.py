@@ -9,6 +9,7 @@ from conftest import square_hole
 from PIL import Image
 
 from pluralfill.errors import PluralfillError
+from pluralfill.methods.base import token_hole
 from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config, mvtm_loss
 from pluralfill.sampling.parallel import SCHEDULES, mask_ratio, parallel_decode
@@ -120,7 +121,7 @@ def test_maskgit_inpainter(tiny, photo):
     # the token hole grows by one token around the pixel hole
     known = torch.ones(1, 1, 64, 64)
     known[..., 24:32, 24:32] = 0  # exactly token (3, 3)
-    assert int(mg.token_hole(known, 0).sum()) == 1 and int(mg.token_hole(known, 1).sum()) == 9
+    assert int(token_hole(known, 8, 0).sum()) == 1 and int(token_hole(known, 8, 1).sum()) == 9
 
 
 def test_soft_edge_blends_a_band_and_keeps_the_rest(tiny, photo):
