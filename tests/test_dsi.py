@@ -138,7 +138,7 @@ def test_three_stages_train_and_inpaint_from_the_cli(images, tmp_path, photo, ca
         rows = list(csv.DictReader(f))
     nll = [float(r["train/nll_bits"]) for r in rows if r.get("train/nll_bits")]
     assert nll[-1] < nll[0] <= math.log2(128) + 1  # starts near uniform over 128 codes, falls
-    assert any(r.get("val/vqvae_mse") for r in rows)
+    assert any(r.get("val/vqvae_mse") for r in rows) and any(r.get("val/nll_bits_hole") for r in rows)
     with open(runs["texture"] / "metrics.csv", newline="") as f:
         assert {"train/pixel", "train/structural", "train/adversarial", "train/disc"} <= set(csv.DictReader(f).fieldnames)
     Image.fromarray(photo).save(tmp_path / "p.png")

@@ -45,10 +45,14 @@ class TemperatureNet(nn.Module):
         )  # fmt: skip
         self.fc = nn.Linear(2 * w, num_heads)
         self.activation, self.min_temperature = activation, min_temperature
-        # start every head at init_temperature: softplus^-1(t) = log(exp(t) - 1)
-        nn.init.zeros_(self.fc.weight)
-        t = init_temperature - (min_temperature if activation == "softplus" else 0)
-        nn.init.constant_(self.fc.bias, math.log(math.expm1(t)) if activation == "softplus" else t)
+        # heads start spread over [init / 2, init * 2] (log scale) around init_temperature: heads started
+        # equal get equal gradients and stay one temperature
+        nn.init.normal_(self.fc.weight, std=1e-3)
+        spread = [init_temperature * 2 ** (2 * k / (num_heads - 1) - 1) for k in range(num_heads)] if num_heads > 1 else [init_temperature]
+        with torch.no_grad():
+            for k, t in enumerate(spread):
+                t = t - (min_temperature if activation == "softplus" else 0)
+                self.fc.bias[k] = math.log(math.expm1(t)) if activation == "softplus" else t  # softplus^-1
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         f = self.convs(x)

@@ -110,10 +110,11 @@ def train_structure(cfg: TrainConfig, resume=None) -> Path:
         run.load_state(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
 
-    def nll_bits(net, x, hole):
+    def nll_bits(net, x, hole, per_position: bool = False):
         codes = dsi.hvqvae.encode_top(x).reshape(x.shape[0], -1)
         logits = net(codes, net.condition(x, hole))
-        return F.cross_entropy(logits.reshape(-1, logits.shape[-1]).float(), codes.reshape(-1)) / math.log(2)
+        nll = F.cross_entropy(logits.flatten(0, 1).float(), codes.reshape(-1), reduction="none") / math.log(2)
+        return nll.reshape(codes.shape) if per_position else nll.mean()
 
     def step_fn(step, batch, lr):
         x, _, hole = _masked_batch(batch, fabric.device)
@@ -127,12 +128,17 @@ def train_structure(cfg: TrainConfig, resume=None) -> Path:
         if not val:
             return {}
         net = ema.module.eval() if ema is not None else structure
-        nll, mse = [], []
+        nll, nll_hole, mse = [], [], []
         for batch in val:
-            x, _, hole = _masked_batch(batch, fabric.device)
-            nll.append(float(nll_bits(net, x, hole)))
+            x, known, hole = _masked_batch(batch, fabric.device)
+            per_position = nll_bits(net, x, hole, per_position=True)
+            in_hole = token_hole(known, dcfg.resolution // dcfg.structure.side)  # codes the condition cannot show
+            nll.append(float(per_position.mean()))
+            nll_hole.append(float(per_position[in_hole].mean()) if in_hole.any() else float("nan"))
             mse.append(float(F.mse_loss(dsi.hvqvae(x)[0], x)))
-        return {"val/nll_bits": float(np.mean(nll)), "val/vqvae_mse": float(np.mean(mse))}
+        # all codes (as trained), the codes under the hole alone, and the VQ-VAE's reconstruction error (Table 3)
+        return {"val/nll_bits": float(np.mean(nll)), "val/nll_bits_hole": float(np.nanmean(nll_hole)),
+                "val/vqvae_mse": float(np.mean(mse))}  # fmt: skip
 
     def sheet(step, batch):
         """Rows of: masked input, three sampled structures (the VQ-VAE decodes them with its own bottom codes
@@ -195,6 +201,9 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
         run.load_state(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
     vq = dsi.hvqvae
+    with torch.no_grad():
+        between = torch.cdist(vq.quantize_top.embedding, vq.quantize_top.embedding).pow(2)
+        code_spacing = between.fill_diagonal_(float("inf")).min(dim=1).values.mean().clamp(min=1e-8)
 
     def generate(x, known):
         codes = vq.encode_top(x)  # the true structure
@@ -203,8 +212,10 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
     def losses(x, known, hole):
         fine, codes = generate(x, known)
         completed = fine * hole + x * known
-        # the VQ-VAE's top encoder should read back the structure the texture generator was given
-        logits = -vq.quantize_top.distance(vq.top_features(completed).permute(0, 2, 3, 1))
+        # the VQ-VAE's top encoder should read back the structure the texture generator was given: a softmax
+        # over minus the squared distance to every code, in units of the mean squared distance between
+        # neighbouring codes (raw distances of a compact codebook give a flat softmax and no gradient)
+        logits = -vq.quantize_top.distance(vq.top_features(completed).permute(0, 2, 3, 1)) / code_spacing
         terms = {"pixel": (fine - x).abs().mean(), "structural": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))}
         total = lw.pixel * terms["pixel"] + lw.structural_feature * terms["structural"]
         return total, terms, completed
