@@ -62,6 +62,12 @@ def test_structure_generator_is_causal_and_the_cache_is_exact():
     caches = model.new_cache(cond)
     stepped = torch.stack([model.step(tokens[:, p - 1] if p else None, p, cond, caches) for p in range(64)], dim=1)
     torch.testing.assert_close(stepped, logits, rtol=0, atol=1e-12)
+    # prefilled with wrong codes from 30 on, then stepped from 30: the wrong codes leave no trace
+    caches, wrong = model.new_cache(cond), tokens.clone()
+    wrong[:, 30:] = 0
+    model.prefill(wrong, cond, caches)
+    stepped = torch.stack([model.step(tokens[:, p - 1], p, cond, caches) for p in range(30, 64)], dim=1)
+    torch.testing.assert_close(stepped, logits[:, 30:], rtol=0, atol=1e-12)
 
 
 def test_cached_sampling_draws_the_same_codes_and_keeps_known_ones():

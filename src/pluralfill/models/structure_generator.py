@@ -4,7 +4,7 @@ to the latent's size by a conditioning stack; gated residual blocks with causal 
 with causal multi-head attention layers; a stack of position-wise gated blocks gives the logits.
 
 Every layer sees only earlier positions (the input at position p is the code at p - 1), so sampling can
-run position by position with caches (`start` + `step`): each causal convolution keeps the map of its
+run position by position with caches (`new_cache`, `prefill`, `step`): each causal convolution keeps the map of its
 inputs so far, each attention layer its keys and values. That is the incremental sampling seed 001 (C)
 asks for; `forward` is the plain path over the whole sequence, used for training and as the reference.
 """
@@ -194,6 +194,22 @@ class StructureGenerator(nn.Module):
             else:
                 caches.append(layer.conv.new_cache(cond, s))
         return caches
+
+    def prefill(self, tokens: torch.Tensor, cond: torch.Tensor, caches: list) -> None:
+        """Fill the caches from one parallel pass over the sequence with the codes given. Entries of a
+        position are right if every code before it is final; stepping from position p rewrites p and on."""
+        s, half = self.config.side, self.config.kernel // 2
+        x = self.inputs(tokens)
+        for layer, cache in zip(self.layers, caches):
+            if isinstance(layer, CausalAttention):
+                _, k, v = map(layer._split, layer.qkv(layer.norm(x)).chunk(3, dim=-1))
+                cache["k"].copy_(k)
+                cache["v"].copy_(v)
+                x = layer(x)
+            else:
+                m = x.transpose(1, 2).unflatten(2, (s, s))
+                cache[:, :, half:, half : half + s] = F.elu(m)
+                x = layer(m, cond).flatten(2).transpose(1, 2)
 
     def step(self, previous: torch.Tensor | None, p: int, cond: torch.Tensor, caches: list) -> torch.Tensor:
         """Logits (B, num_codes) at position p, given the code at p - 1 (None at p = 0); positions must come in order."""

@@ -1,7 +1,8 @@
 """Raster-order sampling of the missing codes of a latent map (DSI's structure, seed 001), with or without
 the layer caches. Both paths compute the same logits for every position, so with the same generators
-they draw the same codes; the cached one runs each layer once per position instead of the whole network
-once per missing position."""
+they draw the same codes. The plain path runs the whole network once per missing position; the cached one
+runs it once over the sequence (filling the caches with the known codes), then each layer once per
+position from the first missing position to the last. Positions after the last missing one are never run."""
 
 from __future__ import annotations
 
@@ -24,8 +25,14 @@ def sample_raster(model, cond: torch.Tensor, tokens: torch.Tensor, unknown: torc
     """
     check_sampling(temperature)
     tokens = tokens.clone()
-    caches = model.new_cache(cond) if cache else None
-    for p in range(tokens.shape[1]):
+    where = torch.nonzero(unknown).flatten()
+    if len(where) == 0:
+        return tokens
+    first, last = int(where[0]), int(where[-1])
+    if cache:  # the known codes before the first missing one in one parallel pass, then one position at a time
+        caches = model.new_cache(cond)
+        model.prefill(tokens, cond, caches)
+    for p in range(first, last + 1):
         if cache:
             logits = model.step(tokens[:, p - 1] if p else None, p, cond, caches)
         elif unknown[p]:

@@ -190,6 +190,7 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
     dsi.structure.load_state_dict(partial.structure.state_dict())
     for frozen in (dsi.hvqvae, dsi.structure):
         frozen.requires_grad_(False).eval().to(fabric.device)
+    dsi.texture.standardize_like(dsi.hvqvae.quantize_top.embedding)
     texture, opt = fabric.setup(dsi.texture, optimizer(dsi.texture.parameters(), cfg))
     state = {"texture": texture, "optimizer": opt, "step": 0, "best": math.inf}
     lw = cfg.loss
