@@ -156,7 +156,8 @@ def test_inpainter_is_deterministic_unless_trained_with_noise(checkpoints, photo
     a = noisy.inpaint(photo, hole, 3, seed=0)
     b = noisy.inpaint(photo, hole, 1, seed=0, first_sample=2)
     assert len(a) == 3 and not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
-    assert np.array_equal(np.asarray(a[2]), np.asarray(b[0]))  # sample i on its own
+    # sample i on its own: the same noise; convolutions of batch 3 and batch 1 may round differently
+    assert np.abs(np.asarray(a[2]).astype(int) - np.asarray(b[0]).astype(int)).max() <= 2
     for s in a:  # known pixels exactly as given
         assert np.array_equal(np.asarray(s)[~hole], photo[~hole])
 
