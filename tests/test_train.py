@@ -57,7 +57,13 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
     a = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "a", f"first_stage={stage1}", "steps=10"))
     b = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "b", f"first_stage={stage1}", "steps=5"))
     cfg_b = _cfg("put-tiny-transformer.yaml", images, tmp_path / "b", f"first_stage={stage1}", "steps=10")
+    with open(b / "metrics.csv", newline="") as f:
+        keys = csv.DictReader(f).fieldnames
+    with open(b / "metrics.csv", "a", newline="") as f:  # a row a killed run logged after its last checkpoint
+        csv.DictWriter(f, keys).writerow({"step": 7, "train/loss": 99.0})
     train(cfg_b, resume=b)
+    logged = [int(float(r["step"])) for r in csv.DictReader(open(b / "metrics.csv")) if r.get("train/loss")]  # noqa: SIM115
+    assert 99.0 not in _metric(b, "train/loss") and logged == sorted(set(logged))  # the stale row is gone, no step twice
     wa, wb = load_file(a / "last" / "model.safetensors"), load_file(b / "last" / "model.safetensors")
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k

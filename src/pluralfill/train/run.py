@@ -141,6 +141,26 @@ class Run:
         if not path.is_file():
             raise PluralfillError(f"nothing to resume in {self.folder}: no last.ckpt")
         self.fabric.load(path, state)
+        if self.is_main:
+            self._trim_metrics(int(state["step"]))
+
+    def _trim_metrics(self, step: int) -> None:
+        """Drop rows logged after the checkpoint a run resumes from: a stopped run logged them, and the
+        resumed run logs those steps again."""
+        path = self.folder / "metrics.csv"
+        if not path.is_file():
+            return
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            keys, rows = reader.fieldnames or [], list(reader)
+        kept = [r for r in rows if int(r["step"]) <= step]
+        if len(kept) < len(rows):
+            tmp = path.with_name(".metrics.csv.tmp")
+            with open(tmp, "w", newline="") as f:
+                w = csv.DictWriter(f, keys)
+                w.writeheader()
+                w.writerows(kept)
+            os.replace(tmp, path)
 
     def export(self, model: torch.nn.Module, name: str) -> None:
         """`last/` or `best/`: a save_pretrained folder that `--checkpoint` loads."""
