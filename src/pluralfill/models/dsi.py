@@ -70,7 +70,7 @@ class HVQVAEModel(Pretrained, HVQVAE):
     method, config_class = "dsi-hvqvae", HVQVAEConfig
 
 
-def fit_structure_config(dsi: DSIConfig, hvqvae: HVQVAEConfig) -> DSIConfig:
+def fit_to_vqvae(dsi: DSIConfig, hvqvae: HVQVAEConfig) -> DSIConfig:
     """The generators must read the VQ-VAE they are trained on: its resolution, latent size and codebook."""
     dsi = dsi.model_copy(deep=True)
     dsi.hvqvae = hvqvae

@@ -24,10 +24,10 @@ from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
 from pluralfill.methods.base import token_hole
-from pluralfill.models.dsi import CONFIGS, DSI, DSIConfig, HVQVAEModel, fit_structure_config
+from pluralfill.models.dsi import CONFIGS, DSI, DSIConfig, HVQVAEModel, fit_to_vqvae
 from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
+from pluralfill.train.loop import data, discriminator_step, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
 from pluralfill.train.run import Run, make_fabric, seed_step
 
 VAL_SEED_STEP = 10**9
@@ -97,7 +97,7 @@ def train_structure(cfg: TrainConfig, resume=None) -> Path:
     fabric = make_fabric(cfg)
     run = Run.create(cfg, fabric, resume)
     hvqvae = first_stage(cfg.first_stage, HVQVAEModel)
-    dcfg = fit_structure_config(dsi_config(cfg), hvqvae.config)
+    dcfg = fit_to_vqvae(dsi_config(cfg), hvqvae.config)
     dcfg.texture = None
     fabric.seed_everything(cfg.seed, verbose=False)
     dsi = DSI(dcfg)
@@ -183,7 +183,7 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
     dcfg.texture = dsi_config(cfg).texture
     if dcfg.texture is None:
         raise PluralfillError("the model config has no texture generator")
-    dcfg.texture.code_dim = dcfg.hvqvae.code_dim
+    dcfg = fit_to_vqvae(dcfg, dcfg.hvqvae)
     fabric.seed_everything(cfg.seed, verbose=False)
     dsi = DSI(dcfg)
     dsi.hvqvae.load_state_dict(partial.hvqvae.state_dict())
@@ -230,11 +230,8 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
             total = total + lw.adversarial * terms["adversarial"]
         step_optimizer(fabric, texture, opt, total, cfg, lr)
         if adversarial:
-            d = hinge_discriminator_loss(state["disc"](x, hole), state["disc"](completed.detach(), hole))
-            state["disc_optimizer"].zero_grad(set_to_none=True)
-            fabric.backward(d)
-            state["disc_optimizer"].step()
-            terms["disc"] = d
+            terms["disc"] = discriminator_step(fabric, state, hinge_discriminator_loss, x, completed,
+                                               lambda images: state["disc"](images, hole))  # fmt: skip
         return terms | {"loss": total}
 
     def validate():

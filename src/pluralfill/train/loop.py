@@ -92,9 +92,11 @@ def setup_autoencoder(fabric, run: Run, model, cfg: TrainConfig, disc_betas: tup
     return model, opt, state, modules
 
 
-def discriminator_step(fabric, state: dict, loss_fn, real, fake) -> torch.Tensor:
-    """One step of the discriminator on real and (detached) fake images."""
-    loss = loss_fn(state["disc"](real), state["disc"](fake.detach()))
+def discriminator_step(fabric, state: dict, loss_fn, real, fake, critic=None) -> torch.Tensor:
+    """One step of the discriminator on real and (detached) fake images. `critic(images)` -> logits, for a
+    discriminator that needs more than the images (default: state["disc"] itself)."""
+    critic = critic or state["disc"]
+    loss = loss_fn(critic(real), critic(fake.detach()))
     state["disc_optimizer"].zero_grad(set_to_none=True)
     fabric.backward(loss)
     state["disc_optimizer"].step()

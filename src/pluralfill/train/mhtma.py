@@ -32,7 +32,7 @@ from pluralfill.masks.sketch import extract_sketch
 from pluralfill.models.mhtma import CONFIGS, MHTMA, MHTMAConfig
 from pluralfill.nn.discriminators import GlobalLocalDiscriminator, hole_boxes
 from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, fit, optimizer, step_optimizer, to_uint8, unwrap
+from pluralfill.train.loop import data, discriminator_step, fit, optimizer, step_optimizer, to_uint8, unwrap
 from pluralfill.train.run import Run, make_fabric
 
 PERCEPTUAL_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # VGG-16
@@ -113,15 +113,12 @@ def train_mhtma(cfg: TrainConfig, resume=None) -> Path:
         def critic(images):
             return state["disc"](images, corners)
 
-        real, fake = critic(x), critic(completed.detach())
-        if lw.gan == "hinge":
-            loss = hinge_discriminator_loss(real, fake)
-        else:
-            loss = wgan_discriminator_loss(real, fake) + lw.gradient_penalty * gradient_penalty(critic, x, completed)
-        state["disc_optimizer"].zero_grad(set_to_none=True)
-        fabric.backward(loss)
-        state["disc_optimizer"].step()
-        return loss
+        def loss_fn(real, fake):
+            if lw.gan == "hinge":
+                return hinge_discriminator_loss(real, fake)
+            return wgan_discriminator_loss(real, fake) + lw.gradient_penalty * gradient_penalty(critic, x, completed)
+
+        return discriminator_step(fabric, state, loss_fn, x, completed, critic)
 
     def step_fn(step, batch, lr):
         x, known = batch
