@@ -174,3 +174,23 @@ def test_maskgit_stages_train(images, tmp_path):
 
     inpainter = load_inpainter(mg)
     assert inpainter.name == "maskgit-tiny" and (mg / "samples" / "step_000010.png").exists()
+
+
+def test_held_out_sources_and_mixed_mask_presets(tmp_path):
+    """`data.exclude` leaves whole source images out (the bundled model's held-out split); a list of mask
+    presets draws one per hole."""
+    from pluralfill.data import HoleSource, ImageList
+    from pluralfill.train.loop import data
+
+    cfg = load_config(CONFIGS / "put-scenes-small-pvqvae.yaml", [f"data.train={SCENES}", "val_batches=1"])
+    kept = ImageList(SCENES, exclude=cfg.data.exclude).paths
+    assert 0 < len(kept) < len(ImageList(SCENES).paths)
+    assert not any(p.name.startswith(("skimage-coffee_", "mate-aqua_")) for p in kept)
+    assert any(p.name.startswith("mate-garden_") for p in kept)
+    train_batches, _ = data(cfg, 64, 0, num_holes=1)
+    assert set(train_batches.paths) < set(kept)  # the rest of `kept` is the validation part
+    from pluralfill.masks import generate_hole
+
+    center, rng = generate_hole("center", 64), np.random.default_rng(0)
+    is_center = [np.array_equal(HoleSource(["center", "box"])(rng, 64), center) for _ in range(20)]
+    assert 0 < sum(is_center) < 20  # both presets occur

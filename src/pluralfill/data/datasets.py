@@ -6,6 +6,7 @@ and flips, and their holes. Nothing depends on loader state, worker count or how
 
 from __future__ import annotations
 
+import fnmatch
 import os
 from pathlib import Path
 
@@ -20,9 +21,10 @@ from pluralfill.masks import generate_hole
 
 class ImageList:
     """Image paths from a folder (searched recursively) or a text file with one path per line
-    (relative paths are relative to the file), as CelebA-HQ, FFHQ and Places2 are usually laid out."""
+    (relative paths are relative to the file), as CelebA-HQ, FFHQ and Places2 are usually laid out.
+    `exclude`: file-name patterns (fnmatch) to leave out, e.g. the crops of held-out source images."""
 
-    def __init__(self, source: str | os.PathLike):
+    def __init__(self, source: str | os.PathLike, exclude: list[str] | tuple[str, ...] = ()):
         source = Path(source)
         if source.is_dir():
             self.paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
@@ -31,6 +33,7 @@ class ImageList:
             self.paths = [p if p.is_absolute() else source.parent / p for p in map(Path, lines)]
         else:
             raise PluralfillError(f"training data not found: {source}")
+        self.paths = [p for p in self.paths if not any(fnmatch.fnmatch(p.name, pat) for pat in exclude)]
         if not self.paths:
             raise PluralfillError(f"no images in {source}")
 
@@ -46,10 +49,10 @@ class ImageList:
 
 
 class HoleSource:
-    """Holes from a preset (`put`, `lama-medium`, ...) or a folder of mask PNGs (e.g. NVIDIA irregular
-    masks, white = hole unless `invert`), randomly flipped and resized to the training resolution."""
+    """Holes from a preset (`put`, `lama-medium`, ...), a list of presets (one drawn per hole), or a folder
+    of mask PNGs (e.g. NVIDIA irregular masks, white = hole unless `invert`), randomly flipped and resized to the training resolution."""
 
-    def __init__(self, preset: str | None = "put", folder: str | os.PathLike | None = None, invert: bool = False,
+    def __init__(self, preset: str | list[str] | None = "put", folder: str | os.PathLike | None = None, invert: bool = False,
                  ratio: tuple[float, float] | None = None):  # fmt: skip
         self.preset, self.invert, self.ratio = preset, invert, ratio
         self.files = list_images(folder) if folder is not None else None
@@ -60,7 +63,8 @@ class HoleSource:
 
     def __call__(self, rng: np.random.Generator, size: int) -> np.ndarray:
         if self.files is None:
-            return generate_hole(self.preset, size, seed=int(rng.integers(2**31)), index=0, ratio=self.ratio)
+            preset = self.preset if isinstance(self.preset, str) else self.preset[int(rng.integers(len(self.preset)))]
+            return generate_hole(preset, size, seed=int(rng.integers(2**31)), index=0, ratio=self.ratio)
         hole = read_hole(self.files[int(rng.integers(len(self.files)))], invert=self.invert)
         hole = np.asarray(Image.fromarray(hole).resize((size, size), Image.Resampling.NEAREST))
         if rng.random() < 0.5:
@@ -112,3 +116,13 @@ class StepBatches(torch.utils.data.Dataset):
         x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
         known = [torch.from_numpy(np.stack([k[i] for k in knowns]))[:, None].float() for i in range(self.num_holes)]
         return x, *known
+
+
+def fingerprint(paths: list[Path]) -> str:
+    """sha256 over the names and bytes of `paths` in sorted order: which data a model card's model saw."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for p in sorted(paths, key=lambda p: Path(p).name):
+        digest.update(Path(p).name.encode() + b"\0" + Path(p).read_bytes())
+    return digest.hexdigest()

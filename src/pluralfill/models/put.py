@@ -36,11 +36,23 @@ def put_tiny_config(name: str = "put-tiny", resolution: int = 64) -> PUTConfig:
     )
 
 
+def put_scenes_small_config() -> PUTConfig:
+    """The bundled default model: 256x256 input cut into 16x16 patches (a 16x16 token grid, so that both
+    stages train on a laptop CPU), a thin decoder, 6 transformer layers; about 26 MB of fp32 weights."""
+    return PUTConfig(
+        name="put-scenes-small",
+        pvqvae=PVQVAEConfig(resolution=256, patch_size=16, channels=160, code_dim=64, num_codes=1024,
+                            num_res_blocks=2, decoder_width=16),  # fmt: skip
+        transformer=UQTransformerConfig(seq_len=256, in_dim=64, dim=256, num_layers=6, num_heads=4, vocab_size=512),
+    )
+
+
 CONFIGS: dict[str, PUTConfig] = {
     "put-ffhq": _put("put-ffhq", 30, 512),
     "put-places2": _put("put-places2", 35, 512),
     "put-imagenet": _put("put-imagenet", 35, 1024),
     "put-tiny": put_tiny_config(),
+    "put-scenes-small": put_scenes_small_config(),
 }
 
 

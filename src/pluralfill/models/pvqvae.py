@@ -38,6 +38,7 @@ class PVQVAEConfig(BaseModel):
     reference: bool = True
     ema_decay: float = 0.99
     restart_dead_codes: bool = True  # not in the paper: codes unused for a while move to current features
+    decoder_width: int = 64  # decoder/reference width at full size, doubling per stage up (official: 64)
 
     @property
     def stages(self) -> int:
@@ -46,7 +47,7 @@ class PVQVAEConfig(BaseModel):
     @property
     def up_widths(self) -> list[int]:
         """Decoder widths after each up-sampling; 256, 128, 64 for patch 8, as the official code fixes them."""
-        return [64 * 2 ** (self.stages - 1 - i) for i in range(self.stages)]
+        return [self.decoder_width * 2 ** (self.stages - 1 - i) for i in range(self.stages)]
 
 
 def token_types(known: torch.Tensor, patch_size: int) -> torch.Tensor:

@@ -20,11 +20,12 @@ class DataConfig(Strict):
     train: str  # a folder of images (searched recursively) or a text file of paths
     val: str | None = None  # held-out images; without it `val_fraction` of `train` is set aside
     val_fraction: float = 0.02
+    exclude: list[str] = []  # file-name patterns left out of train and val, e.g. held-out sources "coffee_*"
     num_workers: int = 2
 
 
 class MaskConfig(Strict):
-    preset: str | None = "put"  # see `pluralfill masks presets`
+    preset: str | list[str] | None = "put"  # see `pluralfill masks presets`; a list: one drawn per hole
     folder: str | None = None  # or a folder of mask PNGs (e.g. the NVIDIA irregular masks)
     invert: bool = False
 

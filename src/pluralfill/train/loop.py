@@ -39,9 +39,9 @@ def progress(run: Run, total: int, start: int) -> Progress:
 
 def data(cfg: TrainConfig, resolution: int, rank: int, num_holes: int):
     """Training batches keyed by step, and a fixed list of validation batches."""
-    images = ImageList(cfg.data.train)
+    images = ImageList(cfg.data.train, exclude=cfg.data.exclude)
     if cfg.data.val is not None:
-        train_paths, val_paths = images.paths, ImageList(cfg.data.val).paths
+        train_paths, val_paths = images.paths, ImageList(cfg.data.val, exclude=cfg.data.exclude).paths
     else:
         train_paths, val_paths = images.split(cfg.data.val_fraction, cfg.seed)
     holes = HoleSource(cfg.masks.preset, cfg.masks.folder, cfg.masks.invert)

@@ -75,7 +75,7 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
         if late and "disc" in state:
             terms["adversarial"] = bce_generator_loss(state["disc"](rec))
             total = total + lw.adversarial * terms["adversarial"]
-        last.update(rec=rec.detach(), target=target)
+        last.update(rec=rec.detach(), target=target, x=x, known=known)
         return total, terms
 
     def step_fn(step, batch, lr):
@@ -91,8 +91,8 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
             return {}
         return {"val/pixel": float(np.mean([float(losses(*(t.to(fabric.device) for t in b), late=False)[1]["pixel"]) for b in val]))}
 
-    def sheet(step, batch):  # masked input, reconstruction, target of the last training batch
-        x, known, _ = batch
+    def sheet(step, batch):  # masked input, reconstruction, target of the last batch seen (validation's, if it ran)
+        x, known = last["x"], last["known"]
         n = min(4, x.shape[0])
         holes = (known[:n, 0] < 0.5).cpu().numpy()
         return grid_rows([[masked_view(i, h), r, t] for i, h, r, t in
