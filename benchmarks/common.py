@@ -20,7 +20,9 @@ def held_out_images(run: Path, n: int, resolution: int) -> list[np.ndarray]:
     """The validation images of a training run (never trained on), centre-cropped to `resolution`."""
     cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
     data = cfg["data"]
-    paths = ImageList(data["val"]).paths if data.get("val") else ImageList(data["train"]).split(data["val_fraction"], cfg["seed"])[1]
+    exclude = data.get("exclude") or []
+    paths = (ImageList(data["val"], exclude=exclude).paths if data.get("val")
+             else ImageList(data["train"], exclude=exclude).split(data["val_fraction"], cfg["seed"])[1])  # fmt: skip
     return [center_crop(read_image(p), resolution) for p in paths[:n]]
 
 

@@ -11,7 +11,7 @@ def test_bench_reports_every_measurement_and_ratio():
     assert r["tokens"] == 64 and 20 <= r["missing_tokens"] <= 30
     assert all(v > 0 for v in r["forward_per_s"].values())
     assert r["algorithm1"]["tokens_per_s (1 sample)"] == pytest.approx(r["missing_tokens"] / r["algorithm1"]["s_per_image (1 sample)"])
-    assert len(r["ratios"]) == 4 and all(v > 0 for v in r["ratios"].values())  # bf16 vs fp32 only on CUDA
+    assert len(r["ratios"]) == 5 and all(v > 0 for v in r["ratios"].values())  # bf16 vs fp32 only on CUDA
     assert r["pvqvae_images_per_s"] > 0 and r["peak_memory_mb"] > 0
 
 

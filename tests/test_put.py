@@ -157,6 +157,51 @@ def test_put_inpainter_samples(tiny_checkpoint, photo):
     torch.testing.assert_close(together[2:], alone, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("sampler", ["put", "parallel"])
+def test_samples_of_several_images_share_batches_and_match_one_by_one(tiny_checkpoint, photos, sampler):
+    folder, _ = tiny_checkpoint
+    put = PUTInpainter.from_pretrained(folder)
+    put.batch_size = 4  # 3 images x 2 samples: rows of different images meet in one batch
+    images = [np.ascontiguousarray(p[::4, ::4]) for p in photos[:3]]
+    holes = [square_hole(64, 64, f) for f in (0.3, 0.4, 0.5)]
+    opts = {"sampler": sampler, "tokens_per_step": 4} if sampler == "put" else {"sampler": sampler, "steps": 4}
+    together = put.inpaint_many(images, holes, num_samples=2, seed=5, **opts)
+    for image, hole, many in zip(images, holes, together):
+        alone = put.inpaint(image, hole, num_samples=2, seed=5, **opts)
+        for a, b in zip(many, alone):
+            assert np.abs(np.asarray(a, dtype=int) - np.asarray(b)).max() <= 1  # rounding of other batch shapes
+    assert not np.array_equal(np.asarray(together[0][0]), np.asarray(together[0][1]))
+
+
+def test_inpaint_folder_batches_images_and_reports_a_bad_one(tiny_checkpoint, photos, tmp_path):
+    from PIL import Image
+
+    from pluralfill.cli import main
+
+    folder, _ = tiny_checkpoint
+    src = tmp_path / "in"
+    src.mkdir()
+    for i, p in enumerate(photos[:4]):
+        Image.fromarray(np.ascontiguousarray(p[::4, ::4])).save(src / f"im{i}.png")
+        Image.fromarray(square_hole(64, 64, 0.3 + 0.05 * i)).save(src / f"im{i}_mask.png")
+    (src / "im2_mask.png").write_bytes(b"not a png")  # reported; the other three fill in one batch
+
+    def run(*args):
+        try:
+            main([str(a) for a in args])
+        except SystemExit as e:
+            return e.code or 0
+        return 0
+
+    assert run("inpaint", src, "--checkpoint", folder, "-n", "2", "--seed", "3", "-o", tmp_path / "all") == 1
+    written = sorted(p.name for p in (tmp_path / "all").iterdir())
+    assert written == [f"im{i}_sample{k}.png" for i in (0, 1, 3) for k in (0, 1)]
+    assert run("inpaint", src / "im3.png", "--checkpoint", folder, "-n", "2", "--seed", "3", "-o", tmp_path / "one") == 0
+    for k in (0, 1):
+        a = np.asarray(Image.open(tmp_path / "all" / f"im3_sample{k}.png"), dtype=int)
+        assert np.abs(a - np.asarray(Image.open(tmp_path / "one" / f"im3_sample{k}.png"))).max() <= 1
+
+
 def test_put_sampler_options(tiny_checkpoint):
     folder, model = tiny_checkpoint
     put = PUTInpainter.from_pretrained(folder)

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import SCENES
 from safetensors.torch import load_file
 
@@ -68,6 +69,9 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
     assert _metric(a, "train/loss")[-1] == _metric(b, "train/loss")[-1]
+    # resumed with other settings: config.yaml says what ran last, the one before is kept
+    assert yaml.safe_load((b / "config.yaml").read_text())["steps"] == 10
+    assert yaml.safe_load((b / "config.before-resume-1.yaml").read_text())["steps"] == 5
 
 
 def test_config_errors_are_clear(tmp_path, images):

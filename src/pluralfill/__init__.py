@@ -9,7 +9,10 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from pluralfill.errors import PluralfillError
 
-_LAZY = {"Inpainter", "available_methods", "describe", "load_inpainter"}  # these import torch: load on first use
+# what `pluralfill inpaint` and `demo` run without --method: the learned model shipped in pluralfill/weights/
+DEFAULT_METHOD = "put-scenes-small"
+
+_LAZY = {"Inpainter", "available_methods", "bundled_models", "describe", "load_inpainter"}  # these import torch: load on first use
 
 
 def __getattr__(name):
@@ -20,4 +23,5 @@ def __getattr__(name):
     raise AttributeError(f"module 'pluralfill' has no attribute {name!r}")
 
 
-__all__ = ["Inpainter", "PluralfillError", "available_methods", "describe", "load_inpainter", "__version__"]
+__all__ = ["DEFAULT_METHOD", "Inpainter", "PluralfillError", "available_methods", "bundled_models", "describe",
+           "load_inpainter", "__version__"]

@@ -105,6 +105,9 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         alg1_batch = run(samples, sampler="put")
         par_one = run(1, sampler="parallel", steps=steps)
         par_batch = run(samples, sampler="parallel", steps=steps)
+        xs = torch.rand(samples, 3, res, res, device=dev) * 2 - 1  # different images in one batch (inpaint on a folder)
+        ks = known.expand(samples, -1, -1, -1)
+        par_images = _timed(lambda: put.sample(xs, ks, list(range(samples)), sampler="parallel", steps=steps), dev, repeats)
     out["algorithm1"] = {
         "s_per_image (1 sample)": alg1_one,
         f"s_per_sample ({samples} batched)": alg1_batch / samples,
@@ -122,6 +125,7 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         f"parallel ({steps} steps) vs Algorithm 1, token sampling alone": (alg1_one - decode_one) / max(par_one - decode_one, 1e-9),
         f"Algorithm 1: {samples} batched vs one by one, throughput": samples * alg1_one / alg1_batch,
         f"parallel: {samples} batched vs one by one, throughput": samples * par_one / par_batch,
+        f"parallel: {samples} images batched vs one by one, throughput": samples * par_one / par_images,
     }
     if dev.type == "cuda":  # the same sampling under bf16 autocast
         put16 = PUTInpainter(model, dev, bf16=True)

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from pluralfill import __version__
+from pluralfill import DEFAULT_METHOD, __version__
 from pluralfill import io as pio
 from pluralfill.errors import PluralfillError
 
@@ -32,7 +32,6 @@ app.add_typer(masks_app, name="masks")
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
-DEFAULT_METHOD = "patchmatch"  # until a learned model is bundled
 
 MaxPixels = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
@@ -75,33 +74,70 @@ def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, re
     pio.check_writable(planned, overwrite)
     if inpainter.deterministic and num_samples > 1:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
+    # learned methods that batch across images fill several images per pass (one sample per row)
+    group = max(1, inpainter.batch_size // n_out) if getattr(inpainter, "batches_images", False) else 1
+    if options.get("trace") or options.get("entropy") or options.get("sketch") is not None:
+        group = 1
     failed = 0
+
+    def report(job, e):
+        nonlocal failed
+        if len(jobs) == 1:
+            raise e
+        err.print(f"error: {job.image.name}: {e}", markup=False, highlight=False, soft_wrap=True)
+        failed += 1
+
+    def read(job):
+        image = pio.read_image(job.image, max_pixels)
+        size = (image.shape[1], image.shape[0])
+        hole = pio.read_hole(job.mask, size, invert, resize, max_pixels)
+        job_options = dict(options)
+        if isinstance(options.get("sketch"), Path):  # white lines, read at each image's size
+            job_options["sketch"] = pio.read_hole(options["sketch"], size, False, resize, max_pixels, what="sketch")
+        return image, hole, job_options
+
+    def write(job, image, hole, samples):
+        for k, s in enumerate(samples):
+            pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
+        for extra in ("trace", "entropy"):  # pictures of how the samples were made
+            if options.get(extra) and getattr(inpainter, f"last_{extra}", None) is not None:
+                pio.write_image(outdir / f"{job.name}_{extra}.png", getattr(inpainter, f"last_{extra}"), overwrite)
+        if grid:
+            from pluralfill.grid import make_grid
+
+            pio.write_image(outdir / f"{job.name}_grid.png", make_grid(image, hole, samples), overwrite)
+
     with _progress() as bar:
         task = bar.add_task(f"{inpainter.name}", total=len(jobs))
-        for job in jobs:
-            try:
-                image = pio.read_image(job.image, max_pixels)
-                size = (image.shape[1], image.shape[0])
-                hole = pio.read_hole(job.mask, size, invert, resize, max_pixels)
-                job_options = dict(options)
-                if isinstance(options.get("sketch"), Path):  # white lines, read at each image's size
-                    job_options["sketch"] = pio.read_hole(options["sketch"], size, False, resize, max_pixels, what="sketch")
-                samples = inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **job_options)
-                for k, s in enumerate(samples):
-                    pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
-                for extra in ("trace", "entropy"):  # pictures of how the samples were made
-                    if options.get(extra) and getattr(inpainter, f"last_{extra}", None) is not None:
-                        pio.write_image(outdir / f"{job.name}_{extra}.png", getattr(inpainter, f"last_{extra}"), overwrite)
-                if grid:
-                    from pluralfill.grid import make_grid
-
-                    pio.write_image(outdir / f"{job.name}_grid.png", make_grid(image, hole, samples), overwrite)
-            except PluralfillError as e:
-                if len(jobs) == 1:
-                    raise
-                err.print(f"error: {job.image.name}: {e}", markup=False, highlight=False, soft_wrap=True)
-                failed += 1
-            bar.advance(task)
+        for start in range(0, len(jobs), group):
+            ready = []
+            for job in jobs[start : start + group]:
+                try:
+                    ready.append((job, *read(job)))
+                except PluralfillError as e:
+                    report(job, e)
+                    bar.advance(task)
+            results = None
+            if len(ready) > 1:
+                try:
+                    results = inpainter.inpaint_many([r[1] for r in ready], [r[2] for r in ready], num_samples, seed,
+                                                     composite=composite, **options)  # fmt: skip
+                except PluralfillError:
+                    pass  # one image of the group is at fault: take them one by one to say which
+            if results is not None:
+                for (job, image, hole, _), samples in zip(ready, results):
+                    try:
+                        write(job, image, hole, samples)
+                    except PluralfillError as e:
+                        report(job, e)
+                    bar.advance(task)
+                continue
+            for job, image, hole, job_options in ready:
+                try:
+                    write(job, image, hole, inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **job_options))
+                except PluralfillError as e:
+                    report(job, e)
+                bar.advance(task)
     return failed
 
 
@@ -570,7 +606,7 @@ def info(
     from pluralfill.methods import ARCHITECTURES, available_methods, describe
 
     if name is None:
-        rows = [describe(m) for m in [*available_methods(), *ARCHITECTURES]]
+        rows = [describe(m) for m in dict.fromkeys([*available_methods(), *ARCHITECTURES])]
         if as_json:
             print(json.dumps(rows, indent=2))
             return

@@ -23,6 +23,7 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from PIL import Image, UnidentifiedImageError
 
+from pluralfill import DEFAULT_METHOD
 from pluralfill.errors import PluralfillError
 from pluralfill.io import hole_from_array, to_rgb
 
@@ -74,11 +75,11 @@ def _png(image) -> bytes:
 
 def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_waiting: int = 4) -> FastAPI:
     """The app; `checkpoints` are the learned models it offers (folders on this machine)."""
-    from pluralfill.methods import METHODS, load_inpainter
+    from pluralfill.methods import available_methods, load_inpainter
 
     app = FastAPI(title="pluralfill", description="Pluralistic image inpainting: N different fills of a hole.")
     jobs = Jobs(max_waiting)
-    offered: dict[str, str] = {name: name for name in METHODS}
+    offered: dict[str, str] = {name: name for name in available_methods()}  # the bundled model first
     for ckpt in checkpoints:
         inpainter = load_inpainter(ckpt, device=device)  # fail at start-up, not at the first request
         offered[f"{inpainter.name} ({Path(ckpt).name})"] = str(ckpt)
@@ -109,7 +110,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
     def inpaint(
         image: UploadFile = File(..., description="the photo"),
         mask: UploadFile = File(..., description="the hole: white = missing, same size as the photo"),
-        method: str = Form("patchmatch"),
+        method: str = Form(DEFAULT_METHOD),
         num_samples: int = Form(4, ge=1, le=MAX_SAMPLES),
         seed: int | None = Form(None),
         options: str = Form("{}", description="method options as a JSON object, e.g. {\"steps\": 12}"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from pluralfill import DEFAULT_METHOD
 from pluralfill.errors import PluralfillError
 from pluralfill.methods.base import Inpainter
 from pluralfill.methods.classical import PatchMatchInpainter, navier_stokes, telea
@@ -23,6 +24,14 @@ CHECKPOINT_LOADERS: dict[str, Callable[[Path, str], Inpainter]] = {}
 NEXT_STAGE = {"pvqvae": "put-transformer", "vqgan": "maskgit-transformer", "dsi-hvqvae": "dsi-structure"}
 # named architectures whose weights come from a checkpoint: name -> what it builds (for `info`)
 ARCHITECTURES: dict[str, Callable[[], dict]] = {}
+
+
+def bundled_models() -> dict[str, Path]:
+    """Models whose weights ship inside the package (`pluralfill/weights/NAME/`): name -> folder."""
+    from importlib.resources import files
+
+    root = Path(str(files("pluralfill").joinpath("weights")))
+    return {p.name: p for p in sorted(root.glob("*")) if (p / "config.json").is_file()} if root.is_dir() else {}
 
 
 def _register(method: str, configs_module: str, model_class: str, inpainter: str) -> None:
@@ -59,8 +68,8 @@ _register("dsi", "pluralfill.models.dsi", "DSI", "pluralfill.methods.dsi.DSIInpa
 
 
 def available_methods() -> list[str]:
-    """Methods that run as they are; learned ones need a checkpoint (see ARCHITECTURES)."""
-    return list(METHODS)
+    """Methods that run as they are: the bundled models and the classical fills; others need a checkpoint."""
+    return [*bundled_models(), *METHODS]
 
 
 def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> Inpainter:
@@ -70,7 +79,8 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options) -> 
         if name not in DEVICELESS:
             options["device"] = device
         return METHODS[name](**options)
-    path = Path(name_or_path)
+    bundled = bundled_models()
+    path = bundled[name] if name in bundled else Path(name_or_path)
     if path.is_dir() and not (path / "config.json").exists():  # a training run: its best model, else its last
         path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
     if path.is_dir():
@@ -98,4 +108,4 @@ def describe(name_or_path: str | Path) -> dict:
     return load_inpainter(name_or_path).describe()
 
 
-__all__ = ["Inpainter", "available_methods", "describe", "load_inpainter"]
+__all__ = ["DEFAULT_METHOD", "Inpainter", "available_methods", "bundled_models", "describe", "load_inpainter"]

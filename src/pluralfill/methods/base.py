@@ -120,12 +120,31 @@ class Inpainter:
     name: str = "inpainter"
     deterministic: bool = False  # every sample the same: one result is returned whatever num_samples is
     fills_from_nothing: bool = False  # can fill an image whose every pixel is missing
+    default_options: dict = {}  # option values a model folder chose for itself (its sampling.json)
 
     def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
                 first_sample: int = 0, **options):  # fmt: skip
         """`image`: Pillow image or uint8 HxWx3 array. `hole`: Pillow image or array, white / True = missing.
         Returns a list of Pillow images (one for deterministic methods): samples first_sample, first_sample+1,
         ... of the run seeded with `seed`, so a run can be drawn in pieces with the same result."""
+        image, hole, seeds, options = self._inputs(image, hole, num_samples, seed, first_sample, options)
+        return self._outputs(image, hole, self._fill(image, hole, seeds, **options), composite, options)
+
+    def inpaint_many(self, images, holes, num_samples: int = 1, seed: int | None = None, composite: bool = True,
+                     **options) -> list[list[Image.Image]]:  # fmt: skip
+        """`inpaint` for several images with the same seed and options: image j gets what
+        `inpaint(images[j], holes[j], ...)` gives. Methods that can (`batches_images`) fill the samples of
+        different images in shared batches; the others take the images one by one."""
+        if seed is None:
+            seed = sample_seed(None, 0)
+        jobs = [self._inputs(im, h, num_samples, seed, 0, options) for im, h in zip(images, holes)]
+        if not jobs:
+            return []
+        filled = self._fill_many([(im, h, seeds) for im, h, seeds, _ in jobs], **jobs[0][3])
+        return [self._outputs(im, h, samples, composite, o) for (im, h, _, o), samples in zip(jobs, filled)]
+
+    def _inputs(self, image, hole, num_samples, seed, first_sample, options):
+        """Checked image and hole arrays, the seed of every sample, and the options with the defaults."""
         image = to_rgb(image) if isinstance(image, Image.Image) else np.asarray(image)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             raise PluralfillError(f"image must be uint8 HxWx3 RGB, got {image.dtype} {image.shape}")
@@ -141,12 +160,17 @@ class Inpainter:
         n = 1 if self.deterministic else num_samples
         if seed is None:
             seed = sample_seed(None, 0)
-        seeds = [sample_seed(seed, first_sample + i) for i in range(n)]
-        samples = self._fill(image, hole, seeds, **options)
+        return image, hole, [sample_seed(seed, first_sample + i) for i in range(n)], self.default_options | options
+
+    def _outputs(self, image, hole, samples, composite, options) -> list[Image.Image]:
         if composite:  # known pixels exactly as given; with soft_edge, outside the blended band
             region = grow(hole, int(options.get("soft_edge") or 0))
             samples = [np.where(region[..., None], s, image) for s in samples]
         return [Image.fromarray(np.ascontiguousarray(s)) for s in samples]
+
+    def _fill_many(self, jobs, **options):
+        """[(image, hole, seeds)] -> the samples of each job; one by one unless a method batches images."""
+        return [self._fill(image, hole, seeds, **options) for image, hole, seeds in jobs]
 
     def _fill(self, image: np.ndarray, hole: np.ndarray, seeds: list[int], **options):
         """One uint8 RGB array per seed."""
@@ -181,11 +205,13 @@ class FixedResolutionInpainter(Inpainter):
 
     Subclasses set `resolution` and `device` and implement
     `sample(x (1, 3, R, R) in [-1, 1], known (1, 1, R, R), seeds, trace=None, **options) -> (N, 3, R, R)`.
+    Those with `batches_images` also take x (N, 3, R, R) and known (N, 1, R, R): one image per seed.
     """
 
     model_class: type  # the Pretrained model it wraps; its config has `method`, `name` and a resolution
     resolution: int
     batch_size: int = 8
+    batches_images: bool = False  # `sample` takes a different image for every seed (see inpaint_many)
     last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
 
     def __init__(self, model, device="cpu"):
@@ -197,7 +223,17 @@ class FixedResolutionInpainter(Inpainter):
 
     @classmethod
     def from_pretrained(cls, folder, device: str = "cpu"):
-        return cls(cls.model_class.from_pretrained(folder, device), device)
+        """The model in `folder`; its `sampling.json`, if there is one, sets default option values
+        (e.g. the parallel sampler and its steps for the bundled model); the caller's options win."""
+        import json
+        from pathlib import Path
+
+        inpainter = cls(cls.model_class.from_pretrained(folder, device), device)
+        defaults = Path(folder) / "sampling.json"
+        if defaults.is_file():
+            inpainter.default_options = json.loads(defaults.read_text())
+            inpainter.check_options(inpainter.default_options)
+        return inpainter
 
     def describe(self) -> dict:
         return {"name": self.name, "method": self.model.config.method, "resolution": self.resolution,
@@ -213,7 +249,8 @@ class FixedResolutionInpainter(Inpainter):
     def trace_strip(self, x, known, trace) -> Image.Image:
         raise NotImplementedError(f"{self.name} records no trace")
 
-    def _fill(self, image, hole, seeds, trace: bool = False, soft_edge: int = 0, **options):
+    def _window(self, image, hole, options):
+        """The square around the hole scaled to R: (box, its hole, x (1, 3, R, R), known (1, 1, R, R), options)."""
         import torch
         import torch.nn.functional as F
 
@@ -223,7 +260,28 @@ class FixedResolutionInpainter(Inpainter):
         t = torch.from_numpy(np.array(crop, dtype=np.float32)).permute(2, 0, 1)[None] / 127.5 - 1
         x = F.interpolate(t, size=size, mode="bicubic", align_corners=False).clamp(-1, 1).to(self.device)
         known = 1 - shrink(crop_hole, size).to(self.device)  # missing if any pixel it covers is
-        options = self.crop_options(box, options)
+        return box, crop_hole, x, known, self.crop_options(box, options)
+
+    @staticmethod
+    def _paste(image, box: Box, crop_hole, y, soft_edge: int) -> list[np.ndarray]:
+        """(N, 3, R, R) fills -> N copies of the image with the fill scaled back into the hole."""
+        import torch.nn.functional as F
+
+        size = (box.y1 - box.y0, box.x1 - box.x0)
+        if y.shape[-2:] != size:
+            y = F.interpolate(y.float(), size=size, mode="bicubic", align_corners=False)
+        y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
+        samples = []
+        for filled in y:
+            out = image.copy()
+            soft_paste(out[box.y0 : box.y1, box.x0 : box.x1], filled, crop_hole, soft_edge)
+            samples.append(out)
+        return samples
+
+    def _fill(self, image, hole, seeds, trace: bool = False, soft_edge: int = 0, **options):
+        import torch
+
+        box, crop_hole, x, known, options = self._window(image, hole, options)
         samples = []
         with torch.no_grad():
             for i in range(0, len(seeds), self.batch_size):
@@ -231,11 +289,25 @@ class FixedResolutionInpainter(Inpainter):
                 y = self.sample(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
                 if steps is not None:
                     self.last_trace = self.trace_strip(x, known, steps)
-                if y.shape[-2:] != crop.shape[:2]:
-                    y = F.interpolate(y.float(), size=crop.shape[:2], mode="bicubic", align_corners=False)
-                y = ((y.clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
-                for filled in y:
-                    out = image.copy()
-                    soft_paste(out[box.y0 : box.y1, box.x0 : box.x1], filled, crop_hole, soft_edge)
-                    samples.append(out)
+                samples += self._paste(image, box, crop_hole, y, soft_edge)
         return samples
+
+    def _fill_many(self, jobs, trace: bool = False, soft_edge: int = 0, **options):
+        """Samples of different images share batches of `batch_size` rows (one image and one seed a row)."""
+        import torch
+
+        if not self.batches_images or trace or len(jobs) == 1:
+            return super()._fill_many(jobs, trace=trace, soft_edge=soft_edge, **options)
+        windows = [self._window(image, hole, options) for image, hole, _ in jobs]
+        rows = [(j, seed) for j, (_, _, seeds) in enumerate(jobs) for seed in seeds]
+        out: list[list[np.ndarray]] = [[] for _ in jobs]
+        with torch.no_grad():
+            for i in range(0, len(rows), self.batch_size):
+                chunk = rows[i : i + self.batch_size]
+                x = torch.cat([windows[j][2] for j, _ in chunk])
+                known = torch.cat([windows[j][3] for j, _ in chunk])
+                y = self.sample(x, known, [seed for _, seed in chunk], **windows[0][4])
+                for (j, _), yj in zip(chunk, y):
+                    box, crop_hole = windows[j][:2]
+                    out[j] += self._paste(jobs[j][0], box, crop_hole, yj[None], soft_edge)
+        return out

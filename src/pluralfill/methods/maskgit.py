@@ -12,7 +12,7 @@ from pluralfill.trace import trace_strip
 
 
 class MaskGITInpainter(FixedResolutionInpainter):
-    name, model_class = "maskgit", MaskGIT
+    name, model_class, batches_images = "maskgit", MaskGIT, True
 
     def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):
         super().__init__(model, device)
@@ -22,8 +22,8 @@ class MaskGITInpainter(FixedResolutionInpainter):
     def sample(self, x, known, seeds, trace=None, steps: int = 12, schedule: str = "cosine", choice_temperature: float = 4.5,
                temperature: float = 1.0, top_k: int | None = None, dilate: int = 1) -> torch.Tensor:  # fmt: skip
         tokenizer, transformer, n = self.model.tokenizer, self.model.transformer, len(seeds)
-        tokens = tokenizer.encode(x * known).reshape(1, -1).expand(n, -1)  # the hole as flat grey
-        unknown = token_hole(known, self.model.config.tokenizer.factor, dilate).expand(n, -1)
+        tokens = tokenizer.encode(x * known).reshape(x.shape[0], -1).expand(n, -1)  # the hole as flat grey
+        unknown = token_hole(known, self.model.config.tokenizer.factor, dilate).expand(n, -1)  # x: 1 or n rows
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
         def logits_fn(tok, hidden):

@@ -14,7 +14,7 @@ from pluralfill.trace import trace_strip
 
 
 class PUTInpainter(FixedResolutionInpainter):
-    name, model_class = "put", PUT
+    name, model_class, batches_images = "put", PUT, True
 
     def __init__(self, model: PUT, device: str | torch.device = "cpu", bf16: bool | None = None):
         super().__init__(model, device)
@@ -26,7 +26,8 @@ class PUTInpainter(FixedResolutionInpainter):
     def sample(self, x, known, seeds, trace=None, sampler: str = "put", top_k: int | None = 50, temperature: float = 1.0,
                tokens_per_step: int = 1, position_by: str = "probability", steps: int = 12, schedule: str = "cosine",
                choice_temperature: float = 4.5) -> torch.Tensor:  # fmt: skip
-        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R) completions.
+        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R) completions; or x and known
+        with one row per seed (samples of different images in one batch).
 
         sampler "put": Algorithm 1 (top_k, temperature, tokens_per_step, position_by).
         sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
@@ -38,12 +39,12 @@ class PUTInpainter(FixedResolutionInpainter):
     def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
                 schedule, choice_temperature):  # fmt: skip
         pvqvae, transformer, n = self.model.pvqvae, self.model.transformer, len(seeds)
-        features = pvqvae.encode(x, known)  # once for all samples
-        _, c, h, w = features.shape
+        features = pvqvae.encode(x, known)  # once for all samples of an image
+        b, c, h, w = features.shape
         types = pvqvae.token_types(known)
-        tokens = pvqvae.tokenize(features, types).reshape(1, h * w).expand(n, -1)
-        seq = features.permute(0, 2, 3, 1).reshape(1, h * w, c).expand(n, -1, -1)
-        known_tokens = (types == 1).reshape(1, h * w).expand(n, -1)
+        tokens = pvqvae.tokenize(features, types).reshape(b, h * w).expand(n, -1)
+        seq = features.permute(0, 2, 3, 1).reshape(b, h * w, c).expand(n, -1, -1)
+        known_tokens = (types == 1).reshape(b, h * w).expand(n, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         codebook = pvqvae.quantizer.embedding
         if sampler == "put":
@@ -63,7 +64,7 @@ class PUTInpainter(FixedResolutionInpainter):
                                   top_k=top_k, trace=trace)  # fmt: skip
         else:
             raise PluralfillError(f"sampler must be 'put' or 'parallel', got {sampler!r}")
-        return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=True)
+        return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 
     def trace_strip(self, x, known, trace):
         pvqvae = self.model.pvqvae

@@ -54,8 +54,12 @@ class Run:
         self._t0, self._last_step = time.perf_counter(), None
         if self.is_main:
             (folder / "samples").mkdir(parents=True, exist_ok=True)
-            if not resumed:
-                (folder / "config.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+            text, path = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), folder / "config.yaml"
+            if resumed and path.is_file() and path.read_text() != text:  # resumed with overrides: keep what ran before
+                k = next(i for i in range(1, 10_000) if not (folder / f"config.before-resume-{i}.yaml").exists())
+                path.replace(folder / f"config.before-resume-{k}.yaml")
+            if not path.is_file() or path.read_text() != text:
+                path.write_text(text)
 
     @classmethod
     def create(cls, cfg: TrainConfig, fabric: Fabric, resume: str | os.PathLike | None) -> "Run":
