@@ -13,7 +13,6 @@ Reports, never asserts.
 from __future__ import annotations
 
 import argparse
-import fnmatch
 import platform
 from pathlib import Path
 
@@ -24,7 +23,8 @@ from common import holes_for, run_and_score
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.io import list_images, read_image
+from pluralfill.data import ImageList
+from pluralfill.io import read_image
 
 ROOT = Path(__file__).resolve().parents[1]
 BINS = {"(0.1, 0.3]": (0.1, 0.3), "(0.3, 0.5]": (0.3, 0.5)}
@@ -35,7 +35,8 @@ def held_out(config: Path, n: int) -> tuple[list[np.ndarray], list[str]]:
     """Up to `n` crops of the sources a training config excludes, spread evenly over them."""
     data = yaml.safe_load(config.read_text())["data"]
     folder = (ROOT / data["train"]).resolve()
-    paths = [p for p in list_images(folder) if any(fnmatch.fnmatch(p.name, pat) for pat in data["exclude"])]
+    trained = set(ImageList(folder, exclude=data["exclude"]).paths)  # the same pattern rule as training
+    paths = [p for p in ImageList(folder).paths if p not in trained]
     paths = paths[:: max(1, len(paths) // n)][:n]
     return [read_image(p) for p in paths], sorted({p.stem.rsplit("_", 1)[0] for p in paths})
 

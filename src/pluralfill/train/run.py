@@ -55,10 +55,11 @@ class Run:
         if self.is_main:
             (folder / "samples").mkdir(parents=True, exist_ok=True)
             text, path = yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False), folder / "config.yaml"
-            if resumed and path.is_file() and path.read_text() != text:  # resumed with overrides: keep what ran before
-                k = next(i for i in range(1, 10_000) if not (folder / f"config.before-resume-{i}.yaml").exists())
-                path.replace(folder / f"config.before-resume-{k}.yaml")
-            if not path.is_file() or path.read_text() != text:
+            before = path.read_text() if path.is_file() else None
+            if before != text:
+                if before is not None:  # resumed with overrides: keep what ran before
+                    k = next(i for i in range(1, 10_000) if not (folder / f"config.before-resume-{i}.yaml").exists())
+                    path.replace(folder / f"config.before-resume-{k}.yaml")
                 path.write_text(text)
 
     @classmethod
