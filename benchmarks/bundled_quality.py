@@ -7,7 +7,8 @@ excludes (split by source image, never by crop). Holes are `lama-medium` masks d
 and (0.3, 0.5] bins of the hole ratio. For each bin it prints PSNR, SSIM, MAE (over the whole image, known
 pixels pasted back) and pixel diversity (mean pairwise L1 between samples of one image) for the model,
 `telea` and `patchmatch`, and writes a picture of examples: input | 3 samples | telea | patchmatch | truth.
-Reports, never asserts.
+A PUT model also gets a "true tokens" row: its decoder given the ground-truth tokens of the hole, the best
+any sampler could reach with that first stage. Reports, never asserts.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import pluralfill
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.data import ImageList
 from pluralfill.io import read_image
+from pluralfill.methods.put import PUTInpainter
 
 ROOT = Path(__file__).resolve().parents[1]
 BINS = {"(0.1, 0.3]": (0.1, 0.3), "(0.3, 0.5]": (0.3, 0.5)}
@@ -56,10 +58,13 @@ def main():
           f"({', '.join(sources)}), {args.samples} samples each, {platform.machine()}, "
           f"{torch.get_num_threads()} threads\n")  # fmt: skip
     methods = {name: pluralfill.load_inpainter(name) for name in (args.model, "telea", "patchmatch")}
+    scored = dict(methods)
+    if isinstance(methods[args.model], PUTInpainter):
+        scored[f"{Path(args.model).name}, true tokens"] = TrueTokens(methods[args.model].model)
     table = {}
     for label, ratio in BINS.items():
         holes = holes_for(images, "lama-medium", ratio, seed=1)
-        for name, inpainter in methods.items():
+        for name, inpainter in scored.items():
             values, seconds = run_and_score(inpainter, images, holes, args.samples, metrics=METRICS)
             table[name, label] = values | {"s/image": seconds}
         example(methods, images, holes, args.out / f"bundled_examples_{ratio[0]:g}-{ratio[1]:g}.jpg")
@@ -70,6 +75,17 @@ def main():
         print(f"| {Path(name).name} | {label} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['mae']:.3f}% | "
               f"{v.get('diversity-pixel', float('nan')):.3f}% | {v['s/image']:.2f} |")  # fmt: skip
     print(f"\nexamples: {args.out}/bundled_examples_*.jpg")
+
+
+class TrueTokens(PUTInpainter):
+    """PUT's decoder given the tokens of the whole image, known pixels as its reference: the first stage's
+    ceiling, which separates what the P-VQVAE loses from what the transformer's guesses lose."""
+
+    deterministic = True
+
+    def sample(self, x, known, seeds, trace=None, **options):
+        pvqvae = self.model.pvqvae
+        return pvqvae.decode(pvqvae.tokenize(pvqvae.encode(x)), x, known)
 
 
 def example(methods: dict, images, holes, path: Path, rows: int = 6):
