@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import square_hole
 from PIL import Image
 
@@ -99,6 +100,39 @@ def test_structural_attention_copies_texture_by_structure():
     out = structural_attention(values, structure, hole, temperature=0.01)
     torch.testing.assert_close(out[..., 0, 0], values[..., 3, 3], atol=1e-4, rtol=1e-4)
 
+
+def test_structural_feature_scores_rank_codes_by_distance_whatever_the_codebook_scale():
+    from pluralfill.train.dsi import structure_scores
+
+    torch.manual_seed(0)
+    codebook, features = torch.randn(16, 8), torch.randn(5, 8)
+    scores = [structure_scores(torch.cdist(features * s, codebook * s).pow(2)) for s in (1.0, 1e-3)]
+    torch.testing.assert_close(scores[0], scores[1])  # a compact codebook is scored like a spread one
+    assert torch.equal(scores[0].argmax(-1), torch.cdist(features, codebook).argmin(-1))
+    assert scores[0].abs().max() <= 10.0
+
+
+@pytest.mark.slow
+def test_top_latent_carries_the_structure_after_a_little_training(images):
+    """With ReLUs the toy VQ-VAE's top codes collapsed and the decoder ignored them, so DSI's samples all
+    looked alike (swapping top codes between images changed nothing); with the official ELUs they matter."""
+    from pluralfill.models.hvqvae import HVQVAE, HVQVAEConfig
+    from pluralfill.train.dsi import decode_structure
+
+    torch.manual_seed(0)
+    x = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((64, 64)))).permute(2, 0, 1)
+                     for p in sorted(images.iterdir())[:8]]).float() / 127.5 - 1  # fmt: skip
+    model = HVQVAE(HVQVAEConfig(resolution=64, hidden=32, residual=16, num_codes=32, code_dim=16))
+    opt = torch.optim.Adam(model.parameters(), lr=2e-3)
+    for _ in range(100):
+        rec, commitment, _ = model(x)
+        loss = F.mse_loss(rec, x) + 0.25 * commitment
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    codes = model.encode_top(x)
+    own, swapped = (F.mse_loss(decode_structure(model, x, c), x) for c in (codes, codes.roll(1, 0)))
+    assert swapped > 1.2 * own  # ReLUs: 1.00 (collapsed); ELUs: 1.6-1.7
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):

@@ -1,6 +1,8 @@
 """DSI's hierarchical VQ-VAE (seed 001, Table 1; after VQ-VAE-2): a 256x256 image becomes a top latent of
 32x32 codes (structure) and a bottom latent of 64x64 codes (texture), each from its own 512 x 64 EMA
-codebook, trained with MSE + 0.25 x commitment.
+codebook, trained with MSE + 0.25 x commitment. ELUs throughout, as in the official code: with ReLUs the
+toy model's top codes collapsed to a few and the decoder learned to ignore them, which left DSI's
+structure, and so its samples, without diversity.
 
     bottom features = E_b(x)                        (R/4)
     top codes       = Q_t(E_t(bottom features))     (R/8)
@@ -35,19 +37,19 @@ class HVQVAEConfig(BaseModel):
 
 
 class ResidualStack(nn.Module):
-    """`layers` x (ReLU, 3x3 conv to `residual` channels, ReLU, 1x1 conv back) with skips, then ReLU."""
+    """`layers` x (ELU, 3x3 conv to `residual` channels, ELU, 1x1 conv back) with skips, then ELU."""
 
     def __init__(self, hidden: int, residual: int, layers: int):
         super().__init__()
         self.blocks = nn.ModuleList(
-            nn.Sequential(nn.ReLU(), nn.Conv2d(hidden, residual, 3, padding=1), nn.ReLU(), nn.Conv2d(residual, hidden, 1))
+            nn.Sequential(nn.ELU(), nn.Conv2d(hidden, residual, 3, padding=1), nn.ELU(), nn.Conv2d(residual, hidden, 1))
             for _ in range(layers)
         )
 
     def forward(self, x):
         for block in self.blocks:
             x = x + block(x)
-        return F.relu(x)
+        return F.elu(x)
 
 
 class HVQVAE(nn.Module):
@@ -56,11 +58,11 @@ class HVQVAE(nn.Module):
         self.config = cfg = cfg or HVQVAEConfig()
         h, r, n, d = cfg.hidden, cfg.residual, cfg.num_residual_layers, cfg.code_dim
         self.encoder_bottom = nn.Sequential(
-            nn.Conv2d(3, h // 2, 4, 2, 1), nn.ReLU(), nn.Conv2d(h // 2, h, 4, 2, 1), nn.ReLU(), nn.Conv2d(h, h, 3, padding=1),
+            nn.Conv2d(3, h // 2, 4, 2, 1), nn.ELU(), nn.Conv2d(h // 2, h, 4, 2, 1), nn.ELU(), nn.Conv2d(h, h, 3, padding=1),
             ResidualStack(h, r, n),
         )  # fmt: skip
         self.encoder_top = nn.Sequential(
-            nn.Conv2d(h, h // 2, 4, 2, 1), nn.ReLU(), nn.Conv2d(h // 2, h, 3, padding=1), ResidualStack(h, r, n)
+            nn.Conv2d(h, h // 2, 4, 2, 1), nn.ELU(), nn.Conv2d(h // 2, h, 3, padding=1), ResidualStack(h, r, n)
         )
         self.pre_top = nn.Conv2d(h, d, 1)
         self.quantize_top = DualCodebook(cfg.num_codes, d, split=None, decay=cfg.ema_decay)
@@ -70,7 +72,7 @@ class HVQVAE(nn.Module):
         self.upsample_top = nn.ConvTranspose2d(d, d, 4, 2, 1)
         self.decoder = nn.Sequential(
             nn.Conv2d(2 * d, h, 3, padding=1), ResidualStack(h, r, n),
-            nn.ConvTranspose2d(h, h // 2, 4, 2, 1), nn.ReLU(), nn.ConvTranspose2d(h // 2, 3, 4, 2, 1),
+            nn.ConvTranspose2d(h, h // 2, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(h // 2, 3, 4, 2, 1),
         )  # fmt: skip
 
     @staticmethod

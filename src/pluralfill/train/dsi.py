@@ -173,6 +173,14 @@ def decode_structure(hvqvae, x_known: torch.Tensor, top_codes: torch.Tensor) -> 
     return hvqvae.decoder(torch.cat([bq, hvqvae.upsample_top(top)], 1))
 
 
+def structure_scores(distance: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
+    """Logits of the structural feature loss from squared distances (..., K) to the K codes: standardized
+    over the codebook, squashed by -tanh, times 10, as the official code scores them; unlike raw distances
+    this does not depend on how compact the codebook is."""
+    std = distance.std(-1, keepdim=True, correction=0).clamp(min=1e-8)
+    return -scale * torch.tanh((distance - distance.mean(-1, keepdim=True)) / std)
+
+
 def train_texture(cfg: TrainConfig, resume=None) -> Path:
     from pluralfill.nn.discriminators import SNPatchGANDiscriminator
 
@@ -202,9 +210,6 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
         run.load_state(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
     vq = dsi.hvqvae
-    with torch.no_grad():
-        between = torch.cdist(vq.quantize_top.embedding, vq.quantize_top.embedding).pow(2)
-        code_spacing = between.fill_diagonal_(float("inf")).min(dim=1).values.mean().clamp(min=1e-8)
 
     def generate(x, known):
         codes = vq.encode_top(x)  # the true structure
@@ -213,10 +218,9 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
     def losses(x, known, hole):
         fine, codes = generate(x, known)
         completed = fine * hole + x * known
-        # the VQ-VAE's top encoder should read back the structure the texture generator was given: a softmax
-        # over minus the squared distance to every code, in units of the mean squared distance between
-        # neighbouring codes (raw distances of a compact codebook give a flat softmax and no gradient)
-        logits = -vq.quantize_top.distance(vq.top_features(completed).permute(0, 2, 3, 1)) / code_spacing
+        # the VQ-VAE's top encoder should read back the structure the texture generator was given: a
+        # cross-entropy over the codes, scored by distance standardized over the codebook (official code)
+        logits = structure_scores(vq.quantize_top.distance(vq.top_features(completed).permute(0, 2, 3, 1)))
         terms = {"pixel": (fine - x).abs().mean(), "structural": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))}
         total = lw.pixel * terms["pixel"] + lw.structural_feature * terms["structural"]
         return total, terms, completed
