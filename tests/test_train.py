@@ -74,6 +74,18 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
     assert yaml.safe_load((b / "config.before-resume-1.yaml").read_text())["steps"] == 5
 
 
+def test_a_nested_override_changes_one_field_of_a_named_model():
+    from pluralfill.models.put import CONFIGS as MODELS
+    from pluralfill.models.put import PUTConfig
+    from pluralfill.train.config import model_config
+
+    cfg = load_config(CONFIGS / "put-scenes-small-pvqvae.yaml", ["model.pvqvae.patch_size=8", "model.transformer.num_layers=4"])
+    got, named = model_config(cfg, MODELS, PUTConfig), MODELS["put-scenes-small"]
+    assert (got.pvqvae.patch_size, got.transformer.num_layers) == (8, 4)
+    assert got.pvqvae.model_copy(update={"patch_size": 16}) == named.pvqvae  # the other fields stay the named model's
+    assert got.transformer.model_copy(update={"num_layers": 6}) == named.transformer
+
+
 def test_config_errors_are_clear(tmp_path, images):
     with pytest.raises(PluralfillError, match="config error at optim.lrr"):
         load_config(CONFIGS / "put-tiny-pvqvae.yaml", ["optim.lrr=1"])

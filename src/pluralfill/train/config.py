@@ -106,12 +106,21 @@ def model_config(cfg: "TrainConfig", configs: dict, config_class):
         base = tree.pop("base")
         if base not in configs:
             raise PluralfillError(f"unknown model {base!r} for {cfg.stage}; choose from {', '.join(configs)} or give a config")
-        tree = configs[base].model_dump() | tree
+        tree = _merge(configs[base].model_dump(), tree)
     try:
         return config_class.model_validate(tree)
     except ValidationError as e:
         first = e.errors()[0]
         raise PluralfillError(f"config error at model.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+
+
+def _merge(base: dict, changes: dict) -> dict:
+    """`base` with `changes` written into it, nested dicts field by field: `model.pvqvae.patch_size=8` on a
+    named model changes that one field, not the whole `pvqvae` section."""
+    out = dict(base)
+    for k, v in changes.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
 
 
 def _set(tree: dict, dotted: str, value) -> None:
