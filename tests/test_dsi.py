@@ -174,6 +174,9 @@ def test_three_stages_train_and_inpaint_from_the_cli(images, tmp_path, photo, ca
             main(["train", str(CONFIG_DIR / f"dsi-tiny-{stage}.yaml"), *common, f"run_dir={tmp_path / stage}", *extra])
         assert e.value.code == 0, capsys.readouterr().err
         runs[stage] = tmp_path / stage
+    with open(runs["hvqvae"] / "metrics.csv", newline="") as f:
+        used = [float(r["val/top_codes_used"]) for r in csv.DictReader(f) if r.get("val/top_codes_used")]
+    assert used and all(1 <= u <= 128 for u in used)
     with open(runs["structure"] / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     nll = [float(r["train/nll_bits"]) for r in rows if r.get("train/nll_bits")]

@@ -1,6 +1,7 @@
 """DSI's three training stages (seed 001, A-B).
 
 1. `dsi-hvqvae`: the hierarchical VQ-VAE reconstructs images: MSE + 0.25 x commitment, EMA codebooks.
+   Validation also logs how many top codes are in use and their entropy (bits), to see a collapse early.
 2. `dsi-structure`: the VQ-VAE is frozen; the structure generator learns p(top codes | masked image, hole)
    by maximum likelihood. Logged in bits per code (NLL / ln 2, Table 3) beside the VQ-VAE's MSE.
 3. `dsi-texture`: the texture generator paints the hole from the true structure (the photo's own top
@@ -77,8 +78,19 @@ def train_hvqvae(cfg: TrainConfig, resume=None) -> Path:
 
     def validate():
         net = ema.module.eval() if ema is not None else model
-        scores = [F.mse_loss(net(b[0].to(fabric.device))[0], b[0].to(fabric.device)) for b in val]
-        return {"val/mse": float(torch.stack(scores).mean())} if scores else {}
+        mse, top = [], []
+        for b in val:
+            x = b[0].to(fabric.device)
+            rec, _, (top_codes, _) = net(x)
+            mse.append(F.mse_loss(rec, x))
+            top.append(top_codes.flatten())
+        if not mse:
+            return {}
+        # a top latent collapsed onto a few codes carries no structure, and DSI's samples then all look alike
+        counts = torch.bincount(torch.cat(top), minlength=vcfg.num_codes).float()
+        p = counts[counts > 0] / counts.sum()
+        return {"val/mse": float(torch.stack(mse).mean()), "val/top_codes_used": float((counts > 0).sum()),
+                "val/top_code_bits": float(-(p * p.log2()).sum())}  # fmt: skip
 
     def sheet(step, batch):
         n = min(4, batch[0].shape[0])
