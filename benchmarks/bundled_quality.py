@@ -58,11 +58,9 @@ def main():
     ap.add_argument("--first-stage", help="a P-VQVAE run or folder: score its true-token ceiling instead of --model")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "figures")
     args = ap.parse_args()
-    if args.first_stage:
-        args.model = args.first_stage
 
     images, sources = held_out(args.config, args.n)
-    print(f"# {args.model} vs classical fills: {len(images)} held-out 256x256 crops of {len(sources)} sources "
+    print(f"# {args.first_stage or args.model} vs classical fills: {len(images)} held-out 256x256 crops of {len(sources)} sources "
           f"({', '.join(sources)}), {args.samples} samples each, {platform.machine()}, "
           f"{torch.get_num_threads()} threads\n")  # fmt: skip
     learned = [] if args.first_stage else [args.model]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from pluralfill import DEFAULT_METHOD
 from pluralfill.errors import PluralfillError
 from pluralfill.methods.base import Inpainter
 from pluralfill.methods.classical import PatchMatchInpainter, navier_stokes, telea
@@ -108,4 +107,4 @@ def describe(name_or_path: str | Path) -> dict:
     return load_inpainter(name_or_path).describe()
 
 
-__all__ = ["DEFAULT_METHOD", "Inpainter", "available_methods", "bundled_models", "describe", "load_inpainter"]
+__all__ = ["Inpainter", "available_methods", "bundled_models", "describe", "load_inpainter"]
