@@ -28,7 +28,7 @@ import pluralfill
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.data import ImageList
 from pluralfill.io import read_image
-from pluralfill.methods.base import FixedResolutionInpainter
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.pvqvae import PVQVAE
 from pluralfill.train.loop import first_stage

@@ -13,8 +13,7 @@ import torch
 from common import held_out_images, holes_for, run_and_score
 
 import pluralfill
-from pluralfill.metrics.evaluate import PIXEL_METRICS
-from pluralfill.pretrained import WEIGHTS, cache_dir
+from pluralfill.metrics.evaluate import available_metrics
 
 
 def main():
@@ -28,12 +27,7 @@ def main():
     ap.add_argument("--device", default="cpu")
     args = ap.parse_args()
 
-    metrics = list(PIXEL_METRICS)
-    have = lambda name: (cache_dir() / WEIGHTS[name].filename).is_file()  # noqa: E731
-    if have("alexnet") and have("lpips-alex"):
-        metrics += ["lpips", "diversity-lpips"]
-    if have("inception-fid"):
-        metrics += ["fid"]
+    metrics = [m for m in available_metrics() if m not in ("p-ids", "u-ids")]
     mg = pluralfill.load_inpainter(args.checkpoint, device=args.device)
     images = held_out_images(args.checkpoint, args.n, mg.resolution)
     holes = holes_for(images, args.preset, (0.2, 0.4))

@@ -14,7 +14,7 @@ from common import held_out_images
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.methods.base import grow
+from pluralfill.geometry import grow
 
 
 def main():

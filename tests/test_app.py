@@ -80,7 +80,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.mark.slow
 @contextlib.contextmanager
 def _browser(app):
     """A headless Chromium page and the app served on a free loopback port."""
@@ -113,6 +112,7 @@ def _browser(app):
         thread.join(timeout=10)
 
 
+@pytest.mark.slow
 def test_page_in_headless_chromium(tmp_path, photo):
     Image.fromarray(np.ascontiguousarray(photo[::2, ::2])).save(tmp_path / "photo.png")
     with _browser(create_app()) as page:
@@ -147,14 +147,17 @@ def test_api_offers_learned_checkpoints(tmp_path, photo):
     assert [m.get("index") for m in lines[:-1]] == [0, 1] and lines[-1]["done"]
 
 
-def test_sketch_lines_reach_the_sketch_model(tmp_path, photo):
-    """The API takes the guidance lines as a file for mhtma-sketch, refuses them for other methods, and the
-    page's line tool draws them (headless Chromium, when installed)."""
+@pytest.fixture
+def sketch_app(tmp_path):
     from pluralfill.models.mhtma import CONFIGS, MHTMA
 
     MHTMA(CONFIGS["mhtma-tiny-sketch"]).save_pretrained(tmp_path / "sketch")
-    app = create_app([tmp_path / "sketch"])
-    client = TestClient(app)
+    return create_app([tmp_path / "sketch"])
+
+
+def test_sketch_lines_reach_the_sketch_model(sketch_app, photo):
+    """The API takes the guidance lines as a file for mhtma-sketch and refuses them for other methods."""
+    client = TestClient(sketch_app)
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     name = "mhtma-tiny-sketch (sketch)"
     assert "sketch" in methods[name]["options"] and "sketch" not in methods["telea"]["options"]
@@ -173,8 +176,14 @@ def test_sketch_lines_reach_the_sketch_model(tmp_path, photo):
     r = client.post("/api/inpaint", files=files, data={"method": name})
     assert r.status_code == 400 and "sketch is 128x50" in r.json()["detail"]
 
+
+@pytest.mark.slow
+def test_page_draws_sketch_lines_on_their_own_layer(sketch_app, tmp_path, photo):
+    """The page's line tool (headless Chromium): lines on their own layer, undone alone, sent with the hole."""
+    name = "mhtma-tiny-sketch (sketch)"
+    image = np.ascontiguousarray(photo[::2, ::2])
     Image.fromarray(image).save(tmp_path / "photo.png")
-    with _browser(app) as page:
+    with _browser(sketch_app) as page:
         page.select_option("#method", name)
         assert page.locator("#tool").is_visible()
         page.set_input_files("#file", str(tmp_path / "photo.png"))

@@ -176,23 +176,23 @@ def test_evaluate_tables_and_plot(capsys, tmp_path, photos):
 
 @pytest.mark.slow
 def test_evaluate_with_lpips_and_fid_weights(capsys, tmp_path, photos):
-    from pluralfill import pretrained
+    from pluralfill import hub
     from pluralfill.metrics.lpips import LPIPS
     from pluralfill.nn.inception import FIDInceptionV3
 
     gt, masks, pred = _results(tmp_path, photos)
-    cache = pretrained.cache_dir()
+    cache = hub.cache_dir()
     cache.mkdir(parents=True)
     torch.manual_seed(0)
     lp = LPIPS("alex")
-    torch.save(lp.net.state_dict(), cache / pretrained.WEIGHTS["alexnet"].filename)
+    torch.save(lp.net.state_dict(), cache / hub.WEIGHTS["alexnet"].filename)
     torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(lp.net.channels)},
-               cache / pretrained.WEIGHTS["lpips-alex"].filename)  # fmt: skip
+               cache / hub.WEIGHTS["lpips-alex"].filename)  # fmt: skip
     inception = FIDInceptionV3()
     for m in inception.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_var.fill_(1.0)
-    torch.save(inception.state_dict(), cache / pretrained.WEIGHTS["inception-fid"].filename)
+    torch.save(inception.state_dict(), cache / hub.WEIGHTS["inception-fid"].filename)
     code, out, err = run(capsys, "evaluate", "--pred", pred, "--gt", gt, "--masks", masks, "--format", "json", "--bins", "none")
     assert code == 0, err
     m = json.loads(out)["metrics"]

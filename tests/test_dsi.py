@@ -13,7 +13,7 @@ from conftest import square_hole
 from PIL import Image
 
 from pluralfill.errors import PluralfillError
-from pluralfill.methods import load_inpainter
+from pluralfill.registry import load_inpainter
 from pluralfill.models.dsi import CONFIGS, DSI
 from pluralfill.models.structure_generator import StructureGenerator, StructureGeneratorConfig
 from pluralfill.nn.patch_attention import structural_attention

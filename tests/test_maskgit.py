@@ -9,9 +9,10 @@ from conftest import square_hole
 from PIL import Image
 
 from pluralfill.errors import PluralfillError
-from pluralfill.methods.base import token_hole
+from pluralfill.geometry import token_hole
 from pluralfill.methods.maskgit import MaskGITInpainter
-from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config, mvtm_loss
+from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config
+from pluralfill.train.maskgit import mvtm_loss
 from pluralfill.sampling.parallel import SCHEDULES, mask_ratio, parallel_decode
 
 
@@ -129,7 +130,7 @@ def test_soft_edge_blends_a_band_and_keeps_the_rest(tiny, photo):
     mg = MaskGITInpainter.from_pretrained(folder)
     hole = square_hole(frac=0.3)
     out = np.asarray(mg.inpaint(photo, hole, seed=0, steps=3, soft_edge=6)[0])
-    from pluralfill.methods.base import grow
+    from pluralfill.geometry import grow
 
     band = grow(hole, 6) & ~hole
     np.testing.assert_array_equal(out[~grow(hole, 6)], photo[~grow(hole, 6)])

@@ -5,7 +5,8 @@ from PIL import Image
 
 import pluralfill
 from pluralfill.errors import PluralfillError
-from pluralfill.methods.base import box_around_hole, sample_seed
+from pluralfill.geometry import box_around_hole
+from pluralfill.methods.base import sample_seed
 
 
 @pytest.mark.parametrize("name", ["patchmatch", "telea", "navier-stokes"])
@@ -54,10 +55,23 @@ def test_inpainter_rejects_bad_input(photo):
         pluralfill.load_inpainter("no-such-method")
 
 
-def test_no_composite_and_pil_inputs(photo):
+def test_composite_keeps_known_pixels_and_no_composite_keeps_the_methods_own(photo):
+    """A learned model redraws the whole window (its decoder changes known pixels too): pasting back keeps them
+    exactly; composite=False returns what the model made there. Pillow inputs work like arrays."""
+    import torch
+
+    from pluralfill.methods.put import PUTInpainter
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    torch.manual_seed(0)
+    put = PUTInpainter(PUT(put_tiny_config(resolution=64)))
     hole = square_hole(frac=0.3)
-    out = pluralfill.load_inpainter("telea").inpaint(Image.fromarray(photo), Image.fromarray(hole), composite=False)
-    assert np.asarray(out[0]).shape == photo.shape
+    pasted = np.asarray(put.inpaint(Image.fromarray(photo), Image.fromarray(hole), seed=1, tokens_per_step=8)[0])
+    own = np.asarray(put.inpaint(photo, hole, seed=1, composite=False, tokens_per_step=8)[0])
+    np.testing.assert_array_equal(pasted[~hole], photo[~hole])
+    np.testing.assert_array_equal(own[hole], pasted[hole])  # the same fill either way
+    ring = square_hole(frac=0.5) & ~hole  # known pixels inside the model's window
+    assert np.abs(own[ring].astype(int) - photo[ring]).mean() > 5  # random weights redraw them visibly
 
 
 def test_describe():

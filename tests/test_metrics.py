@@ -4,7 +4,7 @@ import scipy.linalg
 import torch
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from pluralfill import pretrained
+from pluralfill import hub
 from pluralfill.errors import PluralfillError
 from pluralfill.metrics import diversity, fid, mae, psnr, ssim
 from pluralfill.metrics.lpips import LPIPS, load_lpips
@@ -82,9 +82,9 @@ def test_inception_loads_standard_file_and_is_deterministic(tmp_path, photos):
     assert feats.shape == (3, 2048) and np.isfinite(feats).all()
     np.testing.assert_allclose(fid.inception_features(model, photos[:3], batch_size=3), feats, rtol=1e-5, atol=1e-6)
     # the cache is searched when no path is given
-    cache = pretrained.cache_dir()
+    cache = hub.cache_dir()
     cache.mkdir(parents=True)
-    path.rename(cache / pretrained.WEIGHTS["inception-fid"].filename)
+    path.rename(cache / hub.WEIGHTS["inception-fid"].filename)
     assert isinstance(fid.load_inception(), FIDInceptionV3)
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from pluralfill.errors import PluralfillError
 from pluralfill.losses.adversarial import gradient_penalty
 from pluralfill.masks.sketch import extract_sketch
-from pluralfill.methods import load_inpainter
+from pluralfill.registry import load_inpainter
 from pluralfill.models.mhtma import CONFIGS, MHTMA
 from pluralfill.nn.discriminators import GlobalLocalDiscriminator, hole_boxes
 from pluralfill.nn.patch_attention import PatchAttention, TemperatureNet, hole_keys
@@ -269,8 +269,7 @@ def _metric(run, key):
                                             ("mhtma-tiny-sketch.yaml", ["loss.gan=wgan-gp", "model.attention=atma"])])  # fmt: skip
 def test_train_and_inpaint_from_the_cli(images, tmp_path, photo, capsys, variant, extra):
     from pluralfill.cli import main
-    from pluralfill.train import train
-    from pluralfill.train.config import load_config
+    from pluralfill.registry import load_config, train
 
     cfg = load_config(CONFIG_DIR / variant, [f"data.train={images}", f"run_dir={tmp_path / 'run'}", "data.num_workers=0",
                                              "batch_size=3", "steps=6", "log_every=1", "val_every=3", "sample_every=3",

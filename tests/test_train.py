@@ -14,8 +14,7 @@ from conftest import SCENES
 from safetensors.torch import load_file
 
 from pluralfill.errors import PluralfillError
-from pluralfill.train.config import load_config
-from pluralfill.train import train
+from pluralfill.registry import load_config, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
@@ -129,13 +128,13 @@ def test_stage1_with_gan_perceptual_style_file_list_and_mask_folder(images, tmp_
     images from a text file of paths and holes from a folder of mask PNGs."""
     from PIL import Image
 
-    from pluralfill import pretrained
+    from pluralfill import hub
     from pluralfill.nn.vgg import VGGFeatures
 
-    cache = pretrained.cache_dir()
+    cache = hub.cache_dir()
     cache.mkdir(parents=True)
     state = VGGFeatures("vgg19").state_dict() | {"classifier.0.weight": torch.zeros(2, 2)}
-    torch.save(state, cache / pretrained.WEIGHTS["vgg19"].filename)
+    torch.save(state, cache / hub.WEIGHTS["vgg19"].filename)
     listing = tmp_path / "train.txt"
     listing.write_text("\n".join(str(p) for p in sorted(images.iterdir())) + "\n")
     masks = tmp_path / "masks"
@@ -170,11 +169,11 @@ def test_train_cli_errors(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_maskgit_stages_train(images, tmp_path):
-    from pluralfill import pretrained
+    from pluralfill import hub
     from pluralfill.nn.vgg import VGGFeatures
 
-    pretrained.cache_dir().mkdir(parents=True)  # random VGG-16 in the torchvision layout
-    torch.save(VGGFeatures("vgg16").state_dict(), pretrained.cache_dir() / pretrained.WEIGHTS["vgg16"].filename)
+    hub.cache_dir().mkdir(parents=True)  # random VGG-16 in the torchvision layout
+    torch.save(VGGFeatures("vgg16").state_dict(), hub.cache_dir() / hub.WEIGHTS["vgg16"].filename)
     tok = train(_cfg("maskgit-tiny-tokenizer.yaml", images, tmp_path / "tok", "steps=10", "optim.warmup_steps=2",
                      "loss.perceptual=0.1", "loss.adversarial=0.1", "loss.late_start_step=5"))  # fmt: skip
     pixel = _metric(tok, "train/pixel")

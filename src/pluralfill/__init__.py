@@ -12,14 +12,18 @@ from pluralfill.errors import PluralfillError
 # what `pluralfill inpaint` and `demo` run without --method: the learned model shipped in pluralfill/weights/
 DEFAULT_METHOD = "put-scenes-small"
 
-_LAZY = {"Inpainter", "available_methods", "bundled_models", "describe", "load_inpainter"}  # these import torch: load on first use
+_LAZY = {"available_methods", "bundled_models", "describe", "load_inpainter"}  # these import torch: load on first use
 
 
 def __getattr__(name):
     if name in _LAZY:
-        from pluralfill import methods
+        from pluralfill import registry
 
-        return getattr(methods, name)
+        return getattr(registry, name)
+    if name == "Inpainter":
+        from pluralfill.methods.base import Inpainter
+
+        return Inpainter
     raise AttributeError(f"module 'pluralfill' has no attribute {name!r}")
 
 

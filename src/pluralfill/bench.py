@@ -141,7 +141,7 @@ def bench_dsi(config: str = "dsi", checkpoint: str | None = None, hole: float = 
     """DSI: the structure generator's raster sampling with and without the layer caches (same model, hole and
     seeds; both must draw the same codes), and whole images (structure + texture) for 1 and N samples."""
     from pluralfill.errors import PluralfillError
-    from pluralfill.methods.base import token_hole
+    from pluralfill.geometry import token_hole
     from pluralfill.methods.dsi import DSIInpainter
     from pluralfill.models.dsi import CONFIGS as DSI_CONFIGS
     from pluralfill.models.dsi import DSI

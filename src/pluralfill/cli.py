@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import csv
-import io as _stringio
+import inspect
 import json
 import sys
 from pathlib import Path
 from typing import Annotated, Optional
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
@@ -63,84 +61,6 @@ def _root(
 # ------------------------------------------------------------------------------------------------ inpaint
 
 
-def _run_jobs(jobs, inpainter, outdir: Path, num_samples, seed, grid, invert, resize, max_pixels, overwrite,
-              composite, options) -> int:  # fmt: skip
-    """Inpaint every job; a failing image is reported and skipped. Returns the number that failed."""
-    n_out = 1 if inpainter.deterministic else num_samples
-    planned = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n_out)]
-    planned += [outdir / f"{j.name}_grid.png" for j in jobs] if grid else []
-    planned += [outdir / f"{j.name}_trace.png" for j in jobs] if options.get("trace") else []
-    planned += [outdir / f"{j.name}_entropy.png" for j in jobs] if options.get("entropy") else []
-    pio.check_writable(planned, overwrite)
-    if inpainter.deterministic and num_samples > 1:
-        err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
-    # learned methods that batch across images fill several images per pass (one sample per row)
-    group = max(1, inpainter.batch_size // n_out) if getattr(inpainter, "batches_images", False) else 1
-    if options.get("trace") or options.get("entropy") or options.get("sketch") is not None:
-        group = 1
-    failed = 0
-
-    def report(job, e):
-        nonlocal failed
-        if len(jobs) == 1:
-            raise e
-        err.print(f"error: {job.image.name}: {e}", markup=False, highlight=False, soft_wrap=True)
-        failed += 1
-
-    def read(job):
-        image = pio.read_image(job.image, max_pixels)
-        size = (image.shape[1], image.shape[0])
-        hole = pio.read_hole(job.mask, size, invert, resize, max_pixels)
-        job_options = dict(options)
-        if isinstance(options.get("sketch"), Path):  # white lines, read at each image's size
-            job_options["sketch"] = pio.read_hole(options["sketch"], size, False, resize, max_pixels, what="sketch")
-        return image, hole, job_options
-
-    def write(job, image, hole, samples):
-        for k, s in enumerate(samples):
-            pio.write_image(outdir / f"{job.name}_sample{k}.png", s, overwrite)
-        for extra in ("trace", "entropy"):  # pictures of how the samples were made
-            if options.get(extra) and getattr(inpainter, f"last_{extra}", None) is not None:
-                pio.write_image(outdir / f"{job.name}_{extra}.png", getattr(inpainter, f"last_{extra}"), overwrite)
-        if grid:
-            from pluralfill.grid import make_grid
-
-            pio.write_image(outdir / f"{job.name}_grid.png", make_grid(image, hole, samples), overwrite)
-
-    with _progress() as bar:
-        task = bar.add_task(f"{inpainter.name}", total=len(jobs))
-        for start in range(0, len(jobs), group):
-            ready = []
-            for job in jobs[start : start + group]:
-                try:
-                    ready.append((job, *read(job)))
-                except PluralfillError as e:
-                    report(job, e)
-                    bar.advance(task)
-            results = None
-            if len(ready) > 1:
-                try:
-                    results = inpainter.inpaint_many([r[1] for r in ready], [r[2] for r in ready], num_samples, seed,
-                                                     composite=composite, **options)  # fmt: skip
-                except PluralfillError:
-                    pass  # one image of the group is at fault: take them one by one to say which
-            if results is not None:
-                for (job, image, hole, _), samples in zip(ready, results):
-                    try:
-                        write(job, image, hole, samples)
-                    except PluralfillError as e:
-                        report(job, e)
-                    bar.advance(task)
-                continue
-            for job, image, hole, job_options in ready:
-                try:
-                    write(job, image, hole, inpainter.inpaint(image, hole, num_samples, seed, composite=composite, **job_options))
-                except PluralfillError as e:
-                    report(job, e)
-                bar.advance(task)
-    return failed
-
-
 def _parse_options(pairs: list[str]) -> dict:
     """`key=value` method options; values are read as JSON where they parse (numbers, true/false)."""
     options = {}
@@ -188,7 +108,8 @@ def inpaint(
     Masks are white where pixels are missing. Without --mask or --mask-dir, each image pairs with
     NAME_mask*.png beside it (LaMa layout).
     """
-    from pluralfill.methods import load_inpainter
+    from pluralfill.registry import load_inpainter
+    from pluralfill.runner import FillSettings, fill_jobs
 
     if mask is not None and mask_dir is not None:
         raise PluralfillError("give either --mask or --mask-dir, not both")
@@ -210,8 +131,16 @@ def inpaint(
     options |= {k: v for k, v in flags.items() if v is not None} | ({"trace": True} if trace else {})
     options |= {"entropy": True} if entropy else {}
     inpainter.check_options(options)
-    failed = _run_jobs(jobs, inpainter, output, num_samples, seed, grid, invert_mask, resize_mask, max_pixels,
-                       overwrite, not no_composite, options)  # fmt: skip
+    settings = FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite, not no_composite, options)
+    if inpainter.deterministic and num_samples > 1:
+        err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
+
+    def on_error(job, e):
+        err.print(f"error: {job.image.name}: {e}", markup=False, highlight=False, soft_wrap=True)
+
+    with _progress() as bar:
+        task = bar.add_task(inpainter.name, total=len(jobs))
+        failed = fill_jobs(jobs, inpainter, output, settings, on_error, lambda: bar.advance(task))
     done = len(jobs) - failed
     err.print(f"inpainted {done} image(s) with {inpainter.name} into {output}/", highlight=False)
     if failed:
@@ -227,26 +156,11 @@ def demo(
     overwrite: Overwrite = False,
 ):
     """Inpaint the bundled photo with a generated hole; writes a grid of input, hole and the samples."""
-    from importlib.resources import files
+    from pluralfill.runner import demo as run_demo
 
-    from pluralfill.grid import make_grid
-    from pluralfill.masks import generate_hole
-    from pluralfill.methods import load_inpainter
-
-    with files("pluralfill.assets").joinpath("coffee.jpg").open("rb") as f:
-        from PIL import Image
-
-        image = pio.to_rgb(Image.open(f))
-    hole = generate_hole("mhtma", image.shape[:2], seed=7)
-    paths = [output / "coffee.png", output / "coffee_hole.png", output / "coffee_grid.png"]
-    pio.check_writable(paths, overwrite)
-    inpainter = load_inpainter(method)
-    with err.status(f"{inpainter.name}: {num_samples} samples"):
-        samples = inpainter.inpaint(image, hole, num_samples, seed)
-    pio.write_image(paths[0], image, overwrite)
-    pio.write_hole(paths[1], hole, overwrite)
-    pio.write_image(paths[2], make_grid(image, hole, samples), overwrite)
-    out.print(f"wrote {paths[2]} ({len(samples)} samples of {inpainter.name}, hole {hole.mean():.0%} of the image)")
+    with err.status(f"{method}: {num_samples} samples"):
+        r = run_demo(output, method, num_samples, seed, overwrite)
+    out.print(f"wrote {r.grid} ({r.num_samples} samples of {r.method}, hole {r.hole_ratio:.0%} of the image)")
 
 
 # ------------------------------------------------------------------------------------------------ sketch
@@ -265,24 +179,10 @@ def sketch(
 ):
     """Extract the sketch of a photo (seed 002, IV-F) and show how: writes OUTPUT and OUTPUT_steps.png
     (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to `inpaint --sketch`."""
-    from pluralfill.grid import grid_rows
-    from pluralfill.masks.sketch import extract_sketch
+    from pluralfill.masks.sketch import write_sketch
 
-    if not 0 < threshold < 1:
-        raise PluralfillError(f"--threshold must be between 0 and 1, got {threshold}")
-    steps_path = output.with_name(f"{output.stem}_steps.png")
-    pio.check_writable([output, steps_path], overwrite)
-    photo = pio.read_image(image, max_pixels)
-    detector = None
-    if pidinet is not None:
-        from pluralfill.nn.pidinet import load_pidinet
-
-        detector = load_pidinet(pidinet, device)
-    result = extract_sketch(photo, threshold, min_area, detector)
-    pio.write_hole(output, result.lines, overwrite)
-    strip = grid_rows([[photo] + [np.repeat(a[..., None], 3, axis=2) for a in result.steps()]])
-    pio.write_image(steps_path, strip, overwrite)
-    edges = "PiDiNet" if detector is not None else "classical edges"
+    result, steps_path = write_sketch(image, output, threshold, min_area, pidinet, device, max_pixels, overwrite)
+    edges = "PiDiNet" if pidinet is not None else "classical edges"
     out.print(f"wrote {output} ({int(result.lines.sum())} line px; {edges}) and {steps_path}")
 
 
@@ -302,36 +202,13 @@ def masks_generate(
     overwrite: Overwrite = False,
 ):
     """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction."""
-    from pluralfill.masks import STANDARD_BINS, generate_hole, get_preset, parse_ratio
+    from pluralfill.masks.sets import plan_mask_set, write_mask_set
 
-    p = get_preset(preset)
-    if bins and (ratio or for_images):
-        raise PluralfillError("--bins makes its own folders: give it without --ratio and --for-images")
-    ranges = [(f"{lo:g}-{hi:g}/", (lo, hi)) for lo, hi in STANDARD_BINS] if bins else [("", parse_ratio(ratio) if ratio else None)]
-    if for_images is not None:
-        images = pio.list_images(for_images)
-        if not images:
-            raise PluralfillError(f"no images in {for_images}")
-        # each mask has the size of its image; --size is ignored
-        plan = [("", ranges[0][1], i, pio.image_size(q)[::-1]) for i, q in enumerate(images)]
-        names = [f"{q.stem}.png" for q in images]
-    else:
-        plan = [(sub, r, i, (size, size)) for sub, r in ranges for i in range(num)]
-        names = [f"{sub}{p.name}_{i:05d}.png" for sub, _, i, _ in plan]
-    pio.check_writable([output / n for n in names] + [output / "masks.csv"], overwrite)
-    rows = []
+    plan = plan_mask_set(preset, size, num, ratio, bins, for_images)
     with _progress() as bar:
-        task = bar.add_task(p.name, total=len(plan))
-        for (_, r, i, hw), name in zip(plan, names):
-            hole = generate_hole(p, hw, seed, i, ratio=r)
-            pio.write_hole(output / name, hole, overwrite)
-            rows.append([name, f"{hole.mean():.6f}", p.name, seed, i])
-            bar.advance(task)
-    text = _stringio.StringIO()
-    csv.writer(text, lineterminator="\n").writerows([["file", "ratio", "preset", "seed", "index"], *rows])
-    pio.write_text(output / "masks.csv", text.getvalue(), overwrite)
-    ratios = np.array([float(r[1]) for r in rows])
-    out.print(f"wrote {len(rows)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean {ratios.mean():.3f})")
+        task = bar.add_task(preset, total=len(plan))
+        ratios = write_mask_set(plan, output, preset, seed, overwrite, lambda: bar.advance(task))
+    out.print(f"wrote {len(ratios)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean {ratios.mean():.3f})")
 
 
 @masks_app.command("stats")
@@ -340,27 +217,16 @@ def masks_stats(
     invert_mask: InvertMask = False,
 ):
     """Print the histogram of hole fractions of a mask folder over the standard bins."""
-    from pluralfill.masks import STANDARD_BINS
+    from pluralfill.masks.sets import hole_ratios, mask_files, ratio_histogram
 
-    if not folder.is_dir():
-        raise PluralfillError(f"not a folder: {folder}")
-    files = sorted(p for p in folder.rglob("*") if pio.is_image_file(p))
-    if not files:
-        raise PluralfillError(f"no mask images in {folder}")
-    ratios = []
+    files = mask_files(folder)
     with _progress() as bar:
         task = bar.add_task("reading masks", total=len(files))
-        for f in files:
-            ratios.append(pio.hole_ratio(pio.read_hole(f, invert=invert_mask)))
-            bar.advance(task)
-    ratios = np.array(ratios)
-    edges = [(0.0, 0.0, "0 (empty)")] + [(lo, hi, f"({lo:g}, {hi:g}]") for lo, hi in STANDARD_BINS] + [(0.6, 1.0, "(0.6, 1]")]
+        ratios = hole_ratios(files, invert_mask, lambda: bar.advance(task))
     table = Table(title=f"{len(ratios)} masks in {folder}, mean hole fraction {ratios.mean():.3f}")
     for c in ("hole fraction", "masks", "share", ""):
         table.add_column(c, justify="right" if c in ("masks", "share") else "left")
-    for lo, hi, label in edges:
-        n = int(np.sum(ratios == 0)) if hi == 0 else int(np.sum((ratios > lo) & (ratios <= hi)))
-        share = n / len(ratios)
+    for label, n, share in ratio_histogram(ratios):
         table.add_row(label, str(n), f"{share:.1%}", "█" * round(share * 40))
     out.print(table)
 
@@ -401,7 +267,7 @@ def evaluate(
     overwrite: Overwrite = False,
 ):
     """Score results against ground truth: one column per hole-ratio bin, like seed 002's Table IV."""
-    from pluralfill.metrics.evaluate import ALL_METRICS, evaluate as run, find_items, parse_bins, plot_curves, tables
+    from pluralfill.metrics.evaluate import ALL_METRICS, available_metrics, evaluate as run, find_items, parse_bins, plot_curves, tables
 
     if fmt not in ("md", "csv", "json"):
         raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
@@ -413,7 +279,7 @@ def evaluate(
         pio.check_writable([plot], overwrite)
     weights = {"lpips_backbone": lpips_backbone, "lpips_heads": lpips_heads, "inception": inception}
     if metrics is None:
-        chosen = _available_metrics(lpips_net, weights)
+        chosen = available_metrics(lpips_net, weights)
         skipped = [m for m in ALL_METRICS if m not in chosen]
         if skipped:
             err.print(f"note: skipping {', '.join(skipped)} (weights not in the cache; name them with --metrics to fetch)")
@@ -441,23 +307,6 @@ def evaluate(
         err.print(f"wrote {plot}")
 
 
-def _available_metrics(lpips_net: str, weights: dict) -> list[str]:
-    """Pixel metrics always; the others when their weights were given or are in the cache."""
-    from pluralfill.metrics.evaluate import PIXEL_METRICS
-    from pluralfill.pretrained import WEIGHTS, cache_dir
-
-    def have(name, given):
-        return given is not None or (cache_dir() / WEIGHTS[name].filename).is_file()
-
-    chosen = list(PIXEL_METRICS)
-    backbone = "alexnet" if lpips_net == "alex" else "vgg16"
-    if have(backbone, weights["lpips_backbone"]) and have(f"lpips-{lpips_net}", weights["lpips_heads"]):
-        chosen += ["lpips", "diversity-lpips"]
-    if have("inception-fid", weights["inception"]):
-        chosen += ["fid", "p-ids", "u-ids"]
-    return chosen
-
-
 # ------------------------------------------------------------------------------------------------ train
 
 
@@ -472,19 +321,14 @@ def train(
     A run folder gets the resolved config, metrics.csv, TensorBoard logs (tb/), sample sheets (samples/),
     last.ckpt to resume from, and last/ and best/ model folders for --checkpoint.
     """
-    from pluralfill.train.config import load_config
-    from pluralfill.train import train as run_training
-    from pluralfill.train.run import resolve_run_config
+    from pluralfill.registry import load_config, train as run_training
 
     items = list(overrides or [])
     if config is not None and "=" in str(config):  # only overrides given, with --resume
         items, config = [str(config), *items], None
-    if resume is not None:
-        cfg = load_config(None, items, base=resolve_run_config(resume))
-    elif config is None:
+    if resume is None and config is None:
         raise PluralfillError("give a config file, or --resume RUN_DIR")
-    else:
-        cfg = load_config(config, items)
+    cfg = load_config(None if resume is not None else config, items, resume)
     folder = run_training(cfg, resume)
     err.print(f"run folder: {folder}  (inference: --checkpoint {folder / 'best'})", highlight=False)
 
@@ -566,28 +410,38 @@ def serve(
 
 # ------------------------------------------------------------------------------------------------ convert
 
-convert_app = typer.Typer(help="Convert official checkpoints to pluralfill checkpoint folders.", no_args_is_help=True)
-app.add_typer(convert_app, name="convert")
-
-
-@convert_app.command("put-official")
-def convert_put_official(
-    checkpoint: Annotated[Path, typer.Argument(help="Official PUT transformer checkpoint (.pth).")],
-    output: Annotated[Path, typer.Argument(help="Folder to write (config.json + model.safetensors).")],
-    config: Annotated[Optional[str], typer.Option("--config", help="ffhq, places2 or imagenet: check the shapes against it.")] = None,
-    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="Attention heads, when no --config (default 8).")] = None,
+@app.command(context_settings={"allow_extra_args": False})
+def convert(
+    converter: Annotated[Optional[str], typer.Argument(help="Which official files: see `pluralfill convert` without arguments.", show_default=False)] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="The official file(s), then the folder to write.", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="Named config to check the files against (e.g. ffhq).")] = None,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="put-official without --config: attention heads (default 8).")] = None,
     overwrite: Overwrite = False,
 ):
-    """Read an official PUT checkpoint (github liuqk3/PUT) safely and write our format; unknown or missing
-    keys are reported by name."""
-    from pluralfill.pretrained.put_official import convert
+    """Convert official checkpoints into a model folder (config.json + model.safetensors) that --checkpoint
+    reads. Files are read without unpickling code; unknown or missing keys are reported by name."""
+    from pluralfill.registry import converters, find_converter
 
+    if converter is None:
+        table = Table(title="converters: pluralfill convert NAME FILE... OUTPUT")
+        for c in ("name", "files", "what", "published at"):
+            table.add_column(c)
+        for c in converters().values():
+            table.add_row(c.name, " ".join(c.inputs), c.summary, c.weights_page)
+        out.print(table)
+        return
+    c = find_converter(converter)
+    paths = list(paths or [])
+    if len(paths) != len(c.inputs) + 1:
+        raise PluralfillError(f"{c.name} takes {' '.join(c.inputs)} OUTPUT, got {len(paths)} path(s)")
+    *inputs, output = paths
     if output.exists() and not overwrite:
         raise PluralfillError(f"output exists: {output} (pass --overwrite to replace)")
-    with err.status(f"reading {checkpoint}"):
-        model = convert(checkpoint, config, num_heads)
-    if config is None:
-        model.config.name = f"put-{checkpoint.stem}"
+    options = {"num_heads": num_heads} if num_heads is not None else {}
+    if options and "num_heads" not in inspect.signature(c.convert).parameters:
+        raise PluralfillError(f"{c.name} takes no --num-heads: its checkpoints fix the head count")
+    with err.status(f"reading {', '.join(map(str, inputs))}"):
+        model = c.convert(*inputs, config=config, **options)
     model.save_pretrained(output, overwrite=overwrite)
     counts = model.parameter_counts()
     out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
@@ -603,10 +457,10 @@ def info(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """What a method name or checkpoint builds: method, resolution, parameters per component."""
-    from pluralfill.methods import ARCHITECTURES, available_methods, describe
+    from pluralfill.registry import available_methods, describe, named_configs
 
     if name is None:
-        rows = [describe(m) for m in dict.fromkeys([*available_methods(), *ARCHITECTURES])]
+        rows = [describe(m) for m in dict.fromkeys([*available_methods(), *named_configs()])]
         if as_json:
             print(json.dumps(rows, indent=2))
             return

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image, ImageDraw
 
+from pluralfill.geometry import box_around_hole
+
 TILE = 256  # longest side of a tile in px
 HOLE_TINT = np.array([255, 0, 255], np.float32)
 
@@ -26,8 +28,6 @@ def make_grid(image: np.ndarray, hole: np.ndarray, samples, labels: bool = True,
 
     When the hole is small in a large image the tiles show the window around it, so the fills can be seen.
     """
-    from pluralfill.methods.base import box_around_hole
-
     box = box_around_hole(hole, context=1.0, min_context=32)
     zoom = (box.y1 - box.y0) * (box.x1 - box.x0) < hole.size / 4
     if zoom:

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from pluralfill.pixels import to_uint8
+
 SHADE = np.array([128, 128, 128], np.float32)
 
 
@@ -22,7 +24,7 @@ def trace_strip(states, decode: Callable[[torch.Tensor], torch.Tensor], side: in
     for i, (tokens, hidden) in enumerate(states):
         grid = (~hidden).reshape(1, 1, side, side).float()
         big = F.interpolate(grid, size=(resolution, resolution), mode="nearest")[0, 0].cpu().numpy().astype(bool)
-        image = ((decode(tokens)[0].clamp(-1, 1) + 1) * 127.5).permute(1, 2, 0).cpu().numpy()
+        image = to_uint8(decode(tokens)[0]).astype(np.float32)
         image[~big] = 0.5 * image[~big] + 0.5 * SHADE  # masked tokens: whatever is there is not decided yet
         x = gap + i * (resolution + gap)
         draw.text((x + 2, 1), f"step {i + 1}", fill=(40, 40, 40))

@@ -75,7 +75,7 @@ def _png(image) -> bytes:
 
 def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_waiting: int = 4) -> FastAPI:
     """The app; `checkpoints` are the learned models it offers (folders on this machine)."""
-    from pluralfill.methods import available_methods, load_inpainter
+    from pluralfill.registry import available_methods, load_inpainter
 
     app = FastAPI(title="pluralfill", description="Pluralistic image inpainting: N different fills of a hole.")
     jobs = Jobs(max_waiting)

@@ -17,6 +17,7 @@ from PIL import Image
 from pluralfill.errors import PluralfillError
 from pluralfill.io import list_images, read_hole, read_image
 from pluralfill.masks import generate_hole
+from pluralfill.pixels import to_tensor
 
 
 class ImageList:
@@ -113,7 +114,7 @@ class StepBatches(torch.utils.data.Dataset):
             image = random_crop(image, self.resolution, rng) if self.augment else center_crop(image, self.resolution)
             images.append(image)
             knowns.append([~self.holes(rng, self.resolution) for _ in range(self.num_holes)])  # none for tokenizers
-        x = torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).float() / 127.5 - 1
+        x = to_tensor(np.stack(images))
         known = [torch.from_numpy(np.stack([k[i] for k in knowns]))[:, None].float() for i in range(self.num_holes)]
         return x, *known
 

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from pluralfill.nn.vgg import VGGFeatures
-from pluralfill.pretrained import load_weights
+from pluralfill.hub import load_weights
 
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_LAYERS = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")

@@ -1,4 +1,4 @@
-"""Hole generators: presets from the literature, ratio bins, deterministic streams."""
+"""Hole generators: presets from the literature, ratio bins, deterministic streams, and mask sets on disk."""
 
 from pluralfill.masks.generate import generate_hole, parse_ratio
 from pluralfill.masks.presets import PRESETS, STANDARD_BINS, MaskPreset, get_preset

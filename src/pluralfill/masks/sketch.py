@@ -61,3 +61,30 @@ def extract_sketch(image: np.ndarray, threshold: float = 0.65, min_area: int = 1
     area = max(1, round(min_area * min(image.shape[:2]) / REFERENCE_SIZE)) if scale_area else min_area
     opened = area_opening(binary.astype(np.uint8), area_threshold=area, connectivity=2).astype(bool)
     return Sketch(edges, binary, opened, skeletonize(opened))
+
+
+def write_sketch(image_path, output, threshold: float = 0.65, min_area: int = 100, pidinet=None, device: str = "cpu",
+                 max_pixels: int | None = None, overwrite: bool = False) -> tuple[Sketch, object]:  # fmt: skip
+    """`pluralfill sketch`: the sketch of a photo file as OUTPUT (white lines on black) and OUTPUT_steps.png
+    (photo | edge map | thresholded | area opened | skeleton). Returns the sketch and the steps file."""
+    from pathlib import Path
+
+    from pluralfill import io
+    from pluralfill.errors import PluralfillError
+    from pluralfill.grid import grid_rows
+
+    if not 0 < threshold < 1:
+        raise PluralfillError(f"--threshold must be between 0 and 1, got {threshold}")
+    output = Path(output)
+    steps_path = output.with_name(f"{output.stem}_steps.png")
+    io.check_writable([output, steps_path], overwrite)
+    photo = io.read_image(image_path, max_pixels)
+    detector = None
+    if pidinet is not None:
+        from pluralfill.nn.pidinet import load_pidinet
+
+        detector = load_pidinet(pidinet, device)
+    sketch = extract_sketch(photo, threshold, min_area, detector)
+    io.write_hole(output, sketch.lines, overwrite)
+    io.write_image(steps_path, grid_rows([[photo] + [np.repeat(a[..., None], 3, axis=2) for a in sketch.steps()]]), overwrite)
+    return sketch, steps_path

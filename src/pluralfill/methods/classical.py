@@ -10,7 +10,8 @@ import threading
 import cv2
 import numpy as np
 
-from pluralfill.methods.base import Inpainter, box_around_hole
+from pluralfill.geometry import box_around_hole
+from pluralfill.methods.base import Inpainter
 
 
 class OpenCVInpainter(Inpainter):

@@ -11,8 +11,10 @@ import torch
 
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.methods.base import FixedResolutionInpainter, to_image, token_hole
+from pluralfill.geometry import token_hole
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.models.dsi import DSI
+from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
 
 
@@ -62,7 +64,7 @@ class DSIInpainter(FixedResolutionInpainter):
         codes = sample_raster(m.structure, cond, tokens, unknown, generators, top_k, temperature, cache, bits)
         side = m.config.structure.side
         if bits is not None:
-            masked = masked_view(to_image(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
+            masked = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
             self.last_entropy = entropy_image(masked, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))
         structure = m.hvqvae.top_vectors(codes.reshape(n, side, side))
         if trace is not None:
@@ -76,4 +78,4 @@ class DSIInpainter(FixedResolutionInpainter):
         palette = np.random.default_rng(0).integers(0, 256, (self.model.config.structure.num_codes, 3), dtype=np.uint8)
         cell = self.resolution // codes.shape[0]
         structure = palette[codes.cpu().numpy()].repeat(cell, 0).repeat(cell, 1)
-        return grid_rows([[masked_view(to_image(x[0]), hole), structure]])
+        return grid_rows([[masked_view(to_uint8(x[0]), hole), structure]])

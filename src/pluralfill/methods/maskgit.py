@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import torch
 
-from pluralfill.methods.base import FixedResolutionInpainter, token_hole
+from pluralfill.geometry import token_hole
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.models.maskgit import MaskGIT
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.trace import trace_strip

@@ -10,8 +10,10 @@ import torch
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.io import hole_from_array
-from pluralfill.methods.base import Box, FixedResolutionInpainter, shrink, to_image
+from pluralfill.geometry import Box, shrink
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.models.mhtma import MHTMA
+from pluralfill.pixels import to_uint8
 
 BRANCHES = ("on", "off", "high", "low")
 
@@ -66,7 +68,7 @@ class MHTMAInpainter(FixedResolutionInpainter):
         """Input with its hole, (the sketch,) the coarse network's output, the refined output."""
         coarse, fine, sketch = trace
         hole = known[0, 0].cpu().numpy() < 0.5
-        tiles = [masked_view(to_image(x[0]), hole)]
+        tiles = [masked_view(to_uint8(x[0]), hole)]
         if sketch is not None:
             tiles.append(np.repeat((sketch[0, 0].cpu().numpy() * 255).astype(np.uint8)[..., None], 3, axis=2))
-        return grid_rows([tiles + [to_image(coarse[0]), to_image(fine[0])]])
+        return grid_rows([tiles + [to_uint8(coarse[0]), to_uint8(fine[0])]])

@@ -6,7 +6,7 @@ from __future__ import annotations
 import torch
 
 from pluralfill.errors import PluralfillError
-from pluralfill.methods.base import FixedResolutionInpainter
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.models.put import PUT
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put

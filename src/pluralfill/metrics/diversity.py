@@ -8,6 +8,7 @@ import numpy as np
 import torch
 
 from pluralfill.metrics.pixel import as_batch
+from pluralfill.pixels import to_tensor
 
 
 def pairwise_mean(samples, distance) -> float:
@@ -28,7 +29,7 @@ def pixel_diversity(samples) -> float:
 def lpips_diversity(samples, lpips_model) -> float:
     """Mean pairwise LPIPS between samples (the usual diversity score of pluralistic inpainting)."""
     device = next(lpips_model.parameters()).device
-    x = as_batch(np.stack([np.asarray(s) for s in samples])).float().to(device) / 127.5 - 1
+    x = to_tensor(np.stack([np.asarray(s) for s in samples])).to(device)
     i, j = zip(*itertools.combinations(range(len(x)), 2)) if len(x) > 1 else ((), ())
     if not i:
         return float("nan")

@@ -34,6 +34,21 @@ class Item:
     samples: list[Path] = field(default_factory=list)
 
 
+def available_metrics(lpips_net: str = "alex", weights: dict | None = None) -> list[str]:
+    """The pixel metrics, and those whose weights were given (`weights`: lpips_backbone, lpips_heads,
+    inception paths) or are in the cache: what runs without a download."""
+    from pluralfill.hub import is_available
+
+    weights = weights or {}
+    chosen = list(PIXEL_METRICS)
+    backbone = "alexnet" if lpips_net == "alex" else "vgg16"
+    if is_available(backbone, weights.get("lpips_backbone")) and is_available(f"lpips-{lpips_net}", weights.get("lpips_heads")):
+        chosen += ["lpips", "diversity-lpips"]
+    if is_available("inception-fid", weights.get("inception")):
+        chosen += ["fid", "p-ids", "u-ids"]
+    return chosen
+
+
 def parse_bins(text: str | None) -> list[tuple[float, float]]:
     """'standard' (default), 'none', or 'LO-HI,LO-HI,...'."""
     if text in (None, "", "standard"):
@@ -200,11 +215,12 @@ def evaluate(
         if lpips_model is not None:
             import torch
 
+            from pluralfill.pixels import to_tensor
+
             with torch.no_grad():
-                x = pixel.as_batch(stack).float().to(device) / 127.5 - 1
-                y = pixel.as_batch(target).float().to(device).expand_as(x) / 127.5 - 1
+                x, y = to_tensor(stack).to(device), to_tensor(target).to(device)
                 if "lpips" in metrics:
-                    scores["lpips"] = float(lpips_model(x, y).mean())
+                    scores["lpips"] = float(lpips_model(x, y.expand_as(x)).mean())
             if "diversity-lpips" in metrics and len(preds) > 1:
                 scores["diversity-lpips"] = diversity.lpips_diversity(preds, lpips_model)
         if inception is not None:

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from pluralfill.nn.inception import FIDInceptionV3
-from pluralfill.pretrained import load_weights
+from pluralfill.hub import load_weights
 
 
 def load_inception(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FIDInceptionV3:

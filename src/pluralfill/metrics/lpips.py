@@ -10,7 +10,7 @@ from torch import nn
 
 from pluralfill.nn.alexnet import AlexNetFeatures
 from pluralfill.nn.vgg import VGGFeatures
-from pluralfill.pretrained import load_weights
+from pluralfill.hub import load_weights
 
 VGG_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from pluralfill.models.hub import Pretrained
+from pluralfill.models.base import Pretrained
 from pluralfill.models.hvqvae import HVQVAE, HVQVAEConfig
 from pluralfill.models.structure_generator import StructureGenerator, StructureGeneratorConfig
 from pluralfill.models.texture_generator import TextureGenerator, TextureGeneratorConfig

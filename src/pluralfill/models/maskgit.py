@@ -6,19 +6,16 @@ token, trained by masked visual token modeling (MVTM), and the pair of it and it
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from pluralfill.errors import PluralfillError
-from pluralfill.models.hub import Pretrained, parameter_counts
+from pluralfill.models.base import Pretrained, parameter_counts
 from pluralfill.models.vqgan import VQGAN, VQGANConfig
 from pluralfill.nn.transformer import Block, init_weights
-from pluralfill.sampling.parallel import mask_ratio
 
 
 class MaskGITTransformerConfig(BaseModel):
@@ -57,20 +54,6 @@ class MaskGITTransformer(nn.Module):
         return self.head(self.ln_f(x))
 
 
-def mvtm_loss(forward, tokens: torch.Tensor, mask_id: int, schedule: str = "cosine", label_smoothing: float = 0.0):
-    """Masked visual token modeling: per image a ratio r ~ U(0, 1), ceil(gamma(r) * L) random positions
-    replaced by [MASK], cross-entropy on those positions. `forward` maps token ids to logits (the
-    transformer, or its DDP wrapper). Returns (loss, accuracy)."""
-    b, n = tokens.shape
-    r = torch.rand(b, device=tokens.device).tolist()
-    counts = torch.tensor([max(1, math.ceil(mask_ratio(schedule, x) * n)) for x in r], device=tokens.device)
-    ranks = torch.rand(b, n, device=tokens.device).argsort(1).argsort(1)  # a random permutation per row
-    masked = ranks < counts[:, None]
-    logits = forward(torch.where(masked, mask_id, tokens))
-    loss = F.cross_entropy(logits[masked].float(), tokens[masked], label_smoothing=label_smoothing)
-    return loss, (logits[masked].argmax(-1) == tokens[masked]).float().mean()
-
-
 class MaskGITConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -78,6 +61,10 @@ class MaskGITConfig(BaseModel):
     name: str = "maskgit"
     tokenizer: VQGANConfig = VQGANConfig()
     transformer: MaskGITTransformerConfig = MaskGITTransformerConfig()
+
+    @property
+    def resolution(self) -> int:
+        return self.tokenizer.resolution
 
 
 class MaskGIT(Pretrained, nn.Module):

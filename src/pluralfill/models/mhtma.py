@@ -17,7 +17,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from pluralfill.models.hub import Pretrained
+from pluralfill.models.base import Pretrained
 from pluralfill.nn.gated import GatedConv2d as G
 from pluralfill.nn.gated import GatedUpConv2d as Up
 from pluralfill.nn.patch_attention import AttentionKind, PatchAttention

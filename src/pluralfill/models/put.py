@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from pluralfill.errors import PluralfillError
-from pluralfill.models.hub import Pretrained, parameter_counts
+from pluralfill.models.base import Pretrained, parameter_counts
 from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
 from pluralfill.models.uq_transformer import UQTransformer, UQTransformerConfig
 
@@ -20,6 +20,10 @@ class PUTConfig(BaseModel):
     name: str = "put"
     pvqvae: PVQVAEConfig = PVQVAEConfig()
     transformer: UQTransformerConfig = UQTransformerConfig()
+
+    @property
+    def resolution(self) -> int:
+        return self.pvqvae.resolution
 
 
 def _put(name: str, layers: int, dim: int, heads: int = 8) -> PUTConfig:

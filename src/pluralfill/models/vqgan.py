@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from pluralfill.models.hub import Pretrained
+from pluralfill.models.base import Pretrained
 from pluralfill.nn.quantizer import DualCodebook
 
 

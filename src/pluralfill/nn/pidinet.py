@@ -156,7 +156,7 @@ class PiDiNet(nn.Module):
 def load_pidinet(path=None, device="cpu") -> PiDiNet:
     """The published PiDiNet (BSDS500, `table5_pidinet.pth`) from a path, the cache or its URL.
     DataParallel's `module.` prefix in the official file is removed."""
-    from pluralfill.pretrained import load_checked, load_state_dict, resolve
+    from pluralfill.hub import load_checked, load_state_dict, resolve
 
     file = resolve("pidinet", path)
     state = {k.removeprefix("module."): v for k, v in load_state_dict(file).items()}

@@ -117,6 +117,8 @@ def convert(path: str | os.PathLike, config: str | None = None, num_heads: int |
             if diff:
                 raise PluralfillError(f"{path} does not match {key}: {part} {', '.join(diff)}")
         cfg = named.model_copy(deep=True)
+    else:
+        cfg.name = f"put-{Path(path).stem}"
     renamed, unknown = {}, []
     for k, v in state.items():
         new = _rename(k)

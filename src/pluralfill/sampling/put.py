@@ -12,8 +12,8 @@ import math
 
 import torch
 
-from pluralfill.models.uq_transformer import UQTransformer
 from pluralfill.errors import PluralfillError
+from pluralfill.models.uq_transformer import UQTransformer
 from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -38,49 +39,18 @@ class OptimConfig(Strict):
     schedule: Literal["cosine", "constant"] = "cosine"
     min_lr_ratio: float = 0.1
     grad_clip: float | None = 1.0
-    temperature_lr_scale: float = 1.0  # MHTMA: the temperature network's learning rate relative to lr
-    polyak_decay: float | None = None  # DSI: export an exponential moving average of the weights (0.9997 in seed 001)
-
-
-class LossConfig(Strict):
-    """Stage 1 weights of seed 000 Eq. 8 and 1; the GAN, perceptual and style terms start late."""
-
-    pixel: float = 1.0
-    gradient: float = 5.0
-    adversarial: float = 0.1
-    perceptual: float = 0.1
-    style: float = 250.0
-    commitment: float = 0.25
-    late_start_step: int = 10_000  # GAN, perceptual and style terms join at this step
-    vgg_weights: str | None = None  # VGG-19 file; default: cache, then download
-    disc_lr: float = 2e-4
-    random_quantize: float = 0.3  # PUT stage 2: known features swapped for their codes with this probability
-    label_smoothing: float = 0.0  # MaskGIT stage 2
-    mask_schedule: str = "cosine"  # MaskGIT stage 2: gamma for the masking ratio of MVTM
-    coarse_pixel: float = 1.0  # MHTMA: L1 of the coarse output (Eq. 2); `pixel` weighs the final output's
-    gan: Literal["hinge", "wgan-gp"] = "hinge"  # MHTMA: HAL-SN (default) or WGAN-GP (seed 002 Table II)
-    gradient_penalty: float = 10.0  # MHTMA with gan=wgan-gp
-    structural_feature: float = 1.0  # DSI texture stage: cross-entropy of the output's top codes against the structure
-
-
-class SketchConfig(Strict):
-    """How the sketch-guided MHTMA gets its training sketches (seed 002, IV-F)."""
-
-    threshold: float = 0.65
-    min_area: int = 100  # px at 256x256, scaled with the training resolution
-    pidinet: str | None = None  # PiDiNet weights (table5_pidinet.pth); without them the classical edge detector
 
 
 class TrainConfig(Strict):
-    stage: Literal["put-pvqvae", "put-transformer", "maskgit-tokenizer", "maskgit-transformer", "mhtma", "dsi-hvqvae",
-                   "dsi-structure", "dsi-texture"]
+    """What every stage takes. Each stage subclasses it with `stage: Literal[its name]` and its own `loss`
+    (and, where it has more, `optim`) section, so a setting another stage uses is an error here."""
+
+    stage: str
     model: str | dict = "put-tiny"  # a named config (see `pluralfill info`), an inline one, or {base: NAME, key: value}
-    first_stage: str | None = None  # stage 2: the stage-1 run folder (its best model) or a model folder
     data: DataConfig
     masks: MaskConfig = MaskConfig()
     optim: OptimConfig = OptimConfig()
-    loss: LossConfig = LossConfig()
-    sketch: SketchConfig = SketchConfig()
+    loss: Strict = Strict()  # the stage's loss weights and schedule
     steps: int = 1000
     batch_size: int = 8
     seed: int = 0
@@ -94,7 +64,13 @@ class TrainConfig(Strict):
     val_batches: int = 4
     sample_every: int = 200
     checkpoint_every: int = 200
-    run_dir: str | None = None  # default: runs/<config name>-<time>
+    run_dir: str | None = None  # default: runs/<stage>-<model>-<time>
+
+
+class SecondStageConfig(TrainConfig):
+    """A stage that trains on top of a first stage's model."""
+
+    first_stage: str | None = None  # the stage-1 run folder (its best model) or a model folder
 
 
 def model_config(cfg: "TrainConfig", configs: dict, config_class):
@@ -134,8 +110,8 @@ def _set(tree: dict, dotted: str, value) -> None:
     tree[keys[-1]] = value
 
 
-def load_config(path: str | os.PathLike | None, overrides: list[str] = (), base: dict | None = None) -> TrainConfig:
-    """YAML file (or `base`) + `a.b=value` overrides (values parsed as YAML) -> validated TrainConfig."""
+def read_config(path: str | os.PathLike | None, overrides: list[str] = (), base: dict | None = None) -> dict:
+    """YAML file (or `base`, a run's saved config) with `a.b=value` overrides (values parsed as YAML)."""
     if base is not None:
         tree = base
     else:
@@ -151,9 +127,26 @@ def load_config(path: str | os.PathLike | None, overrides: list[str] = (), base:
             raise PluralfillError(f"overrides look like key=value, got {item!r}")
         key, value = item.split("=", 1)
         _set(tree, key, yaml.safe_load(value) if value else None)
+    return tree
+
+
+def validate(tree: dict, stages: Mapping[str, type[TrainConfig]]) -> TrainConfig:
+    """The config of the stage `tree["stage"]` names, validated by that stage's class."""
+    stage = tree.get("stage")
+    if stage not in stages:
+        raise PluralfillError(f"config error at stage: {'missing' if stage is None else repr(stage)}; the stages are "
+                              f"{', '.join(stages)}")  # fmt: skip
+    cls = stages[stage]
     try:
-        return TrainConfig.model_validate(tree)
+        return cls.model_validate(tree)
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if first["type"] == "extra_forbidden":  # name what the section does take, for this stage
+            section = cls
+            for part in first["loc"][:-1]:
+                section = section.model_fields[part].annotation
+            takes = ", ".join(section.model_fields) or "none"
+            raise PluralfillError(f"config error at {where}: the {stage} stage has no such setting; "
+                                  f"{'.'.join(map(str, first['loc'][:-1])) or 'the config'} takes: {takes}") from None  # fmt: skip
         raise PluralfillError(f"config error at {where}: {first['msg']} ({e.error_count()} error(s))") from None

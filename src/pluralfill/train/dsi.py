@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -23,22 +24,56 @@ import torch.nn.functional as F
 
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
+from pluralfill.geometry import token_hole
 from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
-from pluralfill.methods.base import token_hole
+from pluralfill.methods.dsi import DSIInpainter
 from pluralfill.models.dsi import CONFIGS, DSI, DSIConfig, HVQVAEModel, fit_to_vqvae
+from pluralfill.nn.discriminators import SNPatchGANDiscriminator
+from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
-from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_step, first_stage, fit, optimizer, step_optimizer, to_uint8, unwrap
-from pluralfill.train.run import Run, make_fabric, seed_step
+from pluralfill.train.config import OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import data, discriminator_step, first_stage, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.run import seed_step, start
+from pluralfill.train.transformer import VAL_SEED_STEP
 
-VAL_SEED_STEP = 10**9
+
+class DSIOptim(OptimConfig):
+    polyak_decay: float | None = None  # export an exponential moving average of the weights (0.9997 in seed 001)
+
+
+class HVQVAELoss(Strict):
+    commitment: float = 0.25
+
+
+class HVQVAEStage(TrainConfig):
+    stage: Literal["dsi-hvqvae"]
+    loss: HVQVAELoss = HVQVAELoss()
+    optim: DSIOptim = DSIOptim()
+
+
+class StructureStage(SecondStageConfig):
+    stage: Literal["dsi-structure"]  # maximum likelihood: no loss settings
+    optim: DSIOptim = DSIOptim()
+
+
+class TextureLoss(Strict):
+    pixel: float = 1.0
+    structural_feature: float = 1.0  # cross-entropy of the output's top codes against the structure
+    adversarial: float = 0.1  # hinge loss against the SN-PatchGAN
+    late_start_step: int = 10_000  # the adversarial term joins at this step
+    disc_lr: float = 2e-4
+
+
+class TextureStage(SecondStageConfig):
+    stage: Literal["dsi-texture"]
+    loss: TextureLoss = TextureLoss()
 
 
 def dsi_config(cfg: TrainConfig) -> DSIConfig:
     return model_config(cfg, CONFIGS, DSIConfig)
 
 
-def polyak(fabric, state: dict, model, cfg: TrainConfig):
+def polyak(fabric, state: dict, model, cfg: HVQVAEStage | StructureStage):
     """An EMA copy of the weights (and buffers, so the codebooks follow), kept in the resumable state."""
     if cfg.optim.polyak_decay is None:
         return None
@@ -49,17 +84,14 @@ def polyak(fabric, state: dict, model, cfg: TrainConfig):
     return ema
 
 
-def train_hvqvae(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
+def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
+    fabric, run = start(cfg, resume)
     vcfg = dsi_config(cfg).hvqvae
-    fabric.seed_everything(cfg.seed, verbose=False)
     model = HVQVAEModel(vcfg)
     model, opt = fabric.setup(model, optimizer(model.parameters(), cfg))
     state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
     ema = polyak(fabric, state, model, cfg)
-    if run.resumed:
-        run.load_state(state)
+    run.restore(state)
     train, val = data(cfg, vcfg.resolution, fabric.global_rank, num_holes=0)
     last = {}
 
@@ -105,21 +137,18 @@ def _masked_batch(batch, device):
     return x, known, 1 - known
 
 
-def train_structure(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
+def train_structure(cfg: StructureStage, resume=None) -> Path:
+    fabric, run = start(cfg, resume)
     hvqvae = first_stage(cfg.first_stage, HVQVAEModel)
     dcfg = fit_to_vqvae(dsi_config(cfg), hvqvae.config)
     dcfg.texture = None
-    fabric.seed_everything(cfg.seed, verbose=False)
     dsi = DSI(dcfg)
     dsi.hvqvae.load_state_dict(hvqvae.state_dict())
     dsi.hvqvae.requires_grad_(False).eval().to(fabric.device)
     structure, opt = fabric.setup(dsi.structure, optimizer(dsi.structure.parameters(), cfg))
     state = {"structure": structure, "optimizer": opt, "step": 0, "best": math.inf}
     ema = polyak(fabric, state, structure, cfg)
-    if run.resumed:
-        run.load_state(state)
+    run.restore(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
 
     def nll_bits(net, x, hole, per_position: bool = False):
@@ -193,18 +222,14 @@ def structure_scores(distance: torch.Tensor, scale: float = 10.0) -> torch.Tenso
     return -scale * torch.tanh((distance - distance.mean(-1, keepdim=True)) / std)
 
 
-def train_texture(cfg: TrainConfig, resume=None) -> Path:
-    from pluralfill.nn.discriminators import SNPatchGANDiscriminator
-
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
+def train_texture(cfg: TextureStage, resume=None) -> Path:
+    fabric, run = start(cfg, resume)
     partial = first_stage(cfg.first_stage, DSI)
     dcfg = partial.config.model_copy(deep=True)
     dcfg.texture = dsi_config(cfg).texture
     if dcfg.texture is None:
         raise PluralfillError("the model config has no texture generator")
     dcfg = fit_to_vqvae(dcfg, dcfg.hvqvae)
-    fabric.seed_everything(cfg.seed, verbose=False)
     dsi = DSI(dcfg)
     dsi.hvqvae.load_state_dict(partial.hvqvae.state_dict())
     dsi.structure.load_state_dict(partial.structure.state_dict())
@@ -218,8 +243,7 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
         disc = SNPatchGANDiscriminator(dcfg.disc_width)
         disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=lw.disc_lr, betas=cfg.optim.betas))
         state |= {"disc": disc, "disc_optimizer": dopt}
-    if run.resumed:
-        run.load_state(state)
+    run.restore(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
     vq = dsi.hvqvae
 
@@ -260,8 +284,6 @@ def train_texture(cfg: TrainConfig, resume=None) -> Path:
 
     def sheet(step, batch):
         """Rows of: masked input, the fill from the true structure, two fills from sampled structures, original."""
-        from pluralfill.methods.dsi import DSIInpainter
-
         seed_step(cfg, VAL_SEED_STEP, 0)
         inpainter = DSIInpainter(dsi, fabric.device)
         x, known, hole = _masked_batch(val[0] if val else batch, fabric.device)

@@ -1,10 +1,10 @@
-"""What the training loops of every method share: data, optimizer steps, progress, first stages."""
+"""What the training stages of every method share: data, optimizer steps, the discriminator step, first
+stages, and `fit`, the loop itself (logging, validation, sample sheets, checkpoints)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
@@ -23,10 +23,6 @@ def first_stage(path: str | None, model_class):
         if (candidate / "config.json").is_file():
             return model_class.from_pretrained(candidate)
     raise PluralfillError(f"no {model_class.method} model in {p} (looked for config.json in it, best/ and last/)")
-
-
-def to_uint8(x: torch.Tensor) -> np.ndarray:
-    return ((x.detach().float().clamp(-1, 1) + 1) * 127.5).round().byte().permute(0, 2, 3, 1).cpu().numpy()
 
 
 def progress(run: Run, total: int, start: int) -> Progress:
@@ -87,8 +83,7 @@ def setup_autoencoder(fabric, run: Run, model, cfg: TrainConfig, disc_betas: tup
         disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=disc_betas))
         state |= {"disc": disc, "disc_optimizer": dopt}
         modules.append(disc)
-    if run.resumed:
-        run.load_state(state)
+    run.restore(state)
     return model, opt, state, modules
 
 

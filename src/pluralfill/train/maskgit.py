@@ -10,44 +10,63 @@ modeling: per image a masking ratio gamma(r), r ~ U(0, 1), and cross-entropy on 
 from __future__ import annotations
 
 import math
+from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows
 from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
 from pluralfill.losses.reconstruction import pixel_loss
-from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITConfig, mvtm_loss
+from pluralfill.methods.maskgit import MaskGITInpainter
+from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITConfig
 from pluralfill.models.vqgan import VQGAN
-from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import (
-    data,
-    discriminator_step,
-    first_stage,
-    fit,
-    setup_autoencoder,
-    step_optimizer,
-    to_uint8,
-    unwrap,
-)
-from pluralfill.train.put import sample_sheet, transformer_optimizer
-from pluralfill.train.run import Run, make_fabric, seed_step
+from pluralfill.pixels import to_uint8
+from pluralfill.sampling.parallel import mask_ratio
+from pluralfill.train.config import SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import data, discriminator_step, first_stage, fit, setup_autoencoder, step_optimizer, unwrap
+from pluralfill.train.run import start
+from pluralfill.train.transformer import frozen_first_stage, train_token_transformer
 
 LPIPS_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
-VAL_SEED_STEP = 10**9  # validation masks are drawn from this fixed "step"
+
+
+class TokenizerLoss(Strict):
+    pixel: float = 1.0
+    perceptual: float = 0.1  # VGG-16 at the LPIPS taps
+    adversarial: float = 0.1
+    commitment: float = 0.25
+    late_start_step: int = 10_000  # perceptual and GAN terms join at this step
+    vgg_weights: str | None = None  # VGG-16 file; default: cache, then download
+    disc_lr: float = 2e-4
+
+
+class TokenizerStage(TrainConfig):
+    stage: Literal["maskgit-tokenizer"]
+    loss: TokenizerLoss = TokenizerLoss()
+
+
+class TransformerLoss(Strict):
+    mask_schedule: str = "cosine"  # gamma, the masking ratio of MVTM
+    label_smoothing: float = 0.0
+
+
+class TransformerStage(SecondStageConfig):
+    stage: Literal["maskgit-transformer"]
+    loss: TransformerLoss = TransformerLoss()
 
 
 def maskgit_config(cfg: TrainConfig) -> MaskGITConfig:
     return model_config(cfg, CONFIGS, MaskGITConfig)
 
 
-def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
+def train_tokenizer(cfg: TokenizerStage, resume=None) -> Path:
+    fabric, run = start(cfg, resume)
     tcfg = maskgit_config(cfg).tokenizer
-    fabric.seed_everything(cfg.seed, verbose=False)
     model = VQGAN(tcfg)
     vgg = None
     if cfg.loss.perceptual:
@@ -95,46 +114,38 @@ def train_tokenizer(cfg: TrainConfig, resume=None) -> Path:
     return fit(run, state, train, step_fn, unwrap(model), modules, validate, sheet)
 
 
-def train_transformer(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
-    tokenizer = first_stage(cfg.first_stage, VQGAN)
-    mcfg = maskgit_config(cfg)
-    mcfg.tokenizer = tokenizer.config  # the transformer must fit the tokenizer it reads
-    mcfg.transformer.vocab_size = tokenizer.config.num_codes
-    mcfg.transformer.seq_len = tokenizer.config.tokens_per_side**2
-    fabric.seed_everything(cfg.seed, verbose=False)
-    model = MaskGIT(mcfg)
-    model.tokenizer.load_state_dict(tokenizer.state_dict())
-    model.tokenizer.requires_grad_(False).eval().to(fabric.device)
-    transformer, opt = fabric.setup(model.transformer, transformer_optimizer(model.transformer, cfg))
-    state = {"transformer": transformer, "optimizer": opt, "step": 0, "best": math.inf}
-    if run.resumed:
-        run.load_state(state)
-    train, val = data(cfg, mcfg.tokenizer.resolution, fabric.global_rank, num_holes=1)
+def train_transformer(cfg: TransformerStage, resume=None) -> Path:
+    def build(cfg, device):
+        tokenizer = first_stage(cfg.first_stage, VQGAN)
+        mcfg = maskgit_config(cfg)
+        mcfg.tokenizer = tokenizer.config  # the transformer must fit the tokenizer it reads
+        mcfg.transformer.vocab_size = tokenizer.config.num_codes
+        mcfg.transformer.seq_len = tokenizer.config.tokens_per_side**2
+        model = MaskGIT(mcfg)
+        frozen_first_stage(model.tokenizer, tokenizer, device)
+        return model
 
-    def losses(x):
-        with torch.no_grad():
-            tokens = model.tokenizer.encode(x).reshape(x.shape[0], -1)
-        loss, accuracy = mvtm_loss(transformer, tokens, model.transformer.mask_id, cfg.loss.mask_schedule, cfg.loss.label_smoothing)
-        return {"loss": loss, "accuracy": accuracy}
+    losses = partial(transformer_losses, schedule=cfg.loss.mask_schedule, label_smoothing=cfg.loss.label_smoothing)
+    return train_token_transformer(cfg, resume, build, losses, MaskGITInpainter, lambda model: {"steps": 8})
 
-    def step_fn(step, batch, lr):
-        terms = losses(batch[0])
-        step_optimizer(fabric, transformer, opt, terms["loss"], cfg, lr)
-        return terms
 
-    def validate():
-        seed_step(cfg, VAL_SEED_STEP, 0)  # the same masks at every validation
-        scores = [losses(b[0].to(fabric.device)) for b in val]
-        return {f"val/{k}": float(np.mean([float(s[k]) for s in scores])) for k in ("loss", "accuracy")} if scores else {}
+def transformer_losses(model: MaskGIT, transformer, x, known, training: bool, schedule: str, label_smoothing: float):
+    """MVTM on the tokens of the whole image (the hole of the batch only shows in the sample sheets)."""
+    with torch.no_grad():
+        tokens = model.tokenizer.encode(x).reshape(x.shape[0], -1)
+    loss, accuracy = mvtm_loss(transformer, tokens, model.transformer.mask_id, schedule, label_smoothing)
+    return {"loss": loss, "accuracy": accuracy}
 
-    inpainter = []
 
-    def sheet(step, batch):
-        from pluralfill.methods.maskgit import MaskGITInpainter
-
-        inpainter[:] = inpainter or [MaskGITInpainter(model, fabric.device)]
-        return sample_sheet(val[0] if val else batch, lambda x, k, seeds: inpainter[0].sample(x, k, seeds, steps=8), step, fabric.device)
-
-    return fit(run, state, train, step_fn, model, [transformer], validate, sheet)
+def mvtm_loss(forward, tokens: torch.Tensor, mask_id: int, schedule: str = "cosine", label_smoothing: float = 0.0):
+    """Masked visual token modeling: per image a ratio r ~ U(0, 1), ceil(gamma(r) * L) random positions
+    replaced by [MASK], cross-entropy on those positions. `forward` maps token ids to logits (the
+    transformer, or its DDP wrapper). Returns (loss, accuracy)."""
+    b, n = tokens.shape
+    r = torch.rand(b, device=tokens.device).tolist()
+    counts = torch.tensor([max(1, math.ceil(mask_ratio(schedule, x) * n)) for x in r], device=tokens.device)
+    ranks = torch.rand(b, n, device=tokens.device).argsort(1).argsort(1)  # a random permutation per row
+    masked = ranks < counts[:, None]
+    logits = forward(torch.where(masked, mask_id, tokens))
+    loss = F.cross_entropy(logits[masked].float(), tokens[masked], label_smoothing=label_smoothing)
+    return loss, (logits[masked].argmax(-1) == tokens[masked]).float().mean()

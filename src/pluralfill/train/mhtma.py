@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -31,11 +32,43 @@ from pluralfill.losses.reconstruction import pixel_loss
 from pluralfill.masks.sketch import extract_sketch
 from pluralfill.models.mhtma import CONFIGS, MHTMA, MHTMAConfig
 from pluralfill.nn.discriminators import GlobalLocalDiscriminator, hole_boxes
-from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_step, fit, optimizer, step_optimizer, to_uint8, unwrap
-from pluralfill.train.run import Run, make_fabric
+from pluralfill.pixels import to_uint8
+from pluralfill.train.config import OptimConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import data, discriminator_step, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.run import start
 
 PERCEPTUAL_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # VGG-16
+
+
+class MHTMALoss(Strict):
+    pixel: float = 1.0  # L1 of the final output (Eq. 2)
+    coarse_pixel: float = 1.0  # L1 of the coarse output (Eq. 2)
+    perceptual: float = 0.1  # VGG-16 on the coarse output
+    adversarial: float = 0.1
+    gan: Literal["hinge", "wgan-gp"] = "hinge"  # HAL-SN (default) or WGAN-GP (seed 002 Table II)
+    gradient_penalty: float = 10.0  # with gan=wgan-gp
+    late_start_step: int = 10_000  # the adversarial term joins at this step
+    vgg_weights: str | None = None  # VGG-16 file; default: cache, then download
+    disc_lr: float = 2e-4
+
+
+class MHTMAOptim(OptimConfig):
+    temperature_lr_scale: float = 1.0  # the temperature network's learning rate relative to lr
+
+
+class SketchConfig(Strict):
+    """How the sketch-guided MHTMA gets its training sketches (seed 002, IV-F)."""
+
+    threshold: float = 0.65
+    min_area: int = 100  # px at 256x256, scaled with the training resolution
+    pidinet: str | None = None  # PiDiNet weights (table5_pidinet.pth); without them the classical edge detector
+
+
+class MHTMAStage(TrainConfig):
+    stage: Literal["mhtma"]
+    loss: MHTMALoss = MHTMALoss()
+    optim: MHTMAOptim = MHTMAOptim()
+    sketch: SketchConfig = SketchConfig()
 
 
 def plot_temperatures(metrics_csv: Path, out: Path) -> Path | None:
@@ -64,12 +97,10 @@ def plot_temperatures(metrics_csv: Path, out: Path) -> Path | None:
     return out
 
 
-def train_mhtma(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
+def train_mhtma(cfg: MHTMAStage, resume=None) -> Path:
+    fabric, run = start(cfg, resume)
     mcfg: MHTMAConfig = model_config(cfg, CONFIGS, MHTMAConfig)
     lw, r = cfg.loss, mcfg.resolution
-    fabric.seed_everything(cfg.seed, verbose=False)
     model = MHTMA(mcfg)
     vgg = None
     if lw.perceptual:
@@ -90,8 +121,7 @@ def train_mhtma(cfg: TrainConfig, resume=None) -> Path:
         disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=lw.disc_lr, betas=cfg.optim.betas))
         state |= {"disc": disc, "disc_optimizer": dopt}
         modules.append(disc)
-    if run.resumed:
-        run.load_state(state)
+    run.restore(state)
     train, val = data(cfg, r, fabric.global_rank, num_holes=1)
     detector = None
     if mcfg.sketch and cfg.sketch.pidinet:

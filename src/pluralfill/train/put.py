@@ -11,8 +11,9 @@ the positions with missing pixels, against the tokens of the full image.
 
 from __future__ import annotations
 
-import math
+from functools import partial
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -22,21 +23,42 @@ from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.adversarial import bce_discriminator_loss, bce_generator_loss
 from pluralfill.losses.reconstruction import gradient_loss, pixel_loss
-from pluralfill.models.put import PUT
+from pluralfill.methods.put import PUTInpainter
+from pluralfill.models.put import CONFIGS, PUT, PUTConfig
 from pluralfill.models.pvqvae import PVQVAE, masked_input
-from pluralfill.models.put import CONFIGS, PUTConfig
-from pluralfill.train.config import TrainConfig, model_config
-from pluralfill.train.loop import (
-    data,
-    discriminator_step,
-    first_stage,
-    fit,
-    setup_autoencoder,
-    step_optimizer,
-    to_uint8,
-    unwrap,
-)
-from pluralfill.train.run import Run, make_fabric
+from pluralfill.pixels import to_uint8
+from pluralfill.train.config import SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import data, discriminator_step, first_stage, fit, setup_autoencoder, step_optimizer, unwrap
+from pluralfill.train.run import start
+from pluralfill.train.transformer import frozen_first_stage, train_token_transformer
+
+
+class PVQVAELoss(Strict):
+    """Weights of seed 000 Eq. 8 and 1; the GAN, perceptual and style terms start late."""
+
+    pixel: float = 1.0
+    gradient: float = 5.0
+    adversarial: float = 0.1
+    perceptual: float = 0.1
+    style: float = 250.0
+    commitment: float = 0.25
+    late_start_step: int = 10_000  # GAN, perceptual and style terms join at this step
+    vgg_weights: str | None = None  # VGG-19 file; default: cache, then download
+    disc_lr: float = 2e-4
+
+
+class PVQVAEStage(TrainConfig):
+    stage: Literal["put-pvqvae"]
+    loss: PVQVAELoss = PVQVAELoss()
+
+
+class TransformerLoss(Strict):
+    random_quantize: float = 0.3  # known features swapped for their codes with this probability
+
+
+class TransformerStage(SecondStageConfig):
+    stage: Literal["put-transformer"]
+    loss: TransformerLoss = TransformerLoss()
 
 
 def put_config(cfg: TrainConfig) -> PUTConfig:
@@ -46,11 +68,9 @@ def put_config(cfg: TrainConfig) -> PUTConfig:
 # ------------------------------------------------------------------------------------------------ stage 1
 
 
-def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
+def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
+    fabric, run = start(cfg, resume)
     pcfg = put_config(cfg).pvqvae
-    fabric.seed_everything(cfg.seed, verbose=False)  # the same initial weights on every rank
     model = PVQVAE(pcfg)
     vgg = None
     if cfg.loss.perceptual or cfg.loss.style:
@@ -104,79 +124,39 @@ def train_pvqvae(cfg: TrainConfig, resume=None) -> Path:
 # ------------------------------------------------------------------------------------------------ stage 2
 
 
-def train_transformer(cfg: TrainConfig, resume=None) -> Path:
-    fabric = make_fabric(cfg)
-    run = Run.create(cfg, fabric, resume)
-    pvqvae = first_stage(cfg.first_stage, PVQVAE)
-    put_cfg = put_config(cfg)
-    put_cfg.pvqvae = pvqvae.config  # the transformer must fit the P-VQVAE it reads
-    t = put_cfg.transformer
-    t.in_dim, t.vocab_size = pvqvae.config.code_dim, pvqvae.num_known_codes
-    t.seq_len = (pvqvae.config.resolution // pvqvae.config.patch_size) ** 2
-    fabric.seed_everything(cfg.seed, verbose=False)
-    model = PUT(put_cfg)
-    model.pvqvae.load_state_dict(pvqvae.state_dict())
-    model.pvqvae.requires_grad_(False).eval().to(fabric.device)
+def train_transformer(cfg: TransformerStage, resume=None) -> Path:
+    def build(cfg, device):
+        pvqvae = first_stage(cfg.first_stage, PVQVAE)
+        put_cfg = put_config(cfg)
+        put_cfg.pvqvae = pvqvae.config  # the transformer must fit the P-VQVAE it reads
+        t = put_cfg.transformer
+        t.in_dim, t.vocab_size = pvqvae.config.code_dim, pvqvae.num_known_codes
+        t.seq_len = (pvqvae.config.resolution // pvqvae.config.patch_size) ** 2
+        model = PUT(put_cfg)
+        frozen_first_stage(model.pvqvae, pvqvae, device)
+        return model
+
+    def fast(model):  # sheets every few hundred steps must be quick: 16 passes
+        return {"tokens_per_step": max(1, model.config.transformer.seq_len // 16)}
+
+    losses = partial(transformer_losses, random_quantize=cfg.loss.random_quantize)
+    return train_token_transformer(cfg, resume, build, losses, PUTInpainter, fast)
+
+
+def transformer_losses(model: PUT, transformer, x, known, training: bool, random_quantize: float) -> dict:
+    """Cross-entropy of the transformer on the positions with missing pixels, against the full image's tokens."""
     pvq = model.pvqvae
-    transformer, opt = fabric.setup(model.transformer, transformer_optimizer(model.transformer, cfg))
-    state = {"transformer": transformer, "optimizer": opt, "step": 0, "best": math.inf}
-    if run.resumed:
-        run.load_state(state)
-    train, val = data(cfg, pvq.config.resolution, fabric.global_rank, num_holes=1)
-
-    def losses(x, known, random_quantize: float):
-        with torch.no_grad():
-            f = pvq.encode(x, known)
-            b, c, h, w = f.shape
-            types = pvq.token_types(known).reshape(b, h * w)
-            seq = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
-            target = pvq.tokenize(pvq.encode(x)).reshape(b, h * w)
-            if random_quantize > 0:  # known features swapped for their codes, as the sampler writes codes back
-                swap = (types == 1) & (torch.rand(types.shape, device=x.device) < random_quantize)
-                codes = pvq.quantizer.lookup(pvq.tokenize(f, types.reshape(b, h, w)).reshape(b, h * w))
-                seq = torch.where(swap[..., None], codes, seq)
-        logits = transformer(seq)
-        missing = types != 1
-        loss = F.cross_entropy(logits[missing].float(), target[missing])
-        return {"loss": loss, "accuracy": (logits[missing].argmax(-1) == target[missing]).float().mean()}
-
-    def step_fn(step, batch, lr):
-        terms = losses(*batch, cfg.loss.random_quantize)
-        step_optimizer(fabric, transformer, opt, terms["loss"], cfg, lr)
-        return terms
-
-    def validate():
-        scores = [losses(*(t.to(fabric.device) for t in b), random_quantize=0.0) for b in val]
-        return {f"val/{k}": float(np.mean([float(s[k]) for s in scores])) for k in ("loss", "accuracy")} if scores else {}
-
-    inpainter = []
-
-    def sheet(step, batch):
-        from pluralfill.methods.put import PUTInpainter
-
-        inpainter[:] = inpainter or [PUTInpainter(model, fabric.device)]
-        fast = max(1, put_cfg.transformer.seq_len // 16)  # sheets every few hundred steps must be quick
-        return sample_sheet(val[0] if val else batch, lambda x, k, seeds: inpainter[0].sample(x, k, seeds, tokens_per_step=fast),
-                            step, fabric.device)  # fmt: skip
-
-    return fit(run, state, train, step_fn, model, [transformer], validate, sheet)
-
-
-def transformer_optimizer(transformer, cfg: TrainConfig):
-    """AdamW without weight decay on biases, norms, embeddings and position embeddings (minGPT)."""
-    decay, no_decay = [], []
-    for name, p in transformer.named_parameters():
-        (no_decay if p.ndim < 2 or name in ("pos_emb", "tok_emb.weight") else decay).append(p)
-    groups = [{"params": decay, "weight_decay": cfg.optim.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW(groups, lr=cfg.optim.lr, betas=cfg.optim.betas)
-
-
-def sample_sheet(batch, sample, step: int, device):
-    """Rows of: masked input, three samples, original, for up to three images of a (x, known) batch."""
-    xs, ks = batch[0], batch[1]
-    rows = []
-    for i in range(min(3, xs.shape[0])):
-        xi, ki = xs[i : i + 1].to(device), ks[i : i + 1].to(device)
-        ys = sample(xi, ki, [step * 10 + j for j in range(3)]) * (1 - ki) + xi * ki
-        rows.append([masked_view(to_uint8(xi)[0], (ki[0, 0] < 0.5).cpu().numpy()), *to_uint8(ys), to_uint8(xi)[0]])
-    return grid_rows(rows)
+    with torch.no_grad():
+        f = pvq.encode(x, known)
+        b, c, h, w = f.shape
+        types = pvq.token_types(known).reshape(b, h * w)
+        seq = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        target = pvq.tokenize(pvq.encode(x)).reshape(b, h * w)
+        if training and random_quantize > 0:  # known features swapped for their codes, as the sampler writes codes back
+            swap = (types == 1) & (torch.rand(types.shape, device=x.device) < random_quantize)
+            codes = pvq.quantizer.lookup(pvq.tokenize(f, types.reshape(b, h, w)).reshape(b, h * w))
+            seq = torch.where(swap[..., None], codes, seq)
+    logits = transformer(seq)
+    missing = types != 1
+    loss = F.cross_entropy(logits[missing].float(), target[missing])
+    return {"loss": loss, "accuracy": (logits[missing].argmax(-1) == target[missing]).float().mean()}

@@ -13,20 +13,32 @@ import os
 import time
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import numpy as np
 import torch
 import yaml
-from lightning.fabric import Fabric
 
 from pluralfill.errors import PluralfillError
+from pluralfill.io import write_image
 from pluralfill.train.config import TrainConfig
 
+if TYPE_CHECKING:
+    from lightning.fabric import Fabric
 
-def make_fabric(cfg: TrainConfig) -> Fabric:
+
+def start(cfg: TrainConfig, resume: str | os.PathLike | None) -> tuple[Fabric, Run]:
+    """What every stage does first: start Fabric (and its processes), create or reopen the run folder, and
+    seed, so that every rank builds the same initial weights. A stage then builds its models and its
+    state dict and calls `run.restore(state)`."""
+    from lightning.fabric import Fabric  # imported here: it takes seconds, and inference never needs it
+
     fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
                     strategy=cfg.strategy, precision=cfg.precision)  # fmt: skip
     fabric.launch()
-    return fabric
+    run = Run.create(cfg, fabric, resume)
+    fabric.seed_everything(cfg.seed, verbose=False)
+    return fabric, run
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -124,8 +136,6 @@ class Run:
     def save_grid(self, step: int, grid) -> Path | None:
         if not self.is_main:
             return None
-        from pluralfill.io import write_image
-
         path = write_image(self.folder / "samples" / f"step_{step:06d}.png", grid, overwrite=True)
         if self.tb is not None:
             self.tb.add_image("samples", np.asarray(grid), step, dataformats="HWC")
@@ -141,11 +151,17 @@ class Run:
             os.replace(tmp, self.folder / "last.ckpt")
         self.fabric.barrier()
 
-    def load_state(self, state: dict) -> None:
+    def restore(self, state: dict) -> None:
+        """Load last.ckpt into `state` (models, optimizers, step, best score) when the run resumes."""
+        if not self.resumed:
+            return
         path = self.folder / "last.ckpt"
         if not path.is_file():
             raise PluralfillError(f"nothing to resume in {self.folder}: no last.ckpt")
         self.fabric.load(path, state)
+        if int(state["step"]) >= self.cfg.steps:
+            raise PluralfillError(f"{self.folder} is finished: it trained all {self.cfg.steps} steps (train longer with "
+                                  f"--resume {self.folder} steps=N)")  # fmt: skip
         if self.is_main:
             self._trim_metrics(int(state["step"]))
 

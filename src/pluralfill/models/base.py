@@ -15,7 +15,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from pluralfill.errors import PluralfillError
-from pluralfill.pretrained import load_checked
+from pluralfill.hub import load_checked
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 

@@ -1,0 +1,113 @@
+"""The shared path of the learned methods: a model of fixed input size on a window around the hole."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from pluralfill.geometry import Box, shrink, square_window
+from pluralfill.methods.base import Inpainter
+from pluralfill.pixels import to_tensor, to_uint8
+
+
+class FixedResolutionInpainter(Inpainter):
+    """A learned method that sees R x R images: a square around the hole is scaled to R, `sample` fills it,
+    and the fill is scaled back and pasted into the hole at full resolution. Samples are drawn in batches.
+
+    Subclasses set `resolution` and `device` and implement
+    `sample(x (1, 3, R, R) in [-1, 1], known (1, 1, R, R), seeds, trace=None, **options) -> (N, 3, R, R)`.
+    Those with `batches_images` also take x (N, 3, R, R) and known (N, 1, R, R): one image per seed.
+    """
+
+    model_class: type  # the Pretrained model it wraps; its config has `method`, `name` and a resolution
+    resolution: int
+    batch_size: int = 8
+    batches_images: bool = False  # `sample` takes a different image for every seed (see inpaint_many)
+    last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
+
+    def __init__(self, model, device="cpu"):
+        self.model = model.to(device).eval()
+        self.device = torch.device(device)
+        self.name = model.config.name
+
+    @classmethod
+    def from_pretrained(cls, folder, device: str = "cpu"):
+        """The model in `folder`; its `sampling.json`, if there is one, sets default option values
+        (e.g. the parallel sampler and its steps for the bundled model); the caller's options win."""
+        inpainter = cls(cls.model_class.from_pretrained(folder, device), device)
+        defaults = Path(folder) / "sampling.json"
+        if defaults.is_file():
+            inpainter.default_options = json.loads(defaults.read_text())
+            inpainter.check_options(inpainter.default_options)
+        return inpainter
+
+    def describe(self) -> dict:
+        return {"name": self.name, "method": self.model.config.method, "resolution": self.resolution,
+                "parameters": self.model.parameter_counts()}  # fmt: skip
+
+    def sample(self, x, known, seeds, trace=None, **options):
+        raise NotImplementedError
+
+    def crop_options(self, box: Box, options: dict) -> dict:
+        """Options that are pictures of the whole image (a sketch) cut to the crop and scaled to the model."""
+        return options
+
+    def trace_strip(self, x, known, trace) -> Image.Image:
+        raise NotImplementedError(f"{self.name} records no trace")
+
+    def _window(self, image, hole, options):
+        """The square around the hole scaled to R: (box, x (1, 3, R, R), known (1, 1, R, R), options)."""
+        box = square_window(hole, self.resolution)
+        crop, crop_hole = box(image), box(hole)
+        size = (self.resolution, self.resolution)
+        x = F.interpolate(to_tensor(crop), size=size, mode="bicubic", align_corners=False).clamp(-1, 1).to(self.device)
+        known = 1 - shrink(crop_hole, size).to(self.device)  # missing if any pixel it covers is
+        return box, x, known, self.crop_options(box, options)
+
+    @staticmethod
+    def _paste(image, box: Box, y) -> list[np.ndarray]:
+        """(N, 3, R, R) outputs -> N copies of the image with the window replaced by the output scaled back
+        (the known pixels as the model made them; `inpaint` pastes the photo's back unless told not to)."""
+        size = (box.y1 - box.y0, box.x1 - box.x0)
+        if y.shape[-2:] != size:
+            y = F.interpolate(y.float(), size=size, mode="bicubic", align_corners=False)
+        samples = []
+        for window in to_uint8(y):
+            out = image.copy()
+            out[box.y0 : box.y1, box.x0 : box.x1] = window
+            samples.append(out)
+        return samples
+
+    def _fill(self, image, hole, seeds, trace: bool = False, soft_edge: int = 0, **options):
+        box, x, known, options = self._window(image, hole, options)
+        samples = []
+        with torch.no_grad():
+            for i in range(0, len(seeds), self.batch_size):
+                steps = [] if trace and i == 0 else None
+                y = self.sample(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
+                if steps is not None:
+                    self.last_trace = self.trace_strip(x, known, steps)
+                samples += self._paste(image, box, y)
+        return samples
+
+    def _fill_many(self, jobs, trace: bool = False, soft_edge: int = 0, **options):
+        """Samples of different images share batches of `batch_size` rows (one image and one seed a row)."""
+        if not self.batches_images or trace or len(jobs) == 1:
+            return super()._fill_many(jobs, trace=trace, soft_edge=soft_edge, **options)
+        windows = [self._window(image, hole, options) for image, hole, _ in jobs]
+        rows = [(j, seed) for j, (_, _, seeds) in enumerate(jobs) for seed in seeds]
+        out: list[list[np.ndarray]] = [[] for _ in jobs]
+        with torch.no_grad():
+            for i in range(0, len(rows), self.batch_size):
+                chunk = rows[i : i + self.batch_size]
+                x = torch.cat([windows[j][1] for j, _ in chunk])
+                known = torch.cat([windows[j][2] for j, _ in chunk])
+                y = self.sample(x, known, [seed for _, seed in chunk], **windows[0][3])
+                for (j, _), yj in zip(chunk, y):
+                    out[j] += self._paste(jobs[j][0], windows[j][0], yj[None])
+        return out

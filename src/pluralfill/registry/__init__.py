@@ -1,0 +1,203 @@
+"""The registry of methods: one declaration per method, and the entry points that read it.
+
+A method is declared once, in its own module of this package (timm's `@register_model`, for a whole
+method): its name, its inpainter, the model its checkpoints hold and its named configs, its training
+stages, and the converters of its official checkpoints. Every entry point reads the declarations:
+`load_inpainter`, `describe` (`pluralfill info`), `train` and `load_config` (`pluralfill train`),
+`find_converter` (`pluralfill convert`). Adding a method = its files in models/, methods/, train/ (and
+pretrained/) + one module here; nothing else lists methods.
+
+    registry/put.py:
+        register(MethodSpec(name="put", inpainter=PUTInpainter, model=PUT, configs=CONFIGS,
+                            stages=(Stage(PVQVAEStage, train_pvqvae), Stage(TransformerStage, train_transformer, reads=PVQVAE)),
+                            converters=(Converter("put-official", ("CHECKPOINT",), convert, ...),)))
+
+The declarations import every layer below (models, methods, train, pretrained), so this package sits on
+top of them; only `cli` and `app` import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pluralfill.errors import PluralfillError
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A training stage: its config class (with `stage: Literal[name]` and its own loss settings) and the
+    function that trains it, `train(cfg, resume) -> run folder`. `reads`: the model class of the first
+    stage it builds on (`first_stage=`), if any."""
+
+    config: type
+    train: Callable
+    reads: type | None = None
+
+    @property
+    def name(self) -> str:
+        return self.config.model_fields["stage"].annotation.__args__[0]
+
+
+@dataclass(frozen=True)
+class Converter:
+    """`pluralfill convert NAME INPUT... OUTPUT`: `convert(*inputs, config=None, **options)` reads official
+    files (never unpickling code) and returns a model with `save_pretrained`."""
+
+    name: str
+    inputs: tuple[str, ...]  # what the files are, in order, e.g. ("TOKENIZER", "TRANSFORMER")
+    convert: Callable
+    summary: str
+    weights_page: str  # where the authors publish the files
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    name: str
+    summary: str
+    inpainter: Callable  # learned: a class with from_pretrained(folder, device); weightless: a factory(**options)
+    model: type | None = None  # the Pretrained class its checkpoints hold; None: runs without weights
+    configs: Mapping[str, object] = field(default_factory=dict)  # named configs (`pluralfill info NAME`)
+    checkpoint_names: tuple[str, ...] = ()  # the `method` values of config.json it loads; default (name,)
+    stages: tuple[Stage, ...] = ()
+    converters: tuple[Converter, ...] = ()
+    paper: str = ""
+
+    @property
+    def loads(self) -> tuple[str, ...]:
+        return self.checkpoint_names or ((self.name,) if self.model is not None else ())
+
+
+_SPECS: dict[str, MethodSpec] = {}
+_LOADED = False
+
+
+def register(spec: MethodSpec) -> MethodSpec:
+    if spec.name in _SPECS:
+        raise ValueError(f"method {spec.name!r} is declared twice")
+    _SPECS[spec.name] = spec
+    return spec
+
+
+def methods() -> dict[str, MethodSpec]:
+    """Every declared method, by name (the modules of this package are imported on first use)."""
+    global _LOADED
+    if not _LOADED:
+        _LOADED = True
+        for module in pkgutil.iter_modules(__path__):
+            importlib.import_module(f"{__name__}.{module.name}")
+    return _SPECS
+
+
+# ------------------------------------------------------------------------------------------------ lookups
+
+
+def stages() -> dict[str, tuple[MethodSpec, Stage]]:
+    return {stage.name: (spec, stage) for spec in methods().values() for stage in spec.stages}
+
+
+def converters() -> dict[str, Converter]:
+    return {c.name: c for spec in methods().values() for c in spec.converters}
+
+
+def find_converter(name: str) -> Converter:
+    found = converters()
+    if name not in found:
+        raise PluralfillError(f"unknown converter {name!r}; converters: {', '.join(found)}")
+    return found[name]
+
+
+def named_configs() -> dict[str, tuple[MethodSpec, object]]:
+    """Every named configuration of every method: `put-ffhq`, `maskgit-tiny`, ..."""
+    return {name: (spec, cfg) for spec in methods().values() for name, cfg in spec.configs.items()}
+
+
+def for_checkpoint(method: str | None) -> MethodSpec | None:
+    """The method that loads checkpoints whose config.json says `method`."""
+    return next((s for s in methods().values() if method in s.loads), None)
+
+
+def bundled_models() -> dict[str, Path]:
+    """Models whose weights ship inside the package (`pluralfill/weights/NAME/`): name -> folder."""
+    from importlib.resources import files
+
+    root = Path(str(files("pluralfill").joinpath("weights")))
+    return {p.name: p for p in sorted(root.glob("*")) if (p / "config.json").is_file()} if root.is_dir() else {}
+
+
+def available_methods() -> list[str]:
+    """Methods that run as they are: the bundled models and the methods without weights."""
+    return [*bundled_models(), *(name for name, s in methods().items() if s.model is None)]
+
+
+# ------------------------------------------------------------------------------------------------ inference
+
+
+def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options):
+    """A method by name (`patchmatch`, `telea`, a bundled model), or a checkpoint folder holding
+    `config.json` (a training run folder gives its best model, else its last)."""
+    from pluralfill.models.base import read_config
+
+    name = str(name_or_path)
+    spec = methods().get(name)
+    if spec is not None and spec.model is None:
+        return spec.inpainter(**options)
+    bundled = bundled_models()
+    path = bundled[name] if name in bundled else Path(name_or_path)
+    if path.is_dir() and not (path / "config.json").exists():
+        path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
+    if path.is_dir():
+        method = read_config(path).get("method")
+        spec = for_checkpoint(method)
+        if spec is None:
+            after = next((st for st, (_, stage) in stages().items() if stage.reads is not None and stage.reads.method == method), None)
+            if after is not None:
+                raise PluralfillError(f"{path} holds a first-stage {method} model, which cannot inpaint on its own: "
+                                      f"train the {after} stage with first_stage={name_or_path}")  # fmt: skip
+            raise PluralfillError(f"checkpoint {path} is for method {method!r}, which this pluralfill cannot load")
+        return spec.inpainter.from_pretrained(path, device)
+    if spec is not None or name in named_configs():
+        raise PluralfillError(
+            f"{name} needs trained weights: pass --checkpoint RUN_DIR (train with `pluralfill train`, "
+            "or convert official weights with `pluralfill convert`)"
+        )
+    if path.exists():
+        raise PluralfillError(f"{path} is not a checkpoint folder (no config.json in it)")
+    raise PluralfillError(f"unknown method or checkpoint {name!r}; methods: {', '.join(available_methods())}")
+
+
+def describe(name_or_path: str | Path) -> dict:
+    """What a name or checkpoint builds: method, resolution and parameter counts per component. A named
+    config is built on the meta device: its parameters are counted, never allocated."""
+    name = str(name_or_path)
+    configs = named_configs()
+    if name in configs and not Path(name).is_dir():
+        import torch
+
+        spec, cfg = configs[name]
+        with torch.device("meta"):
+            model = spec.model(cfg)
+        method = getattr(model, "method", spec.name)
+        return {"name": name, "method": method, "resolution": cfg.resolution, "parameters": model.parameter_counts()}
+    return load_inpainter(name_or_path).describe()
+
+
+# ------------------------------------------------------------------------------------------------ training
+
+
+def load_config(path=None, overrides: list[str] = (), resume=None):
+    """A training config: a YAML file (or the saved config of the run `resume` continues) with `a.b=value`
+    overrides, validated by the config class of the stage it names."""
+    from pluralfill.train.config import read_config, validate
+    from pluralfill.train.run import resolve_run_config
+
+    tree = read_config(path, overrides, base=resolve_run_config(resume) if resume is not None else None)
+    return validate(tree, {name: stage.config for name, (_, stage) in stages().items()})
+
+
+def train(cfg, resume=None) -> Path:
+    """Run the stage `cfg.stage` names; returns the run folder."""
+    return stages()[cfg.stage][1].train(cfg, resume)

@@ -1,0 +1,17 @@
+"""MaskGIT (seed 003): VQGAN tokenizer + bidirectional transformer, iterative parallel decoding."""
+
+from pluralfill.methods.maskgit import MaskGITInpainter
+from pluralfill.models.maskgit import CONFIGS, MaskGIT
+from pluralfill.models.vqgan import VQGAN
+from pluralfill.registry import MethodSpec, Stage, register
+from pluralfill.train import maskgit as train
+
+register(MethodSpec(
+    name="maskgit",
+    summary="VQGAN tokens + bidirectional transformer, iterative parallel decoding",
+    paper="Chang et al., MaskGIT: Masked Generative Image Transformer, CVPR 2022",
+    inpainter=MaskGITInpainter,
+    model=MaskGIT,
+    configs=CONFIGS,
+    stages=(Stage(train.TokenizerStage, train.train_tokenizer), Stage(train.TransformerStage, train.train_transformer, reads=VQGAN)),
+))  # fmt: skip

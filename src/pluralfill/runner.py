@@ -1,0 +1,145 @@
+"""Filling many images: every job (an image and its mask, from `io.find_jobs`) is read, filled and written as
+NAME_sample{k}.png (and NAME_grid.png, NAME_trace.png, NAME_entropy.png when asked for). Methods that batch
+across images fill several images per pass; an image that fails is reported and the others go on.
+`pluralfill inpaint` is this plus its options."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pluralfill import io
+from pluralfill.errors import PluralfillError
+from pluralfill.io import Job
+
+PICTURES = ("trace", "entropy")  # options that make a picture of how the samples were made
+
+
+@dataclass
+class FillSettings:
+    num_samples: int = 1
+    seed: int | None = None
+    grid: bool = False
+    invert_mask: bool = False
+    resize_mask: bool = False
+    max_pixels: int = io.DEFAULT_MAX_PIXELS
+    overwrite: bool = False
+    composite: bool = True
+    options: dict = field(default_factory=dict)  # the method's options
+
+
+def planned_outputs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -> list[Path]:
+    n = 1 if inpainter.deterministic else s.num_samples
+    paths = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n)]
+    paths += [outdir / f"{j.name}_grid.png" for j in jobs] if s.grid else []
+    for extra in PICTURES:
+        paths += [outdir / f"{j.name}_{extra}.png" for j in jobs] if s.options.get(extra) else []
+    return paths
+
+
+def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
+              on_error: Callable[[Job, PluralfillError], None] | None = None,
+              advance: Callable[[], None] | None = None) -> int:  # fmt: skip
+    """Fill and write every job; returns how many failed. A failure is passed to `on_error` (with one job,
+    or without `on_error`, it is raised). Refuses before any work if an output exists and `overwrite` is off."""
+    io.check_writable(planned_outputs(jobs, inpainter, outdir, s), s.overwrite)
+    n_out = 1 if inpainter.deterministic else s.num_samples
+    options = s.options
+    # methods that batch across images fill several images per pass (one sample per row); a picture of how
+    # the samples were made, or a sketch read per image, needs one image at a time
+    group = max(1, inpainter.batch_size // n_out) if getattr(inpainter, "batches_images", False) else 1
+    if any(options.get(extra) for extra in PICTURES) or options.get("sketch") is not None:
+        group = 1
+    failed = 0
+
+    def report(job, e):
+        nonlocal failed
+        if len(jobs) == 1 or on_error is None:
+            raise e
+        on_error(job, e)
+        failed += 1
+
+    def step():
+        if advance is not None:
+            advance()
+
+    def read(job):
+        image = io.read_image(job.image, s.max_pixels)
+        size = (image.shape[1], image.shape[0])
+        hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
+        job_options = dict(options)
+        if isinstance(options.get("sketch"), Path):  # white lines, read at each image's size
+            job_options["sketch"] = io.read_hole(options["sketch"], size, False, s.resize_mask, s.max_pixels, what="sketch")
+        return image, hole, job_options
+
+    def write(job, image, hole, samples):
+        for k, sample in enumerate(samples):
+            io.write_image(outdir / f"{job.name}_sample{k}.png", sample, s.overwrite)
+        for extra in PICTURES:
+            picture = getattr(inpainter, f"last_{extra}", None)
+            if options.get(extra) and picture is not None:
+                io.write_image(outdir / f"{job.name}_{extra}.png", picture, s.overwrite)
+        if s.grid:
+            from pluralfill.grid import make_grid
+
+            io.write_image(outdir / f"{job.name}_grid.png", make_grid(image, hole, samples), s.overwrite)
+
+    for start in range(0, len(jobs), group):
+        ready = []
+        for job in jobs[start : start + group]:
+            try:
+                ready.append((job, *read(job)))
+            except PluralfillError as e:
+                report(job, e)
+                step()
+        results = None
+        if len(ready) > 1:
+            try:
+                results = inpainter.inpaint_many([r[1] for r in ready], [r[2] for r in ready], s.num_samples, s.seed,
+                                                 composite=s.composite, **options)  # fmt: skip
+            except PluralfillError:
+                pass  # one image of the group is at fault: take them one by one to say which
+        if results is None:
+            results = [None] * len(ready)
+        for (job, image, hole, job_options), samples in zip(ready, results):
+            try:
+                if samples is None:
+                    samples = inpainter.inpaint(image, hole, s.num_samples, s.seed, composite=s.composite, **job_options)
+                write(job, image, hole, samples)
+            except PluralfillError as e:
+                report(job, e)
+            step()
+    return failed
+
+
+@dataclass
+class DemoResult:
+    grid: Path
+    method: str
+    num_samples: int
+    hole_ratio: float
+
+
+def demo(output: Path, method: str, num_samples: int = 8, seed: int = 0, overwrite: bool = False) -> DemoResult:
+    """The bundled photo with a generated hole, filled `num_samples` ways: coffee.png, coffee_hole.png and
+    coffee_grid.png (input, hole and the samples) in `output`."""
+    from importlib.resources import files
+
+    from PIL import Image
+
+    from pluralfill.grid import make_grid
+    from pluralfill.masks import generate_hole
+    from pluralfill.registry import load_inpainter
+
+    with files("pluralfill.assets").joinpath("coffee.jpg").open("rb") as f:
+        image = io.to_rgb(Image.open(f))
+    hole = generate_hole("mhtma", image.shape[:2], seed=7)
+    paths = [output / "coffee.png", output / "coffee_hole.png", output / "coffee_grid.png"]
+    io.check_writable(paths, overwrite)
+    inpainter = load_inpainter(method)
+    samples = inpainter.inpaint(image, hole, num_samples, seed)
+    io.write_image(paths[0], image, overwrite)
+    io.write_hole(paths[1], hole, overwrite)
+    io.write_image(paths[2], make_grid(image, hole, samples), overwrite)
+    return DemoResult(paths[2], inpainter.name, len(samples), float(hole.mean()))
