@@ -96,7 +96,7 @@ def test_every_method_is_declared_once_and_complete():
     for spec in specs.values():
         if spec.model is None:
             continue
-        assert spec.configs and spec.stages, spec.name
+        assert spec.configs, spec.name
         for name in spec.configs:  # `info` builds every named config from the declaration
             assert describe(name)["method"] in spec.loads
     for name, (spec, stage) in stages().items():  # each stage's config class names that stage
@@ -141,9 +141,10 @@ def test_convert_and_info_read_the_declarations(capsys):
 
     with pytest.raises(SystemExit) as e:
         main(["convert"])
-    assert e.value.code == 0 and all(name in capsys.readouterr().out for name in converters())
+    printed = capsys.readouterr().out
+    assert e.value.code == 0 and all(name in printed for name in converters())
     for args, message in [(["convert", "put-official", "a.pth"], "put-official takes CHECKPOINT OUTPUT, got 1 path(s)"),
-                          (["convert", "no-such", "a", "b"], "unknown converter 'no-such'; converters: put-official")]:  # fmt: skip
+                          (["convert", "no-such", "a", "b"], "unknown converter 'no-such'; converters: put-official, put-tpami-conditional")]:  # fmt: skip
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and message in capsys.readouterr().err

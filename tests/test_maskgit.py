@@ -17,12 +17,12 @@ from pluralfill.sampling.parallel import SCHEDULES, mask_ratio, parallel_decode
 
 
 def test_schedules():
-    for s in ("cosine", "linear", "square", "cubic", "arccos", "pow2", "pow0.5"):
-        values = [mask_ratio(s, r / 10) for r in range(1, 11)]
+    for s in ("cosine", "linear", "square", "cubic", "arccos", "pow2", "pow0.5", "log", "exp"):
+        values = [mask_ratio(s, r / 10, 256) for r in range(1, 11)]
         assert all(a >= b for a, b in zip(values, values[1:])), s  # masks only ever shrink
-        assert values[-1] == pytest.approx(0, abs=1e-12) and 0 < values[0] <= 1
+        assert values[-1] == pytest.approx(1e-6) and 0 < values[0] <= 1  # clipped to [1e-6, 1], as the official code
     assert mask_ratio("square", 0.5) == 0.75 and mask_ratio("linear", 0.3) == pytest.approx(0.7)
-    assert mask_ratio("cosine", 0.5) == pytest.approx(math.cos(math.pi / 4))
+    assert mask_ratio("cosine", 0.5) == pytest.approx(math.cos(math.pi / 4), rel=1e-6)
     with pytest.raises(PluralfillError, match="unknown schedule"):
         mask_ratio("zigzag", 0.5)
     assert "pow<k>" in SCHEDULES

@@ -96,7 +96,7 @@ def test_converter_reports_unknown_and_missing_keys(tmp_path):
     state = dict(obj["model"])
     state["blocks.0.attn.mystery.weight"] = torch.zeros(1)
     torch.save({"model": state}, tmp_path / "extra.pth")
-    with pytest.raises(PluralfillError, match="unknown keys.*blocks.0.attn.mystery.weight"):
+    with pytest.raises(PluralfillError, match="unknown entries in .*: blocks.0.attn.mystery.weight"):
         convert(tmp_path / "extra.pth", num_heads=4)
     state = dict(obj["model"])
     del state["blocks.1.ln2.bias"]
@@ -249,8 +249,9 @@ def test_ablation_variants_build_and_run(change):
     m = PVQVAE(cfg)
     x, known = torch.rand(2, 3, 32, 32) * 2 - 1, torch.ones(2, 1, 32, 32)
     known[:, :, 8:20, 8:20] = 0
-    rec, commitment, tokens = m(x, known)
+    rec, commitment, tokens, target = m(x, torch.ones_like(known), erase=known)  # types from the erase mask m'
     assert rec.shape == x.shape and tokens.shape == (2, 4, 4) and commitment.item() >= 0
+    assert torch.equal(target[:, :, 8:20, 8:20], torch.full_like(target[:, :, 8:20, 8:20], -1))  # erased: black
     rec.mean().backward()
     if change.get("codebook") == "one":
         assert m.num_known_codes == 16 and (tokens < 16).all()

@@ -13,6 +13,7 @@ import time
 
 import torch
 
+from pluralfill.errors import PluralfillError
 from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.put import CONFIGS, PUT, put_tiny_config
 
@@ -56,6 +57,8 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
     if checkpoint is not None:
         model = PUT.from_pretrained(checkpoint, dev)
     else:
+        if config not in CONFIGS:
+            raise PluralfillError(f"unknown PUT config {config!r}; choose from {', '.join(CONFIGS)}")
         cfg = put_tiny_config(resolution=resolution or 256) if config == "put-tiny" else CONFIGS[config]
         torch.manual_seed(0)
         model = PUT(cfg).eval()
@@ -101,8 +104,9 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         def run(n, **options):
             return _timed(lambda: put.sample(x, known, list(range(n)), **options), dev, repeats)
 
-        alg1_one = run(1, sampler="put")
-        alg1_batch = run(samples, sampler="put")
+        alg1_one = run(1, sampler="put", tokens_per_step=1, top_k=50)
+        tpami_one = run(1, sampler="put-tpami", tokens_per_step=20, top_k=200)
+        alg1_batch = run(samples, sampler="put", tokens_per_step=1, top_k=50)
         par_one = run(1, sampler="parallel", steps=steps)
         par_batch = run(samples, sampler="parallel", steps=steps)
         xs = torch.rand(samples, 3, res, res, device=dev) * 2 - 1  # different images in one batch (inpaint on a folder)
@@ -114,12 +118,14 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         "tokens_per_s (1 sample)": missing / alg1_one,
         f"tokens_per_s ({samples} batched)": samples * missing / alg1_batch,
     }
+    out["put_tpami"] = {"tokens_per_pass": 20, "passes": -(-missing // 20), "s_per_image (1 sample)": tpami_one}
     out["parallel"] = {
         "steps": steps,
         "s_per_image (1 sample)": par_one,
         f"s_per_sample ({samples} batched)": par_batch / samples,
     }
     out["ratios"] = {
+        "TPAMI sampler (20 per pass) vs Algorithm 1, per image": alg1_one / tpami_one,
         f"parallel ({steps} steps) vs Algorithm 1, per image": alg1_one / par_one,
         # both end with the same P-VQVAE decode; without it, the samplers themselves
         f"parallel ({steps} steps) vs Algorithm 1, token sampling alone": (alg1_one - decode_one) / max(par_one - decode_one, 1e-9),
@@ -136,11 +142,29 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
     return out
 
 
+def _inpainter(inpainter_class, model_class, configs: dict, config: str, checkpoint: str | None, device: str):
+    """A trained model folder, or the named config with random weights (seeded: the same in every run)."""
+    torch.manual_seed(0)
+    if checkpoint:
+        return inpainter_class.from_pretrained(checkpoint, device)
+    if config not in configs:
+        raise PluralfillError(f"unknown config {config!r}; choose from {', '.join(configs)}")
+    return inpainter_class(model_class(configs[config]), device)
+
+
+def _centred_hole(r: int, hole: float, dev) -> tuple[torch.Tensor, torch.Tensor]:
+    """A random (1, 3, r, r) image and its known mask with a centred square of `hole` of the area missing."""
+    x = torch.rand(1, 3, r, r, device=dev) * 2 - 1
+    known = torch.ones(1, 1, r, r, device=dev)
+    a, b = round(r * (1 - hole**0.5) / 2), round(r * (1 + hole**0.5) / 2)
+    known[..., a:b, a:b] = 0
+    return x, known
+
+
 def bench_dsi(config: str = "dsi", checkpoint: str | None = None, hole: float = 0.4, samples: int = 8, device: str = "cpu",
               repeats: int = 3) -> dict:  # fmt: skip
     """DSI: the structure generator's raster sampling with and without the layer caches (same model, hole and
     seeds; both must draw the same codes), and whole images (structure + texture) for 1 and N samples."""
-    from pluralfill.errors import PluralfillError
     from pluralfill.geometry import token_hole
     from pluralfill.methods.dsi import DSIInpainter
     from pluralfill.models.dsi import CONFIGS as DSI_CONFIGS
@@ -148,19 +172,10 @@ def bench_dsi(config: str = "dsi", checkpoint: str | None = None, hole: float = 
     from pluralfill.sampling.autoregressive import sample_raster
 
     dev = torch.device(device)
-    torch.manual_seed(0)
-    if checkpoint:
-        inpainter = DSIInpainter.from_pretrained(checkpoint, device)
-    else:
-        if config not in DSI_CONFIGS:
-            raise PluralfillError(f"unknown DSI config {config!r}; choose from {', '.join(DSI_CONFIGS)}")
-        inpainter = DSIInpainter(DSI(DSI_CONFIGS[config]), device)
+    inpainter = _inpainter(DSIInpainter, DSI, DSI_CONFIGS, config, checkpoint, device)
     model = inpainter.model
     r, side = model.config.resolution, model.config.structure.side
-    x = torch.rand(1, 3, r, r, device=dev) * 2 - 1
-    known = torch.ones(1, 1, r, r, device=dev)
-    a, b = round(r * (1 - hole**0.5) / 2), round(r * (1 + hole**0.5) / 2)  # a centred square of `hole` of the area
-    known[..., a:b, a:b] = 0
+    x, known = _centred_hole(r, hole, dev)
     unknown = token_hole(known, r // side, 1)[0]
     with torch.no_grad():
         tokens = model.hvqvae.encode_top(x * known).reshape(1, -1)
@@ -189,5 +204,35 @@ def bench_dsi(config: str = "dsi", checkpoint: str | None = None, hole: float = 
             f"{samples}_batched_vs_one_by_one": t_image_1 * samples / t_image_n,
             "same_codes_cached_and_uncached": same,
         },
+        "peak_memory_mb": _peak_memory_mb(dev),
+    }
+
+
+def bench_maskgit(config: str = "maskgit-imagenet-256", checkpoint: str | None = None, hole: float = 0.4, samples: int = 8,
+                  device: str = "cpu", repeats: int = 3, steps: int = 12, start_step: int = 2) -> dict:  # fmt: skip
+    """MaskGIT editing as the official inference runs it (steps 2..11 of 12 by default): seconds per image for one
+    sample, per sample for `samples` batched, and the batched vs one-by-one ratio."""
+    from pluralfill.methods.maskgit import MaskGITInpainter
+    from pluralfill.models.maskgit import CONFIGS as MASKGIT_CONFIGS
+    from pluralfill.models.maskgit import MaskGIT
+
+    dev = torch.device(device)
+    inpainter = _inpainter(MaskGITInpainter, MaskGIT, MASKGIT_CONFIGS, config, checkpoint, device)
+    cfg = inpainter.model.config
+    r = cfg.resolution
+    x, known = _centred_hole(r, hole, dev)
+    options = {"steps": steps, "start_step": start_step} | ({"class_label": 0} if cfg.official else {})
+    with torch.inference_mode():
+        one = _timed(lambda: inpainter.sample(x, known, [0], **options), dev, repeats)
+        many = _timed(lambda: inpainter.sample(x, known, list(range(samples)), **options), dev, repeats)
+    return {
+        "model": cfg.name,
+        "resolution": r,
+        "tokens": cfg.tokenizer.tokens_per_side**2,
+        "passes": steps - start_step,
+        "device": str(dev) if dev.type != "cpu" else "cpu",
+        "threads": torch.get_num_threads(),
+        "image": {"s_per_image (1 sample)": one, f"s_per_sample ({samples} batched)": many / samples},
+        "ratios": {f"{samples} batched vs one by one, throughput": samples * one / many},
         "peak_memory_mb": _peak_memory_mb(dev),
     }

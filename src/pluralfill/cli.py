@@ -90,14 +90,16 @@ def inpaint(
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")] = "cpu",
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1) or 'parallel' (MaskGIT decoding).")] = None,
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1), 'put-tpami' (TPAMI-2024: many tokens a pass) or 'parallel' (MaskGIT decoding).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes (maskgit; put with --sampler parallel).")] = None,
-    schedule: Annotated[Optional[str], typer.Option("--schedule", help="Mask schedule: cosine, linear, square, cubic, arccos, pow<k>.")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="Parallel decoding: cosine, linear, square, cubic, arccos, pow<k>; put-tpami: cosine_T, linear_T, average_T (T passes).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Divides the logits before sampling.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature (divides the logits; put-tpami multiplies them, as the official code).")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
     entropy: Annotated[bool, typer.Option("--entropy", help="dsi: also write NAME_entropy.png, the entropy of the structure distribution at every position.")] = False,
-    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="mhtma-sketch: white lines on black, the image's size, to steer the fill.")] = None,
+    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="mhtma-sketch: white lines on black; put-conditional: an edge map; the image's size.")] = None,
+    segmentation: Annotated[Optional[Path], typer.Option("--segmentation", help="put-conditional: a label map of COCO-panoptic class ids, the image's size.")] = None,
+    class_label: Annotated[Optional[int], typer.Option("--class-label", help="The official MaskGIT models: the ImageNet class (0-999) to fill with.")] = None,
     attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="mhtma: on, off (convolution branch only), high or low (every head at the image's highest / lowest temperature).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")] = None,
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
@@ -127,7 +129,8 @@ def inpaint(
         raise PluralfillError(f"--method {method} but {checkpoint} holds a {loaded} model")
     options = _parse_options(option or [])
     flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature,
-             "sketch": sketch, "attention_branch": attention_branch}  # fmt: skip
+             "sketch": sketch, "segmentation": segmentation, "attention_branch": attention_branch,
+             "class_label": class_label}  # fmt: skip
     options |= {k: v for k, v in flags.items() if v is not None} | ({"trace": True} if trace else {})
     options |= {"entropy": True} if entropy else {}
     inpainter.check_options(options)
@@ -338,7 +341,7 @@ def train(
 
 @app.command()
 def bench(
-    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs parallel, batching) or dsi (cached vs uncached sampling).")] = "put",
+    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs the TPAMI sampler vs parallel, batching), maskgit (editing as the official inference) or dsi (cached vs uncached sampling).")] = "put",
     config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default put-tiny / dsi.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained model folder instead.")] = None,
     resolution: Annotated[Optional[int], typer.Option("--resolution", help="put-tiny only: image side (256 = 32x32 tokens).")] = None,
@@ -353,16 +356,18 @@ def bench(
     """Measure sampling speed. PUT: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak
     memory, and the ratios batched vs one by one, parallel vs Algorithm 1 (and bf16 vs fp32 and MFU on CUDA).
     DSI: structure sampling with and without the layer caches, and whole images for 1 and N samples."""
-    from pluralfill.bench import bench_dsi, bench_put
+    from pluralfill.bench import bench_dsi, bench_maskgit, bench_put
 
     if not 0 < hole < 1:
         raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
-    if method not in ("put", "dsi"):
-        raise PluralfillError(f"--method must be put or dsi, got {method!r}")
+    if method not in ("put", "maskgit", "dsi"):
+        raise PluralfillError(f"--method must be put, maskgit or dsi, got {method!r}")
     ckpt = str(checkpoint) if checkpoint else None
     with err.status("measuring (the slow paths run a forward pass per token: this takes a while)"):
         if method == "dsi":
             result = bench_dsi(config or "dsi", ckpt, hole, samples, device, repeats)
+        elif method == "maskgit":
+            result = bench_maskgit(config or "maskgit-imagenet-256", ckpt, hole, samples, device, repeats, steps)
         else:
             result = bench_put(config or "put-tiny", ckpt, resolution, hole, samples, steps, device, repeats, compile)
     if as_json:
@@ -370,12 +375,14 @@ def bench(
         return
     if method == "dsi":
         title = f"{result['model']}: {result['sampled_positions']} of the {result['latent']} top codes sampled"
+    elif method == "maskgit":
+        title = f"{result['model']} at {result['resolution']} px, {result['passes']} passes over {result['tokens']} tokens"
     else:
         title = f"{result['model']} at {result['resolution']} px, {result['missing_tokens']} of {result['tokens']} tokens missing"
     table = Table(title=f"{title}, {result['device']} ({result['threads']} threads)")
     table.add_column("measurement")
     table.add_column("value", justify="right")
-    for group in ("forward_per_s", "algorithm1", "parallel", "structure", "image", "ratios"):
+    for group in ("forward_per_s", "algorithm1", "put_tpami", "parallel", "structure", "image", "ratios"):
         if group not in result:
             continue
         for k, v in result[group].items():
@@ -423,12 +430,9 @@ def convert(
     from pluralfill.registry import converters, find_converter
 
     if converter is None:
-        table = Table(title="converters: pluralfill convert NAME FILE... OUTPUT")
-        for c in ("name", "files", "what", "published at"):
-            table.add_column(c)
+        out.print("pluralfill convert NAME FILE... OUTPUT, with NAME one of:", highlight=False)
         for c in converters().values():
-            table.add_row(c.name, " ".join(c.inputs), c.summary, c.weights_page)
-        out.print(table)
+            out.print(f"  {c.name} {' '.join(c.inputs)} OUTPUT\n      {c.summary}\n      published at {c.weights_page}", highlight=False)
         return
     c = find_converter(converter)
     paths = list(paths or [])

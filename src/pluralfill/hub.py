@@ -156,12 +156,19 @@ def is_available(name: str, path: str | os.PathLike | None = None) -> bool:
 
 
 def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
-    """Tensors from a .safetensors file, or a .pth/.pt file read without unpickling code."""
+    """Tensors from a .safetensors file (also xz-compressed, `.safetensors.xz`), or a .pth/.pt file read
+    without unpickling code."""
     path = Path(path)
-    if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
+    if path.name.endswith((".safetensors", ".safetensors.xz")):
+        import lzma
 
-        return load_file(str(path))
+        from safetensors.torch import load
+
+        try:
+            data = lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
+            return load(data)
+        except (lzma.LZMAError, OSError, Exception) as e:  # safetensors raises its own error types
+            raise PluralfillError(f"cannot read weights {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:

@@ -135,6 +135,34 @@ def read_hole(
     return hole_from_array(im, invert=invert)
 
 
+def _sized(im: Image.Image, path, image_size, resize: bool, what: str) -> Image.Image:
+    if image_size is not None and im.size != tuple(image_size):
+        if not resize:
+            raise PluralfillError(
+                f"{what} {path} is {im.size[0]}x{im.size[1]} but its image is {image_size[0]}x{image_size[1]} "
+                "(pass --resize-mask to resize it with nearest neighbour)"
+            )
+        im = im.resize(tuple(image_size), Image.Resampling.NEAREST)
+    return im
+
+
+def read_grey(path, image_size: tuple[int, int] | None = None, resize: bool = False,
+              max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "sketch") -> np.ndarray:  # fmt: skip
+    """A guidance picture (a sketch, an edge map) as uint8 HxW grey values, transparency on black."""
+    im = Image.fromarray(to_rgb(_open(path, max_pixels, what), background=(0, 0, 0))).convert("L")
+    return np.asarray(_sized(im, path, image_size, resize, what)).copy()
+
+
+def read_labels(path, image_size: tuple[int, int] | None = None, resize: bool = False,
+                max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "segmentation") -> np.ndarray:  # fmt: skip
+    """A label map (one channel of class ids: a grey, palette or 16-bit PNG) as int64 HxW."""
+    im = _open(path, max_pixels, what)
+    if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
+        raise PluralfillError(f"{what} {path} is a {im.mode} image: a label map has one channel of class ids "
+                              "(save it as a grey or palette PNG)")  # fmt: skip
+    return np.asarray(_sized(im, path, image_size, resize, what)).astype(np.int64)
+
+
 def check_hole(hole: np.ndarray, allow_full: bool, method: str = "this method") -> None:
     """An empty hole has nothing to fill; a full hole needs a method that generates from nothing."""
     if not hole.any():

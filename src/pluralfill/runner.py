@@ -49,7 +49,7 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
     # methods that batch across images fill several images per pass (one sample per row); a picture of how
     # the samples were made, or a sketch read per image, needs one image at a time
     group = max(1, inpainter.batch_size // n_out) if getattr(inpainter, "batches_images", False) else 1
-    if any(options.get(extra) for extra in PICTURES) or options.get("sketch") is not None:
+    if any(options.get(extra) for extra in PICTURES) or any(options.get(k) is not None for k in ("sketch", "segmentation")):
         group = 1
     failed = 0
 
@@ -69,8 +69,10 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         size = (image.shape[1], image.shape[0])
         hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
         job_options = dict(options)
-        if isinstance(options.get("sketch"), Path):  # white lines, read at each image's size
-            job_options["sketch"] = io.read_hole(options["sketch"], size, False, s.resize_mask, s.max_pixels, what="sketch")
+        if isinstance(options.get("sketch"), Path):  # guidance pictures, read at each image's size
+            job_options["sketch"] = io.read_grey(options["sketch"], size, s.resize_mask, s.max_pixels)
+        if isinstance(options.get("segmentation"), Path):
+            job_options["segmentation"] = io.read_labels(options["segmentation"], size, s.resize_mask, s.max_pixels)
         return image, hole, job_options
 
     def write(job, image, hole, samples):

@@ -51,28 +51,55 @@ class ImageList:
 
 class HoleSource:
     """Holes from a preset (`put`, `lama-medium`, ...), a list of presets (one drawn per hole), or a folder
-    of mask PNGs (e.g. NVIDIA irregular masks, white = hole unless `invert`), randomly flipped and resized to the training resolution."""
+    of mask PNGs (e.g. NVIDIA irregular masks, white = hole unless `invert`), randomly flipped and resized to
+    the training resolution; given both, a folder mask with probability `folder_probability`.
+
+    The official PUT recipe also draws: with `zero_probability` a hole over the whole image, and with
+    `low_resolution_probability` a hole made blocky by resizing it to `low_resolution` px and back (nearest)."""
 
     def __init__(self, preset: str | list[str] | None = "put", folder: str | os.PathLike | None = None, invert: bool = False,
-                 ratio: tuple[float, float] | None = None):  # fmt: skip
+                 ratio: tuple[float, float] | None = None, folder_probability: float = 1.0,
+                 folder_range: tuple[int, int] | None = None, zero_probability: float = 0.0,
+                 low_resolution_probability: float = 0.0, low_resolution: int = 32, probability: float = 1.0):  # fmt: skip
         self.preset, self.invert, self.ratio = preset, invert, ratio
         self.files = list_images(folder) if folder is not None else None
+        if self.files is not None and folder_range is not None:  # e.g. the PConv test masks 8000-11999 (ratio 40-60%)
+            self.files = self.files[folder_range[0] : folder_range[1]]
         if self.files is not None and not self.files:
-            raise PluralfillError(f"no mask images in {folder}")
+            raise PluralfillError(f"no mask images in {folder}" + (f" in the range {folder_range}" if folder_range else ""))
         if self.files is None and preset is None:
             raise PluralfillError("give a mask preset or a mask folder")
+        self.folder_probability = folder_probability if preset is not None else 1.0
+        self.zero_probability, self.low_resolution_probability = zero_probability, low_resolution_probability
+        self.low_resolution, self.probability = low_resolution, probability
 
     def __call__(self, rng: np.random.Generator, size: int) -> np.ndarray:
-        if self.files is None:
+        if self.probability < 1 and rng.random() >= self.probability:  # no hole this time (PUT's erase mask m')
+            return np.zeros((size, size), bool)
+        if self.zero_probability and rng.random() < self.zero_probability:
+            return np.ones((size, size), bool)
+        if self.files is None or (self.folder_probability < 1 and rng.random() >= self.folder_probability):
             preset = self.preset if isinstance(self.preset, str) else self.preset[int(rng.integers(len(self.preset)))]
-            return generate_hole(preset, size, seed=int(rng.integers(2**31)), index=0, ratio=self.ratio)
-        hole = read_hole(self.files[int(rng.integers(len(self.files)))], invert=self.invert)
-        hole = np.asarray(Image.fromarray(hole).resize((size, size), Image.Resampling.NEAREST))
-        if rng.random() < 0.5:
-            hole = hole[:, ::-1]
-        if rng.random() < 0.5:
-            hole = hole[::-1]
+            hole = generate_hole(preset, size, seed=int(rng.integers(2**31)), index=0, ratio=self.ratio)
+        else:
+            hole = read_hole(self.files[int(rng.integers(len(self.files)))], invert=self.invert)
+            hole = np.asarray(Image.fromarray(hole).resize((size, size), Image.Resampling.NEAREST))
+            if rng.random() < 0.5:
+                hole = hole[:, ::-1]
+            if rng.random() < 0.5:
+                hole = hole[::-1]
+        if self.low_resolution_probability and rng.random() < self.low_resolution_probability:
+            low = Image.fromarray(hole).resize((self.low_resolution,) * 2, Image.Resampling.NEAREST)
+            hole = np.asarray(low.resize((size, size), Image.Resampling.NEAREST))
         return np.ascontiguousarray(hole)
+
+    @classmethod
+    def from_config(cls, masks, **changes) -> "HoleSource":
+        """From a training config's `masks` section; `changes` override its settings."""
+        settings = dict(preset=masks.preset, folder=masks.folder, invert=masks.invert, folder_probability=masks.folder_probability,
+                        folder_range=masks.folder_range, zero_probability=masks.zero_probability,
+                        low_resolution_probability=masks.low_resolution_probability, low_resolution=masks.low_resolution)  # fmt: skip
+        return cls(**(settings | changes))
 
 
 def random_crop(image: np.ndarray, size: int, rng: np.random.Generator) -> np.ndarray:
@@ -95,13 +122,15 @@ def center_crop(image: np.ndarray, size: int) -> np.ndarray:
 
 
 class StepBatches(torch.utils.data.Dataset):
-    """Item `step` is the whole batch of that step: images (B, 3, R, R) in [-1, 1] and `holes` tuples of
-    (B, 1, R, R) known masks (1 = present), one per hole the stage needs (PUT's stage 1 uses m and m')."""
+    """Item `step` is the whole batch of that step: images (B, 3, R, R) in [-1, 1] and then (B, 1, R, R)
+    known masks (1 = present), one per hole the stage needs (PUT's stage 1 uses m and m'): `holes` is one
+    source for all of them, or a list of one source each."""
 
-    def __init__(self, paths: list[Path], holes: HoleSource, resolution: int, batch_size: int, seed: int = 0,
-                 rank: int = 0, num_holes: int = 1, augment: bool = True):  # fmt: skip
-        self.paths, self.holes, self.resolution = paths, holes, resolution
-        self.batch_size, self.seed, self.rank, self.num_holes, self.augment = batch_size, seed, rank, num_holes, augment
+    def __init__(self, paths: list[Path], holes: HoleSource | list[HoleSource], resolution: int, batch_size: int,
+                 seed: int = 0, rank: int = 0, num_holes: int = 1, augment: bool = True):  # fmt: skip
+        self.holes = holes if isinstance(holes, list) else [holes] * num_holes
+        self.paths, self.resolution, self.num_holes = paths, resolution, len(self.holes)
+        self.batch_size, self.seed, self.rank, self.augment = batch_size, seed, rank, augment
 
     def __len__(self):
         return 2**62  # indexed by step
@@ -113,7 +142,7 @@ class StepBatches(torch.utils.data.Dataset):
             image = read_image(self.paths[int(rng.integers(len(self.paths)))])
             image = random_crop(image, self.resolution, rng) if self.augment else center_crop(image, self.resolution)
             images.append(image)
-            knowns.append([~self.holes(rng, self.resolution) for _ in range(self.num_holes)])  # none for tokenizers
+            knowns.append([~source(rng, self.resolution) for source in self.holes])  # none for tokenizers
         x = to_tensor(np.stack(images))
         known = [torch.from_numpy(np.stack([k[i] for k in knowns]))[:, None].float() for i in range(self.num_holes)]
         return x, *known

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pluralfill.errors import PluralfillError
-from pluralfill.masks.shapes import Boxes, BrushStrokes, DeepFillBox, LamaStrokes, Square
+from pluralfill.masks.shapes import Boxes, BrushStrokes, DeepFillBox, KeptStrokes, LamaStrokes, Square
 
-Shape = BrushStrokes | LamaStrokes | Boxes | Square | DeepFillBox
+Shape = BrushStrokes | LamaStrokes | Boxes | Square | DeepFillBox | KeptStrokes
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,18 @@ PRESETS: dict[str, MaskPreset] = {
             "PUT (seed 000): irregular brush strokes",
             (BrushStrokes(strokes=(1, 4), vertices=(5, 10), width=(10, 30)),),
             description="1-4 strokes of 5-10 vertices, width 10-30 (the stroke count is our choice)",
+        ),
+        MaskPreset(
+            "put-keep-0-0.5",
+            "the official PUT code's training strokes (stage 1; stage 2 of places2 and imagenet)",
+            (KeptStrokes(keep=(0.0, 0.5)),),
+            description="strokes mark the kept pixels, covering U(0, 0.5) of the image; the rest is the hole",
+        ),
+        MaskPreset(
+            "put-keep-0.3-0.6",
+            "the official PUT code's training strokes (stage 2 of ffhq)",
+            (KeptStrokes(keep=(0.3, 0.6)),),
+            description="strokes mark the kept pixels, covering U(0.3, 0.6) of the image; the rest is the hole",
         ),
         MaskPreset(
             "lama-thin",

@@ -152,3 +152,39 @@ class DeepFillBox:
         hole = np.zeros((h, w), bool)
         hole[y0 + dh : y0 + side - dh, x0 + dw : x0 + side - dw] = True
         return hole
+
+
+@dataclass(frozen=True)
+class KeptStrokes:
+    """The training masks of the official PUT code (`generate_stroke_mask` with `keep_ratio`): strokes mark
+    the *kept* pixels and are added until they cover a fraction drawn from `keep`; everything else is the hole.
+    Each stroke: 5-10 vertices, segments of up to 100 px at any angle (every other one mirrored), width 10-30
+    rounded down to even. Missing islands smaller than `min_area` px are filled (kept), as the official
+    `fill_small_holes` does."""
+
+    keep: tuple[float, float] = (0.0, 0.5)
+    vertices: tuple[int, int] = (5, 10)  # inclusive
+    max_length: int = 100  # px at 256
+    width: tuple[int, int] = (10, 30)  # inclusive, px at 256
+    min_area: int = 64  # px at 256
+
+    def draw(self, rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+        s = _scale(h, w)
+        kept = np.zeros((h, w), np.uint8)
+        target = rng.uniform(*self.keep)
+        while kept.mean() < target:
+            y, x = int(rng.integers(h)), int(rng.integers(w))
+            for i in range(int(rng.integers(self.vertices[0], self.vertices[1] + 1))):
+                angle = int(rng.integers(361)) / 360 * 2 * math.pi
+                angle = 2 * math.pi - angle if i % 2 == 0 else angle
+                length = int(rng.integers(self.max_length + 1)) * s
+                width = max(2, int(int(rng.integers(self.width[0], self.width[1] + 1)) * s) // 2 * 2)
+                ny, nx = int(np.clip(y + length * math.cos(angle), 0, h - 1)), int(np.clip(x + length * math.sin(angle), 0, w - 1))
+                cv2.line(kept, (x, y), (nx, ny), 1, width)
+                y, x = ny, nx
+        hole = kept == 0
+        count, labels, stats, _ = cv2.connectedComponentsWithStats(hole.astype(np.uint8), connectivity=4)
+        small = [i for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] < self.min_area * s * s]
+        if small:
+            hole[np.isin(labels, small)] = False
+        return hole

@@ -1,5 +1,7 @@
-"""PUT as an Inpainter: encode the known region once, sample N token maps in one batch with Algorithm 1
-(or MaskGIT's parallel decoding), decode each with the masked image as reference."""
+"""PUT as an Inpainter: encode the known region once, sample N token maps in one batch, decode each with the
+masked image as reference. Samplers: Algorithm 1 (`put`, one token per pass; the CVPR-2022 default), the
+TPAMI-2024 sampler (`put-tpami`, 20 tokens per pass from the top 200; the default of those models), or
+MaskGIT's parallel decoding (`parallel`)."""
 
 from __future__ import annotations
 
@@ -8,9 +10,16 @@ import torch
 from pluralfill.errors import PluralfillError
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.models.put import PUT
+from pluralfill.sampling.base import multinomial_rows
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put
+from pluralfill.sampling.put_tpami import sample_put_tpami
 from pluralfill.trace import trace_strip
+
+SAMPLERS = ("put", "put-tpami", "parallel")
+# what each generation of the official models samples with, unless told otherwise
+DEFAULTS = {"cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
+            "tpami2024": {"sampler": "put-tpami", "top_k": 200, "tokens_per_step": 20}}  # fmt: skip
 
 
 class PUTInpainter(FixedResolutionInpainter):
@@ -23,47 +32,65 @@ class PUTInpainter(FixedResolutionInpainter):
         self.resolution = model.config.pvqvae.resolution
 
     @torch.no_grad()
-    def sample(self, x, known, seeds, trace=None, sampler: str = "put", top_k: int | None = 50, temperature: float = 1.0,
-               tokens_per_step: int = 1, position_by: str = "probability", steps: int = 12, schedule: str = "cosine",
-               choice_temperature: float = 4.5) -> torch.Tensor:  # fmt: skip
+    def sample(self, x, known, seeds, trace=None, sampler: str | None = None, top_k: int | None = None,
+               temperature: float = 1.0, tokens_per_step: int | None = None, position_by: str = "probability",
+               steps: int = 12, schedule: str | None = None, choice_temperature: float = 4.5) -> torch.Tensor:  # fmt: skip
         """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R) completions; or x and known
-        with one row per seed (samples of different images in one batch).
+        with one row per seed (samples of different images in one batch). Options left at None take the
+        model's generation's defaults (`DEFAULTS`).
 
-        sampler "put": Algorithm 1 (top_k, temperature, tokens_per_step, position_by).
+        sampler "put": Algorithm 1 (top_k, temperature divides the logits, tokens_per_step, position_by).
+        sampler "put-tpami": the TPAMI sampler (top_k, temperature multiplies the logits, tokens_per_step
+        per pass or -1 for all at once, or schedule cosine_T / linear_T / average_T for T passes).
         sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
         """
+        return self.sample_with(self.model.transformer, x, known, seeds, trace, sampler, top_k, temperature,
+                                tokens_per_step, position_by, steps, schedule, choice_temperature)  # fmt: skip
+
+    def sample_with(self, transformer, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
+                    steps, schedule, choice_temperature) -> torch.Tensor:  # fmt: skip
+        """`sample` with the transformer the samplers call (a guided one for the conditional model)."""
+        defaults = DEFAULTS[self.model.config.generation]
+        sampler = sampler or defaults["sampler"]
+        top_k = defaults["top_k"] if top_k is None else top_k
+        tokens_per_step = defaults["tokens_per_step"] if tokens_per_step is None else tokens_per_step
+        if sampler not in SAMPLERS:
+            raise PluralfillError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
         with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             return self._sample(x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
-                                steps, schedule, choice_temperature).float()  # fmt: skip
+                                steps, schedule, choice_temperature, transformer).float()  # fmt: skip
 
     def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
-                schedule, choice_temperature):  # fmt: skip
-        pvqvae, transformer, n = self.model.pvqvae, self.model.transformer, len(seeds)
+                schedule, choice_temperature, transformer):  # fmt: skip
+        pvqvae, n = self.model.pvqvae, len(seeds)
         features = pvqvae.encode(x, known)  # once for all samples of an image
         b, c, h, w = features.shape
         types = pvqvae.token_types(known)
-        tokens = pvqvae.tokenize(features, types).reshape(b, h * w).expand(n, -1)
-        seq = features.permute(0, 2, 3, 1).reshape(b, h * w, c).expand(n, -1, -1)
+        tokens = pvqvae.tokenize(features, types).reshape(b, h * w)
+        seq, codebook = self.model.transformer_inputs(features.permute(0, 2, 3, 1).reshape(b, h * w, c), tokens)
+        seq, tokens = seq.expand(n, *seq.shape[1:]), tokens.expand(n, -1)
+        fraction = pvqvae.known_fraction(known).reshape(b, h * w).expand(n, -1)
         known_tokens = (types == 1).reshape(b, h * w).expand(n, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        codebook = pvqvae.quantizer.embedding
         if sampler == "put":
             out = sample_put(transformer, codebook, seq, tokens, known_tokens, generators, top_k=top_k,
                              temperature=temperature, tokens_per_step=tokens_per_step, position_by=position_by,
-                             trace=trace)  # fmt: skip
+                             trace=trace, known_fraction=fraction)  # fmt: skip
+        elif sampler == "put-tpami":
+            out = sample_put_tpami(transformer, codebook, transformer.embed(seq, fraction), tokens, known_tokens,
+                                   lambda probs: multinomial_rows(probs, generators), top_k=top_k, temperature=temperature,
+                                   schedule=schedule or tokens_per_step, trace=trace)  # fmt: skip
         elif sampler == "parallel":
-            x0 = transformer.embed(seq)
+            x0 = transformer.embed(seq, fraction)
             positions = torch.arange(h * w, device=x.device)
 
             def logits_fn(tok, unknown):  # hidden and known positions keep their encoder features
                 codes = transformer.embed_codes(codebook[tok.clamp(max=codebook.shape[0] - 1)], positions)
                 return transformer.forward_embedded(torch.where((unknown | known_tokens)[..., None], x0, codes))
 
-            out = parallel_decode(logits_fn, tokens, ~known_tokens, generators, steps=steps, schedule=schedule,
+            out = parallel_decode(logits_fn, tokens, ~known_tokens, generators, steps=steps, schedule=schedule or "cosine",
                                   choice_temperature=choice_temperature, temperature=temperature,
                                   top_k=top_k, trace=trace)  # fmt: skip
-        else:
-            raise PluralfillError(f"sampler must be 'put' or 'parallel', got {sampler!r}")
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 
     def trace_strip(self, x, known, trace):

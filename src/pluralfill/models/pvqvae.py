@@ -7,6 +7,11 @@ multi-scale guided decoder whose reference branch reads the masked image.
 
 Images are NCHW in [-1, 1]; `known` is (B, 1, H, W), 1 where the pixel is present. Ablations of section 4.1:
 `encoder="conv"` (Table 2), `codebook="one"`, `reference=False`.
+
+The TPAMI-2024 models (the authors' second generation) are configurations of the same network: a 9216-row
+table (8192 known codes), two residual blocks in the decoder trunk and two after every up-sampling
+(mirrored in the reference branch), nearest-neighbour up-sampling, 16 px patches at 512 px, and for the
+ImageNet models inputs normalized by ImageNet's mean and std.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from torch import nn
 
 from pluralfill.models.base import Pretrained
 from pluralfill.nn.quantizer import DualCodebook
+
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 class PVQVAEConfig(BaseModel):
@@ -38,11 +45,24 @@ class PVQVAEConfig(BaseModel):
     reference: bool = True
     ema_decay: float = 0.99
     restart_dead_codes: bool = True  # not in the paper: codes unused for a while move to current features
+    data_init: bool = True  # not in the paper: the codebook starts as features of the first batch
     decoder_width: int = 64  # decoder/reference width at full size, doubling per stage up (official: 64)
+    num_known_codes: int | None = None  # rows of e, the rest of the table is e' (None: half of num_codes)
+    decoder_res_blocks: int | None = None  # residual blocks of the decoder trunk (None: num_res_blocks)
+    stage_res_blocks: int = 0  # residual blocks after every up-sampling, mirrored in the reference branch (TPAMI: 2)
+    upsample: Literal["deconv", "nearest"] = "deconv"  # TPAMI: nearest x2, then a 3x3 convolution
+    normalization: Literal["symmetric", "imagenet"] = "symmetric"  # x in [-1, 1], or (x - mean) / std of ImageNet
+    in_channels: int = 3  # 1: the one-channel guidance maps of PUT's conditional model (segmentation, sketch)
 
     @property
     def stages(self) -> int:
         return int(math.log2(self.patch_size))
+
+    @property
+    def known_codes(self) -> int:
+        if self.codebook == "one":
+            return self.num_codes
+        return self.num_known_codes if self.num_known_codes is not None else self.num_codes // 2
 
     @property
     def up_widths(self) -> list[int]:
@@ -94,7 +114,7 @@ class PatchEncoder(nn.Module):
     def __init__(self, cfg: PVQVAEConfig):
         super().__init__()
         self.p = cfg.patch_size
-        self.patch_in = nn.Linear(3 * self.p * self.p, cfg.channels)
+        self.patch_in = nn.Linear(cfg.in_channels * self.p * self.p, cfg.channels)
         self.blocks = nn.ModuleList(LinearResBlock(cfg.channels, cfg.channels // cfg.bottleneck) for _ in range(cfg.num_res_blocks))
         self.patch_out = nn.Linear(cfg.channels, cfg.channels)
 
@@ -113,7 +133,7 @@ class ConvEncoder(nn.Module):
 
     def __init__(self, cfg: PVQVAEConfig):
         super().__init__()
-        widths = [3] + [64 * 2**i for i in range(cfg.stages - 1)] + [cfg.channels]
+        widths = [cfg.in_channels] + [64 * 2**i for i in range(cfg.stages - 1)] + [cfg.channels]
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
         self.blocks = nn.ModuleList(ConvResBlock(cfg.channels, cfg.channels // cfg.bottleneck, k2=3) for _ in range(cfg.num_res_blocks))
         self.conv_out = nn.Conv2d(cfg.channels, cfg.channels, 3, padding=1)
@@ -126,22 +146,34 @@ class ConvEncoder(nn.Module):
         return F.relu(self.conv_out(F.relu(x)))
 
 
+def stage_blocks(widths: list[int], n: int) -> nn.ModuleList:
+    """`n` residual blocks at each of `widths` (none when n = 0: the CVPR-2022 layout)."""
+    return nn.ModuleList(nn.ModuleList(ConvResBlock(c, c // 2) for _ in range(n)) for c in widths) if n else nn.ModuleList()
+
+
 class ReferenceEncoder(nn.Module):
-    """The decoder's reference branch: features of the masked image at every decoder resolution,
-    taken before their ReLU, keyed by spatial size."""
+    """The decoder's reference branch: features of the masked image at every decoder resolution, keyed by
+    spatial size: a 3x3 conv, then (ReLU, 4x4 stride-2 conv) down to the token grid, with the decoder's
+    residual blocks mirrored after each layer but the last."""
 
     def __init__(self, cfg: PVQVAEConfig):
         super().__init__()
-        widths = [3] + cfg.up_widths[::-1] + [cfg.channels]  # 3, 64, 128, 256, channels for patch 8
-        convs = [nn.Conv2d(3, widths[1], 3, padding=1)]
+        widths = [cfg.in_channels] + cfg.up_widths[::-1] + [cfg.channels]  # 3, 64, 128, 256, channels for patch 8
+        convs = [nn.Conv2d(cfg.in_channels, widths[1], 3, padding=1)]
         convs += [nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[1:-1], widths[2:])]
         self.convs = nn.ModuleList(convs)
+        self.blocks = stage_blocks(widths[1:-1], cfg.stage_res_blocks)
 
     def forward(self, x) -> dict[tuple[int, int], torch.Tensor]:
         feats = {}
         for i, conv in enumerate(self.convs):
             x = conv(x if i == 0 else F.relu(x))
+            blocks = self.blocks[i] if i < len(self.blocks) else ()
+            if blocks:  # official quirk: the next residual block's in-place ReLU rectifies the stored feature too
+                x = F.relu(x)
             feats[tuple(x.shape[-2:])] = x
+            for block in blocks:
+                x = block(x)
         return feats
 
 
@@ -152,11 +184,17 @@ class GuidedDecoder(nn.Module):
     def __init__(self, cfg: PVQVAEConfig):
         super().__init__()
         c = cfg.channels
+        trunk = cfg.num_res_blocks if cfg.decoder_res_blocks is None else cfg.decoder_res_blocks
         self.conv_in = nn.Conv2d(c, c, 3, padding=1)
-        self.blocks = nn.ModuleList(ConvResBlock(c, c // cfg.bottleneck, k2=1) for _ in range(cfg.num_res_blocks))
+        self.blocks = nn.ModuleList(ConvResBlock(c, c // cfg.bottleneck, k2=1) for _ in range(trunk))
         widths = [c] + cfg.up_widths
-        self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
-        self.conv_out = nn.Conv2d(widths[-1], 3, 3, padding=1)
+        self.nearest = cfg.upsample == "nearest"
+        if self.nearest:  # TPAMI: nearest x2, then a 3x3 conv
+            self.ups = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        else:
+            self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+        self.stage_blocks = stage_blocks(cfg.up_widths, cfg.stage_res_blocks)
+        self.conv_out = nn.Conv2d(widths[-1], cfg.in_channels, 3, padding=1)
         self.reference = ReferenceEncoder(cfg) if cfg.reference else None
 
     def trunk(self, z):
@@ -171,13 +209,17 @@ class GuidedDecoder(nn.Module):
         x = self.trunk(z)
         if refs is None and self.reference is not None and reference is not None:
             refs = self.reference(reference)
-        for up in [*self.ups, None]:
+        for i, up in enumerate([*self.ups, None]):
             if refs is not None:
                 size = tuple(x.shape[-2:])
                 m = F.interpolate(known.to(x.dtype), size=size, mode="nearest")
                 x = x * (1 - m) + refs[size] * m
-            if up is not None:
-                x = up(F.relu(x))
+            if up is None:
+                break
+            x = F.relu(x)
+            x = up(F.interpolate(x, scale_factor=2.0, mode="nearest") if self.nearest else x)
+            for block in self.stage_blocks[i] if self.stage_blocks else ():
+                x = block(x)
         return self.conv_out(F.relu(x))
 
 
@@ -189,9 +231,9 @@ class PVQVAE(Pretrained, nn.Module):
         self.config = cfg = cfg or PVQVAEConfig()
         self.encoder = PatchEncoder(cfg) if cfg.encoder == "patch" else ConvEncoder(cfg)
         self.quant_conv = nn.Conv2d(cfg.channels, cfg.code_dim, 1)
-        split = cfg.num_codes // 2 if cfg.codebook == "dual" else None
+        split = cfg.known_codes if cfg.codebook == "dual" else None
         self.quantizer = DualCodebook(cfg.num_codes, cfg.code_dim, split=split, decay=cfg.ema_decay,
-                                      restart_dead_codes=cfg.restart_dead_codes)  # fmt: skip
+                                      restart_dead_codes=cfg.restart_dead_codes, data_init=cfg.data_init)  # fmt: skip
         self.post_quant_conv = nn.Conv2d(cfg.code_dim, cfg.channels, 1)
         self.decoder = GuidedDecoder(cfg)
 
@@ -203,11 +245,29 @@ class PVQVAE(Pretrained, nn.Module):
     def token_types(self, known: torch.Tensor) -> torch.Tensor:
         return token_types(known, self.config.patch_size)
 
+    def known_fraction(self, known: torch.Tensor) -> torch.Tensor:
+        """(B, 1, H, W) known mask -> (B, h, w): the fraction of each patch's pixels that are present."""
+        return F.avg_pool2d(known.float(), self.config.patch_size)[:, 0]
+
+    def normalize(self, x: torch.Tensor) -> torch.Tensor:
+        """[-1, 1] images -> what the network reads (the same, or ImageNet-standardized for those models)."""
+        if self.config.normalization == "symmetric":
+            return x
+        mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        return ((x + 1) / 2 - mean) / std
+
+    def denormalize(self, y: torch.Tensor) -> torch.Tensor:
+        """What the decoder writes -> [-1, 1] images."""
+        if self.config.normalization == "symmetric":
+            return y
+        mean, std = (torch.tensor(v, device=y.device, dtype=y.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        return (y * std + mean) * 2 - 1
+
     def encode(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
         """Un-quantized features (B, code_dim, h, w) of the image with its missing pixels blacked out."""
         if known is not None:
             x = masked_input(x, known)
-        return self.quant_conv(self.encoder(x))
+        return self.quant_conv(self.encoder(self.normalize(x)))
 
     def tokenize(self, features: torch.Tensor, types: torch.Tensor | None = None) -> torch.Tensor:
         """(B, C, h, w) features -> (B, h, w) code indices; `types` picks e or e' per position."""
@@ -223,18 +283,21 @@ class PVQVAE(Pretrained, nn.Module):
         reference branch runs once instead of B times."""
         z = self.quantizer.lookup(tokens).permute(0, 3, 1, 2)
         if reference is None or known is None:
-            return self.decoder(self.post_quant_conv(z))
-        reference = masked_input(reference, known)
+            return self.denormalize(self.decoder(self.post_quant_conv(z)))
+        reference = self.normalize(masked_input(reference, known))
         refs = self.decoder.reference(reference) if share_reference and self.decoder.reference is not None else None
-        return self.decoder(self.post_quant_conv(z), reference, known, refs=refs)
+        return self.denormalize(self.decoder(self.post_quant_conv(z), reference, known, refs=refs))
 
-    def forward(self, x: torch.Tensor, known: torch.Tensor, known_ref: torch.Tensor | None = None):
-        """Training pass (seed 000, section 2): encode x * m, quantize, decode with the reference masked by
-        m * m'. Returns (reconstruction of the masked input, commitment loss, tokens)."""
-        f = self.encode(x, known)
+    def forward(self, x: torch.Tensor, known: torch.Tensor, erase: torch.Tensor | None = None):
+        """Training pass as the official code runs it. The input is x with the pixels the erase mask m'
+        drops set black (it is also the target); its token types come from m'; the decoder's reference is that
+        input masked by m (`known`), blended in where m is 1. Returns (reconstruction, commitment loss, tokens,
+        target), images in [-1, 1]."""
+        target = masked_input(x, erase) if erase is not None else x
+        f = self.encode(target)
         b, c, h, w = f.shape
-        types = self.token_types(known).reshape(b, h * w)
+        types = self.token_types(erase if erase is not None else torch.ones_like(known)).reshape(b, h * w)
         zq, tokens, commitment = self.quantizer(f.permute(0, 2, 3, 1).reshape(b, h * w, c), types)
-        ref_known = known if known_ref is None else known * known_ref
-        rec = self.decoder(self.post_quant_conv(zq.transpose(1, 2).reshape(b, c, h, w)), masked_input(x, ref_known), ref_known)
-        return rec, commitment, tokens.reshape(b, h, w)
+        reference = self.normalize(masked_input(target, known))
+        rec = self.decoder(self.post_quant_conv(zq.transpose(1, 2).reshape(b, c, h, w)), reference, known)
+        return self.denormalize(rec), commitment, tokens.reshape(b, h, w), target

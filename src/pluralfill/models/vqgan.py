@@ -7,6 +7,7 @@ f = 2^(levels - 1) (16 for 256 -> 16x16 tokens), a codebook of 1024 codes, a mir
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
@@ -20,6 +21,7 @@ from pluralfill.nn.quantizer import DualCodebook
 class VQGANConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    kind: Literal["ours"] = "ours"
     resolution: int = 256
     channels: int = 128
     channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4)  # f = 2 ** (len - 1) = 16

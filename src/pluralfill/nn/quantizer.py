@@ -15,10 +15,10 @@ KNOWN = 1  # token types, as the official code numbers them: 0 fully missing, 1 
 
 class DualCodebook(nn.Module):
     def __init__(self, num_codes: int = 1024, dim: int = 256, split: int | None = 512, decay: float = 0.99,
-                 eps: float = 1e-5, restart_dead_codes: bool = True, dead_threshold: float = 0.5):  # fmt: skip
+                 eps: float = 1e-5, restart_dead_codes: bool = True, dead_threshold: float = 0.5, data_init: bool = True):  # fmt: skip
         super().__init__()
         self.num_codes, self.dim, self.decay, self.eps = num_codes, dim, decay, eps
-        self.restart_dead_codes, self.dead_threshold = restart_dead_codes, dead_threshold
+        self.restart_dead_codes, self.dead_threshold, self.data_init = restart_dead_codes, dead_threshold, data_init
         self.split = num_codes if split is None else split  # split == num_codes: one codebook (ablation)
         self.register_buffer("embedding", torch.randn(num_codes, dim) * 0.1)
         self.register_buffer("cluster_size", torch.zeros(num_codes))
@@ -90,7 +90,7 @@ class DualCodebook(nn.Module):
 
     def forward(self, z: torch.Tensor, token_type: torch.Tensor | None = None):
         """z: (B, L, dim). Returns (straight-through quantized z, tokens, commitment loss)."""
-        if self.training and self.cluster_size.sum() == 0:  # first training step
+        if self.training and self.data_init and self.cluster_size.sum() == 0:  # first training step
             self._fill_from(z.detach(), token_type, only_dead=False)
         tokens = self.tokens(z, token_type)
         zq = self.lookup(tokens)

@@ -19,12 +19,13 @@ class GELU2(nn.Module):
 
 
 class SelfAttention(nn.Module):
-    """Full bidirectional multi-head attention (no causal mask, no key mask)."""
+    """Full bidirectional multi-head attention (no causal mask, no key mask). `key_bias=False`: the key
+    projection has no bias (PUT TPAMI; a key bias adds the same score to every key of a query anyway)."""
 
-    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0):
+    def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, key_bias: bool = True):
         super().__init__()
         self.num_heads, self.dropout = num_heads, dropout
-        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim), nn.Linear(dim, dim)
+        self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim, bias=key_bias), nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
     def forward(self, x):
@@ -45,18 +46,35 @@ class MLP(nn.Module):
         return self.drop(self.fc2(self.act(self.fc1(x))))
 
 
-class Block(nn.Module):
-    """x += attn(ln1(x)); x += mlp(ln2(x))."""
+class DropPath(nn.Module):
+    """Stochastic depth: in training, a sample's residual branch is dropped with probability p (and the
+    kept ones scaled by 1 / (1 - p)); identity in eval mode."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0, activation: str = "gelu2"):
+    def __init__(self, p: float = 0.0):
         super().__init__()
-        self.ln1, self.attn = nn.LayerNorm(dim), SelfAttention(dim, num_heads, dropout)
-        self.ln2, self.mlp = nn.LayerNorm(dim), MLP(dim, mlp_ratio * dim, dropout, activation)
-        self.drop = nn.Dropout(dropout)
+        self.p = p
 
     def forward(self, x):
-        x = x + self.drop(self.attn(self.ln1(x)))
-        return x + self.mlp(self.ln2(x))
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.rand((x.shape[0],) + (1,) * (x.ndim - 1), device=x.device, dtype=x.dtype) >= self.p
+        return x * keep / (1 - self.p)
+
+
+class Block(nn.Module):
+    """x += drop_path(attn(ln1(x))); x += drop_path(mlp(ln2(x)))."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0, activation: str = "gelu2",
+                 key_bias: bool = True, drop_path: float = 0.0):  # fmt: skip
+        super().__init__()
+        self.ln1, self.attn = nn.LayerNorm(dim), SelfAttention(dim, num_heads, dropout, key_bias)
+        self.ln2, self.mlp = nn.LayerNorm(dim), MLP(dim, mlp_ratio * dim, dropout, activation)
+        self.drop = nn.Dropout(dropout)
+        self.drop_path = DropPath(drop_path)
+
+    def forward(self, x):
+        x = x + self.drop_path(self.drop(self.attn(self.ln1(x))))
+        return x + self.drop_path(self.mlp(self.ln2(x)))
 
 
 def init_weights(module: nn.Module) -> None:

@@ -3,7 +3,8 @@
 from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.models.maskgit import CONFIGS, MaskGIT
 from pluralfill.models.vqgan import VQGAN
-from pluralfill.registry import MethodSpec, Stage, register
+from pluralfill.pretrained import maskgit_official
+from pluralfill.registry import Converter, MethodSpec, Stage, register
 from pluralfill.train import maskgit as train
 
 register(MethodSpec(
@@ -14,4 +15,7 @@ register(MethodSpec(
     model=MaskGIT,
     configs=CONFIGS,
     stages=(Stage(train.TokenizerStage, train.train_tokenizer), Stage(train.TransformerStage, train.train_transformer, reads=VQGAN)),
+    converters=(Converter("maskgit-official", ("TOKENIZER", "TRANSFORMER"), maskgit_official.convert,
+                          "the official ImageNet checkpoints: tokenizer_imagenet{256,512}_checkpoint and maskgit_imagenet{256,512}_checkpoint",
+                          "https://github.com/google-research/maskgit (README: the Google Cloud Storage links)"),),
 ))  # fmt: skip

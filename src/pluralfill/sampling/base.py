@@ -8,17 +8,25 @@ from pluralfill.errors import PluralfillError
 
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:
-    """Keep the k largest logits of the last dimension, the rest to -inf."""
+    """Keep the k largest logits of the last dimension (exactly k, ties broken as topk breaks them), the
+    rest to -inf."""
     if k is None or k <= 0 or k >= logits.shape[-1]:
         return logits
-    kth = logits.topk(k, dim=-1).values[..., -1:]
-    return logits.masked_fill(logits < kth, float("-inf"))
+    top = logits.topk(k, dim=-1)
+    return torch.full_like(logits, float("-inf")).scatter(-1, top.indices, top.values)
 
 
 def gumbel_like(shape, generators: list[torch.Generator], device) -> torch.Tensor:
     """Gumbel(0, 1) noise of shape (B, ...), row b drawn from generators[b]."""
     u = torch.stack([torch.rand(shape[1:], generator=g, device=g.device) for g in generators]).to(device)
     return -torch.log(-torch.log(u.clamp(1e-20, 1.0 - 1e-7)))
+
+
+def multinomial_rows(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """(B, ..., V) probabilities -> (B, ...) codes, row b drawn from generators[b]."""
+    flat = probs.reshape(probs.shape[0], -1, probs.shape[-1])
+    rows = [torch.multinomial(p.float(), 1, generator=g)[:, 0] for p, g in zip(flat, generators)]
+    return torch.stack(rows).reshape(probs.shape[:-1])
 
 
 def check_sampling(temperature: float, steps: int | None = None, tokens_per_step: int | None = None) -> None:

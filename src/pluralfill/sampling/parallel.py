@@ -1,9 +1,16 @@
 """MaskGIT's iterative parallel decoding (Chang et al. 2022; seed 003), for any token model.
 
-At step t of T every unknown position is sampled; the number left masked follows the schedule,
-n_masked = floor(n_unknown_at_start * gamma((t + 1) / T)), and the positions kept masked are the least
-confident, confidence = log p(sampled) + choice_temperature * (1 - (t + 1) / T) * Gumbel. Known tokens are
-never re-masked. The last step keeps every sample.
+At step t of T (starting at `start_step`) every unknown position is sampled; the number left masked follows
+the schedule, n_masked = floor(n_unknown_at_start * gamma((t + 1) / T)), kept between 1 and the unknown
+count - 1, and the positions kept masked are the least confident,
+confidence = log p(sampled) + choice_temperature * (1 - (t + 1) / T) * Gumbel. Known tokens are never
+re-masked. The last step keeps every sample. Ratios, gamma and the count are computed in float32 as the
+official (JAX) code computes them: where n * gamma is an integer in exact arithmetic, float32 can floor one
+lower, and so does the official decoder.
+
+Schedules gamma(r), clipped to [1e-6, 1] (official `mask_schedule.schedule`; N = unknown count at start):
+    cosine cos(pi r / 2)   uniform / linear 1 - r   powE 1 - r^E (square = pow2, cubic = pow3)
+    log -log2(r) / log2(N)   exp 1 - 2^(-log2(N) (1 - r))   arccos arccos(r) / (pi / 2) (ours)
 """
 
 from __future__ import annotations
@@ -12,30 +19,49 @@ import math
 import re
 from collections.abc import Callable
 
+import numpy as np
 import torch
 
 from pluralfill.errors import PluralfillError
 from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
-SCHEDULES = ("cosine", "linear", "square", "cubic", "arccos", "pow<k>")
+SCHEDULES = ("cosine", "linear", "uniform", "square", "cubic", "arccos", "log", "exp", "pow<k>")
 
 
-def mask_ratio(schedule: str, r: float) -> float:
-    """gamma(r): the fraction of the initially unknown tokens still masked after progress r in (0, 1]."""
-    if schedule == "cosine":
-        return math.cos(r * math.pi / 2)
-    if schedule == "linear":
-        return 1 - r
-    if schedule == "square":
-        return 1 - r**2
-    if schedule == "cubic":
-        return 1 - r**3
-    if schedule == "arccos":
-        return math.acos(r) / (math.pi / 2)
-    m = re.fullmatch(r"pow(\d+(?:\.\d+)?)", schedule)
-    if m:
-        return 1 - r ** float(m[1])
-    raise PluralfillError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+def mask_ratio(schedule: str, r: float, total: int = 1) -> float:
+    """gamma(r): the fraction of the initially unknown tokens still masked after progress r in (0, 1], in
+    float32 with correctly rounded functions, as XLA computes it. `total`: how many were unknown at the start
+    (the log and exp schedules use it)."""
+    f = np.float32
+
+    def fn(g, *args):  # a float32 function value, correctly rounded (through float64)
+        return f(g(*(np.float64(a) for a in args)))
+
+    r = f(r)
+    with np.errstate(divide="ignore"):
+        if schedule == "cosine":
+            g = fn(np.cos, f(math.pi / 2) * r)
+        elif schedule in ("linear", "uniform"):
+            g = f(1) - r
+        elif schedule in ("square", "cubic"):
+            g = f(1) - fn(np.power, r, 2 if schedule == "square" else 3)
+        elif schedule == "arccos":
+            g = fn(np.arccos, r) / f(math.pi / 2)
+        elif schedule == "log":
+            g = -fn(np.log2, r) / fn(np.log2, total)
+        elif schedule == "exp":
+            g = f(1) - fn(np.exp2, -fn(np.log2, total) * (f(1) - r))
+        elif m := re.fullmatch(r"pow(\d+(?:\.\d+)?)", schedule):
+            g = f(1) - fn(np.power, r, float(m[1]))
+        else:
+            raise PluralfillError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    return float(np.clip(f(g), f(1e-6), f(1)))
+
+
+def masked_count(schedule: str, step: int, steps: int, total: int) -> int:
+    """floor(total * gamma((step + 1) / steps)) in float32, as the official decoder counts."""
+    ratio = np.float32(step + 1) / np.float32(steps)
+    return int(np.floor(np.float32(total) * np.float32(mask_ratio(schedule, ratio, total))))
 
 
 @torch.no_grad()
@@ -50,30 +76,36 @@ def parallel_decode(
     temperature: float = 1.0,
     top_k: int | None = None,
     trace: list | None = None,
+    start_step: int = 0,
+    noise: Callable[[str, tuple], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """Fill the `unknown` positions of `tokens` (B, L) in `steps` passes.
+    """Fill the `unknown` positions of `tokens` (B, L) in passes start_step, ..., steps - 1.
 
     logits_fn(tokens, unknown) -> (B, L, V): the model's predictions when the positions in `unknown` are
-    hidden from it. `trace`, if a list, receives (tokens, unknown) after every step.
+    hidden from it. `trace`, if a list, receives (tokens, unknown) after every step. `noise(kind, shape)`:
+    the standard Gumbel noise of the draw ("sample") and of the choice ("choice"); default: drawn from the
+    row's generator (the official decoder's noise can be injected here).
     """
     mask_ratio(schedule, 1.0)  # an unknown name fails before any work
     check_sampling(temperature, steps=steps)
+    if not 0 <= start_step < steps:
+        raise PluralfillError(f"start_step must be in [0, steps), got {start_step} with steps={steps}")
+    noise = noise or (lambda kind, shape: gumbel_like(shape, generators, tokens.device))
     tokens, unknown = tokens.clone(), unknown.clone()
-    n_start = unknown.sum(1, keepdim=True)
-    for step in range(steps):
+    n_start = [int(n) for n in unknown.sum(1)]
+    for step in range(start_step, steps):
         logits = top_k_filter(logits_fn(tokens, unknown).float() / temperature, top_k)
-        sampled = (logits + gumbel_like(logits.shape, generators, logits.device)).argmax(-1)
+        sampled = (logits + noise("sample", logits.shape).to(logits.device)).argmax(-1)
         sampled = torch.where(unknown, sampled, tokens)
         if step == steps - 1:
             tokens, unknown = sampled, torch.zeros_like(unknown)
         else:
-            ratio = (step + 1) / steps
+            ratio = float(np.float32(step + 1) / np.float32(steps))
             remaining = unknown.sum(1, keepdim=True)
-            keep_masked = (n_start * mask_ratio(schedule, ratio)).floor().long()
-            keep_masked = torch.maximum(torch.ones_like(keep_masked), torch.minimum(remaining - 1, keep_masked))
+            keep = torch.tensor([[masked_count(schedule, step, steps, n)] for n in n_start], device=tokens.device)
+            keep_masked = torch.maximum(torch.ones_like(keep), torch.minimum(remaining - 1, keep))
             logp = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0]
-            noise = gumbel_like(logp.shape, generators, logp.device)
-            confidence = logp + choice_temperature * (1 - ratio) * noise
+            confidence = logp + choice_temperature * (1 - ratio) * noise("choice", logp.shape).to(logp.device)
             confidence = confidence.masked_fill(~unknown, float("inf"))
             cutoff = confidence.sort(dim=1).values.gather(1, keep_masked.clamp(max=confidence.shape[1] - 1))
             still = (confidence < cutoff) & unknown

@@ -30,6 +30,7 @@ def sample_put(
     tokens_per_step: int = 1,
     position_by: str = "probability",
     trace: list | None = None,
+    known_fraction: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Fill every position where `filled` is False.
 
@@ -38,12 +39,13 @@ def sample_put(
     of the known positions (others ignored). filled: (B, L) bool, True where the token is known.
     position_by: "probability" (the paper: highest max-probability) or "logit" (the official code:
     highest max-logit). `trace`, if a list, receives (positions, codes, valid) of every step.
+    known_fraction: (B, L) share of each patch's pixels present, for a transformer with a mask embedding.
     Returns the (B, L) completed tokens.
     """
     if position_by not in ("probability", "logit"):
         raise PluralfillError(f"position_by must be 'probability' or 'logit', got {position_by!r}")
     check_sampling(temperature, tokens_per_step=tokens_per_step)
-    x = transformer.embed(features)
+    x = transformer.embed(features, known_fraction)
     tokens, filled = tokens.clone(), filled.clone()
     b = x.shape[0]
     rows = torch.arange(b, device=x.device)[:, None]

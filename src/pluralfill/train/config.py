@@ -29,15 +29,24 @@ class MaskConfig(Strict):
     preset: str | list[str] | None = "put"  # see `pluralfill masks presets`; a list: one drawn per hole
     folder: str | None = None  # or a folder of mask PNGs (e.g. the NVIDIA irregular masks)
     invert: bool = False
+    folder_probability: float = 1.0  # with a folder and a preset: the share of holes from the folder
+    folder_range: tuple[int, int] | None = None  # the files [a, b) of the sorted folder (PConv masks by hole ratio)
+    zero_probability: float = 0.0  # a hole over the whole image (the official PUT recipe's zero_mask)
+    low_resolution_probability: float = 0.0  # a hole resized to low_resolution px and back (mask_low_to_high)
+    low_resolution: int = 32
 
 
 class OptimConfig(Strict):
+    optimizer: Literal["adamw", "adam"] = "adamw"
     lr: float = 2e-4
     betas: tuple[float, float] = (0.9, 0.95)
     weight_decay: float = 0.01
     warmup_steps: int = 100
-    schedule: Literal["cosine", "constant"] = "cosine"
+    # cosine: linear warm-up to lr, cosine down to min_lr; put: the official PUT scheduler (warm-up from 0,
+    # CosineAnnealingLRWithWarmup), see train.run.lr_at; constant: lr after the warm-up
+    schedule: Literal["cosine", "constant", "put"] = "cosine"
     min_lr_ratio: float = 0.1
+    min_lr: float | None = None  # the floor in absolute terms (the official PUT configs: 1e-6, 1e-5); overrides the ratio
     grad_clip: float | None = 1.0
 
 

@@ -33,14 +33,15 @@ def progress(run: Run, total: int, start: int) -> Progress:
     return p
 
 
-def data(cfg: TrainConfig, resolution: int, rank: int, num_holes: int):
-    """Training batches keyed by step, and a fixed list of validation batches."""
+def data(cfg: TrainConfig, resolution: int, rank: int, num_holes: int, holes: list[HoleSource] | None = None):
+    """Training batches keyed by step, and a fixed list of validation batches. `holes`: a source for each
+    hole (default: `num_holes` draws from the config's masks)."""
     images = ImageList(cfg.data.train, exclude=cfg.data.exclude)
     if cfg.data.val is not None:
         train_paths, val_paths = images.paths, ImageList(cfg.data.val, exclude=cfg.data.exclude).paths
     else:
         train_paths, val_paths = images.split(cfg.data.val_fraction, cfg.seed)
-    holes = HoleSource(cfg.masks.preset, cfg.masks.folder, cfg.masks.invert)
+    holes = holes if holes is not None else HoleSource.from_config(cfg.masks)
     train = StepBatches(train_paths, holes, resolution, cfg.batch_size, cfg.seed, rank, num_holes)
     # validation batches are fixed: same images, crops and holes at every evaluation
     val = StepBatches(val_paths, holes, resolution, cfg.batch_size, cfg.seed + 1, 0, num_holes, augment=False)
@@ -54,7 +55,8 @@ def loader(fabric, data: StepBatches, start: int, cfg: TrainConfig):
 
 
 def optimizer(params, cfg: TrainConfig):
-    return torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
+    kind = torch.optim.Adam if cfg.optim.optimizer == "adam" else torch.optim.AdamW
+    return kind(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
 
 
 def step_optimizer(fabric, model, opt, loss, cfg: TrainConfig, lr: float):
@@ -91,10 +93,18 @@ def discriminator_step(fabric, state: dict, loss_fn, real, fake, critic=None) ->
     """One step of the discriminator on real and (detached) fake images. `critic(images)` -> logits, for a
     discriminator that needs more than the images (default: state["disc"] itself)."""
     critic = critic or state["disc"]
-    loss = loss_fn(critic(real), critic(fake.detach()))
-    state["disc_optimizer"].zero_grad(set_to_none=True)
+    return discriminator_update(fabric, state, loss_fn(critic(real), critic(fake.detach())))
+
+
+def discriminator_update(fabric, state: dict, loss: torch.Tensor, lr: float | None = None) -> torch.Tensor:
+    """Backpropagate a discriminator loss and step its optimizer (at `lr`, if given)."""
+    opt = state["disc_optimizer"]
+    if lr is not None:
+        for group in opt.param_groups:
+            group["lr"] = lr
+    opt.zero_grad(set_to_none=True)
     fabric.backward(loss)
-    state["disc_optimizer"].step()
+    opt.step()
     return loss
 
 

@@ -143,7 +143,7 @@ def mvtm_loss(forward, tokens: torch.Tensor, mask_id: int, schedule: str = "cosi
     transformer, or its DDP wrapper). Returns (loss, accuracy)."""
     b, n = tokens.shape
     r = torch.rand(b, device=tokens.device).tolist()
-    counts = torch.tensor([max(1, math.ceil(mask_ratio(schedule, x) * n)) for x in r], device=tokens.device)
+    counts = torch.tensor([max(1, math.ceil(mask_ratio(schedule, x, n) * n)) for x in r], device=tokens.device)
     ranks = torch.rand(b, n, device=tokens.device).argsort(1).argsort(1)  # a random permutation per row
     masked = ranks < counts[:, None]
     logits = forward(torch.where(masked, mask_id, tokens))

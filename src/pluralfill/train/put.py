@@ -1,8 +1,12 @@
-"""PUT's two training stages (seed 000, section 2; DESIGN.md for the official details).
+"""PUT's two training stages, as the official code trains them (branch cvpr2022; the recipe of every
+paper-size config is checked against the authors' files by tests/test_put_training.py).
 
-Stage 1 (`put-pvqvae`): the P-VQVAE reconstructs the masked image x * m from its tokens, the decoder's
-reference masked further by m' (Eq. 1): pixel + 5 gradient + 0.1 adversarial + 0.1 perceptual + 250 style
-+ 0.25 commitment, codebooks by EMA; the last three reconstruction terms start late.
+Stage 1 (`put-pvqvae`): the image, with the pixels of an erase mask m' set black (with probability 0.2; m'
+also decides the token types), is encoded, quantized and decoded with a reference: that image masked by a
+second mask m (all missing with probability 0.3). The loss is `losses.edge_connect.EdgeConnectLoss` (L1 over
+the hole fraction, gradient, perceptual, style on the hole, non-saturating GAN against a spectral-norm
+PatchGAN) plus the quantizer's loss; all but the L1 start at `loss.late_start_step`. Adam with betas
+(0, 0.9) for both networks, the official warm-up-then-cosine scheduler.
 
 Stage 2 (`put-transformer`): the P-VQVAE is frozen; the UQ-Transformer reads the un-quantized features of
 the masked image (known ones swapped for their codes with p = 0.3) and is trained with cross-entropy on
@@ -19,37 +23,44 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pluralfill.data import HoleSource
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.losses.adversarial import bce_discriminator_loss, bce_generator_loss
-from pluralfill.losses.reconstruction import gradient_loss, pixel_loss
+from pluralfill.losses.edge_connect import EdgeConnectLoss
 from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.put import CONFIGS, PUT, PUTConfig
-from pluralfill.models.pvqvae import PVQVAE, masked_input
+from pluralfill.models.pvqvae import PVQVAE
+from pluralfill.nn.discriminators import EdgeConnectDiscriminator
 from pluralfill.pixels import to_uint8
-from pluralfill.train.config import SecondStageConfig, Strict, TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_step, first_stage, fit, setup_autoencoder, step_optimizer, unwrap
-from pluralfill.train.run import start
+from pluralfill.train.config import OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import data, discriminator_update, first_stage, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.run import lr_at, start
 from pluralfill.train.transformer import frozen_first_stage, train_token_transformer
 
 
 class PVQVAELoss(Strict):
-    """Weights of seed 000 Eq. 8 and 1; the GAN, perceptual and style terms start late."""
+    """The weights of the official EdgeConnectLoss (seed 000 Eq. 8 and 1)."""
 
-    pixel: float = 1.0
+    pixel: float = 1.0  # L1 over the batch's hole fraction
     gradient: float = 5.0
     adversarial: float = 0.1
     perceptual: float = 0.1
     style: float = 250.0
-    commitment: float = 0.25
-    late_start_step: int = 10_000  # GAN, perceptual and style terms join at this step
+    commitment: float = 1.0  # the quantizer's loss, added unweighted by the official code
+    late_start_step: int = 5000  # gradient, perceptual, style and GAN terms join here (official: 5000 / 15000 / 30000)
     vgg_weights: str | None = None  # VGG-19 file; default: cache, then download
-    disc_lr: float = 2e-4
+
+
+class PVQVAEOptim(OptimConfig):
+    disc_lr: float = 2e-5  # the discriminator's peak learning rate (same schedule as the generator's)
+    disc_betas: tuple[float, float] = (0.0, 0.9)
 
 
 class PVQVAEStage(TrainConfig):
     stage: Literal["put-pvqvae"]
     loss: PVQVAELoss = PVQVAELoss()
+    optim: PVQVAEOptim = PVQVAEOptim()
+    erase_probability: float = 0.2  # how often an erase mask m' blacks out pixels of the input (the rest: none)
 
 
 class TransformerLoss(Strict):
@@ -72,51 +83,63 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
     fabric, run = start(cfg, resume)
     pcfg = put_config(cfg).pvqvae
     model = PVQVAE(pcfg)
+    lw = cfg.loss
     vgg = None
-    if cfg.loss.perceptual or cfg.loss.style:
-        from pluralfill.losses.perceptual import VGGLoss
+    if lw.perceptual or lw.style:
+        from pluralfill.hub import load_weights
+        from pluralfill.nn.vgg import VGGFeatures
 
         try:
-            vgg = VGGLoss("vgg19", cfg.loss.vgg_weights).to(fabric.device)
+            vgg = load_weights(VGGFeatures("vgg19"), "vgg19", lw.vgg_weights, ignore=("classifier.",))
         except PluralfillError as e:
             raise PluralfillError(f"{e} -- or train without them: loss.perceptual=0 loss.style=0") from None
-    model, opt, state, modules = setup_autoencoder(fabric, run, model, cfg, disc_betas=(0.0, 0.9))
-    train, val = data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2)
-    lw, last = cfg.loss, {}
+    loss_fn = EdgeConnectLoss(vgg, lw.pixel, lw.gradient, lw.perceptual, lw.style, lw.adversarial, lw.late_start_step).to(fabric.device)
+    model, opt = fabric.setup(model, optimizer(model.parameters(), cfg))
+    state = {"model": model, "optimizer": opt, "step": 0, "best": float("inf")}
+    modules = [model]
+    if lw.adversarial:  # the discriminator and its optimizer are part of last.ckpt: a resumed GAN continues exactly
+        disc = EdgeConnectDiscriminator()
+        disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=cfg.optim.disc_lr, betas=cfg.optim.disc_betas))
+        state |= {"disc": disc, "disc_optimizer": dopt}
+        modules.append(disc)
+    run.restore(state)
+    # m (the reference's mask) and m' (the erase mask), from the same mask sources; zero holes only for m
+    reference_holes = HoleSource.from_config(cfg.masks)
+    erase_holes = HoleSource.from_config(cfg.masks, zero_probability=0.0, probability=cfg.erase_probability)
+    train, val = data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2, holes=[reference_holes, erase_holes])
+    last = {}
 
-    def losses(x, known, known_ref, late: bool):
-        rec, commitment, _ = model(x, known, known_ref)
-        target = masked_input(x, known)
-        terms = {"pixel": pixel_loss(rec, target), "gradient": gradient_loss(rec, target), "commitment": commitment}
-        total = lw.pixel * terms["pixel"] + lw.gradient * terms["gradient"] + lw.commitment * commitment
-        if late and vgg is not None:
-            terms["perceptual"], terms["style"] = vgg(rec, target)
-            total = total + lw.perceptual * terms["perceptual"] + lw.style * terms["style"]
-        if late and "disc" in state:
-            terms["adversarial"] = bce_generator_loss(state["disc"](rec))
-            total = total + lw.adversarial * terms["adversarial"]
-        last.update(rec=rec.detach(), target=target, x=x, known=known)
-        return total, terms
+    def losses(x, known, erase, step: int):
+        rec, commitment, _, target = model(x, known, erase)
+        terms = loss_fn.terms(rec, target, known, step, state.get("disc"))
+        terms["commitment"] = lw.commitment * commitment
+        last.update(rec=rec.detach(), target=target, known=known)
+        return sum(terms.values()), terms
 
     def step_fn(step, batch, lr):
-        late = step >= lw.late_start_step
-        total, terms = losses(*batch, late)
+        total, terms = losses(*batch, step)
         step_optimizer(fabric, model, opt, total, cfg, lr)
-        if late and "disc" in state:
-            terms["disc"] = discriminator_step(fabric, state, bce_discriminator_loss, last["target"], last["rec"])
+        if "disc" in state:  # its own step, every iteration (official: at zero weight before the start step)
+            d = loss_fn.discriminator_loss(state["disc"], last["target"], last["rec"], step)
+            terms["disc"] = discriminator_update(fabric, state, d["loss"], lr_at(step, cfg, cfg.optim.disc_lr))
         return terms | {"loss": total}
 
     def validate():
         if not val:
             return {}
-        return {"val/pixel": float(np.mean([float(losses(*(t.to(fabric.device) for t in b), late=False)[1]["pixel"]) for b in val]))}
+        scores = []
+        for b in val:
+            x, known, erase = (t.to(fabric.device) for t in b)
+            rec, _, _, target = model(x, known, erase)
+            scores.append(float((rec - target).abs().mean()))
+        return {"val/pixel": float(np.mean(scores))}
 
-    def sheet(step, batch):  # masked input, reconstruction, target of the last batch seen (validation's, if it ran)
-        x, known = last["x"], last["known"]
+    def sheet(step, batch):  # the input as the reference sees it, the reconstruction, the target
+        x, known = last["target"], last["known"]
         n = min(4, x.shape[0])
         holes = (known[:n, 0] < 0.5).cpu().numpy()
         return grid_rows([[masked_view(i, h), r, t] for i, h, r, t in
-                          zip(to_uint8(x[:n]), holes, to_uint8(last["rec"][:n]), to_uint8(last["target"][:n]))])  # fmt: skip
+                          zip(to_uint8(x[:n]), holes, to_uint8(last["rec"][:n]), to_uint8(x[:n]))])  # fmt: skip
 
     return fit(run, state, train, step_fn, unwrap(model), modules, validate, sheet)
 
@@ -132,6 +155,7 @@ def train_transformer(cfg: TransformerStage, resume=None) -> Path:
         t = put_cfg.transformer
         t.in_dim, t.vocab_size = pvqvae.config.code_dim, pvqvae.num_known_codes
         t.seq_len = (pvqvae.config.resolution // pvqvae.config.patch_size) ** 2
+        t.num_input_codes = pvqvae.config.num_codes if t.input == "tokens" else 0
         model = PUT(put_cfg)
         frozen_first_stage(model.pvqvae, pvqvae, device)
         return model
@@ -150,13 +174,15 @@ def transformer_losses(model: PUT, transformer, x, known, training: bool, random
         f = pvq.encode(x, known)
         b, c, h, w = f.shape
         types = pvq.token_types(known).reshape(b, h * w)
-        seq = f.permute(0, 2, 3, 1).reshape(b, h * w, c)
+        tokens = pvq.tokenize(f, types.reshape(b, h, w)).reshape(b, h * w)
+        seq, _ = model.transformer_inputs(f.permute(0, 2, 3, 1).reshape(b, h * w, c), tokens)
         target = pvq.tokenize(pvq.encode(x)).reshape(b, h * w)
-        if training and random_quantize > 0:  # known features swapped for their codes, as the sampler writes codes back
+        if training and random_quantize > 0 and model.config.transformer.input == "features":
+            # known features swapped for their codes, as the sampler writes codes back
             swap = (types == 1) & (torch.rand(types.shape, device=x.device) < random_quantize)
-            codes = pvq.quantizer.lookup(pvq.tokenize(f, types.reshape(b, h, w)).reshape(b, h * w))
-            seq = torch.where(swap[..., None], codes, seq)
-    logits = transformer(seq)
+            seq = torch.where(swap[..., None], pvq.quantizer.lookup(tokens), seq)
+    fraction = pvq.known_fraction(known).reshape(b, h * w)
+    logits = transformer(seq, fraction)
     missing = types != 1
     loss = F.cross_entropy(logits[missing].float(), target[missing])
     return {"loss": loss, "accuracy": (logits[missing].argmax(-1) == target[missing]).float().mean()}

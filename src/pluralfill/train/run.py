@@ -41,15 +41,29 @@ def start(cfg: TrainConfig, resume: str | os.PathLike | None) -> tuple[Fabric, R
     return fabric, run
 
 
-def lr_at(step: int, cfg: TrainConfig) -> float:
-    """Linear warm-up, then cosine decay to min_lr_ratio * lr (or constant)."""
+def lr_at(step: int, cfg: TrainConfig, lr: float | None = None) -> float:
+    """The learning rate of step `step` (0-based) for a peak `lr` (default optim.lr).
+
+    cosine: linear warm-up over warmup_steps, then cosine decay to the floor (min_lr, else min_lr_ratio * lr).
+    put: the official PUT scheduler (CosineAnnealingLRWithWarmup stepped after every iteration): step k of
+    the warm-up trains at k / warmup of lr, the first at 0, so the peak is (warmup + 1) / warmup of lr; then
+    cosine from that peak over steps - warmup, never below min_lr.
+    """
     o = cfg.optim
+    lr = o.lr if lr is None else lr
+    floor = o.min_lr if o.min_lr is not None else o.min_lr_ratio * lr
+    if o.schedule == "put":
+        w = max(1, o.warmup_steps)
+        if step <= w + 1:
+            return step * lr / w
+        t = (step - w - 1) / max(1, cfg.steps - w)
+        return max((w + 1) * lr / w * 0.5 * (1 + math.cos(math.pi * t)), floor)
     if step < o.warmup_steps:
-        return o.lr * (step + 1) / o.warmup_steps
+        return lr * (step + 1) / o.warmup_steps
     if o.schedule == "constant":
-        return o.lr
+        return lr
     t = (step - o.warmup_steps) / max(1, cfg.steps - o.warmup_steps)
-    return o.lr * (o.min_lr_ratio + (1 - o.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, t))))
+    return floor + (lr - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, t)))
 
 
 def seed_step(cfg: TrainConfig, step: int, rank: int) -> None:

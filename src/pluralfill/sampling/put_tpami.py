@@ -1,0 +1,102 @@
+"""The sampler of PUT's TPAMI-2024 models (the official `generate_content`): many tokens per transformer pass,
+where Algorithm 1 commits one.
+
+Each pass: logits for every position; keep the top-k codes and take softmax(logits * temperature) (the
+temperature multiplies the logits, as the official code has it); draw a code for every position; commit the
+n still-missing positions whose largest logit is highest (or every one, n = -1). Committed positions read
+emb_proj(e_code) + pos_emb from then on. The count per pass follows the official schedules, for N missing
+tokens (the largest count of the batch: rows advance in lock-step, one with fewer gaps commits fewer):
+
+    n > 0        ceil(N / n) passes of n, the last one shorter        n = -1   one pass, everything
+    cosine_T     T passes, counts ~ cos(pi s / T) + 1, rescaled to N  linear_T   counts ~ T - s
+    average_T    counts ~ N // T                                      cosine-1_T, linear-1_T  reversed
+
+Rescaled counts are rounded with Python's round and the remainder is spread one by one from the second
+pass on, as the official code does.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from pluralfill.errors import PluralfillError
+from pluralfill.sampling.base import check_sampling, top_k_filter
+
+SCHEDULES = ("N (tokens per pass)", "-1 (all at once)", "cosine_T", "linear_T", "average_T", "cosine-1_T", "linear-1_T")
+
+
+def pass_counts(schedule: int | str, missing: int) -> list[int]:
+    """Tokens committed at each pass for `missing` tokens (-1: all remaining)."""
+    if isinstance(schedule, str) and schedule.lstrip("-").isdigit():
+        schedule = int(schedule)
+    if isinstance(schedule, int):
+        if schedule == 0:
+            raise PluralfillError("tokens_per_step must be a positive count or -1 (all at once)")
+        if schedule < 0:
+            return [-1]
+        counts = [schedule] * math.ceil(missing / schedule)
+        counts[-1] -= sum(counts) - missing
+        return counts
+    kind, _, passes = str(schedule).rpartition("_")
+    if kind not in ("cosine", "linear", "average", "cosine-1", "linear-1") or not passes.isdigit() or int(passes) < 1:
+        raise PluralfillError(f"unknown schedule {schedule!r}; choose from {', '.join(SCHEDULES)}")
+    t = int(passes)
+    if kind.startswith("cosine"):
+        weights = [math.cos(math.pi * s / t) + 1 for s in range(t)]
+    elif kind.startswith("linear"):
+        weights = list(range(t, 0, -1))
+    else:
+        weights = [missing // t] * t
+    factor = float(missing) / sum(weights) if sum(weights) else 0.0
+    counts = [round(w * factor) for w in weights]
+    diff, i = sum(counts) - missing, 0
+    while diff != 0:  # the official loop: the remainder goes one by one to passes 1, 2, ..., wrapping
+        i = (i + 1) % len(counts)
+        counts[i] += 1 if diff < 0 else -1
+        diff += 1 if diff < 0 else -1
+    return counts[::-1] if kind.endswith("-1") else counts
+
+
+@torch.no_grad()
+def sample_put_tpami(
+    transformer,
+    codebook: torch.Tensor,
+    x: torch.Tensor,
+    tokens: torch.Tensor,
+    filled: torch.Tensor,
+    draw: Callable[[torch.Tensor], torch.Tensor],
+    top_k: int | None = 200,
+    temperature: float = 1.0,
+    schedule: int | str = 20,
+    trace: list | None = None,
+) -> torch.Tensor:
+    """Fill every position where `filled` is False.
+
+    transformer: the UQ-Transformer; x: (B, L, dim) its embedded inputs (`transformer.embed`); codebook:
+    the code vectors a drawn code k feeds back; tokens: (B, L) codes, kept where `filled`; draw(probs
+    (B, L, V)) -> (B, L) codes (one draw per position, as the official sampler draws every position at
+    every pass); `trace`, if a list, receives (tokens, still missing) after every pass.
+    """
+    check_sampling(temperature)
+    tokens, filled, x = tokens.clone(), filled.clone(), x.clone()
+    b, length = tokens.shape
+    positions = torch.arange(length, device=x.device)
+    for n in pass_counts(schedule, int((~filled).sum(1).max())):
+        logits = transformer.forward_embedded(x).float()
+        kept = top_k_filter(logits, top_k)
+        sample = draw(torch.softmax(kept * temperature, dim=-1))
+        if n == -1 or n >= length:
+            commit = ~filled
+        else:
+            best = kept.max(-1).values.masked_fill(filled, float("-inf"))
+            commit = torch.zeros_like(filled).scatter(1, best.topk(n, dim=1).indices, True) & ~filled
+            # committed positions read their code from now on
+            x = torch.where(commit[..., None], transformer.embed_codes(codebook[sample], positions).to(x.dtype), x)
+        tokens = torch.where(commit, sample, tokens)
+        filled = filled | commit
+        if trace is not None:
+            trace.append((tokens.clone(), ~filled))
+    return tokens

@@ -1,0 +1,201 @@
+"""The official MaskGIT against its own numbers (../shared/fixtures/maskgit_official_tiny): the tokenizer, the
+transformer, the whole parallel decoding with the recorded noise, the schedules in float32, and the converter."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED, square_hole
+from safetensors.torch import load_file
+
+from pluralfill.errors import PluralfillError
+from pluralfill.pretrained.maskgit_official import convert, read_flax_checkpoint
+from pluralfill.sampling.parallel import mask_ratio, masked_count, parallel_decode
+
+FIXTURE = SHARED / "fixtures" / "maskgit_official_tiny"
+ATOL = 1e-5  # the transformer's logits
+# the tokenizer's float32 features (scale ~2.5) and images (~4.5) after 20 GroupNorm-conv layers: torch and XLA sum
+# in different orders (in float64 ours is 3e-6 from the official float32 numbers, in float32 4e-5)
+TOKENIZER_ATOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def model():
+    return convert(FIXTURE / "tokenizer_imagenet128_checkpoint", FIXTURE / "maskgit_imagenet128_checkpoint")
+
+
+def nchw(images):  # official NHWC [0, 1] -> ours NCHW [-1, 1]
+    return images.permute(0, 3, 1, 2) * 2 - 1
+
+
+def test_the_container_reads_like_the_safetensors_copy():
+    flat = read_flax_checkpoint(FIXTURE / "tokenizer_imagenet128_checkpoint", "tokenizer")
+    ref = load_file(FIXTURE / "tokenizer_params.safetensors")
+    assert set(flat) == {k.removeprefix("params/") for k in ref}
+    for k, v in ref.items():
+        assert np.array_equal(flat[k.removeprefix("params/")], v.numpy()), k
+
+
+def test_converted_config_is_the_named_tiny_one(model):
+    assert model.config.name == "maskgit-official-tiny" and model.config.official
+
+
+def test_tokenizer_encode_codes_decode(model):
+    io = load_file(FIXTURE / "tokenizer_io.safetensors")
+    tok = model.tokenizer
+    with torch.no_grad():
+        x = nchw(io["images"])
+        torch.testing.assert_close(tok.features(x).permute(0, 2, 3, 1), io["encoder_output"], atol=TOKENIZER_ATOL, rtol=0)
+        codes = tok.encode(x)
+        assert torch.equal(codes, io["codes"].long())
+        torch.testing.assert_close(tok.codebook[codes], io["quantized"], atol=0, rtol=0)
+        rec = (tok.decode(codes) + 1) / 2  # ours is [-1, 1]; the official [0, 1], unclipped
+        torch.testing.assert_close(rec.permute(0, 2, 3, 1), io["reconstruction"], atol=TOKENIZER_ATOL, rtol=0)
+
+
+def test_transformer_logits_for_generation_and_editing_inputs(model):
+    io = load_file(FIXTURE / "transformer_io.safetensors")
+    with torch.no_grad():
+        logits = model.transformer.forward_ids(io["input_ids"].long())  # -1 wraps to the last row
+        torch.testing.assert_close(logits, io["logits"], atol=ATOL, rtol=1e-5)
+        assert torch.equal(model.transformer.forward_ids(io["input_ids_mask_as_last_index"].long()), logits)
+        # the inpainting call: image tokens + a class label, logits of the image positions over the codes
+        ids = io["input_ids"].long()
+        images = torch.where(ids[:, 1:] < 0, model.transformer.mask_id, ids[:, 1:])
+        labels = ids[:, 0] - 64
+        per_row = torch.cat([model.transformer(images[i : i + 1], labels[i]) for i in range(4)])
+        torch.testing.assert_close(per_row, io["logits"][:, 1:, :64], atol=ATOL, rtol=1e-5)
+
+
+@pytest.mark.parametrize("run", ["generate", "edit"])
+def test_official_decoding_replayed_step_by_step(model, run):
+    """The recorded Gumbel noise injected: tokens, logits, masked counts and re-masked positions at every step."""
+    d = load_file(FIXTURE / "decode.safetensors")
+    g = {k.split("/", 1)[1]: v for k, v in d.items() if k.startswith(run + "/")}
+    steps, start = (16, 0) if run == "generate" else (12, 2)
+    inputs = g["input_tokens"].long()
+    label = inputs[:, :1] - 64
+    tokens, unknown = inputs[:, 1:], inputs[:, 1:] < 0
+    noise_at = {"sample": iter(g["step_sample_gumbel"][:, :, 1:]), "choice": iter(g["step_choice_gumbel"][:, :, 1:])}
+    seen, trace = [], []
+
+    def logits_fn(tok, hidden):
+        seen.append(torch.where(hidden, -1, tok))
+        return model.transformer(torch.where(hidden, model.transformer.mask_id, tok), label[:, 0])
+
+    with torch.no_grad():
+        out = parallel_decode(logits_fn, torch.where(unknown, 0, tokens), unknown, [], steps=steps, start_step=start, trace=trace,
+                              noise=lambda kind, shape: next(noise_at[kind]))  # fmt: skip
+    for j in range(steps - start):
+        assert torch.equal(seen[j], g["step_input_tokens"][j, :, 1:].long()), j
+        if j < steps - start - 1:
+            assert torch.equal(trace[j][1], g["step_remask"][j, :, 1:].bool()), j
+            assert torch.equal(trace[j][1].sum(1), g["step_mask_len"][j].long()), j
+    assert torch.equal(out, g["final_seqs"][:, -1, 1:].long())
+    with torch.no_grad():
+        images = (model.tokenizer.decode(out.reshape(2, 8, 8)) + 1) / 2
+    torch.testing.assert_close(images.permute(0, 2, 3, 1), g["images"], atol=TOKENIZER_ATOL, rtol=0)
+
+
+def test_schedules_in_float32_with_the_official_counts():
+    table = json.loads((FIXTURE / "mask_schedule.json").read_text())
+    gamma = table["gamma"]
+    official = {"uniform": "linear", "cosine": "cosine", "log": "log", "exp": "exp", "pow2": "pow2", "pow2.5": "pow2.5", "pow3": "pow3"}
+    for theirs, ours in official.items():
+        for n, values in gamma["gamma"][theirs].items():
+            got = np.float32([mask_ratio(ours, r, int(n)) for r in gamma["r"]])
+            # XLA's log2 is not correctly rounded (the log schedule divides two of them: 2 ulps); the others match exactly
+            ulps = np.abs(got.view(np.int32) - np.float32(values).view(np.int32))
+            assert ulps.max() <= (2 if theirs == "log" else 0), (theirs, n)
+    flagged = 0
+    for case in table["decode_step_counts"]:
+        method, start = official[case["method"]], case["start_iter"]
+        got = [masked_count(method, start + j, case["T"], case["N"]) for j in range(len(case["ratio"]))]
+        assert got == case["floor_N_times_mask_ratio"], (case["method"], case["N"], case["T"], start)
+        flagged += len(case["floor_differs_in_float64"])
+    assert flagged > 0  # the float32 floors the official decoder takes were exercised
+
+
+def test_full_size_manifests_equal_the_named_configs():
+    from pluralfill.registry import describe
+
+    for res in (256, 512):
+        tokenizer = json.loads((FIXTURE / f"manifest_imagenet{res}_tokenizer.json").read_text())
+        transformer = json.loads((FIXTURE / f"manifest_imagenet{res}_transformer.json").read_text())
+        counts = describe(f"maskgit-imagenet-{res}")["parameters"]
+        assert counts["tokenizer"] == tokenizer["total_params"]
+        assert counts["transformer"] + counts["transformer_pos_emb"] == transformer["total_params"]
+
+
+def test_bad_files_are_named_in_one_line(tmp_path):
+    tok, tr = FIXTURE / "tokenizer_imagenet128_checkpoint", FIXTURE / "maskgit_imagenet128_checkpoint"
+    with pytest.raises(PluralfillError, match="is the MaskGIT transformer, given as the tokenizer .*TOKENIZER TRANSFORMER"):
+        convert(tr, tok)
+    (tmp_path / "cut").write_bytes(tok.read_bytes()[:5000])
+    with pytest.raises(PluralfillError, match="cannot read .*cut as a flax msgpack checkpoint"):
+        convert(tmp_path / "cut", tr)
+    (tmp_path / "png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 100)
+    with pytest.raises(PluralfillError, match="cannot read .*png|no 'params' tree"):
+        convert(tmp_path / "png", tr)
+    with pytest.raises(PluralfillError, match="do not match maskgit-imagenet-256"):
+        convert(tok, tr, config="imagenet-256")
+
+
+def test_class_conditional_inpainting(model, photo, tmp_path):
+    import pluralfill
+
+    model.save_pretrained(tmp_path / "mg")
+    mg = pluralfill.load_inpainter(tmp_path / "mg")
+    assert mg.default_options == {"start_step": 2}  # the official editing start
+    hole = square_hole(frac=0.3)
+    with pytest.raises(PluralfillError, match="class-conditional: give --class-label"):
+        mg.inpaint(photo, hole, seed=0)
+    with pytest.raises(PluralfillError, match="class_label must be in 0-9"):
+        mg.inpaint(photo, hole, seed=0, class_label=10)
+    a = np.asarray(mg.inpaint(photo, hole, seed=0, class_label=3, num_samples=2)[1])
+    b = np.asarray(mg.inpaint(photo, hole, seed=0, class_label=3, first_sample=1)[0])
+    assert np.abs(a.astype(int) - b).max() <= 1  # sample i on its own (convolutions of batch 2 and 1 may round apart)
+    blended = np.asarray(mg.inpaint(photo, hole, seed=0, class_label=3, blend="official", composite=False)[0])
+    far = ~square_hole(frac=0.7)
+    np.testing.assert_allclose(blended[far], photo[far], atol=2)  # the blurred mask leaves far pixels alone
+
+
+def write_flax_checkpoint(path, params: dict):
+    """A file in the official container (flax msgpack, ndarray leaves as ext type 1) from {"a/b/c": array}."""
+    import msgpack
+
+    tree: dict = {}
+    for name, value in params.items():
+        node = tree
+        *parents, leaf = name.split("/")
+        for p in parents:
+            node = node.setdefault(p, {})
+        payload = msgpack.packb([list(value.shape), value.dtype.name, value.tobytes()])
+        node[leaf] = msgpack.ExtType(1, payload)
+    path.write_bytes(msgpack.packb({"params": tree}))
+
+
+@pytest.mark.slow
+def test_full_size_official_checkpoints_convert_and_inpaint(tmp_path, photo, capsys):
+    """Random weights of the released ImageNet-256 models' shapes, in their container: convert, then inpaint
+    a photo with a class label from the command line (random weights: the picture means nothing)."""
+    from PIL import Image
+
+    from pluralfill.cli import main
+
+    rng = np.random.default_rng(0)
+    for part in ("tokenizer", "transformer"):
+        manifest = json.loads((FIXTURE / f"manifest_imagenet256_{part}.json").read_text())
+        params = {k.removeprefix("params/"): rng.standard_normal(shape, dtype=np.float32) * 0.02 for k, shape in manifest["params"].items()}
+        write_flax_checkpoint(tmp_path / manifest["checkpoint"], params)
+    with pytest.raises(SystemExit) as e:
+        main(["convert", "maskgit-official", str(tmp_path / "tokenizer_imagenet256_checkpoint"),
+              str(tmp_path / "maskgit_imagenet256_checkpoint"), str(tmp_path / "mg")])  # fmt: skip
+    assert e.value.code == 0 and "maskgit-imagenet-256" in capsys.readouterr().out
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray((square_hole(frac=0.4) * 255).astype(np.uint8)).save(tmp_path / "hole.png")
+    with pytest.raises(SystemExit) as e:
+        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "hole.png"), "--checkpoint", str(tmp_path / "mg"),
+              "--class-label", "207", "-n", "4", "-o", str(tmp_path / "out")])  # fmt: skip
+    assert e.value.code == 0 and len(list((tmp_path / "out").glob("p_sample*.png"))) == 4

@@ -1,0 +1,196 @@
+"""PUT's training as the official code runs it (../shared/fixtures/put_official_loss_tiny): the stage-1 loss term
+by term, the discriminator's step, the codebook update, the scheduler, and the paper-size configs against the
+official recipe."""
+
+import json
+import math
+
+import pytest
+import torch
+import yaml
+from conftest import SHARED
+from safetensors.torch import load_file
+
+from pluralfill.hub import load_state_dict
+from pluralfill.losses.edge_connect import EdgeConnectLoss, absolute_gradients, to_unit
+from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
+from pluralfill.nn.discriminators import EdgeConnectDiscriminator
+from pluralfill.nn.vgg import VGGFeatures
+from pluralfill.pretrained.put_official import rename_pvqvae
+from pluralfill.registry import load_config
+
+FIXTURE = SHARED / "fixtures" / "put_official_loss_tiny"
+CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+RTOL = 1e-5  # each loss term, as the fixture's README suggests
+
+
+@pytest.fixture(scope="module")
+def official():
+    cfg = PVQVAEConfig(resolution=32, channels=32, code_dim=32, num_codes=32, num_res_blocks=2, restart_dead_codes=False, data_init=False)
+    model = PVQVAE(cfg)
+    state = load_file(SHARED / "fixtures" / "put_official_tiny" / "pvqvae_state_dict.safetensors")
+    model.load_state_dict({rename_pvqvae(k, cfg, tpami=False): v for k, v in state.items()})
+    vgg = VGGFeatures("vgg19")
+    vgg.load_state_dict(load_state_dict(FIXTURE / "vgg19_features.safetensors.xz"))  # the .xz file reads as it is
+    disc_state = load_state_dict(FIXTURE / "discriminator.safetensors.xz")
+    inputs, out = load_file(FIXTURE / "inputs.safetensors"), load_file(FIXTURE / "outputs.safetensors")
+    scalars = json.loads((FIXTURE / "config.json").read_text())["scalars"]
+    x = inputs["image"] / 127.5 - 1  # erased already; passing m' again blacks out the same pixels
+    return model, vgg, disc_state, x, inputs["mask"].float(), inputs["erase_mask"], out, scalars
+
+
+def fresh(official):
+    model, vgg, disc_state, x, known, erase, out, scalars = official
+    pvqvae = PVQVAE(model.config)
+    pvqvae.load_state_dict(model.state_dict())
+    disc = EdgeConnectDiscriminator()
+    disc.load_state_dict({k.removeprefix("discriminator."): v for k, v in disc_state.items()})
+    return pvqvae.train(), EdgeConnectLoss(vgg, start_step=5000), disc.train()
+
+
+def test_official_pvqvae_training_forward(official):
+    _, _, _, x, known, erase, out, _ = official
+    pvqvae, _, _ = fresh(official)
+    rec, commitment, tokens, target = pvqvae(x, known, erase)
+    torch.testing.assert_close(target, out["pvqvae.input_pre"], atol=1e-6, rtol=0)
+    torch.testing.assert_close(pvqvae.encode(target), out["pvqvae.feature"], atol=1e-5, rtol=0)
+    assert torch.equal(pvqvae.token_types(erase), out["pvqvae.token_type_erase"][:, 0])  # types from m', not m
+    assert torch.equal(tokens, out["pvqvae.index"])
+    torch.testing.assert_close(rec, out["pvqvae.rec_raw"], atol=1e-5, rtol=0)
+    # the EMA update ran in the forward, from the official all-zero counts (the codes blow up: compare relatively)
+    for name in ("embedding", "embedding_avg", "cluster_size"):
+        torch.testing.assert_close(getattr(pvqvae.quantizer, name), out[f"step5000.codebook_after_gen.{name}"], rtol=RTOL, atol=1e-6)
+
+
+@pytest.mark.parametrize("step", [4999, 5000])
+def test_every_loss_term_and_the_totals(official, step):
+    _, _, _, x, known, erase, out, scalars = official
+    pvqvae, loss_fn, disc = fresh(official)
+    rec, commitment, _, target = pvqvae(x, known, erase)
+    assert to_unit(rec).sub(out["loss_in.rec01"]).abs().max() < 1e-6
+    terms = loss_fn.terms(rec, target, known, step, disc)
+    names = {"pixel": "rec_loss", "gradient": "grad_loss", "perceptual": "content_loss", "style": "style_loss",
+             "adversarial": "adv_loss"}  # fmt: skip
+    expected = {ours: scalars[f"step{step}.gen.{theirs}"] for ours, theirs in names.items() if f"step{step}.gen.{theirs}" in scalars}
+    assert set(terms) == set(expected)  # the late terms join at 5000, not before
+    for name, value in expected.items():
+        assert terms[name].item() == pytest.approx(value, rel=RTOL), name
+    total = sum(terms.values()) + commitment
+    assert commitment.item() == pytest.approx(scalars[f"step{step}.gen.quantize_loss"], rel=1e-5)
+    assert total.item() == pytest.approx(scalars[f"step{step}.gen.loss"], rel=RTOL)
+    # the discriminator's own step, on [-1, 1] images (official quirk), at zero weight before the start
+    d = loss_fn.discriminator_loss(disc, target, rec, step)
+    assert d["loss"].item() == pytest.approx(scalars[f"step{step}.disc.loss"], rel=RTOL, abs=1e-12)
+    if step == 5000:
+        assert d["real"].item() == pytest.approx(scalars["step5000.disc.real_loss"], rel=RTOL)
+        assert d["fake"].item() == pytest.approx(scalars["step5000.disc.fake_loss"], rel=RTOL)
+    # spectral norm advanced once per discriminator call, as in the official order of calls
+    calls = 1 if step == 4999 else 3
+    for layer in range(1, 6):
+        sn = getattr(disc, f"conv{layer}")[0]
+        torch.testing.assert_close(sn.weight_u, out[f"step{step}.disc_call{calls}.conv{layer}.u_after"], atol=1e-6, rtol=0)
+
+
+def test_gradient_term_uses_absolute_differences(official):
+    *_, out, _ = official
+    dx, dy = absolute_gradients(out["loss_in.rec01"])
+    torch.testing.assert_close(dx, out["grad.fake_dx"], atol=1e-7, rtol=0)
+    torch.testing.assert_close(dy, out["grad.fake_dy"], atol=1e-7, rtol=0)
+
+
+def test_style_and_perceptual_features_match_the_official_vgg(official):
+    _, vgg, *_ = official
+    out = load_state_dict(FIXTURE / "vgg_intermediates.safetensors.xz")
+    inputs = load_file(FIXTURE / "outputs.safetensors")
+    with torch.no_grad():
+        (f,) = vgg(inputs["perc.vgg_in.x_rec01"], ("relu3_1",))
+        torch.testing.assert_close(f, out["perc.x.relu3_1"], atol=1e-5, rtol=1e-5)
+        (g,) = vgg(inputs["style.vgg_in.x_rec01_times_style_mask"], ("relu2_2",))
+        torch.testing.assert_close(g, out["style.x.relu2_2"], atol=1e-5, rtol=1e-5)
+
+
+def test_official_scheduler_reproduces_the_worked_example():
+    from pluralfill.train.run import lr_at
+
+    recipe = json.loads((FIXTURE / "recipe.json").read_text())["scheduler_semantics_example"]
+    cfg = load_config(CONFIGS / "put-ffhq-pvqvae.yaml", ["data.train=x", "steps=20", "optim.warmup_steps=5", "optim.lr=2e-4",
+                                                         "optim.min_lr=1e-6"])  # fmt: skip
+    got = [lr_at(k, cfg) for k in range(22)]
+    assert got == pytest.approx(recipe["lr_used_at_iteration_0_to_21"], rel=1e-9, abs=1e-12)
+
+
+def _value(node):
+    return node["value"] if isinstance(node, dict) and "value" in node else node
+
+
+@pytest.mark.parametrize("data, ours", [("ffhq", "ffhq"), ("naturalscene", "places2"), ("imagenet", "imagenet")])
+def test_paper_configs_follow_the_official_recipe(data, ours):
+    recipe = json.loads((FIXTURE / "recipe.json").read_text())
+    one = {k: _value(v) for k, v in recipe["stage1_pvqvae"][data].items()}
+    cfg = load_config(CONFIGS / f"put-{ours}-pvqvae.yaml", ["data.train=x"])
+    o, lw = cfg.optim, cfg.loss
+    assert (o.optimizer, tuple(o.betas), o.weight_decay, o.schedule) == ("adam", tuple(one["generator_betas"]), 0.0, "put")
+    assert (o.lr, o.warmup_steps, o.min_lr) == (one["generator_warmup_lr"], one["generator_warmup"], one["generator_min_lr"])
+    assert (o.disc_lr, tuple(o.disc_betas)) == (one["discriminator_warmup_lr"], tuple(one["discriminator_betas"]))
+    assert lw.late_start_step == one["disc_start"] == one["content_start"] == one["style_start"] == one["gradient_start"]
+    assert (lw.pixel, lw.gradient, lw.perceptual, lw.style, lw.adversarial, lw.commitment) == (1.0, one["g_gradient_loss_weight"], 0.1, 250.0, 0.1, 1.0)
+    assert cfg.batch_size == one["batch_size_per_gpu"] and o.grad_clip is None
+    assert cfg.erase_probability == one["erase_image_with_mask"] and cfg.masks.zero_probability == one["zero_mask"]
+    assert cfg.masks.folder_probability == one["use_provided_mask"] and cfg.masks.preset == "put-keep-0-0.5"
+    model = cfg.model if isinstance(cfg.model, str) else cfg.model["base"]
+    from pluralfill.models.put import CONFIGS as MODELS
+
+    assert not MODELS[model].pvqvae.restart_dead_codes and not MODELS[model].pvqvae.data_init  # the paper has neither
+
+    two = {k: _value(v) for k, v in recipe["stage2_transformer"][data].items()}
+    cfg = load_config(CONFIGS / f"put-{ours}-transformer.yaml", ["data.train=x"])
+    o = cfg.optim
+    assert (o.optimizer, tuple(o.betas), o.weight_decay, o.schedule) == ("adamw", tuple(two["betas"]), two["weight_decay"], "put")
+    assert (o.lr, o.warmup_steps, o.min_lr) == (two["warmup_lr"], two["warmup"], two["min_lr"])
+    assert cfg.batch_size == two["batch_size_per_gpu"] and cfg.loss.random_quantize == two["random_quantize"] and o.grad_clip is None
+    assert cfg.masks.folder_probability == two["use_provided_mask"] and cfg.masks.zero_probability == two["zero_mask"]
+    assert cfg.masks.low_resolution_probability == two["mask_low_to_high"]
+    assert MODELS[model].transformer.num_layers == two["n_layer"] and MODELS[model].transformer.dim == two["n_embd"]
+
+
+def _cfg(name, images, run, *extra):
+    return load_config(CONFIGS / name, [f"data.train={images}", f"run_dir={run}", "data.num_workers=0", "batch_size=2",
+                                        "log_every=1", "val_every=3", "sample_every=3", "checkpoint_every=3", "val_batches=1",
+                                        *extra])  # fmt: skip
+
+
+@pytest.mark.slow
+def test_stage1_resumes_the_gan_exactly(images, tmp_path):
+    """The discriminator and its optimizer are in last.ckpt: 3 steps, stop, resume to 6 == 6 steps straight."""
+    from pluralfill.registry import train
+
+    gan = ["loss.adversarial=0.1", "loss.perceptual=0", "loss.style=0", "loss.late_start_step=1", "optim.warmup_steps=2"]
+    a = train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "a", "steps=6", *gan))
+    b = train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "b", "steps=3", *gan))
+    train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "b", "steps=6", *gan), resume=b)
+    sa, sb = (torch.load(r / "last.ckpt", weights_only=True) for r in (a, b))
+    for part in ("model", "disc"):
+        for k, v in sa[part].items():
+            assert torch.equal(v, sb[part][k]), (part, k)
+    assert sa["disc_optimizer"]["state"][0]["step"] == sb["disc_optimizer"]["state"][0]["step"] == 6
+    rows = list(__import__("csv").DictReader(open(b / "metrics.csv")))
+    assert any(r.get("train/adversarial") for r in rows) and any(r.get("train/disc") for r in rows)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("override", ["model.transformer.input=quantized", "model.transformer.input=tokens"])
+def test_transformer_ablations_train_and_sample(images, tmp_path, override):
+    """seed 000 Table 2: ^qua0 reads quantized features, ^tok token ids; each is one override and samples."""
+    import numpy as np
+
+    from pluralfill import load_inpainter
+    from pluralfill.registry import train
+
+    first = train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "s1", "steps=2"))
+    run = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "s2", f"first_stage={first}", "steps=3", override))
+    put = load_inpainter(run)
+    assert put.model.config.transformer.input == override.split("=")[1]
+    hole = np.zeros((64, 64), bool)
+    hole[16:40, 16:40] = True
+    for sampler in ("put", "put-tpami", "parallel"):
+        assert len(put.inpaint(np.zeros((64, 64, 3), np.uint8), hole, num_samples=2, seed=0, sampler=sampler, steps=3)) == 2
