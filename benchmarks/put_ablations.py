@@ -47,7 +47,8 @@ def main():
     ap.add_argument("--samples", type=int, default=3)
     ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "ablations")
     args = ap.parse_args()
-    budget = [f"steps={args.steps}", "val_every=200", "sample_every=400", "checkpoint_every=400"]
+    data = ROOT.parent / "shared" / "data" / "scenes256" / "train"
+    budget = [f"steps={args.steps}", "val_every=200", "sample_every=400", "checkpoint_every=400", f"data.train={data}"]
 
     rows = []
     base = None

@@ -144,7 +144,7 @@ def test_convert_and_info_read_the_declarations(capsys):
     printed = capsys.readouterr().out
     assert e.value.code == 0 and all(name in printed for name in converters())
     for args, message in [(["convert", "put-official", "a.pth"], "put-official takes CHECKPOINT OUTPUT, got 1 path(s)"),
-                          (["convert", "no-such", "a", "b"], "unknown converter 'no-such'; converters: put-official, put-tpami-conditional")]:  # fmt: skip
+                          (["convert", "no-such", "a", "b"], "unknown converter 'no-such'; converters: dsi-official, maskgit-official, put-official, put-tpami-conditional")]:  # fmt: skip
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and message in capsys.readouterr().err

@@ -423,6 +423,7 @@ def convert(
     paths: Annotated[Optional[list[Path]], typer.Argument(help="The official file(s), then the folder to write.", show_default=False)] = None,
     config: Annotated[Optional[str], typer.Option("--config", help="Named config to check the files against (e.g. ffhq).")] = None,
     num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="put-official without --config: attention heads (default 8).")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="dsi-official: the image size it was trained at (every published model: 256).")] = None,
     overwrite: Overwrite = False,
 ):
     """Convert official checkpoints into a model folder (config.json + model.safetensors) that --checkpoint
@@ -441,9 +442,10 @@ def convert(
     *inputs, output = paths
     if output.exists() and not overwrite:
         raise PluralfillError(f"output exists: {output} (pass --overwrite to replace)")
-    options = {"num_heads": num_heads} if num_heads is not None else {}
-    if options and "num_heads" not in inspect.signature(c.convert).parameters:
-        raise PluralfillError(f"{c.name} takes no --num-heads: its checkpoints fix the head count")
+    options = {k: v for k, v in (("num_heads", num_heads), ("resolution", resolution)) if v is not None}
+    for key in options:
+        if key not in inspect.signature(c.convert).parameters:
+            raise PluralfillError(f"{c.name} takes no --{key.replace('_', '-')}: its checkpoints fix it")
     with err.status(f"reading {', '.join(map(str, inputs))}"):
         model = c.convert(*inputs, config=config, **options)
     model.save_pretrained(output, overwrite=overwrite)

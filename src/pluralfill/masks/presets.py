@@ -47,6 +47,18 @@ PRESETS: dict[str, MaskPreset] = {
             description="DeepFill v2 strokes plus a 96x96 square at a random position",
         ),
         MaskPreset(
+            "dsi-box",
+            "the official DSI code's random square (--random_mask: random_bbox + bbox2mask, max_delta 0)",
+            (DeepFillBox(side=128, max_delta=0),),
+            description="a 128x128 square (at 256) at a uniformly random position; [dsi-box, dsi-strokes] is --random_mask",
+        ),
+        MaskPreset(
+            "dsi-strokes",
+            "the official DSI code's free-form mask (brush_stroke_mask, DeepFill v2's)",
+            (BrushStrokes(strokes=(1, 3), vertices=(4, 11), width=(12, 40)),),
+            description="1-3 strokes of 4-11 vertices, width 12-40",
+        ),
+        MaskPreset(
             "put",
             "PUT (seed 000): irregular brush strokes",
             (BrushStrokes(strokes=(1, 4), vertices=(5, 10), width=(10, 30)),),

@@ -1,6 +1,12 @@
-"""DSI as an Inpainter (seed 001): the missing codes of the top latent are sampled in raster order by the
-structure generator (with its caches by default), the texture generator paints the hole from the
-sampled structure. The per-position entropy of the structure distribution can be kept for a heat map."""
+"""DSI as an Inpainter (seed 001): the codes of the top latent are sampled in raster order by the structure
+generator (with its caches by default), the texture generator paints the hole from the sampled structure.
+The per-position entropy of the structure distribution can be kept for a heat map.
+
+Which positions are sampled (`positions`): "all", as the official test.py (from an empty map, the known
+region's codes too; the composite keeps the known pixels anyway), or "hole": the known region keeps the codes
+the VQ-VAE's encoder gives the masked image, and only positions whose 8x8 cell touches the hole are sampled
+(fewer steps; the structure around the hole is the photo's own). The model's config sets the default:
+"all" for converted official models."""
 
 from __future__ import annotations
 
@@ -53,23 +59,32 @@ class DSIInpainter(FixedResolutionInpainter):
 
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
-               entropy: bool = False, dilate: int = 1):  # fmt: skip
+               entropy: bool = False, dilate: int = 1, positions: str | None = None):  # fmt: skip
         n, m = len(seeds), self.model
+        positions = positions or m.config.positions
+        if positions not in ("all", "hole"):
+            raise PluralfillError(f"positions must be 'all' (the official sampler) or 'hole', got {positions!r}")
         hole = 1 - known
-        tokens = m.hvqvae.encode_top(x * known).reshape(1, -1).expand(n, -1)
-        unknown = token_hole(known, self.resolution // m.config.structure.side, dilate)[0]
-        cond = m.structure.condition(x, hole).expand(n, -1, -1, -1)
+        masked = x * known
+        side = m.config.structure.side
+        if positions == "all":
+            tokens = torch.zeros(1, side * side, dtype=torch.long, device=self.device)
+            unknown = torch.ones(side * side, dtype=torch.bool, device=self.device)
+        else:
+            tokens = m.hvqvae.encode_top(masked).reshape(1, -1)
+            unknown = token_hole(known, self.resolution // side, dilate)[0]
+        cond = m.structure.condition(masked, hole).expand(n, -1, -1, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         bits = torch.zeros(unknown.shape[0], device=self.device) if entropy else None
-        codes = sample_raster(m.structure, cond, tokens, unknown, generators, top_k, temperature, cache, bits)
-        side = m.config.structure.side
+        codebook = m.hvqvae.quantize_top.embedding
+        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, top_k, temperature, cache, bits)
         if bits is not None:
-            masked = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
-            self.last_entropy = entropy_image(masked, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))
+            shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
+            self.last_entropy = entropy_image(shown, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))
         structure = m.hvqvae.top_vectors(codes.reshape(n, side, side))
         if trace is not None:
             trace.append(codes[:1].reshape(side, side))
-        return m.texture(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), structure)
+        return m.texture(masked.expand(n, -1, -1, -1), hole.expand(n, -1, -1, -1), structure)
 
     def trace_strip(self, x, known, trace):
         """The input and sample 0's structure: each top-latent code drawn in a colour of its own."""

@@ -1,10 +1,13 @@
-"""DSI (Peng et al., CVPR 2021; seed 001): the hierarchical VQ-VAE, the diverse structure generator and the
-texture generator as one model. Trained in three stages (`dsi-hvqvae`, `dsi-structure`, `dsi-texture`);
-the model exported by the structure stage has no texture generator yet (`texture` is None)."""
+"""DSI (Peng et al., CVPR 2021; seed 001) as the official code builds it: the hierarchical VQ-VAE, the
+diverse structure generator and the texture generator as one model. Trained in three stages (`dsi-hvqvae`,
+`dsi-structure`, `dsi-texture`); the model exported by the structure stage has no texture generator yet
+(`texture` is None). `pretrained.dsi_official` reads the authors' TensorFlow checkpoints into it."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
 from pluralfill.models.base import Pretrained
@@ -20,7 +23,20 @@ class DSIConfig(BaseModel):
     hvqvae: HVQVAEConfig = HVQVAEConfig()
     structure: StructureGeneratorConfig = StructureGeneratorConfig()
     texture: TextureGeneratorConfig | None = TextureGeneratorConfig()
-    disc_width: int = 64  # SN-PatchGAN (training only)
+    disc_width: int = 64  # nr_channel_dis_t (training only)
+    # which top-latent positions inference samples: "all" as the official test.py (from an empty map, the
+    # known region too), "hole" keeps the codes the encoder gives the known region and samples the rest
+    positions: Literal["all", "hole"] = "hole"
+
+    @model_validator(mode="after")
+    def _check(self):
+        v, s = self.hvqvae, self.structure
+        if (s.side, s.num_codes, s.code_dim) != (v.top_side, v.num_codes, v.code_dim):
+            raise ValueError(f"the structure generator (side {s.side}, {s.num_codes} codes of {s.code_dim}) must read the VQ-VAE's "
+                             f"top latent (side {v.top_side}, {v.num_codes} codes of {v.code_dim})")  # fmt: skip
+        if self.texture is not None and self.texture.code_dim != v.code_dim:
+            raise ValueError(f"texture.code_dim ({self.texture.code_dim}) must be the VQ-VAE's code_dim ({v.code_dim})")
+        return self
 
     @property
     def resolution(self) -> int:
@@ -32,10 +48,8 @@ def dsi_tiny_config() -> DSIConfig:
     return DSIConfig(
         name="dsi-tiny",
         hvqvae=HVQVAEConfig(resolution=64, hidden=64, residual=32, num_codes=128, code_dim=32),
-        structure=StructureGeneratorConfig(
-            resolution=64, side=8, num_codes=128, hidden=64, residual=64, cond_hidden=16, cond_residual=16, num_layers=4,
-            attention_layers=2, num_heads=4, output_layers=2,
-        ),
+        structure=StructureGeneratorConfig(side=8, num_codes=128, code_dim=32, channels=64, res_channels=64, num_resnets=4,
+                                           num_attention=2, num_heads=4, num_out_resnets=2, cond_channels=8, cond_res_channels=8),  # fmt: skip
         texture=TextureGeneratorConfig(width=16, code_dim=32),
         disc_width=16,
     )
@@ -71,10 +85,10 @@ class HVQVAEModel(Pretrained, HVQVAE):
 
 
 def fit_to_vqvae(dsi: DSIConfig, hvqvae: HVQVAEConfig) -> DSIConfig:
-    """The generators must read the VQ-VAE they are trained on: its resolution, latent size and codebook."""
-    dsi = dsi.model_copy(deep=True)
-    dsi.hvqvae = hvqvae
-    dsi.structure.resolution, dsi.structure.side, dsi.structure.num_codes = hvqvae.resolution, hvqvae.top_side, hvqvae.num_codes
-    if dsi.texture is not None:
-        dsi.texture.code_dim = hvqvae.code_dim
-    return dsi
+    """The generators must read the VQ-VAE they are trained on: its latent size and codebook."""
+    data = dsi.model_dump()
+    data["hvqvae"] = hvqvae.model_dump()
+    data["structure"] |= {"side": hvqvae.top_side, "num_codes": hvqvae.num_codes, "code_dim": hvqvae.code_dim}
+    if data["texture"] is not None:
+        data["texture"]["code_dim"] = hvqvae.code_dim
+    return DSIConfig.model_validate(data)

@@ -1,141 +1,82 @@
-"""DSI's diverse structure generator (seed 001, Table 2; a light PixelSNAIL): a conditional autoregressive
-network over the top latent in raster order. The condition is the masked image and its hole, brought down
-to the latent's size by a conditioning stack; gated residual blocks with causal convolutions alternate
-with causal multi-head attention layers; a stack of position-wise gated blocks gives the logits.
+"""DSI's diverse structure generator (seed 001, Table 2) as the official code builds it: a condition network
+reads the masked image and its hole down to the top latent's size; a PixelSNAIL-style network gives, at
+every top-latent position in raster order, the distribution of its code from the code vectors before it.
 
-Every layer sees only earlier positions (the input at position p is the code at p - 1), so sampling can
-run position by position with caches (`new_cache`, `prefill`, `step`): each causal convolution keeps the map of its
-inputs so far, each attention layer its keys and values. That is the incremental sampling seed 001 (C)
-asks for; `forward` is the plain path over the whole sequence, used for training and as the reference.
+    h      = condition([masked image, 1, hole])                       (8 x cond_channels, S x S)
+    e'     = [e, 1]                        e: the code vectors, 0 where not yet sampled
+    u      = down_shift(conv_2x3(e'))                                  the stream of the rows above
+    ul     = down_shift(conv_1x3(e')) + right_shift(conv_2x1(e'))      the stream above and to the left
+    num_attention times: (num_resnets / num_attention) x {u = gres(u, h); ul = gres(ul, a=u, h)},
+                         the last ul block with causal attention
+    num_out_resnets x ul = ul + nin(elu(ul));   logits = nin(elu(ul))
+
+The condition network: 5x5 conv (C), gres, 3x3 stride-2 conv (2C), gres, (4C), gres, (8C), 3 gres,
+gres with dilations 2, 4, 8, 16, 3 gres; weight-normalized convolutions throughout.
+
+Incremental sampling (`new_cache`, `prefill`, `step`, `write`): the u stream depends only on the rows
+above, so it runs a whole row when a row starts; the ul stream, the output blocks and the logits run one
+position at a time. Both give the logits of the plain pass over the whole map.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
+
+from pluralfill.nn.pixelsnail import GatedResNet, ShiftedConv2d, concat_elu, down_shift, right_shift
+from pluralfill.nn.weight_norm import WNConv2d, WNLinear
 
 
 class StructureGeneratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    resolution: int = 256  # of the conditioning image
-    side: int = 32  # top latent side
+    side: int = 32  # top latent side (image / 8)
     num_codes: int = 512
-    hidden: int = 128
-    residual: int = 128
-    cond_hidden: int = 32
-    cond_residual: int = 32
-    num_layers: int = 20  # gated residual blocks
-    attention_layers: int = 4  # one after every num_layers / attention_layers blocks
+    code_dim: int = 64
+    channels: int = 128  # nr_channel_s
+    res_channels: int = 128  # nr_res_channel_s
+    num_resnets: int = 20  # nr_resnet_s: gated blocks of each stream
+    num_attention: int = 4  # nr_attention_s: groups, each closed by a causal attention
     num_heads: int = 8
-    kernel: int = 3
+    num_out_resnets: int = 20
+    cond_channels: int = 32  # nr_channel_cond_s; the condition has 8x this
+    cond_res_channels: int = 32
     dropout: float = 0.1
-    output_layers: int = 20
+
+    @model_validator(mode="after")
+    def _check(self):
+        if self.num_attention < 1 or self.num_resnets % self.num_attention:
+            raise ValueError(f"num_resnets ({self.num_resnets}) must be a multiple of num_attention ({self.num_attention})")
+        if self.channels % 8:
+            raise ValueError(f"channels ({self.channels}) must be a multiple of 8 (attention keys have channels / 8)")
+        return self
+
+    @property
+    def resolution(self) -> int:
+        return self.side * 8
 
 
-def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1x1 convolution applied to (B, C) vectors of one position."""
-    return F.linear(x, conv.weight[:, :, 0, 0], conv.bias)
+def _same_conv(cin: int, cout: int, rate: int) -> WNConv2d:
+    return WNConv2d(cin, cout, 3, dilation=rate)
 
 
-class CausalConv2d(nn.Conv2d):
-    """k x k convolution that sees rows above (k // 2 of them, full width k) and, on its own row, only the
-    current column and those to its left."""
+class ConditionNetwork(nn.Module):
+    """(masked image, hole) at 8S -> (8 cond_channels, S, S)."""
 
-    def __init__(self, cin: int, cout: int, k: int):
-        super().__init__(cin, cout, (k // 2 + 1, k))
-        self.half = k // 2
-
-    def causal_weight(self) -> torch.Tensor:
-        keep = torch.ones_like(self.weight)
-        keep[..., -1, self.half + 1 :] = 0
-        return self.weight * keep
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        p = self.half
-        return F.conv2d(F.pad(x, (p, p, p, 0)), self.causal_weight(), self.bias)
-
-    def new_cache(self, x_like: torch.Tensor, side: int) -> torch.Tensor:
-        p = self.half
-        return x_like.new_zeros(x_like.shape[0], self.in_channels, side + p, side + 2 * p)
-
-    def step(self, cache: torch.Tensor, x: torch.Tensor, i: int, j: int) -> torch.Tensor:
-        """Write the input (B, C) of position (i, j) into the cache and return the output there."""
-        p = self.half
-        cache[:, :, i + p, j + p] = x
-        window = cache[:, :, i : i + p + 1, j : j + 2 * p + 1]
-        return torch.einsum("bchw,ochw->bo", window, self.causal_weight()) + self.bias
-
-
-class GatedResidualBlock(nn.Module):
-    """x + GLU(conv1x1(ELU(causal_conv(ELU(x)))) + conv1x1(condition))."""
-
-    def __init__(self, hidden: int, residual: int, cond: int, k: int, dropout: float, causal: bool = True):
+    def __init__(self, c: int, r: int):
         super().__init__()
-        self.conv = CausalConv2d(hidden, residual, k) if causal else nn.Conv2d(hidden, residual, 1)
-        self.out = nn.Conv2d(residual, 2 * hidden, 1)
-        self.cond = nn.Conv2d(cond, 2 * hidden, 1)
-        self.drop = nn.Dropout(dropout)
+        layers: list[nn.Module] = [WNConv2d(5, c, 5), GatedResNet(c, r, _same_conv)]
+        for k in (1, 2, 4):
+            layers += [WNConv2d(k * c, 2 * k * c, 3, stride=2), GatedResNet(2 * k * c, 2 * k * r, _same_conv)]
+        layers += [GatedResNet(8 * c, 8 * r, _same_conv, rate) for rate in (1, 1, 2, 4, 8, 16, 1, 1, 1)]
+        self.layers = nn.ModuleList(layers)
 
-    def forward(self, x, c):
-        a, b = (self.out(F.elu(self.conv(F.elu(x)))) + self.cond(c)).chunk(2, dim=1)
-        return x + self.drop(a * torch.sigmoid(b))
-
-    def step(self, x, c, cache, i, j):
-        t = self.conv.step(cache, F.elu(x), i, j) if isinstance(self.conv, CausalConv2d) else _pointwise(self.conv, F.elu(x))
-        a, b = (_pointwise(self.out, F.elu(t)) + _pointwise(self.cond, c)).chunk(2, dim=1)
-        return x + a * torch.sigmoid(b)
-
-
-class CausalAttention(nn.Module):
-    """Pre-norm causal multi-head self-attention over the raster sequence, with a residual."""
-
-    def __init__(self, dim: int, heads: int, dropout: float):
-        super().__init__()
-        self.heads, self.dropout = heads, dropout
-        self.norm = nn.LayerNorm(dim)
-        self.qkv = nn.Linear(dim, 3 * dim)
-        self.proj = nn.Linear(dim, dim)
-
-    def _split(self, t: torch.Tensor) -> torch.Tensor:  # (B, L, D) -> (B, heads, L, D / heads)
-        return t.unflatten(-1, (self.heads, -1)).transpose(1, 2)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        q, k, v = map(self._split, self.qkv(self.norm(x)).chunk(3, dim=-1))
-        y = F.scaled_dot_product_attention(q, k, v, is_causal=True, dropout_p=self.dropout if self.training else 0.0)
-        return x + self.proj(y.transpose(1, 2).flatten(2))
-
-    def step(self, x: torch.Tensor, cache: dict, p: int) -> torch.Tensor:
-        q, k, v = map(self._split, self.qkv(self.norm(x[:, None])).chunk(3, dim=-1))
-        cache["k"][:, :, p], cache["v"][:, :, p] = k[:, :, 0], v[:, :, 0]
-        y = F.scaled_dot_product_attention(q, cache["k"][:, :, : p + 1], cache["v"][:, :, : p + 1])
-        return x + self.proj(y[:, :, 0].flatten(1))
-
-
-class ConditioningStack(nn.Module):
-    """Masked image + hole (4 channels) -> (cond_hidden, side, side): strided convs, then residual blocks."""
-
-    def __init__(self, cfg: StructureGeneratorConfig):
-        super().__init__()
-        c, downs = cfg.cond_hidden, int(math.log2(cfg.resolution // cfg.side))
-        layers, cin = [], 4
-        for _ in range(downs):
-            layers += [nn.Conv2d(cin, c, 4, 2, 1), nn.ELU()]
-            cin = c
-        self.down = nn.Sequential(*layers, nn.Conv2d(cin, c, 3, padding=1))
-        self.blocks = nn.ModuleList(
-            nn.Sequential(nn.ELU(), nn.Conv2d(c, cfg.cond_residual, 3, padding=1), nn.ELU(), nn.Conv2d(cfg.cond_residual, c, 1))
-            for _ in range(2)
-        )
-
-    def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        x = self.down(torch.cat([image * (1 - hole), hole], dim=1))
-        for block in self.blocks:
-            x = x + block(x)
+    def forward(self, masked: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
+        x = torch.cat([masked, torch.ones_like(hole), hole], dim=1)
+        for layer in self.layers:
+            x = layer(x)
         return x
 
 
@@ -143,83 +84,94 @@ class StructureGenerator(nn.Module):
     def __init__(self, cfg: StructureGeneratorConfig | None = None):
         super().__init__()
         self.config = cfg = cfg or StructureGeneratorConfig()
-        d, length = cfg.hidden, cfg.side**2
-        self.tok_emb = nn.Embedding(cfg.num_codes, d)
-        self.start = nn.Parameter(torch.zeros(d))  # the input at position 0
-        self.pos_emb = nn.Parameter(torch.randn(length, d) * 0.02)
-        self.condition = ConditioningStack(cfg)
-        every = max(1, cfg.num_layers // max(1, cfg.attention_layers))
-        layers = []
-        for i in range(cfg.num_layers):
-            layers.append(GatedResidualBlock(d, cfg.residual, cfg.cond_hidden, cfg.kernel, cfg.dropout))
-            if cfg.attention_layers and (i + 1) % every == 0 and sum(isinstance(m, CausalAttention) for m in layers) < cfg.attention_layers:
-                layers.append(CausalAttention(d, cfg.num_heads, cfg.dropout))
-        self.layers = nn.ModuleList(layers)
-        self.output = nn.ModuleList(
-            GatedResidualBlock(d, cfg.residual, cfg.cond_hidden, 1, cfg.dropout, causal=False) for _ in range(cfg.output_layers)
+        c, d, hc = cfg.channels, cfg.code_dim + 1, 8 * cfg.cond_channels
+        self.condition = ConditionNetwork(cfg.cond_channels, cfg.cond_res_channels)
+        self.u_in = ShiftedConv2d(d, c, (2, 3), "down")
+        self.ul_in_above = ShiftedConv2d(d, c, (1, 3), "down")
+        self.ul_in_left = ShiftedConv2d(d, c, (2, 1), "down_right")
+        per_group = cfg.num_resnets // cfg.num_attention
+
+        def conv(kernel, kind):
+            return lambda cin, cout, rate: ShiftedConv2d(cin, cout, kernel, kind)
+
+        self.u_stream = nn.ModuleList(
+            GatedResNet(c, cfg.res_channels, conv((2, 3), "down"), cond_channels=hc, dropout=cfg.dropout) for _ in range(cfg.num_resnets)
         )
-        self.norm = nn.LayerNorm(d)
-        self.head = nn.Linear(d, cfg.num_codes)
+        self.ul_stream = nn.ModuleList(
+            GatedResNet(c, cfg.res_channels, conv((2, 2), "down_right"), aux_channels=c, cond_channels=hc, dropout=cfg.dropout,
+                        heads=cfg.num_heads if (k + 1) % per_group == 0 else 0)
+            for k in range(cfg.num_resnets)
+        )  # fmt: skip
+        self.out_resnets = nn.ModuleList(WNLinear(c, c) for _ in range(cfg.num_out_resnets))
+        self.head = WNLinear(c, cfg.num_codes)
 
-    def inputs(self, tokens: torch.Tensor) -> torch.Tensor:
-        """(B, L) codes -> (B, L, D): position p holds the code at p - 1 (the start vector at 0)."""
-        x = self.tok_emb(tokens[:, :-1])
-        x = torch.cat([self.start.expand(tokens.shape[0], 1, -1), x], dim=1)
-        return x + self.pos_emb[: tokens.shape[1]]
+    def forward(self, e: torch.Tensor, h: torch.Tensor, cache: dict | None = None) -> torch.Tensor:
+        """e (B, code_dim, S, S) code vectors (0 where not yet sampled), h = condition(masked, hole) ->
+        logits (B, num_codes, S, S); the logits at a position depend only on the codes before it."""
+        hn = concat_elu(h)
+        x = torch.cat([e, torch.ones_like(e[:, :1])], dim=1)
+        u = down_shift(self.u_in(x))
+        ul = down_shift(self.ul_in_above(x)) + right_shift(self.ul_in_left(x))
+        if cache is not None:
+            for name in ("u_in", "ul_in_above", "ul_in_left"):
+                getattr(self, name).fill(cache[name], x)
+        for k, (u_block, ul_block) in enumerate(zip(self.u_stream, self.ul_stream)):
+            u = u_block(u, h=hn, cache=None if cache is None else cache["u"][k])
+            ul = ul_block(ul, a=u, h=hn, cache=None if cache is None else cache["ul"][k])
+            if cache is not None:
+                cache["u_maps"][k].copy_(u)
+        return self._logits(ul)
 
-    def forward(self, tokens: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
-        """tokens (B, L) and cond = condition(image, hole) (B, Dc, S, S) -> logits (B, L, num_codes)."""
-        s = self.config.side
-        x = self.inputs(tokens)
-        for layer in self.layers:
-            if isinstance(layer, CausalAttention):
-                x = layer(x)
-            else:
-                x = layer(x.transpose(1, 2).unflatten(2, (s, s)), cond).flatten(2).transpose(1, 2)
-        x = x.transpose(1, 2).unflatten(2, (s, s))
-        for layer in self.output:
-            x = layer(x, cond)
-        return self.head(self.norm(x.flatten(2).transpose(1, 2)))
+    def _logits(self, ul: torch.Tensor) -> torch.Tensor:
+        for out in self.out_resnets:
+            ul = ul + out(F.elu(ul))
+        return self.head(F.elu(ul))
 
     # ------------------------------------------------------------------ incremental sampling
 
-    def new_cache(self, cond: torch.Tensor) -> list:
-        """One cache per layer: the input map of a causal conv, the keys and values of an attention."""
-        b, s, length = cond.shape[0], self.config.side, self.config.side**2
-        caches = []
-        for layer in self.layers:
-            if isinstance(layer, CausalAttention):
-                shape = (b, layer.heads, length, self.config.hidden // layer.heads)
-                caches.append({"k": cond.new_zeros(shape), "v": cond.new_zeros(shape)})
-            else:
-                caches.append(layer.conv.new_cache(cond, s))
-        return caches
+    def new_cache(self, h: torch.Tensor) -> dict:
+        """Caches for the rows of h (B, 8 cond_channels, S, S)."""
+        b, s, c = h.shape[0], self.config.side, self.config.channels
+        cache = {name: getattr(self, name).new_cache(b, s, h) for name in ("u_in", "ul_in_above", "ul_in_left")}
+        cache["u"] = [block.new_cache(b, s, h) for block in self.u_stream]
+        cache["ul"] = [block.new_cache(b, s, h) for block in self.ul_stream]
+        cache["u_maps"] = [h.new_zeros(b, c, s, s) for _ in self.u_stream]  # each u block's output
+        cache["h"], cache["u_row"] = concat_elu(h), -1  # u_maps are final up to row u_row
+        return cache
 
-    def prefill(self, tokens: torch.Tensor, cond: torch.Tensor, caches: list) -> None:
-        """Fill the caches from one parallel pass over the sequence with the codes given. Entries of a
-        position are right if every code before it is final; stepping from position p rewrites p and on."""
-        s, half = self.config.side, self.config.kernel // 2
-        x = self.inputs(tokens)
-        for layer, cache in zip(self.layers, caches):
-            if isinstance(layer, CausalAttention):
-                _, k, v = map(layer._split, layer.qkv(layer.norm(x)).chunk(3, dim=-1))
-                cache["k"].copy_(k)
-                cache["v"].copy_(v)
-                x = layer(x)
-            else:
-                m = x.transpose(1, 2).unflatten(2, (s, s))
-                cache[:, :, half:, half : half + s] = F.elu(m)
-                x = layer(m, cond).flatten(2).transpose(1, 2)
+    def prefill(self, cache: dict, e: torch.Tensor, h: torch.Tensor, start: int) -> None:
+        """Fill the caches from one plain pass over e; entries before raster position `start` are final if
+        the codes before it are, and stepping from `start` rewrites the rest."""
+        self.forward(e, h, cache)
+        cache["u_row"] = start // self.config.side
 
-    def step(self, previous: torch.Tensor | None, p: int, cond: torch.Tensor, caches: list) -> torch.Tensor:
-        """Logits (B, num_codes) at position p, given the code at p - 1 (None at p = 0); positions must come in order."""
+    def write(self, cache: dict, i: int, j: int, vector: torch.Tensor) -> None:
+        """Set the code vector (B, code_dim) at (i, j)."""
+        x = torch.cat([vector, torch.ones_like(vector[:, :1])], dim=1)[:, :, None, None]
+        for name in ("u_in", "ul_in_above", "ul_in_left"):
+            getattr(self, name).write(cache[name], x, i, j)
+
+    def _u_row(self, cache: dict, i: int) -> None:
         s = self.config.side
-        i, j = divmod(p, s)
-        x = self.start.expand(cond.shape[0], -1) if previous is None else self.tok_emb(previous)
-        x = x + self.pos_emb[p]
-        c = cond[:, :, i, j]
-        for layer, cache in zip(self.layers, caches):
-            x = layer.step(x, cache, p) if isinstance(layer, CausalAttention) else layer.step(x, c, cache, i, j)
-        for layer in self.output:
-            x = layer.step(x, c, None, i, j)
-        return self.head(self.norm(x))
+        u = self.u_in.output(cache["u_in"], i - 1, 0, s) if i > 0 else cache["h"].new_zeros(cache["h"].shape[0], self.config.channels, 1, s)
+        h = cache["h"][:, :, i : i + 1]
+        for k, block in enumerate(self.u_stream):
+            u = block.step(cache["u"][k], u, i, 0, h=h)
+            cache["u_maps"][k][:, :, i : i + 1] = u
+        cache["u_row"] = i
+
+    def step(self, cache: dict, i: int, j: int) -> torch.Tensor:
+        """Logits (B, num_codes) at (i, j); every code vector before it must be written."""
+        if cache["u_row"] < i:
+            self._u_row(cache, i)
+        ul = 0
+        if i > 0:
+            ul = ul + self.ul_in_above.output(cache["ul_in_above"], i - 1, j, 1)
+        if j > 0:
+            ul = ul + self.ul_in_left.output(cache["ul_in_left"], i, j - 1, 1)
+        if not torch.is_tensor(ul):
+            ul = cache["h"].new_zeros(cache["h"].shape[0], self.config.channels, 1, 1)
+        h = cache["h"][:, :, i : i + 1, j : j + 1]
+        for k, block in enumerate(self.ul_stream):
+            ul = block.step(cache["ul"][k], ul, i, j, a=cache["u_maps"][k][:, :, i : i + 1, j : j + 1], h=h)
+        return self._logits(ul)[:, :, 0, 0]

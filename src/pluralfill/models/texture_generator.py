@@ -1,7 +1,13 @@
-"""DSI's texture generator: given the masked image and a structure (the top latent's code vectors), fill
-the hole with texture. Gated convolutions down to the structure's size, the structure joined in, dilated
-gated convolutions, structural attention (matching by structure, copying texture features from the
-known region), and a gated decoder. Deterministic: all the diversity of DSI is in the structure."""
+"""DSI's texture generator as the official code builds it: gated convolutions encode the masked image to
+1/4 resolution, the structure (the top latent's code vectors, 1/8) is brought up to 1/4 and joined, dilated
+gated convolutions follow, and the decoder takes the texture features that the attention transfer moved by
+structure at 1/4 and 1/2 resolution (nn.attention_transfer). Deterministic: all of DSI's diversity is in
+the structure.
+
+A gated layer `G(n)` is the official `gated_conv2d(x, n)`: a convolution to n channels, elu(first half) x
+sigmoid(second half), so n / 2 channels come out; TensorFlow's 'SAME' padding (stride 2: 0 top / left, 1
+bottom / right). `Up` is nearest 2x upsampling then a gated 3x3 convolution.
+"""
 
 from __future__ import annotations
 
@@ -9,52 +15,52 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-from pluralfill.nn.gated import GatedConv2d as G
-from pluralfill.nn.gated import GatedUpConv2d as Up
-from pluralfill.nn.patch_attention import structural_attention
+from pluralfill.nn.attention_transfer import attention_transfer
+from pluralfill.nn.gated import GatedConv2d, GatedUpConv2d
+from pluralfill.nn.padding import pad_same
 
 
 class TextureGeneratorConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    width: int = 64  # seed 001 (A): 64 hidden units for the generator and the discriminator
+    width: int = 64  # nr_channel_gen_t (cnum)
     code_dim: int = 64
-    attention_temperature: float = 0.1
+    softmax_scale: float = 50.0  # of the attention transfer
+
+
+def G(cin: int, n: int, k: int = 3, stride: int = 1, rate: int = 1) -> GatedConv2d:
+    return GatedConv2d(cin, n // 2, k, stride, rate, padding="tf")
+
+
+def Up(cin: int, n: int) -> GatedUpConv2d:
+    return GatedUpConv2d(cin, n // 2, 3, padding="tf")
 
 
 class TextureGenerator(nn.Module):
-    """forward(x, known, structure (B, code_dim, R/8, R/8)) -> (B, 3, R, R) in [-1, 1]."""
+    """forward(masked, hole, structure (B, code_dim, R/8, R/8)) -> (B, 3, R, R) in [-1, 1]; masked is the
+    image with 0 in the hole (1 = missing)."""
 
     def __init__(self, cfg: TextureGeneratorConfig | None = None):
         super().__init__()
         self.config = cfg = cfg or TextureGeneratorConfig()
-        w = cfg.width
-        self.encoder = nn.Sequential(
-            G(4, w, 5), G(w, 2 * w, 3, 2), G(2 * w, 2 * w), G(2 * w, 4 * w, 3, 2), G(4 * w, 4 * w), G(4 * w, 4 * w, 3, 2)
-        )
-        # the codebook's per-channel mean and spread, set from the VQ-VAE when the texture stage starts: code
-        # vectors are compared after standardizing, so a compact codebook still gives distinct structures
-        self.register_buffer("structure_mean", torch.zeros(cfg.code_dim))
-        self.register_buffer("structure_std", torch.ones(cfg.code_dim))
-        self.structure_in = nn.Conv2d(cfg.code_dim, 4 * w, 1)
-        self.middle = nn.Sequential(G(8 * w, 4 * w), *[G(4 * w, 4 * w, 3, dilation=d) for d in (2, 4, 8)])
-        self.attention_out = G(8 * w, 4 * w)
-        self.decoder = nn.Sequential(
-            G(4 * w, 4 * w), Up(4 * w, 2 * w), G(2 * w, 2 * w), Up(2 * w, w), G(w, w), Up(w, w // 2),
-            nn.Conv2d(w // 2, 3, 3, padding=1),
-        )  # fmt: skip
+        c = cfg.width
+        self.encoder = nn.Sequential(G(5, c, 5), G(c // 2, 2 * c, 3, 2), G(c, 2 * c))  # -> pl1: c channels, 1/2
+        self.down = G(c, 4 * c, 3, 2)  # 1/4
+        self.structure_in = nn.Sequential(G(cfg.code_dim, 4 * c), G(2 * c, 4 * c), Up(2 * c, 4 * c))  # 1/8 -> 1/4
+        self.middle = nn.Sequential(G(4 * c, 4 * c), G(2 * c, 4 * c), *[G(2 * c, 4 * c, 3, 1, r) for r in (2, 4, 8, 16)])  # -> pl2
+        self.decoder_in = nn.Sequential(G(2 * c, 4 * c), G(2 * c, 4 * c))
+        self.decoder_mid = nn.Sequential(G(4 * c, 4 * c), Up(2 * c, 2 * c))
+        self.decoder_out = nn.Sequential(G(2 * c, 2 * c), Up(c, c), G(c // 2, c))
+        self.to_rgb = nn.Conv2d(c // 2, 3, 3)
+        self.last_attention = None  # (b1, b2, y1, y2) of the last call when `keep_attention` is set
+        self.keep_attention = False
 
-    @torch.no_grad()
-    def standardize_like(self, codebook: torch.Tensor) -> None:
-        """Take the per-channel mean and spread of the VQ-VAE's top codebook (num_codes, code_dim)."""
-        self.structure_mean.copy_(codebook.mean(0))
-        self.structure_std.copy_(codebook.std(0).clamp(min=1e-6))
-
-    def forward(self, x: torch.Tensor, known: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
-        hole = 1 - known
-        structure = (structure - self.structure_mean.view(1, -1, 1, 1)) / self.structure_std.view(1, -1, 1, 1)
-        f = self.encoder(torch.cat([x * known, hole], dim=1))
-        f = self.middle(torch.cat([f, self.structure_in(structure)], dim=1))
-        attended = structural_attention(f, structure, hole, self.config.attention_temperature)
-        f = self.attention_out(torch.cat([f, attended], dim=1))
-        return torch.tanh(self.decoder(f))
+    def forward(self, masked: torch.Tensor, hole: torch.Tensor, structure: torch.Tensor) -> torch.Tensor:
+        pl1 = self.encoder(torch.cat([masked, torch.ones_like(hole), hole], dim=1))
+        pl2 = self.middle(torch.cat([self.down(pl1), self.structure_in(structure)], dim=1))
+        y1, y2 = attention_transfer(structure, pl1, pl2, self.config.softmax_scale)
+        if self.keep_attention:
+            self.last_attention = (pl1, pl2, y1, y2)
+        x = self.decoder_mid(torch.cat([self.decoder_in(pl2), y2], dim=1))
+        x = self.decoder_out(torch.cat([x, y1], dim=1))
+        return torch.tanh(self.to_rgb(pad_same(x, 3)))

@@ -7,6 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from pluralfill.nn.padding import pad_same
+
 
 class EdgeConnectDiscriminator(nn.Module):
     """The 70x70 PatchGAN of EdgeConnect (Nazeri et al. 2019) with spectral normalization, used by PUT
@@ -75,19 +77,20 @@ class GlobalLocalDiscriminator(nn.Module):
 
 
 class SNPatchGANDiscriminator(nn.Module):
-    """DeepFill v2's SN-PatchGAN, DSI's texture discriminator: six 5x5 stride-2 spectral-normalized
-    convolutions with LeakyReLU on the image and its hole; every output cell is a logit for its patch."""
+    """DSI's texture discriminator (the official `texture_discriminator`, DeepFill v2's SN-PatchGAN): six 5x5
+    stride-2 spectral-normalized convolutions (c, 2c, 4c, 4c, 4c, 4c), each followed by LeakyReLU 0.2, on the
+    image and its hole; the last map flattened in (H, W, C) order, every entry a logit. TensorFlow's 'SAME'
+    padding (1 top / left, 2 bottom / right). Spectral norm does one power iteration per call from the stored
+    u (v = u W^T, u' = v W, sigma = v W u'^T), as torch.nn.utils.spectral_norm does in training mode."""
 
     def __init__(self, width: int = 64):
         super().__init__()
         w = width
         chans = [4, w, 2 * w, 4 * w, 4 * w, 4 * w, 4 * w]
-        layers = []
-        for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
-            layers.append(spectral_norm(nn.Conv2d(a, b, 5, 2, 2)))
-            if i < len(chans) - 2:
-                layers.append(nn.LeakyReLU(0.2, inplace=True))
-        self.net = nn.Sequential(*layers)
+        self.convs = nn.ModuleList(spectral_norm(nn.Conv2d(a, b, 5, 2)) for a, b in zip(chans[:-1], chans[1:]))
 
     def forward(self, image: torch.Tensor, hole: torch.Tensor) -> torch.Tensor:
-        return self.net(torch.cat([image, hole], dim=1)).flatten(1)
+        x = torch.cat([image, hole], dim=1)
+        for conv in self.convs:
+            x = F.leaky_relu(conv(pad_same(x, 5, 2)), 0.2)
+        return x.permute(0, 2, 3, 1).flatten(1)

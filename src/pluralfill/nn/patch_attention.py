@@ -130,17 +130,3 @@ class PatchAttention(nn.Module):
         if self.kind == "atma":
             y = self.merge(y)
         return y, tau
-
-
-def structural_attention(values: torch.Tensor, structure: torch.Tensor, hole: torch.Tensor, temperature: float = 0.1,
-                         hole_score: float = -1e4) -> torch.Tensor:  # fmt: skip
-    """DSI's structural attention: positions are matched by their structure (the code vectors of the top
-    latent, L2-normalized), and what moves are the texture features `values` of the known positions.
-    values (B, C, S, S), structure (B, D, S, S), hole (B, 1, h, w) 1 = missing -> (B, C, S, S)."""
-    b, c, s, _ = values.shape
-    q = F.normalize(structure.flatten(2), dim=1)  # (B, D, L)
-    scores = q.transpose(1, 2) @ q  # (B, L, L) cosine similarity
-    m = hole_keys(hole, (s, s), 1)  # (B, 1, L)
-    scores = scores * (1 - m) + hole_score * m
-    weights = torch.softmax(scores / temperature, dim=-1)
-    return (values.flatten(2) @ weights.transpose(1, 2)).reshape(b, c, s, s)

@@ -1,7 +1,10 @@
-"""PUT's dual codebook: one table of `num_codes` rows, e (rows [0, split)) for fully known patches and
-e' (rows [split, num_codes)) for patches with any missing pixel, each updated by EMA (seed 000, Eq. 2).
+"""Codebooks learned by exponential moving averages (VQ-VAE-2).
 
-Buffers keep the official names (`embedding`, `cluster_size`, `embedding_avg`) so checkpoints map 1:1.
+- `DualCodebook`, PUT's: one table of `num_codes` rows, e (rows [0, split)) for fully known patches and e'
+  (rows [split, num_codes)) for patches with any missing pixel, each updated by EMA (seed 000, Eq. 2).
+  Buffers keep the official names (`embedding`, `cluster_size`, `embedding_avg`) so checkpoints map 1:1.
+- `DebiasedCodebook`, DSI's: one table whose running counts and sums are TensorFlow's zero-debiased moving
+  averages, as the official code's `assign_moving_average` keeps them.
 """
 
 from __future__ import annotations
@@ -99,4 +102,61 @@ class DualCodebook(nn.Module):
             if self.restart_dead_codes:
                 self._fill_from(z.detach(), token_type, only_dead=True)
         commitment = F.mse_loss(z, zq.detach())
+        return z + (zq - z).detach(), tokens, commitment
+
+
+class DebiasedCodebook(nn.Module):
+    """The official DSI quantizer. Nearest code by |z|^2 - 2 z.e + |e|^2 (first index on ties); the
+    commitment term mean((sg(q) - z)^2) is returned unweighted (DSI weighs it 0.25) and there is no
+    codebook term: in training the counts N and sums m of the features each code takes are averaged with
+    zero-debiasing (biased_t = d biased + (1 - d) x, value = biased_t / (1 - d^t), so the first batch sets
+    them outright), then e = m / N' with N' = (N + eps) / (n + K eps) n, n = sum N. The codes start N(0, 1).
+    (Codes set to the first batch's features instead made a small model's top latent collapse onto 3 codes.)"""
+
+    def __init__(self, num_codes: int = 512, dim: int = 64, decay: float = 0.99, eps: float = 1e-5):
+        super().__init__()
+        self.num_codes, self.dim, self.decay, self.eps = num_codes, dim, decay, eps
+        self.register_buffer("embedding", torch.randn(num_codes, dim))
+        self.register_buffer("cluster_size", torch.zeros(num_codes))
+        self.register_buffer("embedding_avg", self.embedding.clone())
+        self.register_buffer("cluster_size_biased", torch.zeros(num_codes))
+        self.register_buffer("embedding_avg_biased", torch.zeros(num_codes, dim))
+        self.register_buffer("updates", torch.zeros((), dtype=torch.long))
+
+    def distance(self, z: torch.Tensor) -> torch.Tensor:
+        """(..., dim) -> (..., num_codes) squared distances, summed as the official code sums them."""
+        e = self.embedding
+        return z.pow(2).sum(-1, keepdim=True) - 2 * z @ e.t() + e.pow(2).sum(-1)
+
+    def tokens(self, z: torch.Tensor) -> torch.Tensor:
+        return self.distance(z).argmin(-1)
+
+    def lookup(self, tokens: torch.Tensor) -> torch.Tensor:
+        return F.embedding(tokens, self.embedding)
+
+    @torch.no_grad()
+    def ema_update(self, z: torch.Tensor, tokens: torch.Tensor) -> None:
+        z, tokens = z.reshape(-1, self.dim).float(), tokens.reshape(-1)
+        onehot = F.one_hot(tokens, self.num_codes).type_as(z)
+        counts, sums = onehot.sum(0), onehot.t() @ z
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(counts)
+            torch.distributed.all_reduce(sums)
+        self.updates += 1
+        debias = 1 - self.decay ** int(self.updates)
+        for biased, value, new in ((self.cluster_size_biased, self.cluster_size, counts), (self.embedding_avg_biased, self.embedding_avg, sums)):
+            biased.sub_((biased - new) * (1 - self.decay))
+            value.copy_(biased / debias)
+        n = self.cluster_size.sum()
+        size = (self.cluster_size + self.eps) / (n + self.num_codes * self.eps) * n
+        self.embedding.copy_(self.embedding_avg / size.unsqueeze(1))
+
+    def forward(self, z: torch.Tensor):
+        """z (..., dim) -> (straight-through z + sg(q - z), tokens, mean((sg(q) - z)^2)); in training the
+        codebook then moves (the returned q is the one before the update, as in the official graph)."""
+        tokens = self.tokens(z)
+        zq = self.lookup(tokens)
+        commitment = F.mse_loss(z, zq.detach())
+        if self.training:
+            self.ema_update(z.detach(), tokens)
         return z + (zq - z).detach(), tokens, commitment

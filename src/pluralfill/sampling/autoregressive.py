@@ -1,8 +1,10 @@
-"""Raster-order sampling of the missing codes of a latent map (DSI's structure, seed 001), with or without
-the layer caches. Both paths compute the same logits for every position, so with the same generators
-they draw the same codes. The plain path runs the whole network once per missing position; the cached one
-runs it once over the sequence (filling the caches with the known codes), then each layer once per
-position from the first missing position to the last. Positions after the last missing one are never run."""
+"""Raster-order sampling of a latent map of codes (DSI's structure, seed 001), with or without the
+structure generator's caches. The network reads code *vectors*: positions not yet sampled hold zeros, as in
+the official sampler. Both paths compute the same logits at every position, so with the same generators they
+draw the same codes. The plain path runs the whole network once per sampled position (the official
+`test.py` loop); the cached one runs it once over the map when known codes come first (filling the caches),
+then one row of the upper stream per row and one position of the rest per position, up to the last
+position sampled."""
 
 from __future__ import annotations
 
@@ -10,39 +12,49 @@ import math
 
 import torch
 
+from pluralfill.nn.weight_norm import frozen_weights
 from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
 
 @torch.no_grad()
-def sample_raster(model, cond: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor, generators: list[torch.Generator],
-                  top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
+def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor,
+                  generators: list[torch.Generator], top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
                   entropy: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
-    """Fill the positions where `unknown` (L,) is True, in raster order.
+    """Fill the positions where `unknown` (L,) is True, in raster order; returns (B, L) codes.
 
-    model: a StructureGenerator. cond: its condition(image, hole) for each of the B rows. tokens: (B, L)
-    codes, kept where known. entropy: if given, an (L,) tensor that receives the entropy in bits of row
-    0's distribution at each sampled position (before top-K and temperature: the model's own uncertainty).
+    model: a StructureGenerator; cond: its condition for each of the B rows; codebook (K, D): the code
+    vectors it reads; tokens (B, L): codes kept where known (ignored where unknown). entropy: if given, an
+    (L,) tensor that receives the entropy in bits of row 0's distribution at each sampled position (before
+    top-K and temperature: the model's own uncertainty).
     """
     check_sampling(temperature)
+    side = model.config.side
     tokens = tokens.clone()
+    known = (~unknown).to(codebook.dtype)
+    e = (codebook[tokens] * known[None, :, None]).transpose(1, 2).reshape(tokens.shape[0], -1, side, side).contiguous()
     where = torch.nonzero(unknown).flatten()
     if len(where) == 0:
         return tokens
     first, last = int(where[0]), int(where[-1])
-    if cache:  # the known codes before the first missing one in one parallel pass, then one position at a time
-        caches = model.new_cache(cond)
-        model.prefill(tokens, cond, caches)
-    for p in range(first, last + 1):
+    with frozen_weights(model):
         if cache:
-            logits = model.step(tokens[:, p - 1] if p else None, p, cond, caches)
-        elif unknown[p]:
-            logits = model(tokens, cond)[:, p]
-        if not unknown[p]:
-            continue
-        logits = logits.float()
-        if entropy is not None:
-            logp = torch.log_softmax(logits[0], dim=-1)
-            entropy[p] = -(logp.exp() * logp).sum() / math.log(2)
-        scores = top_k_filter(logits / temperature, top_k) + gumbel_like(logits.shape, generators, logits.device)
-        tokens[:, p] = scores.argmax(-1)
+            caches = model.new_cache(cond)
+            if first > 0:  # the known codes before the first missing one in one plain pass
+                model.prefill(caches, e, cond, first)
+        for p in range(first, last + 1):
+            i, j = divmod(p, side)
+            if cache:
+                logits = model.step(caches, i, j)
+            elif unknown[p]:
+                logits = model(e, cond)[:, :, i, j]
+            if unknown[p]:
+                logits = logits.float()
+                if entropy is not None:
+                    logp = torch.log_softmax(logits[0], dim=-1)
+                    entropy[p] = -(logp.exp() * logp).sum() / math.log(2)
+                scores = top_k_filter(logits / temperature, top_k) + gumbel_like(logits.shape, generators, logits.device)
+                tokens[:, p] = scores.argmax(-1)
+                e[:, :, i, j] = codebook[tokens[:, p]]
+            if cache:
+                model.write(caches, i, j, e[:, :, i, j])
     return tokens

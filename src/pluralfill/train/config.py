@@ -43,8 +43,9 @@ class OptimConfig(Strict):
     weight_decay: float = 0.01
     warmup_steps: int = 100
     # cosine: linear warm-up to lr, cosine down to min_lr; put: the official PUT scheduler (warm-up from 0,
-    # CosineAnnealingLRWithWarmup), see train.run.lr_at; constant: lr after the warm-up
-    schedule: Literal["cosine", "constant", "put"] = "cosine"
+    # CosineAnnealingLRWithWarmup), dsi: the official DSI structure schedule, see train.run.lr_at;
+    # constant: lr after the warm-up
+    schedule: Literal["cosine", "constant", "put", "dsi"] = "cosine"
     min_lr_ratio: float = 0.1
     min_lr: float | None = None  # the floor in absolute terms (the official PUT configs: 1e-6, 1e-5); overrides the ratio
     grad_clip: float | None = 1.0

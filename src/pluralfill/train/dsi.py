@@ -1,15 +1,19 @@
-"""DSI's three training stages (seed 001, A-B).
+"""DSI's three training stages as the official scripts run them (seed 001, A-B; losses in losses.dsi).
 
-1. `dsi-hvqvae`: the hierarchical VQ-VAE reconstructs images: MSE + 0.25 x commitment, EMA codebooks.
-   Validation also logs how many top codes are in use and their entropy (bits), to see a collapse early.
-2. `dsi-structure`: the VQ-VAE is frozen; the structure generator learns p(top codes | masked image, hole)
-   by maximum likelihood. Logged in bits per code (NLL / ln 2, Table 3) beside the VQ-VAE's MSE.
-3. `dsi-texture`: the texture generator paints the hole from the true structure (the photo's own top
-   codes): L1 + hinge loss against an SN-PatchGAN + the structural feature loss, a cross-entropy that
-   asks the VQ-VAE's top encoder to read the structure it was given back from the output.
+1. `dsi-hvqvae`: the hierarchical VQ-VAE reconstructs images: MSE + 0.25 x commitment; the codebooks learn by
+   zero-debiased EMA (decay 0.99). Validation also logs how many top codes are in use and their entropy
+   (bits), to see a collapse early.
+2. `dsi-structure`: the VQ-VAE is frozen; the structure generator learns p(top codes | masked image, hole) by
+   maximum likelihood with teacher forcing (the photo's own top latent); the loss is the cross-entropy summed
+   over positions and images, halved (the official run averages the gradients of two GPU towers that each sum
+   theirs); logged in bits per code (Table 3) beside the VQ-VAE's MSE. Learning rate schedule "dsi".
+3. `dsi-texture`: the texture generator paints the hole from the true structure: mean|x - out| - mean D +
+   0.1 (feature loss on the top and bottom latents) against a spectral-normalized PatchGAN trained with the
+   hinge loss, one generator and one discriminator step per iteration.
 
-Stage 2 exports a DSI without texture generator; stage 3 (first_stage= the stage-2 run) completes it.
-`optim.polyak_decay` keeps an exponential moving average of the weights and exports that (Table 1-2).
+Stages 1-2 keep an exponential moving average of the weights (`optim.polyak_decay`, 0.9997 officially; the
+codebooks stay as trained) and export it. Stage 2 exports a DSI without texture generator; stage 3
+(first_stage= the stage-2 run) completes it.
 """
 
 from __future__ import annotations
@@ -23,16 +27,16 @@ import torch
 import torch.nn.functional as F
 
 from pluralfill.errors import PluralfillError
-from pluralfill.grid import grid_rows, masked_view
 from pluralfill.geometry import token_hole
-from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
+from pluralfill.grid import grid_rows, masked_view
+from pluralfill.losses.dsi import feature_loss, structure_nll, texture_discriminator_loss
 from pluralfill.methods.dsi import DSIInpainter
 from pluralfill.models.dsi import CONFIGS, DSI, DSIConfig, HVQVAEModel, fit_to_vqvae
 from pluralfill.nn.discriminators import SNPatchGANDiscriminator
 from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.train.config import OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_step, first_stage, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, unwrap
 from pluralfill.train.run import seed_step, start
 from pluralfill.train.transformer import VAL_SEED_STEP
 
@@ -51,17 +55,22 @@ class HVQVAEStage(TrainConfig):
     optim: DSIOptim = DSIOptim()
 
 
+class StructureLoss(Strict):
+    towers: int = 2  # the summed cross-entropy is divided by this (the official gradient: mean of 2 towers' sums)
+
+
 class StructureStage(SecondStageConfig):
-    stage: Literal["dsi-structure"]  # maximum likelihood: no loss settings
+    stage: Literal["dsi-structure"]
+    loss: StructureLoss = StructureLoss()
     optim: DSIOptim = DSIOptim()
 
 
 class TextureLoss(Strict):
-    pixel: float = 1.0
-    structural_feature: float = 1.0  # cross-entropy of the output's top codes against the structure
-    adversarial: float = 0.1  # hinge loss against the SN-PatchGAN
-    late_start_step: int = 10_000  # the adversarial term joins at this step
-    disc_lr: float = 2e-4
+    pixel: float = 1.0  # mean |x - out| over the whole image
+    feature: float = 0.1  # on each of the top and bottom latents
+    adversarial: float = 1.0
+    late_start_step: int = 0  # the adversarial term joins at this step (official: 0)
+    disc_lr: float | None = None  # None: the generator's (one optimizer serves both officially)
 
 
 class TextureStage(SecondStageConfig):
@@ -73,15 +82,32 @@ def dsi_config(cfg: TrainConfig) -> DSIConfig:
     return model_config(cfg, CONFIGS, DSIConfig)
 
 
-def polyak(fabric, state: dict, model, cfg: HVQVAEStage | StructureStage):
-    """An EMA copy of the weights (and buffers, so the codebooks follow), kept in the resumable state."""
-    if cfg.optim.polyak_decay is None:
-        return None
-    from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+class WeightAverage:
+    """tf.train.ExponentialMovingAverage of the parameters (shadow <- d shadow + (1 - d) w after each step);
+    buffers, the codebooks among them, are taken from the live model, as the official export does."""
 
-    ema = AveragedModel(unwrap(model), multi_avg_fn=get_ema_multi_avg_fn(cfg.optim.polyak_decay), use_buffers=True)
-    state["polyak"] = ema.to(fabric.device)
-    return ema
+    def __init__(self, fabric, state: dict, model, decay: float | None):
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        self.live = unwrap(model)
+        self.ema = None
+        if decay is not None:
+            self.ema = AveragedModel(self.live, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False).to(fabric.device)
+            state["polyak"] = self.ema
+
+    def update(self) -> None:
+        if self.ema is not None:
+            self.ema.update_parameters(self.live)
+
+    @property
+    def module(self):
+        """The model to validate and export: the average with the live buffers, else the live model."""
+        if self.ema is None:
+            return self.live
+        with torch.no_grad():
+            for mine, live in zip(self.ema.module.buffers(), self.live.buffers()):
+                mine.copy_(live)
+        return self.ema.module
 
 
 def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
@@ -90,26 +116,23 @@ def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
     model = HVQVAEModel(vcfg)
     model, opt = fabric.setup(model, optimizer(model.parameters(), cfg))
     state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
-    ema = polyak(fabric, state, model, cfg)
+    average = WeightAverage(fabric, state, model, cfg.optim.polyak_decay)
     run.restore(state)
     train, val = data(cfg, vcfg.resolution, fabric.global_rank, num_holes=0)
     last = {}
 
-    def losses(x):
+    def step_fn(step, batch, lr):
+        x = batch[0]
         rec, commitment, _ = model(x)
         mse = F.mse_loss(rec, x)
         last["rec"] = rec.detach()
-        return {"loss": mse + cfg.loss.commitment * commitment, "mse": mse, "commitment": commitment}
-
-    def step_fn(step, batch, lr):
-        terms = losses(batch[0])
-        step_optimizer(fabric, model, opt, terms["loss"], cfg, lr)
-        if ema is not None:
-            ema.update_parameters(unwrap(model))
-        return terms
+        loss = mse + cfg.loss.commitment * commitment
+        step_optimizer(fabric, model, opt, loss, cfg, lr)
+        average.update()
+        return {"loss": loss, "mse": mse, "commitment": commitment}
 
     def validate():
-        net = ema.module.eval() if ema is not None else model
+        net = average.module.eval()
         mse, top = [], []
         for b in val:
             x = b[0].to(fabric.device)
@@ -128,79 +151,81 @@ def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
         n = min(4, batch[0].shape[0])
         return grid_rows([[a, b] for a, b in zip(to_uint8(batch[0][:n]), to_uint8(last["rec"][:n]))])
 
-    export = ema.module if ema is not None else unwrap(model)
-    return fit(run, state, train, step_fn, export, [model], validate, sheet)
+    return fit(run, state, train, step_fn, lambda: average.module, [model], validate, sheet)
 
 
 def _masked_batch(batch, device):
+    """(x, hole, x with 0 in the hole): the official input is image * (1 - mask)."""
     x, known = (t.to(device) for t in batch[:2])
-    return x, known, 1 - known
+    return x, 1 - known, x * known
 
 
 def train_structure(cfg: StructureStage, resume=None) -> Path:
     fabric, run = start(cfg, resume)
     hvqvae = first_stage(cfg.first_stage, HVQVAEModel)
-    dcfg = fit_to_vqvae(dsi_config(cfg), hvqvae.config)
-    dcfg.texture = None
+    dcfg = fit_to_vqvae(dsi_config(cfg), hvqvae.config).model_copy(update={"texture": None})
     dsi = DSI(dcfg)
     dsi.hvqvae.load_state_dict(hvqvae.state_dict())
-    dsi.hvqvae.requires_grad_(False).eval().to(fabric.device)
+    vq = dsi.hvqvae.requires_grad_(False).eval().to(fabric.device)
     structure, opt = fabric.setup(dsi.structure, optimizer(dsi.structure.parameters(), cfg))
     state = {"structure": structure, "optimizer": opt, "step": 0, "best": math.inf}
-    ema = polyak(fabric, state, structure, cfg)
+    average = WeightAverage(fabric, state, structure, cfg.optim.polyak_decay)
     run.restore(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
+    per_code = math.log(2) * dcfg.structure.side**2
 
-    def nll_bits(net, x, hole, per_position: bool = False):
-        codes = dsi.hvqvae.encode_top(x).reshape(x.shape[0], -1)
-        logits = net(codes, net.condition(x, hole))
-        nll = F.cross_entropy(logits.flatten(0, 1).float(), codes.reshape(-1), reduction="none") / math.log(2)
-        return nll.reshape(codes.shape) if per_position else nll.mean()
+    def nll(net, x, hole, masked):
+        """Cross-entropy at every position (B, S, S), teacher-forced with the photo's own top latent."""
+        with torch.no_grad():
+            codes = vq.encode_top(x)
+        return structure_nll(net(vq.top_vectors(codes), net.condition(masked, hole)), codes)
 
     def step_fn(step, batch, lr):
-        x, _, hole = _masked_batch(batch, fabric.device)
-        loss = nll_bits(structure, x, hole)
+        x, hole, masked = _masked_batch(batch, fabric.device)
+        ce = nll(structure, x, hole, masked)
+        loss = ce.sum() * fabric.world_size / cfg.loss.towers
         step_optimizer(fabric, structure, opt, loss, cfg, lr)
-        if ema is not None:
-            ema.update_parameters(unwrap(structure))
-        return {"loss": loss, "nll_bits": loss}
+        average.update()
+        return {"loss": loss, "nll_bits": ce.detach().sum() / (per_code * x.shape[0])}
 
     def validate():
         if not val:
             return {}
-        net = ema.module.eval() if ema is not None else structure
-        nll, nll_hole, mse = [], [], []
+        net = average.module.eval()
+        bits, bits_hole, mse = [], [], []
         for batch in val:
-            x, known, hole = _masked_batch(batch, fabric.device)
-            per_position = nll_bits(net, x, hole, per_position=True)
-            in_hole = token_hole(known, dcfg.resolution // dcfg.structure.side)  # codes the condition cannot show
-            nll.append(float(per_position.mean()))
-            nll_hole.append(float(per_position[in_hole].mean()) if in_hole.any() else float("nan"))
-            mse.append(float(F.mse_loss(dsi.hvqvae(x)[0], x)))
+            x, hole, masked = _masked_batch(batch, fabric.device)
+            per_position = nll(net, x, hole, masked).flatten(1) / math.log(2)
+            in_hole = token_hole(1 - hole, dcfg.resolution // dcfg.structure.side)  # codes the condition cannot show
+            bits.append(float(per_position.mean()))
+            bits_hole.append(float(per_position[in_hole].mean()) if in_hole.any() else float("nan"))
+            mse.append(float(F.mse_loss(vq(x)[0], x)))
         # all codes (as trained), the codes under the hole alone, and the VQ-VAE's reconstruction error (Table 3)
-        return {"val/nll_bits": float(np.mean(nll)), "val/nll_bits_hole": float(np.nanmean(nll_hole)),
+        return {"val/nll_bits": float(np.mean(bits)), "val/nll_bits_hole": float(np.nanmean(bits_hole)),
                 "val/vqvae_mse": float(np.mean(mse))}  # fmt: skip
 
     def sheet(step, batch):
         """Rows of: masked input, three sampled structures (the VQ-VAE decodes them with its own bottom codes
         of the masked photo), original."""
-        x, known, hole = _masked_batch(val[0] if val else batch, fabric.device)
+        x, hole, masked = _masked_batch(val[0] if val else batch, fabric.device)
+        net, side = average.module.eval(), dcfg.structure.side
         rows = []
-        net = ema.module.eval() if ema is not None else structure
         for i in range(min(3, x.shape[0])):
-            xi, ki, hi = x[i : i + 1], known[i : i + 1], hole[i : i + 1]
-            codes = dsi.hvqvae.encode_top(xi * ki).reshape(1, -1).expand(3, -1)
+            hi, mi = hole[i : i + 1], masked[i : i + 1]
+            codes = vq.encode_top(mi).reshape(1, -1).expand(3, -1)
             gens = [torch.Generator(device=fabric.device).manual_seed(step * 10 + j) for j in range(3)]
-            cond = net.condition(xi, hi).expand(3, -1, -1, -1)
-            sampled = sample_raster(net, cond, codes, token_hole(ki, dcfg.resolution // dcfg.structure.side, 1)[0], gens)
-            side = dcfg.structure.side
-            decoded = decode_structure(dsi.hvqvae, xi * ki, sampled.reshape(3, side, side))
-            rows.append([masked_view(to_uint8(xi)[0], (hi[0, 0] > 0.5).cpu().numpy()), *to_uint8(decoded), to_uint8(xi)[0]])
+            cond = net.condition(mi, hi).expand(3, -1, -1, -1)
+            unknown = token_hole(1 - hi, dcfg.resolution // side, 1)[0]
+            sampled = sample_raster(net, cond, vq.quantize_top.embedding, codes, unknown, gens)
+            decoded = decode_structure(vq, mi, sampled.reshape(3, side, side))
+            rows.append([masked_view(to_uint8(x[i : i + 1])[0], (hi[0, 0] > 0.5).cpu().numpy()), *to_uint8(decoded), to_uint8(x[i : i + 1])[0]])
         return grid_rows(rows)
 
-    export = DSI(dcfg)
-    export.hvqvae = dsi.hvqvae
-    export.structure = ema.module if ema is not None else unwrap(structure)
+    def export():  # the VQ-VAE and the (averaged) structure generator
+        model = DSI(dcfg)
+        model.hvqvae, model.structure = vq, average.module
+        return model
+
     return fit(run, state, train, step_fn, export, [structure], validate, sheet)
 
 
@@ -211,87 +236,94 @@ def decode_structure(hvqvae, x_known: torch.Tensor, top_codes: torch.Tensor) -> 
     bottom = hvqvae.encoder_bottom(x_known).expand(top.shape[0], -1, -1, -1)
     bottom_z = hvqvae.pre_bottom(torch.cat([bottom, hvqvae.decoder_top(top)], 1))
     bq = hvqvae.quantize_bottom.lookup(hvqvae.quantize_bottom.tokens(bottom_z.permute(0, 2, 3, 1))).permute(0, 3, 1, 2)
-    return hvqvae.decoder(torch.cat([bq, hvqvae.upsample_top(top)], 1))
+    return hvqvae.decode(top, bq)
 
 
-def structure_scores(distance: torch.Tensor, scale: float = 10.0) -> torch.Tensor:
-    """Logits of the structural feature loss from squared distances (..., K) to the K codes: standardized
-    over the codebook, squashed by -tanh, times 10, as the official code scores them; unlike raw distances
-    this does not depend on how compact the codebook is."""
-    std = distance.std(-1, keepdim=True, correction=0).clamp(min=1e-8)
-    return -scale * torch.tanh((distance - distance.mean(-1, keepdim=True)) / std)
+def _shared_adam_steps(opt: torch.optim.Optimizer, t: int) -> None:
+    """Quirk of the official texture script: the generator and the discriminator steps go through one Adam
+    object, so its bias correction counts both; the update at t (1-based, over both) sees t."""
+    for group in opt.param_groups:
+        for p in group["params"]:
+            if "step" in opt.state.get(p, {}):
+                opt.state[p]["step"].fill_(t - 1)  # Adam adds one before using it
 
 
 def train_texture(cfg: TextureStage, resume=None) -> Path:
     fabric, run = start(cfg, resume)
     partial = first_stage(cfg.first_stage, DSI)
-    dcfg = partial.config.model_copy(deep=True)
-    dcfg.texture = dsi_config(cfg).texture
-    if dcfg.texture is None:
+    texture_cfg = dsi_config(cfg).texture
+    if texture_cfg is None:
         raise PluralfillError("the model config has no texture generator")
-    dcfg = fit_to_vqvae(dcfg, dcfg.hvqvae)
+    dcfg = fit_to_vqvae(partial.config.model_copy(update={"texture": texture_cfg}), partial.config.hvqvae)
     dsi = DSI(dcfg)
     dsi.hvqvae.load_state_dict(partial.hvqvae.state_dict())
     dsi.structure.load_state_dict(partial.structure.state_dict())
     for frozen in (dsi.hvqvae, dsi.structure):
         frozen.requires_grad_(False).eval().to(fabric.device)
-    dsi.texture.standardize_like(dsi.hvqvae.quantize_top.embedding)
     texture, opt = fabric.setup(dsi.texture, optimizer(dsi.texture.parameters(), cfg))
     state = {"texture": texture, "optimizer": opt, "step": 0, "best": math.inf}
     lw = cfg.loss
     if lw.adversarial:
         disc = SNPatchGANDiscriminator(dcfg.disc_width)
-        disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=lw.disc_lr, betas=cfg.optim.betas))
-        state |= {"disc": disc, "disc_optimizer": dopt}
+        disc_opt = torch.optim.Adam(disc.parameters(), lr=lw.disc_lr or cfg.optim.lr, betas=cfg.optim.betas)
+        disc, disc_opt = fabric.setup(disc, disc_opt)
+        state |= {"disc": disc, "disc_optimizer": disc_opt}
     run.restore(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
     vq = dsi.hvqvae
 
-    def generate(x, known):
-        codes = vq.encode_top(x)  # the true structure
-        return texture(x, known, vq.top_vectors(codes)), codes
-
-    def losses(x, known, hole):
-        fine, codes = generate(x, known)
-        completed = fine * hole + x * known
-        # the VQ-VAE's top encoder should read back the structure the texture generator was given: a
-        # cross-entropy over the codes, scored by distance standardized over the codebook (official code)
-        logits = structure_scores(vq.quantize_top.distance(vq.top_features(completed).permute(0, 2, 3, 1)))
-        terms = {"pixel": (fine - x).abs().mean(), "structural": F.cross_entropy(logits.reshape(-1, logits.shape[-1]), codes.reshape(-1))}
-        total = lw.pixel * terms["pixel"] + lw.structural_feature * terms["structural"]
-        return total, terms, completed
+    def generate(x, hole, masked):
+        with torch.no_grad():
+            truth = vq.encode(x)  # the true structure and texture codes
+        return texture(masked, hole, truth["quant_t"]), truth
 
     def step_fn(step, batch, lr):
-        x, known, hole = _masked_batch(batch, fabric.device)
-        total, terms, completed = losses(x, known, hole)
+        x, hole, masked = _masked_batch(batch, fabric.device)
+        out, truth = generate(x, hole, masked)
+        completed = out * hole + masked * (1 - hole)
+        seen = vq.encode(completed)
+        terms = {"pixel": (x - out).abs().mean(),
+                 "feature_top": feature_loss(seen["enc_t"], truth["idx_t"], vq.quantize_top.embedding),
+                 "feature_bottom": feature_loss(seen["enc_b"], truth["idx_b"], vq.quantize_bottom.embedding)}  # fmt: skip
+        total = lw.pixel * terms["pixel"] + lw.feature * (terms["feature_top"] + terms["feature_bottom"])
         adversarial = "disc" in state and step >= lw.late_start_step
         if adversarial:
-            terms["adversarial"] = hinge_generator_loss(state["disc"](completed, hole))
+            terms["adversarial"] = -state["disc"](completed, hole).mean()
             total = total + lw.adversarial * terms["adversarial"]
+            _shared_adam_steps(opt, 2 * (step - lw.late_start_step) + 1)
         step_optimizer(fabric, texture, opt, total, cfg, lr)
-        if adversarial:
-            terms["disc"] = discriminator_step(fabric, state, hinge_discriminator_loss, x, completed,
-                                               lambda images: state["disc"](images, hole))  # fmt: skip
+        if adversarial:  # real and completed in one call: one power iteration, as the official graph
+            d = state["disc"](torch.cat([x, completed.detach()]), hole.repeat(2, 1, 1, 1))
+            real, fake = d.chunk(2)
+            dopt = state["disc_optimizer"]
+            _shared_adam_steps(dopt, 2 * (step - lw.late_start_step) + 2)
+            for group in dopt.param_groups:
+                group["lr"] = lw.disc_lr or lr
+            loss = texture_discriminator_loss(real, fake)
+            dopt.zero_grad(set_to_none=True)
+            fabric.backward(loss)
+            dopt.step()
+            terms["disc"] = loss.detach()
         return terms | {"loss": total}
 
     def validate():
         scores = []
         for batch in val:
-            x, known, hole = _masked_batch(batch, fabric.device)
-            fine, _ = generate(x, known)
-            scores.append(float(((fine - x).abs() * hole).sum() / (3 * hole.sum()).clamp(min=1)))
+            x, hole, masked = _masked_batch(batch, fabric.device)
+            out, _ = generate(x, hole, masked)
+            scores.append(float(((out - x).abs() * hole).sum() / (3 * hole.sum()).clamp(min=1)))
         return {"val/hole_l1": float(np.mean(scores))} if scores else {}
 
     def sheet(step, batch):
         """Rows of: masked input, the fill from the true structure, two fills from sampled structures, original."""
         seed_step(cfg, VAL_SEED_STEP, 0)
         inpainter = DSIInpainter(dsi, fabric.device)
-        x, known, hole = _masked_batch(val[0] if val else batch, fabric.device)
+        x, hole, masked = _masked_batch(val[0] if val else batch, fabric.device)
         rows = []
         for i in range(min(3, x.shape[0])):
-            xi, ki, hi = x[i : i + 1], known[i : i + 1], hole[i : i + 1]
-            true_fill = generate(xi, ki)[0] * hi + xi * ki
-            sampled = inpainter.sample(xi, ki, [step * 10, step * 10 + 1]) * hi + xi * ki
+            xi, hi, mi = x[i : i + 1], hole[i : i + 1], masked[i : i + 1]
+            true_fill = generate(xi, hi, mi)[0] * hi + mi * (1 - hi)
+            sampled = inpainter.sample(xi, 1 - hi, [step * 10, step * 10 + 1]) * hi + mi * (1 - hi)
             rows.append([masked_view(to_uint8(xi)[0], (hi[0, 0] > 0.5).cpu().numpy()), to_uint8(true_fill)[0], *to_uint8(sampled), to_uint8(xi)[0]])
         return grid_rows(rows)
 

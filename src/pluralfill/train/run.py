@@ -48,10 +48,14 @@ def lr_at(step: int, cfg: TrainConfig, lr: float | None = None) -> float:
     put: the official PUT scheduler (CosineAnnealingLRWithWarmup stepped after every iteration): step k of
     the warm-up trains at k / warmup of lr, the first at 0, so the peak is (warmup + 1) / warmup of lr; then
     cosine from that peak over steps - warmup, never below min_lr.
+    dsi: the official DSI structure schedule, lr min((k + 1)^-0.35, (k + 1) warmup^-1.5): linear warm-up until
+    the two terms meet (near step 46,500 for warmup 16,000), then decay as (k + 1)^-0.35.
     """
     o = cfg.optim
     lr = o.lr if lr is None else lr
     floor = o.min_lr if o.min_lr is not None else o.min_lr_ratio * lr
+    if o.schedule == "dsi":
+        return lr * min((step + 1) ** -0.35, (step + 1) * max(1, o.warmup_steps) ** -1.5)
     if o.schedule == "put":
         w = max(1, o.warmup_steps)
         if step <= w + 1:
@@ -197,10 +201,11 @@ class Run:
                 w.writerows(kept)
             os.replace(tmp, path)
 
-    def export(self, model: torch.nn.Module, name: str) -> None:
-        """`last/` or `best/`: a save_pretrained folder that `--checkpoint` loads."""
+    def export(self, model, name: str) -> None:
+        """`last/` or `best/`: a save_pretrained folder that `--checkpoint` loads. `model`: the model, or a
+        function that builds it (e.g. from a moving average of the weights) when it is time."""
         if self.is_main:
-            model.save_pretrained(self.folder / name, overwrite=True)
+            (model if isinstance(model, torch.nn.Module) else model()).save_pretrained(self.folder / name, overwrite=True)
         self.fabric.barrier()
 
     def close(self) -> None:
