@@ -331,3 +331,38 @@ def test_convert_and_inpaint_from_the_cli(tmp_path, photo, capsys):
     a, b = (np.asarray(Image.open(tmp_path / "out" / f"photo_sample{i}.png")) for i in (0, 1))
     assert a.shape == (256, 256, 3) and not np.array_equal(a, b)
     assert np.array_equal(a[hole == 0], np.asarray(Image.open(tmp_path / "photo.png"))[hole == 0])
+
+
+def test_the_official_recipes_are_the_configs():
+    from pathlib import Path
+
+    from pluralfill.models.dsi import CONFIGS
+    from pluralfill.registry import load_config
+    from pluralfill.train.run import lr_at
+
+    configs = Path(__file__).resolve().parents[1] / "configs"
+    vq, st, tx = (load_config(configs / f"dsi-{s}.yaml") for s in ("hvqvae", "structure", "texture"))
+    for cfg in (vq, st, tx):
+        assert cfg.batch_size == 8 and cfg.steps == 1_000_000 and cfg.optim.optimizer == "adam" and cfg.optim.grad_clip is None
+    assert (vq.optim.lr, vq.optim.betas, vq.optim.polyak_decay, vq.loss.commitment) == (1e-4, (0.9, 0.999), 0.9997, 0.25)
+    assert math.isclose(st.optim.lr, 0.18 * 128**-0.5) and st.optim.polyak_decay == 0.9997 and st.loss.towers == 2
+    assert CONFIGS["dsi"].structure.dropout == 0.1 and CONFIGS["dsi"].hvqvae.ema_decay == 0.99
+    meet = 16000 ** (1.5 / 1.35)  # where the warm-up line meets the decay
+    assert lr_at(0, st) == pytest.approx(st.optim.lr * 16000**-1.5)
+    assert lr_at(int(meet) - 1000, st) < lr_at(int(meet), st) > lr_at(int(meet) + 1000, st)
+    assert lr_at(999_999, st) == pytest.approx(st.optim.lr * 1_000_000**-0.35)
+    assert (tx.optim.lr, tx.optim.betas, tx.loss.feature, tx.loss.adversarial, tx.loss.late_start_step) == (1e-4, (0.5, 0.999), 0.1, 1.0, 0)
+    assert st.masks.preset == tx.masks.preset == "center"
+
+
+def test_one_adam_for_both_texture_networks_counts_both_updates():
+    """The official texture script steps the generator and the discriminator through one Adam object."""
+    from pluralfill.train.dsi import _shared_adam_steps
+
+    w = torch.nn.Parameter(torch.ones(3))
+    opt = torch.optim.Adam([w], lr=0.1, betas=(0.5, 0.999))
+    for t in (1, 3, 5):  # the generator's updates are the odd ones
+        _shared_adam_steps(opt, t)
+        w.grad = torch.ones(3)
+        opt.step()
+        assert int(opt.state[w]["step"]) == t
