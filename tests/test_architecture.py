@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # layer or of a higher one.
 LAYERS = [
     {"errors"},
-    {"io", "pixels", "hub", "geometry"},
+    {"io", "pixels", "hub", "geometry", "shards"},
     {"grid", "trace"},
     {"nn"},
     {"masks", "models", "losses"},
@@ -26,9 +26,10 @@ LAYERS = [
     {"methods"},
     {"train", "pretrained", "bench"},
     {"registry"},
-    {"runner"},
+    {"runner", "store"},
     {"app"},
     {"cli"},
+    {"__main__"},
 ]
 RANK = {unit: i for i, layer in enumerate(LAYERS) for unit in layer}
 

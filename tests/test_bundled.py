@@ -1,5 +1,5 @@
-"""The bundled default model (put-scenes-small): it ships in the package, loads by name, is what `inpaint`
-and `demo` run without --method, and handles photos of any size."""
+"""The bundled learned model (put-scenes-small): it ships in the package, loads by name, and handles photos of
+any size; and the default method (pluralistic PatchMatch) is what `inpaint` and `demo` run without --method."""
 
 import functools
 import json
@@ -16,16 +16,20 @@ from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.put import PUT, put_tiny_config
 
 
+BUNDLED = "put-scenes-small"
+
+
 @pytest.fixture(scope="module")
 def bundled():
-    return pluralfill.load_inpainter(pluralfill.DEFAULT_METHOD)
+    return pluralfill.load_inpainter(BUNDLED)
 
 
-def test_the_default_model_ships_in_the_package_and_fits_its_budget():
-    folder = pluralfill.bundled_models()[pluralfill.DEFAULT_METHOD]
+def test_the_bundled_model_ships_in_the_package_and_the_default_comes_first():
+    folder = pluralfill.bundled_models()[BUNDLED]
     assert {"config.json", "model.safetensors", "MODEL_CARD.md", "sampling.json"} <= {p.name for p in folder.iterdir()}
     assert (folder / "model.safetensors").stat().st_size < 30e6
-    assert pluralfill.DEFAULT_METHOD == pluralfill.available_methods()[0]
+    assert pluralfill.DEFAULT_METHOD == "patchmatch-plural" == pluralfill.available_methods()[0]
+    assert BUNDLED in pluralfill.available_methods()
 
 
 def test_bundled_model_gives_different_seeded_samples_and_keeps_known_pixels(bundled, photo):
@@ -73,7 +77,7 @@ def test_sampling_json_sets_default_options_and_the_caller_wins(tmp_path, photo)
         PUTInpainter.from_pretrained(folder)
 
 
-def test_inpaint_without_method_uses_the_bundled_model(tmp_path, photo):
+def test_inpaint_without_method_uses_the_default(tmp_path, photo):
     from typer.testing import CliRunner
 
     Image.fromarray(photo).save(tmp_path / "photo.png")
@@ -85,10 +89,12 @@ def test_inpaint_without_method_uses_the_bundled_model(tmp_path, photo):
     assert pluralfill.DEFAULT_METHOD in result.output
 
 
-def test_demo_shows_the_bundled_model(tmp_path):
+def test_demo_shows_the_default_and_says_how_to_get_a_learned_model(tmp_path):
     from typer.testing import CliRunner
 
-    result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-n", "2"])
+    result = CliRunner().invoke(app, ["demo", "-o", str(tmp_path / "demo"), "-n", "3"])
     assert result.exit_code == 0, result.output
-    assert pluralfill.DEFAULT_METHOD in result.output and "coffee_grid.png" in result.output
-    assert Image.open(tmp_path / "demo" / "coffee_grid.png").width > 3 * 256
+    assert pluralfill.DEFAULT_METHOD in result.output and str(tmp_path / "demo" / "coffee_grid.png") in result.output
+    assert "pluralfill models add" in result.output and "--method" in result.output
+    grid = np.asarray(Image.open(tmp_path / "demo" / "coffee_grid.png"))
+    assert grid.shape[1] > 3 * 256

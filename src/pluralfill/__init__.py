@@ -9,8 +9,9 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from pluralfill.errors import PluralfillError
 
-# what `pluralfill inpaint` and `demo` run without --method: the learned model shipped in pluralfill/weights/
-DEFAULT_METHOD = "put-scenes-small"
+# what `pluralfill inpaint`, `demo` and the web app run without a choice: diverse, sharp fills from the
+# photo's own texture, offline and without weights (the learned models are one `pluralfill models add` away)
+DEFAULT_METHOD = "patchmatch-plural"
 
 _LAZY = {"available_methods", "bundled_models", "describe", "load_inpainter"}  # these import torch: load on first use
 

@@ -22,10 +22,14 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # click's help: flags shown as flags, paragraphs rewrapped to the terminal
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True)
+masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(masks_app, name="masks")
+models_app = typer.Typer(help="The model store: bundled and installed models, and the official ones to add.",
+                         invoke_without_command=True, rich_markup_mode=None)  # fmt: skip
+app.add_typer(models_app, name="models")
 
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)  # one message, one line
@@ -81,10 +85,11 @@ def inpaint(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")],
     mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="One mask for every image.")] = None,
     mask_dir: Annotated[Optional[Path], typer.Option("--mask-dir", help="Folder of masks named like the images.")] = None,
-    method: Annotated[Optional[str], typer.Option("--method", help="Method name (see `pluralfill info`).")] = None,
+    method: Annotated[Optional[str], typer.Option("--method", help=f"Method or installed model (see `pluralfill info` and `pluralfill models`). [default: {DEFAULT_METHOD}]")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Checkpoint folder of a learned method.")] = None,
-    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Samples per image.")] = 1,
+    num_samples: Annotated[Optional[int], typer.Option("-n", "--num-samples", min=1, help="Samples per image. [default: 1, or the protocol's]")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Seed: the same seed gives the same samples.")] = None,
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="A paper's protocol (put, lama, mat): its samples per image and sampling options.")] = None,
     grid: Annotated[bool, typer.Option("--grid", help="Also write NAME_grid.png: input, hole and all samples.")] = False,
     invert_mask: InvertMask = False,
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
@@ -102,16 +107,22 @@ def inpaint(
     class_label: Annotated[Optional[int], typer.Option("--class-label", help="The official MaskGIT models: the ImageNet class (0-999) to fill with.")] = None,
     attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="mhtma: on, off (convolution branch only), high or low (every head at the image's highest / lowest temperature).")] = None,
     option: Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")] = None,
+    devices: Annotated[int, typer.Option("--devices", min=1, help="Processes on this machine (one per GPU with --device cuda); the images are split between them.")] = 1,
+    num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Machines taking part (start the same command on each, e.g. with torchrun).")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip the images whose outputs are all written (a killed run goes on); needs --seed.")] = False,
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
 ):
     """Fill the holes of IMAGES; writes NAME_sample{k}.png per sample into the output folder.
 
     Masks are white where pixels are missing. Without --mask or --mask-dir, each image pairs with
-    NAME_mask*.png beside it (LaMa layout).
+    NAME_mask*.png beside it (LaMa layout). With --devices N (and --num-nodes) the images are split across
+    processes; the outputs are those of one process.
     """
+    from pluralfill.methods.base import sample_seed
     from pluralfill.registry import load_inpainter
-    from pluralfill.runner import FillSettings, fill_jobs
+    from pluralfill.runner import FillSettings, fill_jobs, remaining_jobs
+    from pluralfill.shards import start_shards
 
     if mask is not None and mask_dir is not None:
         raise PluralfillError("give either --mask or --mask-dir, not both")
@@ -123,7 +134,13 @@ def inpaint(
         raise PluralfillError("no image has a mask: pass --mask, --mask-dir, or put NAME_mask.png beside NAME.png")
     if output.exists() and not output.is_dir():
         raise PluralfillError(f"output must be a folder, but {output} is a file")
-    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=device)
+    if resume and seed is None:
+        raise PluralfillError("--resume needs --seed: the samples still to make must come from the seed of those written")
+    if resume and overwrite:
+        raise PluralfillError("give --resume (keep what is written) or --overwrite (replace it), not both")
+    shard = start_shards(devices, num_nodes, device)
+    seed = shard.broadcast(seed if seed is not None else sample_seed(None, 0))  # one seed for every process
+    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device)
     loaded = getattr(getattr(inpainter, "model", None), "method", inpainter.name)
     if checkpoint is not None and method is not None and method != loaded:
         raise PluralfillError(f"--method {method} but {checkpoint} holds a {loaded} model")
@@ -133,19 +150,38 @@ def inpaint(
              "class_label": class_label}  # fmt: skip
     options |= {k: v for k, v in flags.items() if v is not None} | ({"trace": True} if trace else {})
     options |= {"entropy": True} if entropy else {}
-    inpainter.check_options(options)
-    settings = FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite, not no_composite, options)
-    if inpainter.deterministic and num_samples > 1:
+    if protocol is not None:
+        from pluralfill.metrics.protocols import get_protocol
+
+        p = get_protocol(protocol)
+        num_samples = num_samples or p.samples
+        options = {k: v for k, v in p.options.items() if k in inpainter.option_names()} | options
+    num_samples = num_samples or 1
+    options = inpainter.check_options(options)
+    settings = FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite or resume, not no_composite, options)
+    if inpainter.deterministic and num_samples > 1 and shard.main:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
+    todo = remaining_jobs(jobs, inpainter, output, settings) if resume else jobs
+    if resume and shard.main:
+        err.print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} image(s) done already", highlight=False)
+    if not resume and not overwrite:
+        from pluralfill.runner import planned_outputs
+
+        pio.check_writable(planned_outputs(jobs, inpainter, output, settings), False)  # every process: the same verdict
+    mine = shard.take(todo)
 
     def on_error(job, e):
         err.print(f"error: {job.image.name}: {e}", markup=False, highlight=False, soft_wrap=True)
 
     with _progress() as bar:
-        task = bar.add_task(inpainter.name, total=len(jobs))
-        failed = fill_jobs(jobs, inpainter, output, settings, on_error, lambda: bar.advance(task))
-    done = len(jobs) - failed
-    err.print(f"inpainted {done} image(s) with {inpainter.name} into {output}/", highlight=False)
+        task = bar.add_task(inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]", total=len(mine))
+        failed = fill_jobs(mine, inpainter, output, settings, on_error, lambda: bar.advance(task),
+                           lambda note: err.print(f"note: {note}", markup=False, highlight=False), keep_going=shard.world > 1)  # fmt: skip
+    failed = sum(shard.gather([failed]))
+    shard.barrier()
+    if shard.main:
+        where = f" in {shard.world} processes" if shard.world > 1 else ""
+        err.print(f"inpainted {len(todo) - failed} image(s) with {inpainter.name} into {output}/{where}", highlight=False)
     if failed:
         raise typer.Exit(1)
 
@@ -153,9 +189,9 @@ def inpaint(
 @app.command()
 def demo(
     output: Annotated[Path, typer.Option("-o", "--output", help="Output folder.")] = Path("pluralfill-demo"),
-    method: Annotated[str, typer.Option("--method", help="Method to show.")] = DEFAULT_METHOD,
-    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1)] = 8,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    method: Annotated[str, typer.Option("--method", help="Method or installed model to show.")] = DEFAULT_METHOD,
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Samples to draw.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same grid.")] = 0,
     overwrite: Overwrite = False,
 ):
     """Inpaint the bundled photo with a generated hole; writes a grid of input, hole and the samples."""
@@ -163,7 +199,10 @@ def demo(
 
     with err.status(f"{method}: {num_samples} samples"):
         r = run_demo(output, method, num_samples, seed, overwrite)
-    out.print(f"wrote {r.grid} ({r.num_samples} samples of {r.method}, hole {r.hole_ratio:.0%} of the image)")
+    out.print(f"wrote {r.grid} ({r.num_samples} samples of {r.method}, hole {r.hole_ratio:.0%} of the image)", highlight=False)
+    out.print("the papers' quality: download an official model (`pluralfill models` lists them), then\n"
+              "  pluralfill models add CHECKPOINT.pth --name put-places2 && "
+              "pluralfill inpaint photo.jpg --mask hole.png --method put-places2 -n 8 -o out", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ sketch
@@ -180,7 +219,7 @@ def sketch(
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
 ):
-    """Extract the sketch of a photo (seed 002, IV-F) and show how: writes OUTPUT and OUTPUT_steps.png
+    """Extract the sketch of a photo (as the MHTMA paper, "Learning to Scale Temperature in Masked Self-Attention", section IV-F, does) and show how: writes OUTPUT and OUTPUT_steps.png
     (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to `inpaint --sketch`."""
     from pluralfill.masks.sketch import write_sketch
 
@@ -212,6 +251,24 @@ def masks_generate(
         task = bar.add_task(preset, total=len(plan))
         ratios = write_mask_set(plan, output, preset, seed, overwrite, lambda: bar.advance(task))
     out.print(f"wrote {len(ratios)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean {ratios.mean():.3f})")
+
+
+@masks_app.command("protocol")
+def masks_protocol(
+    protocol: Annotated[str, typer.Argument(help="put, lama or mat (see `pluralfill evaluate --help`).", show_default=False)],
+    mask_set: Annotated[str, typer.Argument(help="put: pconv; lama: thin-256, medium-256, thick-256, thin-512, ...; mat: small, large.", show_default=False)],
+    for_images: Annotated[Path, typer.Option("--for-images", help="The test images: one mask each, named like it, of its size.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (then --mask-dir of inpaint, --masks of evaluate).")],
+    source: Annotated[Optional[Path], typer.Option("--source", help="A downloaded set's folder (put: the PConv testing_mask_dataset).")] = None,
+    overwrite: Overwrite = False,
+):
+    """Prepare a protocol's masks for a folder of test images, with protocol.json to check them by."""
+    from pluralfill.metrics.protocols import get_protocol, prepare
+
+    p = get_protocol(protocol)
+    with err.status(f"{protocol} {mask_set}"):
+        manifest = prepare(p, p.mask_set(mask_set), for_images, output, source, overwrite)
+    out.print(f"wrote {len(manifest['masks'])} {protocol} {mask_set} masks to {output}/ (fingerprint {manifest['fingerprint'][:16]})", highlight=False)
 
 
 @masks_app.command("stats")
@@ -258,6 +315,7 @@ def evaluate(
     metrics: Annotated[Optional[str], typer.Option("--metrics", help="Comma list; default: the pixel metrics plus those whose weights are cached.")] = None,
     bins: Annotated[Optional[str], typer.Option("--bins", help="'standard' (0,0.1]..(0.5,0.6], 'none', or LO-HI,LO-HI,...")] = None,
     fmt: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="A paper's protocol: put, lama or mat (its metrics, bins, SSIM and a check of its masks).")] = None,
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Write metric-vs-hole-ratio curves to this PNG.")] = None,
     gray: Annotated[bool, typer.Option("--gray", help="SSIM on luma only (PUT's protocol).")] = False,
     invert_mask: InvertMask = False,
@@ -265,12 +323,21 @@ def evaluate(
     lpips_backbone: Annotated[Optional[Path], typer.Option("--lpips-backbone", help="AlexNet / VGG-16 weights file.")] = None,
     lpips_heads: Annotated[Optional[Path], typer.Option("--lpips-heads", help="LPIPS v0.1 linear heads file.")] = None,
     inception: Annotated[Optional[Path], typer.Option("--inception", help="pt_inception-2015-12-05 weights file.")] = None,
-    device: Annotated[str, typer.Option("--device")] = "cpu",
+    device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")] = "cpu",
+    devices: Annotated[int, typer.Option("--devices", min=1, help="Processes on this machine; the images are split between them.")] = 1,
+    num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Machines taking part.")] = 1,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the table to this file.")] = None,
     overwrite: Overwrite = False,
 ):
-    """Score results against ground truth: one column per hole-ratio bin, like seed 002's Table IV."""
+    """Score results against ground truth: one column per hole-ratio bin, like Table IV of the MHTMA paper.
+
+    With --protocol the metrics, bins and SSIM are the paper's, the masks must be the ones `pluralfill masks
+    protocol` prepared for it, and the results record how they were made (protocol, mask set and fingerprint,
+    FID network and the sha256 of its weights, images, samples, versions). With --devices the images are
+    split across processes and the numbers are those of one process.
+    """
     from pluralfill.metrics.evaluate import ALL_METRICS, available_metrics, evaluate as run, find_items, parse_bins, plot_curves, tables
+    from pluralfill.shards import start_shards
 
     if fmt not in ("md", "csv", "json"):
         raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
@@ -281,7 +348,17 @@ def evaluate(
     if plot is not None:
         pio.check_writable([plot], overwrite)
     weights = {"lpips_backbone": lpips_backbone, "lpips_heads": lpips_heads, "inception": inception}
-    if metrics is None:
+    chosen_protocol = None
+    if protocol is not None:
+        from pluralfill.metrics.protocols import get_protocol
+
+        chosen_protocol = get_protocol(protocol)
+        if metrics is not None or bins is not None:
+            raise PluralfillError("--protocol sets the metrics and bins: give neither --metrics nor --bins with it")
+        chosen = list(chosen_protocol.metrics)
+        bins = ",".join(f"{lo:g}-{hi:g}" for lo, hi in chosen_protocol.bins) or "none"
+        gray = chosen_protocol.gray_ssim
+    elif metrics is None:
         chosen = available_metrics(lpips_net, weights)
         skipped = [m for m in ALL_METRICS if m not in chosen]
         if skipped:
@@ -292,22 +369,49 @@ def evaluate(
     names = [p.name or str(p) for p in pred]
     if len(set(names)) < len(names):
         names = [str(p) for p in pred]
-    evaluations = {}
+    shard = start_shards(devices, num_nodes, device)
+    evaluations, provenance = {}, {}
     for name, folder in zip(names, pred):
         items, skipped_items = find_items(folder, gt, masks)
-        for s in skipped_items:
+        for s in skipped_items if shard.main else ():
             err.print(f"skipped {s}", highlight=False)
+        if chosen_protocol is not None:
+            from pluralfill.metrics.protocols import verify
+
+            manifest = verify(chosen_protocol, masks, [i.name for i in items])
+            provenance[name] = _provenance(chosen_protocol, manifest, items, chosen, weights)
         with _progress() as bar:
-            task = bar.add_task(f"evaluating {name}", total=len(items))
-            evaluations[name] = run(items, chosen, parse_bins(bins), invert_mask, gray, device, lpips_net, weights,
-                                    progress=lambda: bar.advance(task))  # fmt: skip
-    text = tables(evaluations, fmt)
+            task = bar.add_task(f"evaluating {name}", total=len(shard.take(items)))
+            evaluations[name] = run(items, chosen, parse_bins(bins), invert_mask, gray, shard.device, lpips_net, weights,
+                                    progress=lambda: bar.advance(task), shard=shard)  # fmt: skip
+    if not shard.main:
+        return
+    text = tables(evaluations, fmt, provenance)
     print(text)
     if output is not None:
         pio.write_text(output, text + "\n", overwrite)
     if plot is not None:
         plot_curves(evaluations, plot)
         err.print(f"wrote {plot}")
+
+
+def _provenance(protocol, manifest: dict, items, metrics: list[str], weights: dict) -> dict:
+    """How a protocol's number was made, to be written beside it."""
+    import platform
+
+    import torch
+
+    from pluralfill.hub import resolve
+    from pluralfill.metrics.protocols import file_sha256
+
+    fid = None
+    if {"fid", "p-ids", "u-ids"} & set(metrics):
+        fid = {"network": protocol.fid_network, "weights_sha256": file_sha256(resolve("inception-fid", weights.get("inception")))}
+    samples = sorted({len(i.samples) for i in items})
+    return {"protocol": protocol.name, "paper": protocol.paper, "mask_set": manifest["mask_set"], "mask_source": manifest["source"],
+            "mask_fingerprint": manifest["fingerprint"], "images": len(items), "samples_per_image": samples[0] if len(samples) == 1 else samples,
+            "protocol_samples": protocol.samples, "fid": fid, "ssim": "luma" if protocol.gray_ssim else "rgb", "note": protocol.note,
+            "pluralfill": __version__, "torch": torch.__version__, "python": platform.python_version()}  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ train
@@ -452,6 +556,53 @@ def convert(
     counts = model.parameter_counts()
     out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --checkpoint {output} -n 8 -o out")
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context):
+    """List the bundled models, the installed ones, and the official model families with where their weights
+    are published. `pluralfill models add FILE...` installs one."""
+    if ctx.invoked_subcommand is not None:
+        return
+    from pluralfill.hub import installed_models, models_dir
+    from pluralfill.models.base import read_config
+    from pluralfill.registry import bundled_models, converters
+
+    out.print("models to use with --method NAME:", highlight=False)
+    for kind, found in (("bundled", bundled_models()), ("installed", installed_models())):
+        for name, folder in found.items():
+            out.print(f"  {name}  ({kind}, {read_config(folder).get('method', '?')}) {folder}", highlight=False)
+    if not installed_models():
+        out.print(f"  nothing installed in {models_dir()} yet", highlight=False)
+    out.print("official models: download, then `pluralfill models add FILE...` (or `pluralfill convert` into a folder):", highlight=False)
+    for c in converters().values():
+        out.print(f"  {c.name}: {' '.join(c.inputs)}\n      {c.summary}\n      published at {c.weights_page}", highlight=False)
+
+
+@models_app.command("add")
+def models_add(
+    files: Annotated[list[Path], typer.Argument(help="The official checkpoint file(s), e.g. a PUT .pth; MaskGIT: TOKENIZER TRANSFORMER.", show_default=False)],
+    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model's own).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an installed model of that name.")] = False,
+):
+    """Recognise an official checkpoint, convert it and install it; then `--method NAME` uses it."""
+    from pluralfill.store import add
+
+    with err.status(f"reading {', '.join(map(str, files))}"):
+        done = add(files, name, overwrite)
+    out.print(f"installed {done.name} ({done.converter}) in {done.folder}", highlight=False)
+    out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --method {done.name} -n 8 -o out", highlight=False)
+
+
+@models_app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="An installed model.", show_default=False)]):
+    """Delete an installed model."""
+    from pluralfill.store import remove
+
+    out.print(f"removed {name} ({remove(name)})", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ info

@@ -92,6 +92,17 @@ def cache_dir() -> Path:
     return home() / "weights"
 
 
+def models_dir() -> Path:
+    """Where `pluralfill models add` installs converted models: one folder per name."""
+    return home() / "models"
+
+
+def installed_models() -> dict[str, Path]:
+    """Models installed in the store: name -> folder (config.json + model.safetensors)."""
+    root = models_dir()
+    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()} if root.is_dir() else {}
+
+
 def sha256_of(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:

@@ -92,6 +92,34 @@ def read_image(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIX
     return to_rgb(_open(path, max_pixels, "image"))
 
 
+@dataclass(frozen=True)
+class Look:
+    """What an image file was beyond its RGB pixels, so that its fills come back the same way: grey
+    stays grey (L), and an alpha channel is written back unchanged (the colours under transparent pixels
+    were read as white and are filled like any others)."""
+
+    grey: bool = False
+    alpha: np.ndarray | None = None
+
+    def apply(self, rgb) -> Image.Image:
+        im = rgb if isinstance(rgb, Image.Image) else Image.fromarray(np.asarray(rgb))
+        if self.grey:
+            im = im.convert("L")
+        if self.alpha is not None:
+            im = im.convert("LA" if self.grey else "RGBA")
+            im.putalpha(Image.fromarray(self.alpha))
+        return im
+
+
+def read_image_look(path: str | os.PathLike, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[np.ndarray, Look]:
+    """`read_image`, and what to give back: whether the file is grey, and its alpha channel if it has one."""
+    im = _open(path, max_pixels, "image")
+    grey = im.mode in ("1", "L", "LA", "La", "I", "F") or im.mode.startswith("I;16")
+    has_alpha = im.mode in ("RGBA", "LA", "RGBa", "La", "PA") or (im.mode == "P" and "transparency" in im.info)
+    alpha = np.asarray(im.convert("RGBA"))[..., 3].copy() if has_alpha else None
+    return to_rgb(im), Look(grey, alpha)
+
+
 def hole_from_array(hole, invert: bool = False) -> np.ndarray:
     """Bool HxW hole from a bool / uint8 / float array or a Pillow image (white = hole unless `invert`)."""
     if isinstance(hole, Image.Image):
@@ -198,8 +226,11 @@ os.umask(_UMASK)
 def atomic_write(path: Path, write, overwrite: bool) -> None:
     """Write through a temporary file in the same folder, then rename: a reader never sees half a file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as e:  # name the folder, not the temporary file
+        raise PluralfillError(f"cannot write into {path.parent}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             write(f)
@@ -290,7 +321,10 @@ def find_jobs(
     for item in inputs:
         p = Path(item)
         if p.is_dir():
-            images += [q for q in list_images(p) if not _is_mask_name(q)]
+            found = [q for q in list_images(p) if not _is_mask_name(q)]
+            if not found:
+                raise PluralfillError(f"{p} holds no images (looked for {', '.join(sorted(IMAGE_EXTENSIONS))})")
+            images += found
         elif p.exists():
             images.append(p)
         else:

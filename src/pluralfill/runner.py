@@ -38,11 +38,21 @@ def planned_outputs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -
     return paths
 
 
+def remaining_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -> list[Job]:
+    """The jobs whose outputs are not all written yet: what a resumed run still has to do (outputs are
+    written atomically, so a file that exists is whole)."""
+    return [j for j in jobs if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))]
+
+
 def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
               on_error: Callable[[Job, PluralfillError], None] | None = None,
-              advance: Callable[[], None] | None = None) -> int:  # fmt: skip
+              advance: Callable[[], None] | None = None, on_note: Callable[[str], None] | None = None,
+              keep_going: bool = False) -> int:  # fmt: skip
     """Fill and write every job; returns how many failed. A failure is passed to `on_error` (with one job,
-    or without `on_error`, it is raised). Refuses before any work if an output exists and `overwrite` is off."""
+    or without `on_error`, it is raised; `keep_going`: even the one job's error goes to `on_error`). Refuses
+    before any work if an output exists and `overwrite` is off.
+    Outputs keep their image's look (grey stays grey, an alpha channel is written back); `on_note` hears,
+    once, what happens to transparent pixels."""
     io.check_writable(planned_outputs(jobs, inpainter, outdir, s), s.overwrite)
     n_out = 1 if inpainter.deterministic else s.num_samples
     options = s.options
@@ -55,7 +65,7 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
 
     def report(job, e):
         nonlocal failed
-        if len(jobs) == 1 or on_error is None:
+        if on_error is None or (len(jobs) == 1 and not keep_going):
             raise e
         on_error(job, e)
         failed += 1
@@ -64,8 +74,14 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         if advance is not None:
             advance()
 
+    noted = []
+
     def read(job):
-        image = io.read_image(job.image, s.max_pixels)
+        image, look = io.read_image_look(job.image, s.max_pixels)
+        if look.alpha is not None and on_note is not None and not noted:
+            noted.append(job)
+            on_note(f"{job.image.name} has an alpha channel: its transparent pixels are read as white and filled like any "
+                    "others, and the alpha is written back unchanged")  # fmt: skip
         size = (image.shape[1], image.shape[0])
         hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
         job_options = dict(options)
@@ -73,11 +89,11 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
             job_options["sketch"] = io.read_grey(options["sketch"], size, s.resize_mask, s.max_pixels)
         if isinstance(options.get("segmentation"), Path):
             job_options["segmentation"] = io.read_labels(options["segmentation"], size, s.resize_mask, s.max_pixels)
-        return image, hole, job_options
+        return image, hole, job_options, look
 
-    def write(job, image, hole, samples):
+    def write(job, image, hole, samples, look):
         for k, sample in enumerate(samples):
-            io.write_image(outdir / f"{job.name}_sample{k}.png", sample, s.overwrite)
+            io.write_image(outdir / f"{job.name}_sample{k}.png", look.apply(sample), s.overwrite)
         for extra in PICTURES:
             picture = getattr(inpainter, f"last_{extra}", None)
             if options.get(extra) and picture is not None:
@@ -104,11 +120,11 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
                 pass  # one image of the group is at fault: take them one by one to say which
         if results is None:
             results = [None] * len(ready)
-        for (job, image, hole, job_options), samples in zip(ready, results):
+        for (job, image, hole, job_options, look), samples in zip(ready, results):
             try:
                 if samples is None:
                     samples = inpainter.inpaint(image, hole, s.num_samples, s.seed, composite=s.composite, **job_options)
-                write(job, image, hole, samples)
+                write(job, image, hole, samples, look)
             except PluralfillError as e:
                 report(job, e)
             step()

@@ -134,7 +134,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
             opts["sketch"] = lines
         inpainter = inpainter_for(method)
         try:
-            inpainter.check_options(opts)
+            opts = inpainter.check_options(opts)
             from pluralfill.io import check_hole
 
             check_hole(hole, inpainter.fills_from_nothing, inpainter.name)

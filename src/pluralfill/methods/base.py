@@ -65,7 +65,7 @@ class Inpainter:
         if num_samples < 1:
             raise PluralfillError(f"num_samples must be at least 1, got {num_samples}")
         check_hole(hole, self.fills_from_nothing, self.name)
-        self.check_options(options)
+        options = self.check_options(options)
         n = 1 if self.deterministic else num_samples
         if seed is None:
             seed = sample_seed(None, 0)
@@ -84,23 +84,55 @@ class Inpainter:
         """One uint8 RGB array per seed."""
         raise NotImplementedError
 
+    def _option_functions(self):
+        fills = [c.__dict__["_fill"] for c in type(self).__mro__ if "_fill" in c.__dict__]  # overrides pass **options on
+        return [fn for fn in (*fills, getattr(self, "sample", None)) if fn is not None]
+
     def option_names(self) -> list[str]:
         """The keyword options this method takes (beyond image, hole, num_samples, seed)."""
         import inspect
 
         names = []
-        fills = [c.__dict__["_fill"] for c in type(self).__mro__ if "_fill" in c.__dict__]  # overrides pass **options on
-        for fn in (*fills, getattr(self, "sample", None)):
-            if fn is not None:
-                names += [p.name for p in inspect.signature(fn).parameters.values()
-                          if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
+        for fn in self._option_functions():
+            names += [p.name for p in inspect.signature(fn).parameters.values()
+                      if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
         return [n for n in dict.fromkeys(names) if n not in ("seed", "seeds")]
 
-    def check_options(self, options: dict) -> None:
-        allowed = self.option_names()
-        for key in options:
+    def option_types(self) -> dict:
+        """Option name -> its annotation, for the options typed with plain values (int, float, bool, str)."""
+        import types as pytypes
+        import typing
+
+        plain = {int, float, bool, str, type(None)}
+        types = {}
+        for fn in self._option_functions():
+            try:
+                hints = typing.get_type_hints(fn)
+            except Exception:  # an annotation that does not resolve: that option goes unchecked
+                continue
+            for name, hint in hints.items():
+                args = typing.get_args(hint) or (hint,)
+                union = typing.get_origin(hint) in (None, typing.Union, pytypes.UnionType)
+                if name not in types and union and all(a in plain for a in args):
+                    types[name] = hint
+        return types
+
+    def check_options(self, options: dict) -> dict:
+        """Every option known and of its type; returns them with numbers read from text ("5" -> 5)."""
+        from pydantic import TypeAdapter, ValidationError
+
+        allowed, types, checked = self.option_names(), self.option_types(), {}
+        for key, value in options.items():
             if key not in allowed:
                 raise PluralfillError(f"{self.name} has no option {key!r}; it takes: {', '.join(allowed) or 'none'}")
+            if key in types:
+                try:
+                    value = TypeAdapter(types[key]).validate_python(value)
+                except ValidationError:
+                    wanted = " or ".join(getattr(a, "__name__", str(a)) for a in (getattr(types[key], "__args__", None) or (types[key],)) if a is not type(None))
+                    raise PluralfillError(f"option {key}={value!r}: {self.name} wants {wanted}") from None
+            checked[key] = value
+        return checked
 
     def describe(self) -> dict:
         """What `pluralfill info` prints: method, working resolution, parameters per component."""

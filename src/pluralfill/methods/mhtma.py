@@ -36,10 +36,10 @@ class MHTMAInpainter(FixedResolutionInpainter):
                 raise PluralfillError(f"sketch is {sketch.shape[1]}x{sketch.shape[0]} but the image is {hole.shape[1]}x{hole.shape[0]}")
         return super()._fill(image, hole, seeds, sketch=sketch, attention_branch=attention_branch, **options)
 
-    def check_options(self, options: dict) -> None:
+    def check_options(self, options: dict) -> dict:
         if options.get("sketch") is not None and not self.model.config.sketch:
             raise PluralfillError(f"{self.name} is not sketch-guided: train one with model=mhtma-sketch (or mhtma-tiny-sketch)")
-        super().check_options(options)
+        return super().check_options(options)
 
     def option_names(self) -> list[str]:
         names = super().option_names()

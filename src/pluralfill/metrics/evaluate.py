@@ -147,100 +147,122 @@ def plot_curves(evaluations: dict[str, Evaluation], path) -> None:
     plt.close(fig)
 
 
-def tables(evaluations: dict[str, Evaluation], fmt: str) -> str:
-    """One table per evaluated folder (md), a `method` column (csv), or a dict by folder (json)."""
-    if len(evaluations) == 1:
-        return next(iter(evaluations.values())).table(fmt)
+def _provenance_lines(prov: dict) -> list[str]:
+    return [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in prov.items() if v not in (None, "")]
+
+
+def tables(evaluations: dict[str, Evaluation], fmt: str, provenance: dict[str, dict] | None = None) -> str:
+    """One table per evaluated folder (md), a `method` column (csv), or a dict by folder (json); with
+    `provenance` (folder -> how its numbers were made) under each table, in `#` lines (csv) or a key (json)."""
+    provenance = provenance or {}
     if fmt == "json":
-        return json.dumps({k: json.loads(v.table("json")) for k, v in evaluations.items()}, indent=2)
+        data = {k: json.loads(v.table("json")) | ({"provenance": provenance[k]} if k in provenance else {}) for k, v in evaluations.items()}
+        return json.dumps(next(iter(data.values())) if len(data) == 1 else data, indent=2)
     if fmt == "csv":
-        lines = []
+        lines = [f"# {name}: {line}" for name, prov in provenance.items() for line in _provenance_lines(prov)]
+        if len(evaluations) == 1:
+            return "\n".join(lines + [next(iter(evaluations.values())).table("csv")])
         for i, (name, ev) in enumerate(evaluations.items()):
             rows = ev.table("csv").splitlines()
             lines += (["method," + rows[0]] if i == 0 else []) + [f"{name},{r}" for r in rows[1:]]
         return "\n".join(lines)
-    return "\n\n".join(f"**{name}**\n\n{ev.table('md')}" for name, ev in evaluations.items())
+    parts = []
+    for name, ev in evaluations.items():
+        head = f"**{name}**\n\n" if len(evaluations) > 1 else ""
+        prov = "\n".join(f"- {line}" for line in _provenance_lines(provenance[name])) if name in provenance else ""
+        parts.append(head + ev.table("md") + (f"\n\n{prov}" if prov else ""))
+    return "\n\n".join(parts)
 
 
-def evaluate(
-    items: list[Item],
-    metrics: list[str],
-    bins: list[tuple[float, float]],
-    invert_mask: bool = False,
-    gray: bool = False,
-    device: str = "cpu",
-    lpips_net: str = "alex",
-    weights: dict | None = None,
-    progress=None,
-) -> Evaluation:
-    """Compute `metrics` per image, average them per bin, and FID / IDS per bin over all samples."""
-    weights = weights or {}
-    unknown = [m for m in metrics if m not in ALL_METRICS]
-    if unknown:
-        raise PluralfillError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
-    lpips_model = inception = None
-    if {"lpips", "diversity-lpips"} & set(metrics):
-        from pluralfill.metrics.lpips import load_lpips
+@dataclass
+class ItemScores:
+    """What one image contributes: its hole ratio, its per-image scores and its Inception features."""
 
-        lpips_model = load_lpips(lpips_net, weights.get("lpips_backbone"), weights.get("lpips_heads"), device)
-    if {"fid", "p-ids", "u-ids"} & set(metrics):
-        from pluralfill.metrics.fid import inception_features, load_inception
+    ratio: float
+    scores: dict[str, float]
+    real: np.ndarray | None = None
+    fake: np.ndarray | None = None
 
-        inception = load_inception(weights.get("inception"), device)
 
-    labels = [bin_label(lo, hi) for lo, hi in bins] + ["all"]
-    per_bin: dict[str, dict[str, list[float]]] = {b: defaultdict(list) for b in labels}
-    feats: dict[str, dict[str, list[np.ndarray]]] = {b: {"real": [], "fake": []} for b in labels}
-    for item in items:
+class Scorer:
+    """Scores one item at a time with the networks loaded once (on `device`): the part of an evaluation that
+    can be split across processes."""
+
+    def __init__(self, metrics: list[str], invert_mask: bool = False, gray: bool = False, device: str = "cpu",
+                 lpips_net: str = "alex", weights: dict | None = None):  # fmt: skip
+        weights = weights or {}
+        unknown = [m for m in metrics if m not in ALL_METRICS]
+        if unknown:
+            raise PluralfillError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
+        self.metrics, self.invert_mask, self.gray, self.device = list(metrics), invert_mask, gray, device
+        self.lpips = self.inception = None
+        if {"lpips", "diversity-lpips"} & set(metrics):
+            from pluralfill.metrics.lpips import load_lpips
+
+            self.lpips = load_lpips(lpips_net, weights.get("lpips_backbone"), weights.get("lpips_heads"), device)
+        if {"fid", "p-ids", "u-ids"} & set(metrics):
+            from pluralfill.metrics.fid import load_inception
+
+            self.inception = load_inception(weights.get("inception"), device)
+
+    def __call__(self, item: Item) -> ItemScores:
+        metrics = self.metrics
         target = read_image(item.target)
-        hole = read_hole(item.mask, (target.shape[1], target.shape[0]), invert=invert_mask)
+        hole = read_hole(item.mask, (target.shape[1], target.shape[0]), invert=self.invert_mask)
         preds = [read_image(p) for p in item.samples]
         for p, path in zip(preds, item.samples):
             if p.shape != target.shape:
                 raise PluralfillError(
                     f"{path} is {p.shape[1]}x{p.shape[0]} but its ground truth is {target.shape[1]}x{target.shape[0]}"
                 )
-        ratio = float(hole.mean())
-        mine = [bin_label(lo, hi) for lo, hi in bins if lo < ratio <= hi] + ["all"]
         scores: dict[str, float] = {}
-        stack = np.stack(preds)
+        stack, truth = np.stack(preds), target[None].repeat(len(preds), 0)
         if "mae" in metrics:
-            scores["mae"] = float(pixel.mae(stack, target[None].repeat(len(preds), 0)).mean())
+            scores["mae"] = float(pixel.mae(stack, truth).mean())
         if "psnr" in metrics:
-            scores["psnr"] = float(pixel.psnr(stack, target[None].repeat(len(preds), 0)).mean())
+            scores["psnr"] = float(pixel.psnr(stack, truth).mean())
         if "ssim" in metrics:
-            scores["ssim"] = float(pixel.ssim(stack, target[None].repeat(len(preds), 0), gray=gray).mean())
+            scores["ssim"] = float(pixel.ssim(stack, truth, gray=self.gray).mean())
         if "diversity-pixel" in metrics and len(preds) > 1:
             scores["diversity-pixel"] = diversity.pixel_diversity(preds)
-        if lpips_model is not None:
+        if self.lpips is not None:
             import torch
 
             from pluralfill.pixels import to_tensor
 
             with torch.no_grad():
-                x, y = to_tensor(stack).to(device), to_tensor(target).to(device)
+                x, y = to_tensor(stack).to(self.device), to_tensor(target).to(self.device)
                 if "lpips" in metrics:
-                    scores["lpips"] = float(lpips_model(x, y.expand_as(x)).mean())
+                    scores["lpips"] = float(self.lpips(x, y.expand_as(x)).mean())
             if "diversity-lpips" in metrics and len(preds) > 1:
-                scores["diversity-lpips"] = diversity.lpips_diversity(preds, lpips_model)
-        if inception is not None:
-            real, fake = inception_features(inception, [target]), inception_features(inception, preds)
-        for b in mine:
-            for m, v in scores.items():
+                scores["diversity-lpips"] = diversity.lpips_diversity(preds, self.lpips)
+        out = ItemScores(float(hole.mean()), scores)
+        if self.inception is not None:
+            from pluralfill.metrics.fid import inception_features
+
+            out.real, out.fake = inception_features(self.inception, [target]), inception_features(self.inception, preds)
+        return out
+
+
+def aggregate(results: list[ItemScores], metrics: list[str], bins: list[tuple[float, float]]) -> Evaluation:
+    """Per-image scores averaged per bin (and "all"), FID / IDS per bin over all samples, in item order."""
+    labels = [bin_label(lo, hi) for lo, hi in bins] + ["all"]
+    per_bin: dict[str, dict[str, list[float]]] = {b: defaultdict(list) for b in labels}
+    feats: dict[str, dict[str, list[np.ndarray]]] = {b: {"real": [], "fake": []} for b in labels}
+    for r in results:
+        for b in [bin_label(lo, hi) for lo, hi in bins if lo < r.ratio <= hi] + ["all"]:
+            for m, v in r.scores.items():
                 per_bin[b][m].append(v)
             per_bin[b]["_count"].append(1)
-            if inception is not None:
-                feats[b]["real"].append(real)
-                feats[b]["fake"].append(fake)
-        if progress is not None:
-            progress()
-
+            if r.real is not None:
+                feats[b]["real"].append(r.real)
+                feats[b]["fake"].append(r.fake)
     values: dict[str, dict[str, float]] = {m: {} for m in metrics}
     for b in labels:
         for m in metrics:
             if m in per_bin[b]:
                 values[m][b] = float(np.mean(per_bin[b][m]))
-        if inception is not None and len(feats[b]["real"]) >= 2:
+        if len(feats[b]["real"]) >= 2:
             from pluralfill.metrics.fid import fid_from_features, ids_from_features
 
             real, fake = np.concatenate(feats[b]["real"]), np.concatenate(feats[b]["fake"])
@@ -255,3 +277,42 @@ def evaluate(
                         values[m][b] = scores[m]
     counts = {b: len(per_bin[b]["_count"]) for b in labels}
     return Evaluation(labels, counts, values, list(metrics))
+
+
+def evaluate(
+    items: list[Item],
+    metrics: list[str],
+    bins: list[tuple[float, float]],
+    invert_mask: bool = False,
+    gray: bool = False,
+    device: str = "cpu",
+    lpips_net: str = "alex",
+    weights: dict | None = None,
+    progress=None,
+    shard=None,
+) -> Evaluation:
+    """Compute `metrics` per image, average them per bin, and FID / IDS per bin over all samples. `shard`
+    (pluralfill.shards): this process scores its slice of the items, the results are gathered, and every
+    process gets the evaluation of them all (the same numbers as one process)."""
+    score = Scorer(metrics, invert_mask, gray, device, lpips_net, weights)
+    if shard is None:
+        results = []
+        for item in items:
+            results.append(score(item))
+            if progress is not None:
+                progress()
+        return aggregate(results, metrics, bins)
+    results = []
+    for item in shard.take(items):
+        try:
+            results.append(score(item))
+        except PluralfillError as e:  # every process must reach the gather: the error travels with the results
+            results.append(str(e))
+            break
+        if progress is not None:
+            progress()
+    results = shard.gather(results)
+    problem = next((r for r in results if isinstance(r, str)), None)
+    if problem is not None:
+        raise PluralfillError(problem)
+    return aggregate(results, metrics, bins)

@@ -13,6 +13,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+def code_counts_and_sums(z: torch.Tensor, tokens: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """How many features (..., dim) each code took and their sum, over every process of a DDP run."""
+    z, tokens = z.reshape(-1, z.shape[-1]).float(), tokens.reshape(-1)
+    onehot = F.one_hot(tokens, num_codes).type_as(z)
+    counts, sums = onehot.sum(0), onehot.t() @ z
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        torch.distributed.all_reduce(counts)
+        torch.distributed.all_reduce(sums)
+    return counts, sums
+
+
 KNOWN = 1  # token types, as the official code numbers them: 0 fully missing, 1 fully known, 2 partly missing
 
 
@@ -79,12 +90,7 @@ class DualCodebook(nn.Module):
     @torch.no_grad()
     def ema_update(self, z: torch.Tensor, tokens: torch.Tensor) -> None:
         """Eq. 2: running counts and sums per code, with Laplace smoothing so no count reaches zero."""
-        z, tokens = z.reshape(-1, self.dim).float(), tokens.reshape(-1)
-        onehot = F.one_hot(tokens, self.num_codes).type_as(z)
-        counts, sums = onehot.sum(0), onehot.t() @ z
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(counts)
-            torch.distributed.all_reduce(sums)
+        counts, sums = code_counts_and_sums(z, tokens, self.num_codes)
         self.cluster_size.mul_(self.decay).add_(counts, alpha=1 - self.decay)
         self.embedding_avg.mul_(self.decay).add_(sums, alpha=1 - self.decay)
         n = self.cluster_size.sum()
@@ -136,12 +142,7 @@ class DebiasedCodebook(nn.Module):
 
     @torch.no_grad()
     def ema_update(self, z: torch.Tensor, tokens: torch.Tensor) -> None:
-        z, tokens = z.reshape(-1, self.dim).float(), tokens.reshape(-1)
-        onehot = F.one_hot(tokens, self.num_codes).type_as(z)
-        counts, sums = onehot.sum(0), onehot.t() @ z
-        if torch.distributed.is_available() and torch.distributed.is_initialized():
-            torch.distributed.all_reduce(counts)
-            torch.distributed.all_reduce(sums)
+        counts, sums = code_counts_and_sums(z, tokens, self.num_codes)
         self.updates += 1
         debias = 1 - self.decay ** int(self.updates)
         for biased, value, new in ((self.cluster_size_biased, self.cluster_size, counts), (self.embedding_avg_biased, self.embedding_avg, sums)):

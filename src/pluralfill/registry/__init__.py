@@ -129,8 +129,13 @@ def bundled_models() -> dict[str, Path]:
 
 
 def available_methods() -> list[str]:
-    """Methods that run as they are: the bundled models and the methods without weights."""
-    return [*bundled_models(), *(name for name, s in methods().items() if s.model is None)]
+    """Methods that run as they are, the default first: the methods without weights, the bundled models and
+    the models installed in the store (`pluralfill models add`)."""
+    from pluralfill import DEFAULT_METHOD
+    from pluralfill.hub import installed_models
+
+    names = [*(name for name, s in methods().items() if s.model is None), *bundled_models(), *installed_models()]
+    return list(dict.fromkeys([DEFAULT_METHOD, *names]))
 
 
 # ------------------------------------------------------------------------------------------------ inference
@@ -145,8 +150,10 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options):
     spec = methods().get(name)
     if spec is not None and spec.model is None:
         return spec.inpainter(**options)
-    bundled = bundled_models()
-    path = bundled[name] if name in bundled else Path(name_or_path)
+    from pluralfill.hub import installed_models
+
+    stored = bundled_models() | installed_models()
+    path = stored[name] if name in stored and not Path(name).is_dir() else Path(name_or_path)
     if path.is_dir() and not (path / "config.json").exists():
         path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
     if path.is_dir():
@@ -164,6 +171,9 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options):
             f"{name} needs trained weights: pass --checkpoint RUN_DIR (train with `pluralfill train`, "
             "or convert official weights with `pluralfill convert`)"
         )
+    if path.is_file():
+        raise PluralfillError(f"{path} is a file; a checkpoint is a model folder (config.json + model.safetensors) or a "
+                              "training run folder (an official weight file: `pluralfill models add` it first)")  # fmt: skip
     if path.exists():
         raise PluralfillError(f"{path} is not a checkpoint folder (no config.json in it)")
     raise PluralfillError(f"unknown method or checkpoint {name!r}; methods: {', '.join(available_methods())}")

@@ -8,7 +8,7 @@ from pluralfill.train import mhtma as train
 register(MethodSpec(
     name="mhtma",
     summary="coarse-to-fine gated-conv GAN, multi-head temperature masked self-attention; sketch-guided variant",
-    paper="Learning to Scale Temperature in Masked Self-Attention for Image Inpainting (seed 002)",
+    paper="Learning to Scale Temperature in Masked Self-Attention for Image Inpainting",
     inpainter=MHTMAInpainter,
     model=MHTMA,
     configs=CONFIGS,

@@ -1,0 +1,78 @@
+"""Work split across processes: one command line on one CPU, one GPU, 8 GPUs or several nodes.
+
+`start_shards(devices, num_nodes)` returns this process's `Shard`. With one device and no launcher around it,
+that is the whole job in this process. Otherwise Lightning Fabric (the engine training uses) starts the
+processes, or joins the ones `torchrun` started, and sets up the process group (gloo on CPU, NCCL on GPUs):
+
+    pluralfill inpaint photos/ --mask-dir masks/ -o out --devices 8               # 8 GPUs of this machine
+    torchrun --nnodes 2 --nproc-per-node 8 ... -m pluralfill inpaint ... --devices 8 --num-nodes 2
+
+Rank r takes items r, r + W, r + 2W, ... of the sorted work list, so the split never depends on timing, and
+`gather` brings every rank's results back to all of them in item order.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass
+class Shard:
+    rank: int = 0
+    world: int = 1
+    device: str = "cpu"
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def take(self, items: list) -> list:
+        return items[self.rank :: self.world]
+
+    def gather(self, values: list) -> list:
+        """Every rank's `values` (its slice of a list, in the order `take` gave it) -> the whole list, in the
+        original order, on every rank."""
+        if self.world == 1:
+            return list(values)
+        import torch.distributed as dist
+
+        parts = [None] * self.world
+        dist.all_gather_object(parts, list(values))
+        whole = [None] * sum(len(p) for p in parts)
+        try:
+            for r, part in enumerate(parts):
+                whole[r :: self.world] = part
+        except ValueError:  # a rank stopped early (an error it reports): its values, in rank order
+            return [v for part in parts for v in part]
+        return whole
+
+    def broadcast(self, value):
+        """Rank 0's value on every rank."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+
+def start_shards(devices: int = 1, num_nodes: int = 1, device: str = "cpu") -> Shard:
+    """This process's shard. `device`: cpu, cuda, cuda:N or mps; with several processes each takes its own
+    GPU (cuda) or shares the CPU."""
+    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
+    if devices == 1 and num_nodes == 1 and not launched:
+        return Shard(device=device)
+    from lightning.fabric import Fabric
+
+    accelerator = "cpu" if device == "cpu" else "cuda" if device.startswith("cuda") else device
+    fabric = Fabric(accelerator=accelerator, devices=devices, num_nodes=num_nodes, strategy="ddp")
+    fabric.launch()
+    return Shard(fabric.global_rank, fabric.world_size, str(fabric.device))

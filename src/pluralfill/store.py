@@ -1,0 +1,73 @@
+"""The model store, as other inpainting tools keep one: official checkpoints recognised, converted once and
+installed as `$PLURALFILL_HOME/models/NAME` (config.json + model.safetensors), where `--method NAME`, the
+web app's method list and `pluralfill info NAME` find them.
+
+    pluralfill models                                   # bundled, installed, and the official families
+    pluralfill models add pretrained_ffhq.pth --name put-ffhq
+    pluralfill models remove put-ffhq
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pluralfill.errors import PluralfillError
+from pluralfill.hub import installed_models, models_dir
+from pluralfill.registry import bundled_models, converters, methods
+
+NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+
+
+@dataclass(frozen=True)
+class Installed:
+    name: str
+    folder: Path
+    converter: str
+
+
+def _check_name(name: str) -> None:
+    if not NAME.match(name):
+        raise PluralfillError(f"model name {name!r}: use lower-case letters, digits, '.', '_' and '-' (up to 64)")
+    if name in methods() or name in bundled_models():  # a named config's name is fine: the installed model is what it names
+        raise PluralfillError(f"{name!r} is already a method or a bundled model; pick another --name")
+
+
+def add(files: list[str | Path], name: str | None = None, overwrite: bool = False) -> Installed:
+    """Recognise the official checkpoint `files` (every converter that takes that many files is tried, in
+    turn), convert it and install it under `name` (default: the name the converter gives it)."""
+    files = [Path(f) for f in files]
+    for f in files:
+        if not f.exists():
+            raise PluralfillError(f"not found: {f}")
+    tried = []
+    for conv in converters().values():
+        if len(conv.inputs) != len(files):
+            continue
+        try:
+            model = conv.convert(*files)
+        except PluralfillError as e:
+            tried.append(f"{conv.name}: {e}")
+            continue
+        name = name or model.config.name
+        _check_name(name)
+        folder = models_dir() / name
+        if folder.exists() and not overwrite:
+            raise PluralfillError(f"a model named {name} is installed already (pass --overwrite to replace it, or --name)")
+        model.save_pretrained(folder, overwrite=overwrite)
+        return Installed(name, folder, conv.name)
+    if not tried:
+        counts = sorted({len(c.inputs) for c in converters().values()})
+        raise PluralfillError(f"no official format takes {len(files)} file(s); the converters take {' or '.join(map(str, counts))}")
+    raise PluralfillError(f"{files[0]} is not an official checkpoint pluralfill knows ({'; '.join(tried)})")
+
+
+def remove(name: str) -> Path:
+    installed = installed_models()
+    if name not in installed:
+        have = ", ".join(installed) or "none"
+        raise PluralfillError(f"no installed model named {name!r} (installed: {have})")
+    shutil.rmtree(installed[name])
+    return installed[name]

@@ -1,0 +1,180 @@
+"""Evaluation at the papers' scale on CPU: inpaint and evaluate split over 2 processes (gloo) give exactly the
+files and numbers of 1 process, a killed run resumes to the same files, and the protocol presets check their
+masks and write how a number was made."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from pluralfill.errors import PluralfillError
+from pluralfill.io import write_hole
+from pluralfill.masks import generate_hole
+
+SCENES = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scenes256" / "train"
+PLURALFILL = [sys.executable, "-m", "pluralfill"]
+
+
+def _images(folder: Path, n: int, side: int = 96) -> Path:
+    folder.mkdir(parents=True)
+    for i, p in enumerate(sorted(SCENES.iterdir())[::97][:n]):
+        Image.open(p).convert("RGB").resize((side, side)).save(folder / f"img{i:02d}.png")
+    return folder
+
+
+def _masks(images: Path, folder: Path) -> Path:
+    folder.mkdir(parents=True)
+    for i, p in enumerate(sorted(images.iterdir())):
+        write_hole(folder / p.name, generate_hole("lama-medium", 96, 0, i, ratio=(0.1, 0.4)))
+    return folder
+
+
+def _run(args, threads: int | None = None, **kw) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PLURALFILL_OFFLINE": "1"} | ({"OMP_NUM_THREADS": str(threads)} if threads else {})
+    return subprocess.run([*PLURALFILL, *map(str, args)], capture_output=True, text=True, env=env, timeout=600, **kw)
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scale")
+    images = _images(root / "gt", 8)
+    return images, _masks(images, root / "masks")
+
+
+@pytest.mark.slow
+def test_two_processes_write_exactly_the_files_of_one(data, tmp_path):
+    images, masks = data
+    common = ["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "5"]
+    one, two = _run([*common, "-o", tmp_path / "one"]), _run([*common, "-o", tmp_path / "two", "--devices", "2"])
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    assert "in 2 processes" in two.stderr
+    assert len(_files(tmp_path / "one")) == 16 and _files(tmp_path / "one") == _files(tmp_path / "two")
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_files(data, tmp_path):
+    images, masks = data
+    common = ["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "5", "-o"]
+    reference = _run([*common, tmp_path / "ref"])
+    assert reference.returncode == 0, reference.stderr
+    env = {**os.environ, "PLURALFILL_OFFLINE": "1"}
+    proc = subprocess.Popen([*PLURALFILL, *map(str, common), str(tmp_path / "run")], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    deadline = time.time() + 300
+    while time.time() < deadline and len(list((tmp_path / "run").glob("*.png"))) < 4 and proc.poll() is None:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)  # midway, as a preempted job dies
+    proc.wait()
+    written = len(list((tmp_path / "run").glob("*.png")))
+    again = _run([*common, tmp_path / "run"])
+    assert again.returncode == 2 and "output exists" in again.stderr  # without --resume nothing is replaced
+    resumed = _run([*common, tmp_path / "run", "--resume"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{written // 2} of 8 image(s) done already" in resumed.stderr or written % 2
+    assert _files(tmp_path / "run") == _files(tmp_path / "ref")
+
+
+def _random_weights(folder: Path) -> list[str]:
+    from pluralfill.metrics.lpips import LPIPS
+    from pluralfill.nn.inception import FIDInceptionV3
+
+    torch.manual_seed(0)
+    inception = FIDInceptionV3()
+    for m in inception.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_var.fill_(1.0)
+    torch.save(inception.state_dict(), folder / "inception.pth")
+    ref = LPIPS("alex")
+    torch.save(ref.net.state_dict(), folder / "alexnet.pth")
+    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(ref.net.channels)}, folder / "heads.pth")
+    return ["--inception", folder / "inception.pth", "--lpips-backbone", folder / "alexnet.pth", "--lpips-heads", folder / "heads.pth"]
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_numbers_of_one(data, tmp_path):
+    images, masks = data
+    done = _run(["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "1", "-o", tmp_path / "pred"])
+    assert done.returncode == 0, done.stderr
+    weights = _random_weights(tmp_path)
+    common = ["evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", masks, "--format", "json",
+              "--metrics", "mae,psnr,ssim,lpips,fid,u-ids", "--bins", "0.1-0.25,0.25-0.4", *weights]  # fmt: skip
+    # one thread a process in both runs: a convolution's sums are ordered by its thread count, and the check is exact
+    one, two = _run(common, threads=1), _run([*common, "--devices", "2"], threads=1)
+    assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
+    a, b = json.loads(one.stdout), json.loads(two.stdout)
+    assert a == b and a["images"]["all"] == 8 and a["metrics"]["fid"]["all"] > 0
+
+
+def _fake_pconv(folder: Path, n: int = 24) -> Path:
+    folder.mkdir(parents=True)
+    for i in range(n):
+        write_hole(folder / f"{i:05d}.png", generate_hole("lama-thick", 512, 3, i, ratio=(0.1, 0.6)))
+    return folder
+
+
+def test_protocol_masks_are_checked_and_the_results_say_how_they_were_made(data, tmp_path, capsys):
+    from pluralfill.cli import main
+
+    def cli(*args):
+        with pytest.raises(SystemExit) as e:
+            main([str(a) for a in args])
+        got = capsys.readouterr()
+        return e.value.code, got.out, got.err
+
+    images, _ = data
+    source = _fake_pconv(tmp_path / "testing_mask_dataset")
+    code, out, err = cli("masks", "protocol", "put", "pconv", "--for-images", images, "--source", source, "-o", tmp_path / "put-masks")
+    assert code == 0, err
+    manifest = json.loads((tmp_path / "put-masks" / "protocol.json").read_text())
+    assert manifest["protocol"] == "put" and len(manifest["masks"]) == 8
+    code, _, err = cli("inpaint", images, "--mask-dir", tmp_path / "put-masks", "--protocol", "put", "--method", "telea", "--seed", "0",
+                       "-o", tmp_path / "pred")  # fmt: skip
+    assert code == 0, err
+    weights = _random_weights(tmp_path)
+    code, out, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", tmp_path / "put-masks", "--protocol", "put",
+                         *weights, "-o", tmp_path / "put.md")  # fmt: skip
+    assert code == 0, err
+    for expected in ("protocol: put", "mask_set: pconv", f"mask_fingerprint: {manifest['fingerprint'][:12]}", "weights_sha256",
+                     "images: 8", "ssim: luma", "pluralfill: ", "(0.2, 0.4]", "fid"):  # fmt: skip
+        assert expected in out, expected
+    assert (tmp_path / "put.md").read_text().strip() == out.strip()
+    # the wrong masks, changed masks, or none prepared: one line each
+    code, _, err = cli("masks", "protocol", "lama", "thin-256", "--for-images", images, "-o", tmp_path / "lama-masks")
+    assert code == 0, err
+    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", tmp_path / "lama-masks", "--protocol", "put", *weights)
+    assert code == 2 and "holds masks for protocol 'lama', not put" in err and len(err.strip().splitlines()) == 1
+    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", data[1], "--protocol", "lama", *weights)
+    assert code == 2 and "was not prepared for a protocol" in err
+    hole = np.asarray(Image.open(tmp_path / "put-masks" / "img03.png"))
+    Image.fromarray(255 - hole).save(tmp_path / "put-masks" / "img03.png")
+    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", tmp_path / "put-masks", "--protocol", "put", *weights)
+    assert code == 2 and "img03.png changed since it was prepared for put" in err
+    code, _, err = cli("masks", "protocol", "put", "pconv", "--for-images", images, "--source", images, "-o", tmp_path / "x")
+    assert code == 2 and "holds no files like pconv" in err
+
+
+def test_generated_protocol_masks_are_drawn_again_to_check_them(data, tmp_path):
+    from pluralfill.metrics.protocols import get_protocol, prepare, verify
+
+    images, _ = data
+    lama = get_protocol("lama")
+    manifest = prepare(lama, lama.mask_set("medium-256"), images, tmp_path / "m")
+    names = [p.stem for p in sorted(images.iterdir())]
+    assert verify(lama, tmp_path / "m", names)["fingerprint"] == manifest["fingerprint"]
+    recorded = json.loads((tmp_path / "m" / "protocol.json").read_text())
+    recorded["masks"]["img00.png"]["index"] = 5  # the file is intact, but not the mask it claims to be
+    (tmp_path / "m" / "protocol.json").write_text(json.dumps(recorded))
+    with pytest.raises(PluralfillError, match="img00.png is not the medium-256 mask it claims to be"):
+        verify(lama, tmp_path / "m", names)
