@@ -1,13 +1,13 @@
 """Pluralistic PatchMatch against telea and plain PatchMatch on held-out scenes256 crops.
 
-    python benchmarks/plural_patchmatch.py [--n 30] [--samples 4] [--settings 0.2:0.125,0.3:0.125,...] [--out FIG]
+    python benchmarks/plural_patchmatch.py [--n 30] [--samples 4] [--settings 0.3:0.0625:0.5,...] [--images all]
 
 Images (`--images`): `held-out`, the scenes256 sources the bundled model's training config excludes (smooth
 wallpapers, mostly), or `all`, crops spread over every scenes256 source (photos and wallpapers; a method
 without weights has seen none of them). Holes: `lama-medium`
 in the (0.1, 0.3] and (0.3, 0.5] bins of the hole ratio. For each method: PSNR, SSIM, MAE over the whole image
 (known pixels pasted back; the mean over samples), and the mean pairwise difference between the samples of
-one image *inside the hole*, in 0-255 levels. `leave_out:block` settings of the pluralistic one are compared
+one image *inside the hole*, in 0-255 levels. `leave_out:block:view` settings of the pluralistic one are compared
 so the default can be chosen (SSIM within 0.01 of telea, samples >= 15/255 apart). Writes a picture: input |
 telea | patchmatch | 4 pluralistic samples | truth. Reports, never asserts.
 """
@@ -25,7 +25,7 @@ from common import holes_for, run_and_score
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.methods.classical import PLURAL_BLOCK, PLURAL_LEAVE_OUT, PatchMatchInpainter
+from pluralfill.methods.classical import PLURAL_BLOCK, PLURAL_LEAVE_OUT, PLURAL_VIEW, PatchMatchInpainter
 
 ROOT = Path(__file__).resolve().parents[1]
 BINS = {"(0.1, 0.3]": (0.1, 0.3), "(0.3, 0.5]": (0.3, 0.5)}
@@ -46,7 +46,7 @@ def main():
     ap.add_argument("--n", type=int, default=30)
     ap.add_argument("--images", choices=("held-out", "all"), default="held-out")
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--settings", default="0.15:0.125,0.3:0.125,0.3:0.0625,0.5:0.125")
+    ap.add_argument("--settings", default="0.5:0.0625:1,0.3:0.0625:0.5,0.3:0.0625:0.25")
     ap.add_argument("--out", type=Path, default=None, help="the picture (default: figures/plural_patchmatch_IMAGES.jpg)")
     args = ap.parse_args()
     if args.images == "held-out":
@@ -60,9 +60,10 @@ def main():
         images, sources = [read_image(p) for p in paths], sorted({p.stem.rsplit("_", 1)[0] for p in paths})
     methods = {"telea": (pluralfill.load_inpainter("telea"), 1), "patchmatch": (pluralfill.load_inpainter("patchmatch"), args.samples)}
     for setting in args.settings.split(","):
-        leave, block = map(float, setting.split(":"))
-        name = f"patchmatch-plural {leave:g}:{block:g}" + (" (default)" if (leave, block) == (PLURAL_LEAVE_OUT, PLURAL_BLOCK) else "")
-        methods[name] = (PatchMatchInpainter("patchmatch-plural", leave_out=leave, block=block), args.samples)
+        leave, block, view = map(float, setting.split(":"))
+        default = (leave, block, view) == (PLURAL_LEAVE_OUT, PLURAL_BLOCK, PLURAL_VIEW)
+        name = f"patchmatch-plural {leave:g}:{block:g}:{view:g}" + (" (default)" if default else "")
+        methods[name] = (PatchMatchInpainter("patchmatch-plural", leave_out=leave, block=block, view=view), args.samples)
     print(f"# pluralistic PatchMatch, {len(images)} {args.images} scenes256 crops (sources: {', '.join(sources)}), "
           f"lama-medium holes, {args.samples} samples; {platform.machine()}\n")
     rows = []
@@ -86,7 +87,8 @@ def main():
 
     args.out = args.out or ROOT / "benchmarks" / "figures" / f"plural_patchmatch_{args.images}.jpg"
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(grid_rows(rows)).save(args.out, quality=88)
+    picture = grid_rows(rows)
+    (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).convert("RGB").save(args.out, quality=88)
     print(f"picture: {args.out.relative_to(ROOT)} (input | telea | patchmatch | 4 pluralistic samples | truth)")
 
 

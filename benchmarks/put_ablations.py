@@ -71,7 +71,7 @@ def main():
         values, _ = run_and_score(inpainter, images, holes, 1 if ceiling else args.samples, metrics=METRICS,
                                   **({} if ceiling else {"sampler": "put", "top_k": 50}))  # fmt: skip
         print(f"| {name} | {'true tokens' if ceiling else 'samples'} | {values['psnr']:.2f} | {values['ssim']:.4f} | "
-              f"{values['mae']:.3f}% | {values.get('diversity-pixel', float('nan')):.3f}% |")  # fmt: skip
+              f"{values['mae']:.3f}% | {'—' if ceiling else f"{values['diversity-pixel']:.3f}%"} |")  # fmt: skip
 
 
 if __name__ == "__main__":

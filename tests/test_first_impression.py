@@ -31,6 +31,7 @@ def _spread(samples, hole) -> float:
     return float(np.mean([np.abs(a[i] - a[j]).mean() for i in range(len(a)) for j in range(i + 1, len(a))]))
 
 
+@pytest.mark.slow
 def test_pluralistic_patchmatch_differs_more_than_plain_and_keeps_the_photo(photo):
     hole = square_hole(frac=0.35)
     plural, plain = pluralfill.load_inpainter("patchmatch-plural"), pluralfill.load_inpainter("patchmatch")
@@ -42,22 +43,24 @@ def test_pluralistic_patchmatch_differs_more_than_plain_and_keeps_the_photo(phot
     assert all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(a, again))  # seeded: repeatable
 
 
-def test_left_out_blocks_spare_the_band_around_the_hole():
+def test_left_out_spares_the_band_around_the_hole_and_keeps_a_sector():
     hole = np.zeros((200, 240), bool)
     hole[80:120, 90:150] = True
-    hidden = left_out(hole, 0.5, 0.1, seed=3)
     side = round(0.1 * 240)
     near = np.zeros_like(hole)
-    near[80 - side // 2 : 120 + side // 2, 90 - side // 2 : 150 + side // 2] = True
-    assert not (hidden & near).any()
-    assert 0.3 < hidden[~near].mean() < 0.7  # about half of the rest
-    assert not np.array_equal(hidden, left_out(hole, 0.5, 0.1, seed=4))  # every sample its own
+    near[80 - side // 4 : 120 + side // 4, 90 - side // 4 : 150 + side // 4] = True
+    blocks = left_out(hole, 0.5, 0.1, seed=3)
+    assert not (blocks & near).any()
+    assert 0.3 < blocks[~near].mean() < 0.7  # about half of the rest
+    assert not np.array_equal(blocks, left_out(hole, 0.5, 0.1, seed=4))  # every sample its own
+    sector = left_out(hole, 0.0, 0.1, seed=3, view=0.25)
+    assert not (sector & near).any() and 0.6 < sector[~near].mean() < 0.9  # three quarters of the directions hidden
 
 
 @pytest.mark.parametrize("option, message", [({"patch_size": "abc"}, "option patch_size='abc': patchmatch-plural wants int"),
                                              ({"patch_size": 0}, "patch_size must be at least 1"),
                                              ({"leave_out": 1.5}, "leave_out must be in"),
-                                             ({"block": 0}, "block must be in")])  # fmt: skip
+                                             ({"block": 0}, "block must be in"), ({"view": 0}, "view must be in")])  # fmt: skip
 def test_bad_option_values_are_one_line(photo, option, message):
     with pytest.raises(PluralfillError, match=message):
         pluralfill.load_inpainter("patchmatch-plural").inpaint(photo, square_hole(frac=0.2), 1, seed=0, **option)

@@ -124,6 +124,7 @@ def _fake_pconv(folder: Path, n: int = 24) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_protocol_masks_are_checked_and_the_results_say_how_they_were_made(data, tmp_path, capsys):
     from pluralfill.cli import main
 

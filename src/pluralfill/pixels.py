@@ -9,7 +9,8 @@ import torch
 def to_tensor(images) -> torch.Tensor:
     """uint8 (H, W, 3) or (N, H, W, 3) -> float32 (N, 3, H, W) in [-1, 1]."""
     a = np.asarray(images)
-    t = torch.from_numpy(np.ascontiguousarray(a if a.ndim == 4 else a[None]))
+    a = np.ascontiguousarray(a if a.ndim == 4 else a[None])
+    t = torch.from_numpy(a if a.flags.writeable else a.copy())  # a PIL image's array is read-only; torch warns on those
     return t.permute(0, 3, 1, 2).float() / 127.5 - 1
 
 

@@ -79,7 +79,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
 
     app = FastAPI(title="pluralfill", description="Pluralistic image inpainting: N different fills of a hole.")
     jobs = Jobs(max_waiting)
-    offered: dict[str, str] = {name: name for name in available_methods()}  # the bundled model first
+    offered: dict[str, str] = {name: name for name in available_methods()}  # the default first, then installed models
     for ckpt in checkpoints:
         inpainter = load_inpainter(ckpt, device=device)  # fail at start-up, not at the first request
         offered[f"{inpainter.name} ({Path(ckpt).name})"] = str(ckpt)

@@ -36,34 +36,40 @@ class PatchMatchInpainter(Inpainter):
     """PatchMatch (Barnes et al. 2009) through the `pypatchmatch` package: multi-scale nearest-neighbour
     field search and voting. Each sample runs with its own seed of the randomized search.
 
-    Pluralistic (`leave_out` > 0): each sample also hides its own random set of source regions, square
-    blocks of side `block` x the window's side covering about `leave_out` of the known window, from the
-    search (`global_mask`), so samples differ in what they copy while each stays sharp and made of the
-    photo's own texture. A band of `block / 2` around the hole is never hidden, so every fill still
-    continues its border."""
+    Pluralistic (`view` < 1 or `leave_out` > 0): each sample also hides its own random part of the photo from
+    the search (`global_mask`), so samples differ in what they copy while each stays sharp and made of the
+    photo's own texture: it sees only a random sector of directions around the hole, `view` of the full
+    circle, and inside it loses square blocks (side `block` x the window's side) with probability
+    `leave_out`. A band of a quarter block around the hole is never hidden, so every fill still continues
+    its border."""
 
     _lock = threading.Lock()  # the native library keeps its seed in a global
 
-    def __init__(self, name: str = "patchmatch", patch_size: int = 3, leave_out: float = 0.0, block: float = 0.125):
-        self.name, self.patch_size, self.leave_out, self.block = name, patch_size, leave_out, block
+    def __init__(self, name: str = "patchmatch", patch_size: int = 3, leave_out: float = 0.0, block: float = 0.0625,
+                 view: float = 1.0):  # fmt: skip
+        self.name, self.patch_size, self.leave_out, self.block, self.view = name, patch_size, leave_out, block, view
 
-    def _fill(self, image, hole, seeds, patch_size: int | None = None, leave_out: float | None = None, block: float | None = None):
+    def _fill(self, image, hole, seeds, patch_size: int | None = None, leave_out: float | None = None, block: float | None = None,
+              view: float | None = None):  # fmt: skip
         import patchmatch
 
         patch_size = self.patch_size if patch_size is None else patch_size
         leave_out = self.leave_out if leave_out is None else leave_out
         block = self.block if block is None else block
+        view = self.view if view is None else view
         if patch_size < 1:
             raise PluralfillError(f"patch_size must be at least 1 (the patch spans 2 x patch_size + 1 px), got {patch_size}")
         if not 0 <= leave_out < 1:
             raise PluralfillError(f"leave_out must be in [0, 1), got {leave_out}")
         if not 0 < block <= 1:
             raise PluralfillError(f"block must be in (0, 1], a fraction of the window's side, got {block}")
+        if not 0 < view <= 1:
+            raise PluralfillError(f"view must be in (0, 1], the share of directions a sample copies from, got {view}")
         box = box_around_hole(hole, context=1.0, min_context=32)
         crop, crop_hole = np.ascontiguousarray(box(image)), box(hole)
         samples = []
         for seed in seeds:
-            hidden = left_out(crop_hole, leave_out, block, seed) if leave_out > 0 else None
+            hidden = left_out(crop_hole, leave_out, block, seed, view) if leave_out > 0 or view < 1 else None
             with self._lock:
                 patchmatch.set_random_seed(seed % 2**32)
                 filled = patchmatch.inpaint(crop, crop_hole.astype(np.uint8) * 255, patch_size=patch_size,
@@ -74,9 +80,10 @@ class PatchMatchInpainter(Inpainter):
         return samples
 
 
-def left_out(hole: np.ndarray, fraction: float, block: float, seed: int) -> np.ndarray:
-    """The known pixels one sample hides from the search: blocks on a grid of random offset, each hidden with
-    probability `fraction`, minus a band of half a block around the hole (and the hole itself)."""
+def left_out(hole: np.ndarray, fraction: float, block: float, seed: int, view: float = 1.0) -> np.ndarray:
+    """The known pixels one sample hides from the search: those outside a random sector of directions seen from
+    the hole's centre (`view` of the circle), and blocks on a grid of random offset, each hidden with
+    probability `fraction`; never a band of a quarter block around the hole (nor the hole itself)."""
     rng = np.random.default_rng(seed)
     h, w = hole.shape
     side = max(4, int(round(block * max(h, w))))
@@ -84,13 +91,19 @@ def left_out(hole: np.ndarray, fraction: float, block: float, seed: int) -> np.n
     rows, cols = (h + oy) // side + 1, (w + ox) // side + 1
     grid = rng.random((rows, cols)) < fraction
     hidden = np.kron(grid, np.ones((side, side), bool))[oy : oy + h, ox : ox + w]
-    band = max(1, side // 2)
+    start = rng.uniform(0, 2 * np.pi)
+    if view < 1:
+        ys, xs = np.nonzero(hole)
+        yy, xx = np.mgrid[:h, :w]
+        angle = (np.arctan2(yy - ys.mean(), xx - xs.mean()) - start) % (2 * np.pi)
+        hidden |= angle > view * 2 * np.pi
+    band = max(1, side // 4)
     near = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))) > 0
     return hidden & ~near
 
 
 # chosen on held-out scenes256 crops (benchmarks/plural_patchmatch.py, benchmarks/RESULTS.md)
-PLURAL_LEAVE_OUT, PLURAL_BLOCK = 0.5, 0.0625
+PLURAL_LEAVE_OUT, PLURAL_BLOCK, PLURAL_VIEW = 0.5, 0.0625, 1.0
 
 
 def telea() -> Inpainter:
@@ -106,4 +119,4 @@ def patchmatch() -> Inpainter:
 
 
 def patchmatch_plural() -> Inpainter:
-    return PatchMatchInpainter("patchmatch-plural", leave_out=PLURAL_LEAVE_OUT, block=PLURAL_BLOCK)
+    return PatchMatchInpainter("patchmatch-plural", leave_out=PLURAL_LEAVE_OUT, block=PLURAL_BLOCK, view=PLURAL_VIEW)
