@@ -121,7 +121,7 @@ def inpaint(
     """
     from pluralfill.methods.base import sample_seed
     from pluralfill.registry import load_inpainter
-    from pluralfill.runner import FillSettings, fill_jobs, remaining_jobs
+    from pluralfill.runner import FillSettings, fill_jobs, planned_outputs, remaining_jobs
     from pluralfill.shards import start_shards
 
     if mask is not None and mask_dir is not None:
@@ -165,8 +165,6 @@ def inpaint(
     if resume and shard.main:
         err.print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} image(s) done already", highlight=False)
     if not resume and not overwrite:
-        from pluralfill.runner import planned_outputs
-
         pio.check_writable(planned_outputs(jobs, inpainter, output, settings), False)  # every process: the same verdict
     mine = shard.take(todo)
 
@@ -401,12 +399,11 @@ def _provenance(protocol, manifest: dict, items, metrics: list[str], weights: di
 
     import torch
 
-    from pluralfill.hub import resolve
-    from pluralfill.metrics.protocols import file_sha256
+    from pluralfill.hub import resolve, sha256_of
 
     fid = None
     if {"fid", "p-ids", "u-ids"} & set(metrics):
-        fid = {"network": protocol.fid_network, "weights_sha256": file_sha256(resolve("inception-fid", weights.get("inception")))}
+        fid = {"network": protocol.fid_network, "weights_sha256": sha256_of(resolve("inception-fid", weights.get("inception")))}
     samples = sorted({len(i.samples) for i in items})
     return {"protocol": protocol.name, "paper": protocol.paper, "mask_set": manifest["mask_set"], "mask_source": manifest["source"],
             "mask_fingerprint": manifest["fingerprint"], "images": len(items), "samples_per_image": samples[0] if len(samples) == 1 else samples,
@@ -571,11 +568,12 @@ def models_list(ctx: typer.Context):
     from pluralfill.models.base import read_config
     from pluralfill.registry import bundled_models, converters
 
+    installed = installed_models()
     out.print("models to use with --method NAME:", highlight=False)
-    for kind, found in (("bundled", bundled_models()), ("installed", installed_models())):
+    for kind, found in (("bundled", bundled_models()), ("installed", installed)):
         for name, folder in found.items():
             out.print(f"  {name}  ({kind}, {read_config(folder).get('method', '?')}) {folder}", highlight=False)
-    if not installed_models():
+    if not installed:
         out.print(f"  nothing installed in {models_dir()} yet", highlight=False)
     out.print("official models: download, then `pluralfill models add FILE...` (or `pluralfill convert` into a folder):", highlight=False)
     for c in converters().values():

@@ -178,7 +178,7 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         try:
             data = lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
             return load(data)
-        except (lzma.LZMAError, OSError, Exception) as e:  # safetensors raises its own error types
+        except Exception as e:  # lzma, OS and safetensors' own error types alike
             raise PluralfillError(f"cannot read weights {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)

@@ -147,20 +147,13 @@ def read_hole(
     invert: bool = False,
     resize: bool = False,
     max_pixels: int | None = DEFAULT_MAX_PIXELS,
-    what: str = "mask",
 ) -> np.ndarray:
-    """A mask file (or a sketch: white lines) as a bool HxW array. `image_size` is (width, height); a
-    mismatch is an error unless `resize`."""
-    im = _open(path, max_pixels, what)
-    if image_size is not None and im.size != tuple(image_size):
-        if not resize:
-            raise PluralfillError(
-                f"{what} {path} is {im.size[0]}x{im.size[1]} but its image is {image_size[0]}x{image_size[1]} "
-                "(pass --resize-mask to resize it with nearest neighbour)"
-            )
-        im = to_rgb(im, background=(0, 0, 0))
-        im = Image.fromarray(im).resize(tuple(image_size), Image.Resampling.NEAREST)
-    return hole_from_array(im, invert=invert)
+    """A mask file as a bool HxW array. `image_size` is (width, height); a mismatch is an error unless
+    `resize`."""
+    im = _open(path, max_pixels, "mask")
+    if resize and image_size is not None and im.size != tuple(image_size):
+        im = Image.fromarray(to_rgb(im, background=(0, 0, 0)))  # resized as RGB: a palette or alpha mask too
+    return hole_from_array(_sized(im, path, image_size, resize, "mask"), invert=invert)
 
 
 def _sized(im: Image.Image, path, image_size, resize: bool, what: str) -> Image.Image:

@@ -42,6 +42,8 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
     for f in files:
         if not f.exists():
             raise PluralfillError(f"not found: {f}")
+    if name is not None:  # before converting a file of gigabytes
+        _check_name(name)
     tried = []
     for conv in converters().values():
         if len(conv.inputs) != len(files):

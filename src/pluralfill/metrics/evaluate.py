@@ -16,6 +16,7 @@ from pluralfill.errors import PluralfillError
 from pluralfill.io import atomic_write, list_images, read_hole, read_image
 from pluralfill.masks.presets import STANDARD_BINS
 from pluralfill.metrics import diversity, pixel
+from pluralfill.shards import Shard
 
 PIXEL_METRICS = ("mae", "psnr", "ssim", "diversity-pixel")
 WEIGHT_METRICS = ("lpips", "diversity-lpips", "fid", "p-ids", "u-ids")
@@ -294,14 +295,7 @@ def evaluate(
     """Compute `metrics` per image, average them per bin, and FID / IDS per bin over all samples. `shard`
     (pluralfill.shards): this process scores its slice of the items, the results are gathered, and every
     process gets the evaluation of them all (the same numbers as one process)."""
-    score = Scorer(metrics, invert_mask, gray, device, lpips_net, weights)
-    if shard is None:
-        results = []
-        for item in items:
-            results.append(score(item))
-            if progress is not None:
-                progress()
-        return aggregate(results, metrics, bins)
+    score, shard = Scorer(metrics, invert_mask, gray, device, lpips_net, weights), shard or Shard()
     results = []
     for item in shard.take(items):
         try:

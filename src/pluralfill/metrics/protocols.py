@@ -20,6 +20,7 @@ import numpy as np
 
 from pluralfill import io
 from pluralfill.errors import PluralfillError
+from pluralfill.hub import sha256_of
 
 MANIFEST = "protocol.json"
 
@@ -83,10 +84,6 @@ def get_protocol(name: str) -> Protocol:
     return PROTOCOLS[name]
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
 def fingerprint(entries: dict[str, str]) -> str:
     """One sha256 for a set of files: over their sorted names and contents' sha256."""
     return hashlib.sha256("".join(f"{k}\t{v}\n" for k, v in sorted(entries.items())).encode()).hexdigest()
@@ -103,7 +100,7 @@ def check_source(mask_set: MaskSet, folder: Path) -> tuple[list[Path], str]:
         w, h = io.image_size(p)
         if (w, h) != (mask_set.source_size, mask_set.source_size):
             raise PluralfillError(f"{p} is {w}x{h}; {mask_set.name} masks are {mask_set.source_size}x{mask_set.source_size}: not {mask_set.what}")
-    return files, fingerprint({p.name: file_sha256(p) for p in files})
+    return files, fingerprint({p.name: sha256_of(p) for p in files})
 
 
 def prepare(protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, source: Path | None = None,
@@ -111,7 +108,8 @@ def prepare(protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, sour
     """One mask per test image (named like it, of its size) in `out`, and `out/protocol.json`."""
     from pluralfill.masks.generate import generate_hole
 
-    names = [p.stem for p in io.list_images(images)]
+    paths = io.list_images(images)
+    names = [p.stem for p in paths]
     if not names:
         raise PluralfillError(f"no images in {images}")
     io.check_writable([out / f"{n}.png" for n in names] + [out / MANIFEST], overwrite)
@@ -119,7 +117,7 @@ def prepare(protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, sour
     if mask_set.preset is not None:
         if source is not None:
             raise PluralfillError(f"{mask_set.name} is generated: give no --source")
-        for i, (name, path) in enumerate(zip(names, io.list_images(images))):
+        for i, (name, path) in enumerate(zip(names, paths)):
             w, h = io.image_size(path)
             hole = generate_hole(mask_set.preset, (h, w), mask_set.seed, i)
             io.write_hole(out / f"{name}.png", hole, overwrite)
@@ -134,16 +132,16 @@ def prepare(protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, sour
         usable = [(p, h) for p, h in holes if lo < h.mean() <= hi]
         if not usable:
             raise PluralfillError(f"no mask in {source} has a hole ratio in ({lo:g}, {hi:g}]")
-        for i, (name, path) in enumerate(zip(names, io.list_images(images))):
+        from PIL import Image
+
+        for i, (name, path) in enumerate(zip(names, paths)):
             p, hole = usable[(i * 7919) % len(usable)]  # a fixed spread over the set
             w, h = io.image_size(path)
-            from PIL import Image
-
             resized = np.asarray(Image.fromarray(hole.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) >= 128
             io.write_hole(out / f"{name}.png", resized, overwrite)
             rows[f"{name}.png"] = {"source": p.name}
     for file, row in rows.items():
-        row["sha256"] = file_sha256(out / file)
+        row["sha256"] = sha256_of(out / file)
     manifest = {"protocol": protocol.name, "mask_set": mask_set.name, "source": source_print,
                 "fingerprint": fingerprint({k: v["sha256"] for k, v in rows.items()}), "masks": rows}  # fmt: skip
     io.write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n", overwrite)
@@ -166,7 +164,7 @@ def verify(protocol: Protocol, masks: Path, names: list[str]) -> dict:
         file = f"{name}.png"
         if file not in recorded:
             raise PluralfillError(f"{masks}/{file} is not one of the protocol's masks ({MANIFEST} does not list it)")
-        if file_sha256(Path(masks) / file) != recorded[file]["sha256"]:
+        if sha256_of(Path(masks) / file) != recorded[file]["sha256"]:
             raise PluralfillError(f"{masks}/{file} changed since it was prepared for {protocol.name} ({mask_set.name})")
         if mask_set.preset is not None:
             from pluralfill.masks.generate import generate_hole

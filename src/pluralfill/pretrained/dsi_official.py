@@ -31,6 +31,7 @@ from pluralfill.nn.gated import GatedConv2d, GatedUpConv2d
 from pluralfill.nn.pixelsnail import CausalAttention
 from pluralfill.nn.quantizer import DebiasedCodebook
 from pluralfill.nn.weight_norm import WNConv2d, WNLinear
+from pluralfill.pretrained import config_mismatch, some_names
 from pluralfill.pretrained.tf_checkpoint import TFCheckpoint
 
 SKIPPED = ("/Adam", "/Adam_1", "/ExponentialMovingAverage", "/biased", "/local_step")
@@ -239,7 +240,7 @@ def convert(path: str | os.PathLike, config: str | None = None, resolution: int 
         left = [n for n in ckpt.names if n not in reader.taken and not n.endswith(SKIPPED) and n not in STEP_COUNTERS]
         left = [n for n in left if f"{n}/ExponentialMovingAverage" not in reader.taken]
         if left:
-            raise PluralfillError(f"unknown entries in {where}: {', '.join(sorted(left)[:8])}" + (" ..." if len(left) > 8 else ""))
+            raise PluralfillError(f"unknown entries in {where}: {some_names(left)}")
         if config is not None:
             _check_named(config, cfg, where)
         cfg = cfg.model_copy(update={"name": _official_name(where)})
@@ -253,15 +254,9 @@ def _check_named(config: str, cfg: DSIConfig, where: Path) -> None:
     key = config if config.startswith("dsi") else f"dsi-{config}"
     if key not in CONFIGS:
         raise PluralfillError(f"unknown DSI config {config!r}; choose from {', '.join(CONFIGS)}")
-    named = CONFIGS[key]
-    for part in ("hvqvae", "structure", "texture"):
-        ours, theirs = getattr(named, part), getattr(cfg, part)
-        if ours is None or theirs is None:
-            continue
-        a, b = ours.model_dump(exclude={"dropout"}), theirs.model_dump(exclude={"dropout"})
-        diff = [f"{k}={b[k]} ({key}: {a[k]})" for k in a if a[k] != b[k]]
-        if diff:
-            raise PluralfillError(f"{where} does not match {key}: {part} {', '.join(diff)}")
+    problem = config_mismatch(CONFIGS[key], cfg, key, ("hvqvae", "structure", "texture"), {"dropout"})
+    if problem:
+        raise PluralfillError(f"{where} does not match {key}: {problem}")
 
 
 def convert_discriminator(path: str | os.PathLike) -> SNPatchGANDiscriminator:

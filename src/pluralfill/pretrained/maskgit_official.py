@@ -18,7 +18,7 @@ import torch
 from pluralfill.errors import PluralfillError
 from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITBertConfig, MaskGITConfig
 from pluralfill.models.maskgit_vqgan import MaskGITVQGANConfig
-from pluralfill.pretrained import load_converted
+from pluralfill.pretrained import config_mismatch, load_converted
 
 
 def read_flax_checkpoint(path: str | os.PathLike, what: str) -> dict[str, np.ndarray]:
@@ -175,13 +175,10 @@ def convert(tokenizer: str | os.PathLike, transformer: str | os.PathLike, config
         if key not in CONFIGS or not CONFIGS[key].official:
             names = ", ".join(n for n, c in CONFIGS.items() if c.official)
             raise PluralfillError(f"unknown official MaskGIT config {config!r}; choose from {names}")
-        named = CONFIGS[key]
-        for part in ("tokenizer", "transformer"):
-            ours, theirs = getattr(named, part).model_dump(), getattr(cfg, part).model_dump()
-            diff = [f"{k}={theirs[k]} (config {key}: {ours[k]})" for k in ours if ours[k] != theirs[k] and k != "dropout"]
-            if diff:
-                raise PluralfillError(f"the files do not match {key}: {part} {', '.join(diff)}")
-        cfg = named.model_copy(deep=True)
+        problem = config_mismatch(CONFIGS[key], cfg, key, ("tokenizer", "transformer"), {"dropout"})
+        if problem:
+            raise PluralfillError(f"the files do not match {key}: {problem}")
+        cfg = CONFIGS[key].model_copy(deep=True)
     else:
         cfg.name = next((n for n, c in CONFIGS.items() if c.official and c == cfg.model_copy(update={"name": n})), cfg.name)
     tok_rest, tr_rest = dict(tok), dict(tr)  # the readers take what they use from these

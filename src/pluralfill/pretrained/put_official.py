@@ -22,7 +22,7 @@ from pluralfill.errors import PluralfillError
 from pluralfill.models.put import CONFIGS, PUT, PUTConfig
 from pluralfill.models.pvqvae import PVQVAEConfig
 from pluralfill.models.uq_transformer import UQTransformerConfig
-from pluralfill.pretrained import load_converted
+from pluralfill.pretrained import config_mismatch, load_converted
 
 # official key pattern -> ours, the layers every generation shares; applied without the `content_codec.` prefix
 PVQVAE_KEYS = [
@@ -247,11 +247,9 @@ def _named(config: str, inferred: PUTConfig, path: Path) -> PUTConfig:
     if named.generation != inferred.generation:
         raise PluralfillError(f"{path} is a PUT {inferred.generation} checkpoint but {key} is a {named.generation} model")
     shape_only = {"num_heads", "normalization", "restart_dead_codes", "data_init", "drop_path", "dropout", "ema_decay"}
-    for part in ("pvqvae", "transformer"):
-        ours, theirs = getattr(named, part).model_dump(), getattr(inferred, part).model_dump()
-        diff = [f"{k}={theirs[k]} (config {key}: {ours[k]})" for k in ours if ours[k] != theirs[k] and k not in shape_only]
-        if diff:
-            raise PluralfillError(f"{path} does not match {key}: {part} {', '.join(diff)}")
+    problem = config_mismatch(named, inferred, key, ("pvqvae", "transformer"), shape_only)
+    if problem:
+        raise PluralfillError(f"{path} does not match {key}: {problem}")
     return named.model_copy(deep=True)
 
 
