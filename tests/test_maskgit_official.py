@@ -1,6 +1,7 @@
 """The official MaskGIT against its own numbers (../shared/fixtures/maskgit_official_tiny): the tokenizer, the
 transformer, the whole parallel decoding with the recorded noise, the schedules in float32, and the converter."""
 
+import inspect
 import json
 
 import numpy as np
@@ -10,6 +11,8 @@ from conftest import SHARED, square_hole
 from safetensors.torch import load_file
 
 from pluralfill.errors import PluralfillError
+from pluralfill.geometry import token_hole
+from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.pretrained.maskgit_official import convert, read_flax_checkpoint
 from pluralfill.sampling.parallel import mask_ratio, masked_count, parallel_decode
 
@@ -96,6 +99,17 @@ def test_official_decoding_replayed_step_by_step(model, run):
     with torch.no_grad():
         images = (model.tokenizer.decode(out.reshape(2, 8, 8)) + 1) / 2
     torch.testing.assert_close(images.permute(0, 2, 3, 1), g["images"], atol=TOKENIZER_ATOL, rtol=0)
+
+
+def test_editing_token_hole_is_the_official_latent_mask(model):
+    """Bbox("32_32_64_64") at 128 px: the official editing mask is the box's tokens grown by one on every side;
+    the inpainter's token hole of that pixel box (grown by `dilate`=1, its default) is the same 6x6 block."""
+    known = torch.ones(1, 1, 128, 128)
+    known[..., 32:96, 32:96] = 0
+    dilate = inspect.signature(MaskGITInpainter.sample).parameters["dilate"].default
+    ours = token_hole(known, model.config.tokenizer.factor, dilate).reshape(8, 8)
+    assert torch.equal(ours, load_file(FIXTURE / "transformer_io.safetensors")["edit_latent_mask"][0].bool())
+    assert torch.equal(ours.expand(2, 8, 8), load_file(FIXTURE / "decode.safetensors")["edit/latent_mask"].bool())
 
 
 def test_schedules_in_float32_with_the_official_counts():

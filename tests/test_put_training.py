@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from pluralfill.hub import load_state_dict
 from pluralfill.losses.edge_connect import EdgeConnectLoss, absolute_gradients, to_unit
-from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
+from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig, masked_input
 from pluralfill.nn.discriminators import EdgeConnectDiscriminator
 from pluralfill.nn.vgg import VGGFeatures
 from pluralfill.pretrained.put_official import rename_pvqvae
@@ -51,6 +51,11 @@ def fresh(official):
 def test_official_pvqvae_training_forward(official):
     _, _, _, x, known, erase, out, _ = official
     pvqvae, _, _ = fresh(official)
+    target = masked_input(x, erase)
+    torch.testing.assert_close(masked_input(target, known), out["pvqvae.masked_reference"], atol=0, rtol=0)
+    with torch.no_grad():  # the quantizer's output with the codebook before its update
+        zq = pvqvae.quantizer.lookup(pvqvae.tokenize(pvqvae.encode(target), pvqvae.token_types(erase)))
+    torch.testing.assert_close(zq.permute(0, 3, 1, 2), out["pvqvae.z_q"], atol=1e-5, rtol=0)
     rec, commitment, tokens, target = pvqvae(x, known, erase)
     torch.testing.assert_close(target, out["pvqvae.input_pre"], atol=1e-6, rtol=0)
     torch.testing.assert_close(pvqvae.encode(target), out["pvqvae.feature"], atol=1e-5, rtol=0)
@@ -67,7 +72,9 @@ def test_every_loss_term_and_the_totals(official, step):
     _, _, _, x, known, erase, out, scalars = official
     pvqvae, loss_fn, disc = fresh(official)
     rec, commitment, _, target = pvqvae(x, known, erase)
+    rec.retain_grad()
     assert to_unit(rec).sub(out["loss_in.rec01"]).abs().max() < 1e-6
+    assert to_unit(target).sub(out["loss_in.image01"]).abs().max() < 1e-6
     terms = loss_fn.terms(rec, target, known, step, disc)
     names = {"pixel": "rec_loss", "gradient": "grad_loss", "perceptual": "content_loss", "style": "style_loss",
              "adversarial": "adv_loss"}  # fmt: skip
@@ -78,6 +85,9 @@ def test_every_loss_term_and_the_totals(official, step):
     total = sum(terms.values()) + commitment
     assert commitment.item() == pytest.approx(scalars[f"step{step}.gen.quantize_loss"], rel=1e-5)
     assert total.item() == pytest.approx(scalars[f"step{step}.gen.loss"], rel=RTOL)
+    total.backward()  # what the generator's step gets: d loss / d rec_raw
+    grad = out[f"step{step}.gen.grad_total_wrt_rec_raw"]
+    torch.testing.assert_close(rec.grad, grad, rtol=RTOL, atol=RTOL * grad.abs().max().item())
     # the discriminator's own step, on [-1, 1] images (official quirk), at zero weight before the start
     d = loss_fn.discriminator_loss(disc, target, rec, step)
     assert d["loss"].item() == pytest.approx(scalars[f"step{step}.disc.loss"], rel=RTOL, abs=1e-12)
@@ -89,6 +99,7 @@ def test_every_loss_term_and_the_totals(official, step):
     for layer in range(1, 6):
         sn = getattr(disc, f"conv{layer}")[0]
         torch.testing.assert_close(sn.weight_u, out[f"step{step}.disc_call{calls}.conv{layer}.u_after"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(sn.weight_v, out[f"step{step}.disc_call{calls}.conv{layer}.v_after"], atol=1e-6, rtol=0)
 
 
 def test_gradient_term_uses_absolute_differences(official):
@@ -96,6 +107,9 @@ def test_gradient_term_uses_absolute_differences(official):
     dx, dy = absolute_gradients(out["loss_in.rec01"])
     torch.testing.assert_close(dx, out["grad.fake_dx"], atol=1e-7, rtol=0)
     torch.testing.assert_close(dy, out["grad.fake_dy"], atol=1e-7, rtol=0)
+    dx, dy = absolute_gradients(out["loss_in.image01"])
+    torch.testing.assert_close(dx, out["grad.real_dx"], atol=1e-7, rtol=0)
+    torch.testing.assert_close(dy, out["grad.real_dy"], atol=1e-7, rtol=0)
 
 
 def test_style_and_perceptual_features_match_the_official_vgg(official):
