@@ -101,26 +101,78 @@ def test_condition_and_structure_logits(model, io):
         close(nhwc(model.structure(nchw(io["structure/e_given"]), cond)), io["structure/logits_given"])
 
 
-def test_the_official_sampling_loop_replayed_plain_and_cached(model, io):
-    """test.py's loop: e starts at zeros, every position in raster order, the recorded code written back."""
-    s, codebook = model.config.structure, model.hvqvae.quantize_top.embedding
+def _forcing(codes):
+    """Noise that makes each draw of the sampler the code the official run drew there (teacher forcing through
+    the shipped sampler): position t of the raster gets a one-hot far above any logit."""
+    order = iter(codes.flatten(1).T)  # (L, B): the codes of position t for every row
+
+    def noise(shape):
+        return torch.nn.functional.one_hot(next(order), shape[-1]).float() * 1e4
+
+    return noise
+
+
+def test_the_network_reads_the_code_vectors_written_so_far(model, io):
+    """The e fed at steps 0, 1, 9 and 63 of test.py's loop (zeros after the position) and the whole logit map."""
+    s, codes = model.config.structure, io["sample/codes"]
     image, hole = nchw(io["image"]), nchw(io["mask"])
-    codes = io["sample/codes"]
     with torch.no_grad():
         cond = model.structure.condition(image * (1 - hole), hole)
-        e = torch.zeros(2, s.code_dim, s.side, s.side)
-        cache = model.structure.new_cache(cond)
-        for t in range(s.side**2):
-            i, j = divmod(t, s.side)
-            full = model.structure(e, cond)
-            if f"{t:02d}" in ("00", "01", "09", "63"):
-                close(nhwc(e), io[f"sample/e_input_step{t:02d}"], atol=0, rtol=0)
-                close(nhwc(full), io[f"sample/logits_full_step{t:02d}"])
-            close(full[:, :, i, j], io["sample/step_logits"][t])
-            close(model.structure.step(cache, i, j), io["sample/step_logits"][t])
-            e[:, :, i, j] = codebook[codes[:, i, j]]
-            model.structure.write(cache, i, j, e[:, :, i, j])
-        close(nhwc(e), io["sample/e_gen_final"], atol=0, rtol=0)
+        for t in (0, 1, 9, 63):
+            before = (torch.arange(s.side**2) < t).reshape(1, 1, s.side, s.side)
+            e = model.hvqvae.top_vectors(codes) * before
+            close(nhwc(e), io[f"sample/e_input_step{t:02d}"], atol=0, rtol=0)
+            close(nhwc(model.structure(e, cond)), io[f"sample/logits_full_step{t:02d}"])
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_the_shipped_sampler_replays_the_official_loop(model, io, cache):
+    """`sample_raster` (plain: test.py's whole-map pass per position; cached: ours) from an empty map, every
+    position in raster order (test.py:168-177): the logits at every step and the codes and vectors written."""
+    from pluralfill.sampling.autoregressive import sample_raster
+
+    s, codes = model.config.structure, io["sample/codes"]
+    image, hole = nchw(io["image"]), nchw(io["mask"])
+    trace = []
+    with torch.no_grad():
+        cond = model.structure.condition(image * (1 - hole), hole)
+        out = sample_raster(model.structure, cond, model.hvqvae.quantize_top.embedding, torch.zeros(2, s.side**2, dtype=torch.long),
+                            torch.ones(s.side**2, dtype=torch.bool), [], cache=cache, noise=_forcing(codes), trace=trace)  # fmt: skip
+    assert [p for p, _ in trace] == list(range(s.side**2))
+    for t, (_, logits) in enumerate(trace):
+        close(logits, io["sample/step_logits"][t])
+    assert torch.equal(out.reshape(codes.shape), codes)
+    close(nhwc(model.hvqvae.top_vectors(out.reshape(codes.shape))), io["sample/e_gen_final"], atol=0, rtol=0)
+
+
+@pytest.fixture
+def dsi_inpainter(model, tmp_path):
+    import pluralfill
+
+    model.save_pretrained(tmp_path / "dsi")
+    return pluralfill.load_inpainter(tmp_path / "dsi")
+
+
+@pytest.mark.parametrize("cache", [False, True])
+def test_the_inpainter_is_the_official_test_py(dsi_inpainter, io, cache):
+    """`DSIInpainter.sample` (what `inpaint` calls) with the official run's draws: test.py's gen_out per image."""
+    assert dsi_inpainter.model.config.positions == "all"  # converted models sample as test.py does
+    for b in range(2):
+        dsi_inpainter.noise = _forcing(io["sample/codes"][b : b + 1])
+        x, known = nchw(io["image"])[b : b + 1], 1 - nchw(io["mask"])[b : b + 1]
+        with torch.no_grad():
+            y = dsi_inpainter.sample(x, known, [0], cache=cache)
+        close(nhwc(y), io["texture/out_sampled"][b : b + 1])
+
+
+def test_inpaint_api_is_the_official_img_gen(dsi_inpainter, io):
+    """The whole user path: `inpaint` on the uint8 pictures gives test.py's img_gen, rounded to 8 bits."""
+    for b in range(2):
+        dsi_inpainter.noise = _forcing(io["sample/codes"][b : b + 1])
+        hole = io["mask"][b, :, :, 0].numpy() > 0.5
+        (out,) = dsi_inpainter.inpaint(io["image_uint8"][b].numpy(), hole, seed=0)
+        ref = (io["texture/complete_sampled"][b] + 1) * 127.5
+        assert (torch.from_numpy(np.asarray(out).astype(np.float32)) - ref).abs().max() <= 0.5 + 1e-3
 
 
 @pytest.mark.parametrize("tag", ["gt", "sampled", "pattern"])

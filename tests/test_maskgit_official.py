@@ -101,6 +101,78 @@ def test_official_decoding_replayed_step_by_step(model, run):
     torch.testing.assert_close(images.permute(0, 2, 3, 1), g["images"], atol=TOKENIZER_ATOL, rtol=0)
 
 
+def _official_noise(run):
+    """The recorded Gumbel draws of an official decode, in the order parallel_decode asks for them (class token
+    dropped: our sequences hold the image tokens only)."""
+    g = load_file(FIXTURE / "decode.safetensors")
+    draws = {"sample": iter(g[f"{run}/step_sample_gumbel"][:, :, 1:]), "choice": iter(g[f"{run}/step_choice_gumbel"][:, :, 1:])}
+    return lambda kind, shape: next(draws[kind])
+
+
+@pytest.fixture
+def editor(model, tmp_path):
+    """The inpainter a user loads from a converted folder, with the official editing's noise injected."""
+    import pluralfill
+
+    model.save_pretrained(tmp_path / "mg")
+    mg = pluralfill.load_inpainter(tmp_path / "mg")
+    mg.noise = _official_noise("edit")
+    return mg
+
+
+def _edit_inputs():
+    """Image 0 and Bbox("32_32_64_64") of the official editing run: 64x64 px missing from (32, 32)."""
+    x = nchw(load_file(FIXTURE / "tokenizer_io.safetensors")["images"][:1])
+    known = torch.ones(1, 1, 128, 128)
+    known[..., 32:96, 32:96] = 0
+    return x, known
+
+
+def test_inpainter_sample_is_the_official_editing(editor):
+    """`sample` with hole_pixels="image" and the default start step: the official edit/images, both rows."""
+    x, known = _edit_inputs()
+    trace = []
+    with torch.no_grad():
+        y = editor.sample(x, known, [0, 1], trace=trace, class_label=5, hole_pixels="image", **editor.default_options)
+    d = load_file(FIXTURE / "decode.safetensors")
+    assert len(trace) == 10  # steps 2..11 of 12, as the official editing
+    assert torch.equal(trace[-1][0], d["edit/final_seqs"][:, -1, 1:].long())
+    torch.testing.assert_close(((y + 1) / 2).permute(0, 2, 3, 1), d["edit/images"], atol=TOKENIZER_ATOL, rtol=0)
+
+
+def test_inpainter_with_the_hole_missing_starts_from_other_tokens(editor):
+    """hole_pixels="missing" (the default) tokenizes the image with the hole grey: the known tokens the
+    official editing keeps are not all the same, so the result differs from edit/images."""
+    x, known = _edit_inputs()
+    inputs = load_file(FIXTURE / "decode.safetensors")["edit/input_tokens"][0, 1:].long()
+    kept = inputs >= 0
+    grey = editor.model.tokenizer.encode(x * known).flatten()
+    assert 0 < int((grey[kept] != inputs[kept]).sum()) < int(kept.sum())
+    with torch.no_grad():
+        y = editor.sample(x, known, [0, 1], class_label=5, **editor.default_options)
+    d = load_file(FIXTURE / "decode.safetensors")
+    assert (((y + 1) / 2).permute(0, 2, 3, 1) - d["edit/images"]).abs().max() > 0.1
+
+
+def test_inpaint_api_is_the_official_editing(editor):
+    """The whole user path, `inpaint` on a uint8 picture: the official editing to 8-bit rounding."""
+    x, known = _edit_inputs()
+    image = load_file(FIXTURE / "tokenizer_io.safetensors")["images"][0]
+    photo = (image.clamp(0, 1) * 255).round().to(torch.uint8).numpy()
+    hole = known[0, 0].numpy() < 0.5
+    out = editor.inpaint(photo, hole, num_samples=2, seed=0, class_label=5, hole_pixels="image", composite=False)
+    ref = load_file(FIXTURE / "decode.safetensors")["edit/images"]
+    for sample, want in zip(out, ref):
+        got = torch.from_numpy(np.asarray(sample).astype(np.float32) / 255)
+        assert (got - want.clamp(0, 1)).abs().max() <= 1 / 255 + 1e-6
+
+
+def test_hole_pixels_is_checked(editor):
+    x, known = _edit_inputs()
+    with pytest.raises(PluralfillError, match="hole_pixels must be 'missing' .* or 'image'"):
+        editor.sample(x, known, [0], class_label=5, hole_pixels="grey")
+
+
 def test_editing_token_hole_is_the_official_latent_mask(model):
     """Bbox("32_32_64_64") at 128 px: the official editing mask is the box's tokens grown by one on every side;
     the inpainter's token hole of that pixel box (grown by `dilate`=1, its default) is the same 6x6 block."""

@@ -64,8 +64,25 @@ def test_transformer_matches_official_logits_and_loss(official):
         types = m.token_types(known).reshape(2, 64)
         target = m.tokenize(m.encode(x)).reshape(2, 64)
         assert torch.equal(target, out["transformer.token_target"])
-        loss = torch.nn.functional.cross_entropy(logits[types != 1], target[types != 1])
-        torch.testing.assert_close(loss, out["transformer.loss"], rtol=1e-5, atol=0)
+
+
+
+def test_the_transformer_training_step_is_the_official_loss(official):
+    """`train.put.transformer_losses`, what `pluralfill train` steps on: the official loss (cross-entropy over
+    the positions of types 0 and 2) and its gradient at the output bias, mean(softmax - onehot) over them."""
+    from pluralfill.train.put import transformer_losses
+
+    model, x, known, out = official
+    t = model.transformer
+    t.zero_grad()
+    terms = transformer_losses(model, t, x, known, training=True, random_quantize=0.0)
+    torch.testing.assert_close(terms["loss"], out["transformer.loss"], rtol=1e-5, atol=0)
+    terms["loss"].backward()
+    logits, target = out["transformer.logits"], out["transformer.token_target"]
+    scored = out["codec.masked.token_type"].reshape(2, 64) != 1
+    expected = (logits.softmax(-1) - torch.nn.functional.one_hot(target, logits.shape[-1]))[scored].mean(0)
+    torch.testing.assert_close(t.head.bias.grad, expected, rtol=1e-4, atol=1e-7)
+    t.zero_grad()
 
 
 def test_greedy_sampler_reproduces_the_official_order_and_image(official):

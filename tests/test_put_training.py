@@ -102,6 +102,29 @@ def test_every_loss_term_and_the_totals(official, step):
         torch.testing.assert_close(sn.weight_v, out[f"step{step}.disc_call{calls}.conv{layer}.v_after"], atol=1e-6, rtol=0)
 
 
+@pytest.mark.parametrize("step", [4999, 5000])
+def test_the_training_step_is_the_official_generator_step(official, step):
+    """`train.put.pvqvae_losses` with the loss `pluralfill train` builds from the stage's default weights (the
+    official ones): every term, the total and d total / d rec_raw on the fixture batch."""
+    from pluralfill.train.put import PVQVAELoss, pvqvae_loss, pvqvae_losses
+
+    _, vgg, _, x, known, erase, out, scalars = official
+    pvqvae, _, disc = fresh(official)
+    loss_fn = pvqvae_loss(PVQVAELoss(), vgg)
+    total, terms, rec, target = pvqvae_losses(pvqvae, loss_fn, x, known, erase, step, disc, PVQVAELoss().commitment)
+    rec.retain_grad()
+    names = {"pixel": "rec_loss", "gradient": "grad_loss", "perceptual": "content_loss", "style": "style_loss",
+             "adversarial": "adv_loss", "commitment": "quantize_loss"}  # fmt: skip
+    expected = {ours: scalars[f"step{step}.gen.{theirs}"] for ours, theirs in names.items() if f"step{step}.gen.{theirs}" in scalars}
+    assert set(terms) == set(expected)
+    for name, value in expected.items():
+        assert terms[name].item() == pytest.approx(value, rel=RTOL), name
+    assert total.item() == pytest.approx(scalars[f"step{step}.gen.loss"], rel=RTOL)
+    total.backward()
+    grad = out[f"step{step}.gen.grad_total_wrt_rec_raw"]
+    torch.testing.assert_close(rec.grad, grad, rtol=RTOL, atol=RTOL * grad.abs().max().item())
+
+
 def test_gradient_term_uses_absolute_differences(official):
     *_, out, _ = official
     dx, dy = absolute_gradients(out["loss_in.rec01"])

@@ -50,6 +50,7 @@ def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
 class DSIInpainter(FixedResolutionInpainter):
     model_class = DSI
     last_entropy = None  # Pillow image of the last image's entropy map, when asked for
+    noise = None  # sample_raster's noise(shape); None draws it from the seeds (tests inject their own)
 
     def __init__(self, model: DSI, device: str | torch.device = "cpu"):
         if model.texture is None:
@@ -77,7 +78,8 @@ class DSIInpainter(FixedResolutionInpainter):
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         bits = torch.zeros(unknown.shape[0], device=self.device) if entropy else None
         codebook = m.hvqvae.quantize_top.embedding
-        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, top_k, temperature, cache, bits)
+        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, top_k, temperature, cache, bits,
+                              noise=self.noise)  # fmt: skip
         if bits is not None:
             shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
             self.last_entropy = entropy_image(shown, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))

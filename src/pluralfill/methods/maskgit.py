@@ -1,6 +1,13 @@
 """MaskGIT as an Inpainter (seed 003): tokens of the known region are kept, the token-level hole (grown by
 one token, since border tokens saw the hole) is filled by iterative parallel decoding, and the VQGAN decodes.
 
+What the tokenizer sees under the hole (`hole_pixels`): "missing" (the default) encodes the image with the hole
+flat grey, so no token carries what was under it; "image" encodes the image's own pixels, as the official
+editing does (`create_latent_mask_and_input_tokens_for_image_editing` tokenizes the whole image, then masks the
+token box). The tokens outside the token hole still see the hole through the encoder's receptive field, so with
+"image" an object the user wants gone leaks into its surroundings, and a benchmark's hidden truth leaks into
+the fill (measured in benchmarks/RESULTS.md, "MaskGIT: what the tokenizer sees under the hole").
+
 The official ImageNet models are class-conditional: they take `class_label` (an ImageNet index), and edit as
 the official inference does with `start_step=2` of 12 and, with `blend="official"`, its composite: the
 decoded image over the input through the token hole, resized and blurred (radius R / 16 - 1)."""
@@ -20,6 +27,8 @@ from pluralfill.trace import trace_strip
 
 class MaskGITInpainter(FixedResolutionInpainter):
     name, model_class, batches_images = "maskgit", MaskGIT, True
+    HOLE_PIXELS = ("missing", "image")
+    noise = None  # parallel_decode's noise(kind, shape); None draws it from the seeds (tests inject the official)
 
     def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):
         super().__init__(model, device)
@@ -30,10 +39,13 @@ class MaskGITInpainter(FixedResolutionInpainter):
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, steps: int = 12, schedule: str = "cosine", choice_temperature: float = 4.5,
                temperature: float = 1.0, top_k: int | None = None, dilate: int = 1, class_label: int | None = None,
-               start_step: int = 0, blend: str = "paste") -> torch.Tensor:  # fmt: skip
+               start_step: int = 0, blend: str = "paste", hole_pixels: str = "missing") -> torch.Tensor:  # fmt: skip
         tokenizer, transformer, n = self.model.tokenizer, self.model.transformer, len(seeds)
         label = self._label(class_label)
-        tokens = tokenizer.encode(x * known).reshape(x.shape[0], -1).expand(n, -1)  # the hole as flat grey
+        if hole_pixels not in self.HOLE_PIXELS:
+            raise PluralfillError(f"hole_pixels must be 'missing' (the hole as flat grey) or 'image' (the official editing), got {hole_pixels!r}")
+        seen = x * known if hole_pixels == "missing" else x
+        tokens = tokenizer.encode(seen).reshape(x.shape[0], -1).expand(n, -1)
         unknown = token_hole(known, self.model.config.tokenizer.factor, dilate).expand(n, -1)  # x: 1 or n rows
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
@@ -42,7 +54,7 @@ class MaskGITInpainter(FixedResolutionInpainter):
 
         out = parallel_decode(logits_fn, tokens, unknown, generators, steps=steps, schedule=schedule,
                               choice_temperature=choice_temperature, temperature=temperature, top_k=top_k, trace=trace,
-                              start_step=start_step)  # fmt: skip
+                              start_step=start_step, noise=self.noise)  # fmt: skip
         side = self.model.config.tokenizer.tokens_per_side
         y = tokenizer.decode(out.reshape(n, side, side))
         if blend == "official":  # over the known pixels only: the hole's own content stays unseen

@@ -9,6 +9,7 @@ position sampled."""
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 
@@ -19,13 +20,18 @@ from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 @torch.no_grad()
 def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor,
                   generators: list[torch.Generator], top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
-                  entropy: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                  entropy: torch.Tensor | None = None, noise: Callable[[tuple], torch.Tensor] | None = None,
+                  trace: list | None = None) -> torch.Tensor:  # fmt: skip
     """Fill the positions where `unknown` (L,) is True, in raster order; returns (B, L) codes.
 
     model: a StructureGenerator; cond: its condition for each of the B rows; codebook (K, D): the code
     vectors it reads; tokens (B, L): codes kept where known (ignored where unknown). entropy: if given, an
     (L,) tensor that receives the entropy in bits of row 0's distribution at each sampled position (before
-    top-K and temperature: the model's own uncertainty).
+    top-K and temperature: the model's own uncertainty). A code is argmax(top_k(logits / temperature) + G):
+    a draw from softmax(top_k(logits) / temperature); at temperature 1 without top-K the official
+    `tf.multinomial(log_softmax(logits))`. noise(shape): the Gumbel noise G of each position's draw (default:
+    from the rows' generators; tests inject their own). trace: if a list, receives (position, logits (B, K))
+    at every sampled position, in sampling order.
     """
     check_sampling(temperature)
     side = model.config.side
@@ -52,8 +58,10 @@ def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: tor
                 if entropy is not None:
                     logp = torch.log_softmax(logits[0], dim=-1)
                     entropy[p] = -(logp.exp() * logp).sum() / math.log(2)
-                scores = top_k_filter(logits / temperature, top_k) + gumbel_like(logits.shape, generators, logits.device)
-                tokens[:, p] = scores.argmax(-1)
+                if trace is not None:
+                    trace.append((p, logits.clone()))
+                g = noise(logits.shape) if noise is not None else gumbel_like(logits.shape, generators, logits.device)
+                tokens[:, p] = (top_k_filter(logits / temperature, top_k) + g.to(logits.device)).argmax(-1)
                 e[:, :, i, j] = codebook[tokens[:, p]]
             if cache:
                 model.write(caches, i, j, e[:, :, i, j])

@@ -21,12 +21,12 @@ from typing import Literal
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from pluralfill.data import HoleSource
 from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.edge_connect import EdgeConnectLoss
+from pluralfill.losses.poly import poly_loss
 from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.put import CONFIGS, PUT, PUTConfig
 from pluralfill.models.pvqvae import PVQVAE
@@ -65,6 +65,7 @@ class PVQVAEStage(TrainConfig):
 
 class TransformerLoss(Strict):
     random_quantize: float = 0.3  # known features swapped for their codes with this probability
+    poly_epsilon: float = 0.0  # Poly-1 loss: CE + epsilon (1 - p_target); the TPAMI models train with 1.0
 
 
 class TransformerStage(SecondStageConfig):
@@ -93,7 +94,7 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
             vgg = load_weights(VGGFeatures("vgg19"), "vgg19", lw.vgg_weights, ignore=("classifier.",))
         except PluralfillError as e:
             raise PluralfillError(f"{e} -- or train without them: loss.perceptual=0 loss.style=0") from None
-    loss_fn = EdgeConnectLoss(vgg, lw.pixel, lw.gradient, lw.perceptual, lw.style, lw.adversarial, lw.late_start_step).to(fabric.device)
+    loss_fn = pvqvae_loss(lw, vgg).to(fabric.device)
     model, opt = fabric.setup(model, optimizer(model.parameters(), cfg))
     state = {"model": model, "optimizer": opt, "step": 0, "best": float("inf")}
     modules = [model]
@@ -109,15 +110,10 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
     train, val = data(cfg, pcfg.resolution, fabric.global_rank, num_holes=2, holes=[reference_holes, erase_holes])
     last = {}
 
-    def losses(x, known, erase, step: int):
-        rec, commitment, _, target = model(x, known, erase)
-        terms = loss_fn.terms(rec, target, known, step, state.get("disc"))
-        terms["commitment"] = lw.commitment * commitment
-        last.update(rec=rec.detach(), target=target, known=known)
-        return sum(terms.values()), terms
-
     def step_fn(step, batch, lr):
-        total, terms = losses(*batch, step)
+        x, known, erase = batch
+        total, terms, rec, target = pvqvae_losses(model, loss_fn, x, known, erase, step, state.get("disc"), lw.commitment)
+        last.update(rec=rec.detach(), target=target, known=known)
         step_optimizer(fabric, model, opt, total, cfg, lr)
         if "disc" in state:  # its own step, every iteration (official: at zero weight before the start step)
             d = loss_fn.discriminator_loss(state["disc"], last["target"], last["rec"], step)
@@ -144,6 +140,21 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
     return fit(run, state, train, step_fn, unwrap(model), modules, validate, sheet)
 
 
+def pvqvae_loss(lw: PVQVAELoss, vgg=None) -> EdgeConnectLoss:
+    """The stage's generator loss with the config's weights."""
+    return EdgeConnectLoss(vgg, pixel=lw.pixel, gradient=lw.gradient, perceptual=lw.perceptual, style=lw.style,
+                           adversarial=lw.adversarial, start_step=lw.late_start_step)  # fmt: skip
+
+
+def pvqvae_losses(model: PVQVAE, loss_fn: EdgeConnectLoss, x, known, erase, step: int, disc=None, commitment: float = 1.0):
+    """One generator step of stage 1: (total, terms, reconstruction, target). The target is x with the erase
+    mask's pixels black; the reference the decoder reads is the target masked by `known`."""
+    rec, quantizer_loss, _, target = model(x, known, erase)
+    terms = loss_fn.terms(rec, target, known, step, disc)
+    terms["commitment"] = commitment * quantizer_loss
+    return sum(terms.values()), terms, rec, target
+
+
 # ------------------------------------------------------------------------------------------------ stage 2
 
 
@@ -163,12 +174,13 @@ def train_transformer(cfg: TransformerStage, resume=None) -> Path:
     def fast(model):  # sheets every few hundred steps must be quick: 16 passes
         return {"tokens_per_step": max(1, model.config.transformer.seq_len // 16)}
 
-    losses = partial(transformer_losses, random_quantize=cfg.loss.random_quantize)
+    losses = partial(transformer_losses, random_quantize=cfg.loss.random_quantize, poly_epsilon=cfg.loss.poly_epsilon)
     return train_token_transformer(cfg, resume, build, losses, PUTInpainter, fast)
 
 
-def transformer_losses(model: PUT, transformer, x, known, training: bool, random_quantize: float) -> dict:
-    """Cross-entropy of the transformer on the positions with missing pixels, against the full image's tokens."""
+def transformer_losses(model: PUT, transformer, x, known, training: bool, random_quantize: float, poly_epsilon: float = 0.0) -> dict:
+    """Cross-entropy (plus the Poly-1 term) of the transformer on the positions with missing pixels (types 0
+    and 2), against the full image's tokens."""
     pvq = model.pvqvae
     with torch.no_grad():
         f = pvq.encode(x, known)
@@ -184,5 +196,5 @@ def transformer_losses(model: PUT, transformer, x, known, training: bool, random
     fraction = pvq.known_fraction(known).reshape(b, h * w)
     logits = transformer(seq, fraction)
     missing = types != 1
-    loss = F.cross_entropy(logits[missing].float(), target[missing])
+    loss = poly_loss(logits[missing], target[missing], poly_epsilon)["loss"]
     return {"loss": loss, "accuracy": (logits[missing].argmax(-1) == target[missing]).float().mean()}
