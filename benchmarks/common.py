@@ -30,8 +30,10 @@ def holes_for(images, preset: str, ratio: tuple[float, float], seed: int = 0) ->
     return [generate_hole(preset, im.shape[0], seed, i, ratio=ratio) for i, im in enumerate(images)]
 
 
-def run_and_score(inpainter, images, holes, num_samples: int, metrics=PIXEL_METRICS, **options):
-    """Inpaint every image, time it, and score with the evaluate command's code. Returns (values, s/image)."""
+def run_and_score(inpainter, images, holes, num_samples: int, metrics=PIXEL_METRICS, inputs=None, seed: int = 0, **options):
+    """Inpaint every image, time it, and score with the evaluate command's code. Returns (values, s/image).
+    `inputs`: what the inpainter is given, if not the images themselves (e.g. an object pasted under the hole);
+    the scores are always against `images`."""
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         for d in ("gt", "masks", "pred"):
@@ -41,7 +43,8 @@ def run_and_score(inpainter, images, holes, num_samples: int, metrics=PIXEL_METR
             write_image(tmp / "gt" / f"{i:04d}.png", image)
             write_hole(tmp / "masks" / f"{i:04d}.png", hole)
             t = time.perf_counter()
-            samples = inpainter.inpaint(image, hole, num_samples=num_samples, seed=i, **options)
+            given = image if inputs is None else inputs[i]
+            samples = inpainter.inpaint(given, hole, num_samples=num_samples, seed=seed * 100_003 + i, **options)
             seconds.append(time.perf_counter() - t)
             for k, s in enumerate(samples):
                 write_image(tmp / "pred" / f"{i:04d}_sample{k}.png", s)

@@ -167,6 +167,20 @@ def test_inpaint_api_is_the_official_editing(editor):
         assert (got - want.clamp(0, 1)).abs().max() <= 1 / 255 + 1e-6
 
 
+def test_only_the_official_editing_sees_what_is_under_the_hole(editor):
+    """hole_pixels="missing" gives the same fill whatever the hole holds (an object to remove, the truth of a
+    benchmark); "image" does not."""
+    editor.noise = None
+    image = load_file(FIXTURE / "tokenizer_io.safetensors")["images"]
+    photo, other = ((image[i].clamp(0, 1) * 255).round().to(torch.uint8).numpy() for i in (0, 1))
+    hole = np.zeros((128, 128), bool)
+    hole[32:96, 32:96] = True
+    covered = np.where(hole[..., None], other, photo)
+    for hole_pixels, same in (("missing", True), ("image", False)):
+        a, b = (np.asarray(editor.inpaint(p, hole, seed=3, class_label=5, hole_pixels=hole_pixels)[0]) for p in (photo, covered))
+        assert np.array_equal(a, b) == same, hole_pixels
+
+
 def test_hole_pixels_is_checked(editor):
     x, known = _edit_inputs()
     with pytest.raises(PluralfillError, match="hole_pixels must be 'missing' .* or 'image'"):
