@@ -81,20 +81,31 @@ def test_official_decoding_replayed_step_by_step(model, run):
     label = inputs[:, :1] - 64
     tokens, unknown = inputs[:, 1:], inputs[:, 1:] < 0
     noise_at = {"sample": iter(g["step_sample_gumbel"][:, :, 1:]), "choice": iter(g["step_choice_gumbel"][:, :, 1:])}
-    seen, trace = [], []
+    seen, logits, trace, record = [], [], [], []
 
     def logits_fn(tok, hidden):
         seen.append(torch.where(hidden, -1, tok))
-        return model.transformer(torch.where(hidden, model.transformer.mask_id, tok), label[:, 0])
+        logits.append(model.transformer(torch.where(hidden, model.transformer.mask_id, tok), label[:, 0]))
+        return logits[-1]
 
     with torch.no_grad():
         out = parallel_decode(logits_fn, torch.where(unknown, 0, tokens), unknown, [], steps=steps, start_step=start, trace=trace,
-                              noise=lambda kind, shape: next(noise_at[kind]))  # fmt: skip
+                              noise=lambda kind, shape: next(noise_at[kind]), record=record)  # fmt: skip
+    f32 = np.float32
     for j in range(steps - start):
         assert torch.equal(seen[j], g["step_input_tokens"][j, :, 1:].long()), j
-        if j < steps - start - 1:
+        torch.testing.assert_close(logits[j], g["step_logits"][j, :, 1:], atol=ATOL, rtol=1e-5)
+        assert torch.equal(record[j]["sampled_ids"], g["step_sampled_ids"][j, :, 1:].long()), j
+        assert torch.equal(record[j]["sampled"], g["final_seqs"][:, start + j, 1:].long()), j  # every slot of final_seqs
+        if j < steps - start - 1:  # the last step keeps every sample (the official re-masks one, unused)
+            torch.testing.assert_close(record[j]["selected_probs"], g["step_selected_probs"][j, :, 1:], atol=1e-6, rtol=1e-5)
+            assert f32(record[j]["ratio"]) == g["step_ratio"][j].numpy() and f32(record[j]["mask_ratio"]) == g["step_mask_ratio"][j].numpy()
+            assert f32(record[j]["choice_temperature"]) == pytest.approx(float(g["step_choice_temperature"][j]), rel=1e-6)
+            assert torch.equal(record[j]["mask_len"], g["step_mask_len"][j].long()), j
             assert torch.equal(trace[j][1], g["step_remask"][j, :, 1:].bool()), j
             assert torch.equal(trace[j][1].sum(1), g["step_mask_len"][j].long()), j
+            assert torch.equal(torch.where(trace[j][1], -1, trace[j][0]), g["step_output_tokens"][j, :, 1:].long()), j
+    assert torch.equal(g["final_seqs"][:, :start, 1:], g["input_tokens"][:, None, 1:].expand(-1, start, -1))  # slots before the start
     assert torch.equal(out, g["final_seqs"][:, -1, 1:].long())
     with torch.no_grad():
         images = (model.tokenizer.decode(out.reshape(2, 8, 8)) + 1) / 2

@@ -31,9 +31,15 @@ def official():
 def test_pvqvae_matches_official_encoder_quantizer_decoder(official):
     model, x, known, out = official
     m = model.pvqvae
+    from pluralfill.pixels import to_tensor
+
+    photo = load_file(FIXTURE / "inputs.safetensors")["image"].permute(0, 2, 3, 1).to(torch.uint8).numpy()
+    torch.testing.assert_close(to_tensor(photo), out["codec.preprocessed"], atol=1e-6, rtol=0)  # what inpaint feeds
     with torch.no_grad():
         torch.testing.assert_close(masked_input(x, known), out["codec.masked_input"], atol=0, rtol=0)
         f = m.encode(x, known)
+        zq = m.quantizer.lookup(m.tokenize(f, m.token_types(known))).permute(0, 3, 1, 2)
+        torch.testing.assert_close(zq, out["codec.masked.feature_quantize"], atol=ATOL, rtol=0)
         torch.testing.assert_close(f, out["codec.masked.feature"], atol=ATOL, rtol=0)
         types = m.token_types(known)
         assert torch.equal(types, out["codec.masked.token_type"][:, 0])
@@ -85,6 +91,20 @@ def test_the_transformer_training_step_is_the_official_loss(official):
     t.zero_grad()
 
 
+class LogitsSpy:
+    """The transformer as the sampler calls it, keeping the logits of every pass."""
+
+    def __init__(self, transformer):
+        self.transformer, self.logits = transformer, []
+
+    def __getattr__(self, name):
+        return getattr(self.transformer, name)
+
+    def forward_embedded(self, x):
+        self.logits.append(self.transformer.forward_embedded(x))
+        return self.logits[-1]
+
+
 def test_greedy_sampler_reproduces_the_official_order_and_image(official):
     model, x, known, out = official
     m = model.pvqvae
@@ -94,9 +114,13 @@ def test_greedy_sampler_reproduces_the_official_order_and_image(official):
         tokens = m.tokenize(f, types).reshape(2, 64)
         trace = []
         gens = [torch.Generator().manual_seed(0) for _ in range(2)]
-        final = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(2, 64, -1), tokens,
+        spy = LogitsSpy(model.transformer)
+        final = sample_put(spy, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(2, 64, -1), tokens,
                            (types == 1).reshape(2, 64), gens, top_k=1, position_by="logit", trace=trace)  # fmt: skip
         assert torch.equal(final, out["sampler.final_token"])
+        torch.testing.assert_close(spy.logits[0], out["sampler.step1.logits"], atol=ATOL, rtol=0)
+        torch.testing.assert_close(spy.logits[1], out["sampler.step2.logits"], atol=ATOL, rtol=0)  # after the first code went in
+        assert torch.equal(trace[0][0][:, 0], out["sampler.step1.position"]) and torch.equal(trace[0][1][:, 0], out["sampler.step1.token"])
         order = torch.full((2, 25), -1)
         codes = torch.full((2, 25), -1)
         for step, (pos, new, valid) in enumerate(trace):

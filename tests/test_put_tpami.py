@@ -50,8 +50,10 @@ def test_encoder_quantizer_match(official):
     model, x, known, out = official
     m = model.pvqvae
     with torch.no_grad():
+        close(m.normalize(x), out["codec.preprocessed"])
         close(m.normalize(masked_input(x, known)), out["codec.masked_input"])
         f = m.encode(x, known)
+        close(m.quantizer.lookup(m.tokenize(f, m.token_types(known))).permute(0, 3, 1, 2), out["codec.masked.feature_quantize"])
         close(m.encoder(m.normalize(masked_input(x, known))), out["codec.masked.encoder_out"])
         close(f, out["codec.masked.feature"])
         types = m.token_types(known)

@@ -78,13 +78,16 @@ def parallel_decode(
     trace: list | None = None,
     start_step: int = 0,
     noise: Callable[[str, tuple], torch.Tensor] | None = None,
+    record: list | None = None,
 ) -> torch.Tensor:
     """Fill the `unknown` positions of `tokens` (B, L) in passes start_step, ..., steps - 1.
 
     logits_fn(tokens, unknown) -> (B, L, V): the model's predictions when the positions in `unknown` are
     hidden from it. `trace`, if a list, receives (tokens, unknown) after every step. `noise(kind, shape)`:
     the standard Gumbel noise of the draw ("sample") and of the choice ("choice"); default: drawn from the
-    row's generator (the official decoder's noise can be injected here).
+    row's generator (the official decoder's noise can be injected here). `record`, if a list, receives a dict
+    of every step's quantities under the official decoder's names: sampled_ids (the draw before known tokens are
+    kept), sampled, selected_probs (+inf at known positions), ratio, mask_ratio, mask_len, choice_temperature.
     """
     mask_ratio(schedule, 1.0)  # an unknown name fails before any work
     check_sampling(temperature, steps=steps)
@@ -95,8 +98,10 @@ def parallel_decode(
     n_start = [int(n) for n in unknown.sum(1)]
     for step in range(start_step, steps):
         logits = top_k_filter(logits_fn(tokens, unknown).float() / temperature, top_k)
-        sampled = (logits + noise("sample", logits.shape).to(logits.device)).argmax(-1)
-        sampled = torch.where(unknown, sampled, tokens)
+        drawn = (logits + noise("sample", logits.shape).to(logits.device)).argmax(-1)
+        sampled = torch.where(unknown, drawn, tokens)
+        if record is not None:
+            record.append({"sampled_ids": drawn, "sampled": sampled})
         if step == steps - 1:
             tokens, unknown = sampled, torch.zeros_like(unknown)
         else:
@@ -109,6 +114,10 @@ def parallel_decode(
             confidence = confidence.masked_fill(~unknown, float("inf"))
             cutoff = confidence.sort(dim=1).values.gather(1, keep_masked.clamp(max=confidence.shape[1] - 1))
             still = (confidence < cutoff) & unknown
+            if record is not None:
+                record[-1] |= {"selected_probs": logp.exp().masked_fill(~unknown, float("inf")), "ratio": ratio,
+                               "mask_ratio": mask_ratio(schedule, ratio, n_start[0]), "mask_len": keep_masked[:, 0],
+                               "choice_temperature": choice_temperature * (1 - ratio)}  # fmt: skip
             tokens, unknown = torch.where(still, tokens, sampled), still
         if trace is not None:
             trace.append((tokens.clone(), unknown.clone()))
