@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from tf_bundle import write_checkpoint
 
 from pluralfill.errors import PluralfillError
-from pluralfill.losses.dsi import feature_loss, structure_nll, texture_discriminator_loss
+from pluralfill.losses.dsi import texture_discriminator_loss
 from pluralfill.pretrained.dsi_official import convert, convert_discriminator
 from pluralfill.pretrained.tf_checkpoint import TFCheckpoint
 
@@ -196,54 +196,59 @@ def test_texture_generator_and_attention_transfer(model, io, tag):
         assert (y1 - b1).abs().max() > 1
 
 
-def test_training_losses_term_by_term(model, io):
+def test_the_three_training_steps_are_the_official_losses(model, io):
+    """The step functions `pluralfill train` runs for dsi-hvqvae, dsi-structure and dsi-texture, on the fixture
+    batch with the stages' default weights (the official ones): every recorded loss and its inputs."""
+    from pluralfill.train.dsi import (HVQVAELoss, StructureLoss, TextureLoss, hvqvae_losses, structure_losses,
+                                      structure_step_loss, texture_losses)  # fmt: skip
+
     image, hole = nchw(io["image"]), nchw(io["mask_train"]).expand(2, -1, -1, -1)
+    masked = image * (1 - hole)
     vq = model.hvqvae
     with torch.no_grad():
-        enc = vq.encode(image)
-        rec = vq.decode(enc["quant_t"], enc["quant_b"])
+        terms, rec = hvqvae_losses(vq, image, HVQVAELoss())
         close(nhwc(rec), io["loss/vq_dec_train"])
-        recons, commit = torch.mean((image - rec) ** 2), 0.25 * enc["commitment"]
-        close(recons, io["loss/vq_recons_loss"], atol=1e-7, rtol=1e-5)
-        close(commit, io["loss/vq_commit_loss"], atol=1e-8, rtol=1e-5)
-        close(recons + commit, io["loss/vq_loss"], atol=1e-7, rtol=1e-5)
-        # structure: teacher forcing with the ground truth's quantized top latent
-        masked = image * (1 - hole)
-        cond = model.structure.condition(masked, hole)
-        close(nhwc(cond), io["loss/s_cond"])
-        logits = model.structure(enc["quant_t"], cond)
-        close(nhwc(logits), io["loss/s_logits"])
-        ce = structure_nll(logits, enc["idx_t"])
+        close(terms["mse"], io["loss/vq_recons_loss"], atol=1e-7, rtol=1e-5)
+        close(HVQVAELoss().commitment * terms["commitment"], io["loss/vq_commit_loss"], atol=1e-8, rtol=1e-5)
+        close(terms["loss"], io["loss/vq_loss"], atol=1e-7, rtol=1e-5)
+        close(nhwc(model.structure.condition(masked, hole)), io["loss/s_cond"])
+        enc = vq.encode(image)
+        close(nhwc(model.structure(enc["quant_t"], model.structure.condition(masked, hole))), io["loss/s_logits"])
+        ce = structure_losses(model.structure, vq, image, hole, masked)
         close(ce, io["loss/s_ce"])
-        close(ce.sum(), io["loss/s_loss"], atol=0, rtol=1e-5)
+        # one process, one tower: the summed cross-entropy (the official sums per tower, over 2 GPUs)
+        close(structure_step_loss(ce, StructureLoss(towers=1)), io["loss/s_loss"], atol=0, rtol=1e-5)
         close(ce.sum() / (math.log(2) * 64 * 2), io["loss/s_bpd"], atol=0, rtol=1e-5)
-        # texture: the generator reads the true structure
-        out = model.texture(masked, hole, enc["quant_t"])
-        completed = out * hole + masked * (1 - hole)
-        close(nhwc(out), io["loss/texture_out"])
-        close(nhwc(completed), io["loss/texture_complete"])
-        ae = (image - out).abs().mean()
-        close(ae, io["loss/ae_loss"], atol=1e-6, rtol=1e-5)
-        seen = vq.encode(completed)
-        close(nhwc(seen["enc_t"]), io["loss/enc_complete_t"])
-        close(nhwc(seen["enc_b"]), io["loss/enc_complete_b"])
-        f1 = 0.1 * feature_loss(seen["enc_t"], enc["idx_t"], vq.quantize_top.embedding)
-        f2 = 0.1 * feature_loss(seen["enc_b"], enc["idx_b"], vq.quantize_bottom.embedding)
-        close(f1, io["loss/fea_loss1"], atol=1e-6, rtol=1e-5)
-        close(f2, io["loss/fea_loss2"], atol=1e-6, rtol=1e-5)
-        close(f1 + f2, io["loss/fea_loss"], atol=1e-6, rtol=1e-5)
     disc = convert_discriminator(FIXTURE).train()  # one power iteration per call, as the official graph
+    calls = []
+
+    def critic(completed):  # real and completed in one call, as the official graph; the generator reads rows 2-3
+        calls.append(disc(torch.cat([image, completed]), hole.repeat(2, 1, 1, 1)))
+        return calls[-1][2:]
+
     with torch.no_grad():
-        d = disc(torch.cat([image, completed]), hole.repeat(2, 1, 1, 1))
+        terms, total, completed = texture_losses(model.texture, vq, image, hole, masked, TextureLoss(), critic)
+    close(nhwc(completed), io["loss/texture_complete"])
+    seen = vq.encode(completed)
+    close(nhwc(seen["enc_t"]), io["loss/enc_complete_t"])
+    close(nhwc(seen["enc_b"]), io["loss/enc_complete_b"])
+    close(terms["pixel"], io["loss/ae_loss"], atol=1e-6, rtol=1e-5)
+    close(TextureLoss().feature * terms["feature_top"], io["loss/fea_loss1"], atol=1e-6, rtol=1e-5)
+    close(TextureLoss().feature * terms["feature_bottom"], io["loss/fea_loss2"], atol=1e-6, rtol=1e-5)
+    close(TextureLoss().feature * (terms["feature_top"] + terms["feature_bottom"]), io["loss/fea_loss"], atol=1e-6, rtol=1e-5)
+    close(terms["adversarial"], io["loss/gen_adv"], atol=1e-6, rtol=1e-5)
+    close(total, io["loss/gen_loss"], atol=1e-6, rtol=1e-5)
+    (d,) = calls
     close(d, io["loss/dis_out"])
     real, fake = d[:2], d[2:]
     close(F_relu_mean(1 - real), io["loss/hinge_pos"], atol=1e-6, rtol=1e-5)
     close(F_relu_mean(1 + fake), io["loss/hinge_neg"], atol=1e-6, rtol=1e-5)
     close(texture_discriminator_loss(real, fake), io["loss/dis_loss"], atol=1e-6, rtol=1e-5)
-    close(-fake.mean(), io["loss/gen_adv"], atol=1e-6, rtol=1e-5)
-    close(-fake.mean() + ae + f1 + f2, io["loss/gen_loss"], atol=1e-6, rtol=1e-5)
     for i, conv in enumerate(disc.convs):
         close(conv.weight_u, io[f"loss/u_after/texture_discriminator/snconv2d_{i}/u"][0], atol=1e-6, rtol=1e-5)
+    with torch.no_grad():
+        out = model.texture(masked, hole, enc["quant_t"])
+    close(nhwc(out), io["loss/texture_out"])
 
 
 def F_relu_mean(t):

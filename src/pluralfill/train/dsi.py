@@ -122,14 +122,11 @@ def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
     last = {}
 
     def step_fn(step, batch, lr):
-        x = batch[0]
-        rec, commitment, _ = model(x)
-        mse = F.mse_loss(rec, x)
+        terms, rec = hvqvae_losses(model, batch[0], cfg.loss)
         last["rec"] = rec.detach()
-        loss = mse + cfg.loss.commitment * commitment
-        step_optimizer(fabric, model, opt, loss, cfg, lr)
+        step_optimizer(fabric, model, opt, terms["loss"], cfg, lr)
         average.update()
-        return {"loss": loss, "mse": mse, "commitment": commitment}
+        return terms
 
     def validate():
         net = average.module.eval()
@@ -154,6 +151,43 @@ def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
     return fit(run, state, train, step_fn, lambda: average.module, [model], validate, sheet)
 
 
+def hvqvae_losses(model, x, lw: HVQVAELoss) -> tuple[dict, torch.Tensor]:
+    """Stage 1's step (train_vqvae.py): mean squared error plus the weighted commitment; (terms, reconstruction)."""
+    rec, commitment, _ = model(x)
+    mse = F.mse_loss(rec, x)
+    return {"loss": mse + lw.commitment * commitment, "mse": mse, "commitment": commitment}, rec
+
+
+def structure_losses(structure, vq, x, hole, masked) -> torch.Tensor:
+    """Stage 2's cross-entropy at every top-latent position (B, S, S), teacher-forced with the photo's own codes."""
+    with torch.no_grad():
+        codes = vq.encode_top(x)
+    return structure_nll(structure(vq.top_vectors(codes), structure.condition(masked, hole)), codes)
+
+
+def structure_step_loss(ce: torch.Tensor, lw: StructureLoss, world_size: int = 1) -> torch.Tensor:
+    """The minimised loss: the batch's summed cross-entropy (train_structure_generator.py), over the towers."""
+    return ce.sum() * world_size / lw.towers
+
+
+def texture_losses(texture, vq, x, hole, masked, lw: TextureLoss, critic=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
+    """Stage 3's generator step (train_texture_generator.py) from the true structure: (terms, total, completed).
+    critic(completed) -> the discriminator's logits, or None before the adversarial term joins."""
+    with torch.no_grad():
+        truth = vq.encode(x)
+    out = texture(masked, hole, truth["quant_t"])
+    completed = out * hole + masked * (1 - hole)
+    seen = vq.encode(completed)
+    terms = {"pixel": (x - out).abs().mean(),
+             "feature_top": feature_loss(seen["enc_t"], truth["idx_t"], vq.quantize_top.embedding),
+             "feature_bottom": feature_loss(seen["enc_b"], truth["idx_b"], vq.quantize_bottom.embedding)}  # fmt: skip
+    total = lw.pixel * terms["pixel"] + lw.feature * (terms["feature_top"] + terms["feature_bottom"])
+    if critic is not None:
+        terms["adversarial"] = -critic(completed).mean()
+        total = total + lw.adversarial * terms["adversarial"]
+    return terms, total, completed
+
+
 def _masked_batch(batch, device):
     """(x, hole, x with 0 in the hole): the official input is image * (1 - mask)."""
     x, known = (t.to(device) for t in batch[:2])
@@ -175,15 +209,12 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
     per_code = math.log(2) * dcfg.structure.side**2
 
     def nll(net, x, hole, masked):
-        """Cross-entropy at every position (B, S, S), teacher-forced with the photo's own top latent."""
-        with torch.no_grad():
-            codes = vq.encode_top(x)
-        return structure_nll(net(vq.top_vectors(codes), net.condition(masked, hole)), codes)
+        return structure_losses(net, vq, x, hole, masked)
 
     def step_fn(step, batch, lr):
         x, hole, masked = _masked_batch(batch, fabric.device)
         ce = nll(structure, x, hole, masked)
-        loss = ce.sum() * fabric.world_size / cfg.loss.towers
+        loss = structure_step_loss(ce, cfg.loss, fabric.world_size)
         step_optimizer(fabric, structure, opt, loss, cfg, lr)
         average.update()
         return {"loss": loss, "nll_bits": ce.detach().sum() / (per_code * x.shape[0])}
@@ -279,17 +310,10 @@ def train_texture(cfg: TextureStage, resume=None) -> Path:
 
     def step_fn(step, batch, lr):
         x, hole, masked = _masked_batch(batch, fabric.device)
-        out, truth = generate(x, hole, masked)
-        completed = out * hole + masked * (1 - hole)
-        seen = vq.encode(completed)
-        terms = {"pixel": (x - out).abs().mean(),
-                 "feature_top": feature_loss(seen["enc_t"], truth["idx_t"], vq.quantize_top.embedding),
-                 "feature_bottom": feature_loss(seen["enc_b"], truth["idx_b"], vq.quantize_bottom.embedding)}  # fmt: skip
-        total = lw.pixel * terms["pixel"] + lw.feature * (terms["feature_top"] + terms["feature_bottom"])
         adversarial = "disc" in state and step >= lw.late_start_step
+        critic = (lambda completed: state["disc"](completed, hole)) if adversarial else None
+        terms, total, completed = texture_losses(texture, vq, x, hole, masked, lw, critic)
         if adversarial:
-            terms["adversarial"] = -state["disc"](completed, hole).mean()
-            total = total + lw.adversarial * terms["adversarial"]
             _shared_adam_steps(opt, 2 * (step - lw.late_start_step) + 1)
         step_optimizer(fabric, texture, opt, total, cfg, lr)
         if adversarial:  # real and completed in one call: one power iteration, as the official graph
