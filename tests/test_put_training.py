@@ -51,6 +51,10 @@ def fresh(official):
 def test_official_pvqvae_training_forward(official):
     _, _, _, x, known, erase, out, _ = official
     pvqvae, _, _ = fresh(official)
+    for name in ("embedding", "embedding_avg", "cluster_size"):  # the converted codebook is the official one before the step
+        assert torch.equal(getattr(pvqvae.quantizer, name), out[f"pvqvae.codebook_before.{name}"]), name
+    raw = load_file(FIXTURE / "inputs.safetensors")["image_raw"] / 127.5 - 1
+    torch.testing.assert_close(masked_input(raw, erase), x, atol=1e-6, rtol=0)  # the dataset's erase: m' blacks out pixels
     target = masked_input(x, erase)
     torch.testing.assert_close(masked_input(target, known), out["pvqvae.masked_reference"], atol=0, rtol=0)
     with torch.no_grad():  # the quantizer's output with the codebook before its update
@@ -63,8 +67,9 @@ def test_official_pvqvae_training_forward(official):
     assert torch.equal(tokens, out["pvqvae.index"])
     torch.testing.assert_close(rec, out["pvqvae.rec_raw"], atol=1e-5, rtol=0)
     # the EMA update ran in the forward, from the official all-zero counts (the codes blow up: compare relatively)
-    for name in ("embedding", "embedding_avg", "cluster_size"):
-        torch.testing.assert_close(getattr(pvqvae.quantizer, name), out[f"step5000.codebook_after_gen.{name}"], rtol=RTOL, atol=1e-6)
+    for name in ("embedding", "embedding_avg", "cluster_size"):  # the forward updates it the same at either step
+        for step in (4999, 5000):
+            torch.testing.assert_close(getattr(pvqvae.quantizer, name), out[f"step{step}.codebook_after_gen.{name}"], rtol=RTOL, atol=1e-6)
 
 
 @pytest.mark.parametrize("step", [4999, 5000])
@@ -125,6 +130,47 @@ def test_the_training_step_is_the_official_generator_step(official, step):
     torch.testing.assert_close(rec.grad, grad, rtol=RTOL, atol=RTOL * grad.abs().max().item())
 
 
+class DiscriminatorCalls(torch.nn.Module):
+    """The discriminator as the losses call it, keeping each call's logits and spectral-norm vectors after it."""
+
+    def __init__(self, disc):
+        super().__init__()
+        self.disc, self.calls = disc, []
+
+    def forward(self, x):
+        logit = self.disc(x)
+        sn = {f"conv{i}": (getattr(self.disc, f"conv{i}")[0].weight_u.clone(), getattr(self.disc, f"conv{i}")[0].weight_v.clone()) for i in range(1, 6)}
+        self.calls.append((logit.detach(), sn))
+        return logit
+
+
+@pytest.mark.parametrize("step", [4999, 5000])
+def test_every_discriminator_call_of_the_step(official, step):
+    """The generator's and the discriminator's losses of one stage-1 step call D in the official order (5000:
+    D(rec01) for the generator, then D(real) and D(fake) on [-1, 1]; 4999: D(real) alone, at weight 0): each
+    call's logits, sigmoid probabilities and spectral-norm u and v after it."""
+    from pluralfill.train.put import PVQVAELoss, pvqvae_loss, pvqvae_losses
+
+    _, vgg, disc_state, x, known, erase, out, _ = official
+    pvqvae, _, disc = fresh(official)
+    for i in range(1, 6):  # the loaded state is the official one before any call
+        conv = getattr(disc, f"conv{i}")[0]
+        assert torch.equal(conv.weight_u, out[f"disc.sn.call0.conv{i}.u"]) and torch.equal(conv.weight_v, out[f"disc.sn.call0.conv{i}.v"])
+    spy = DiscriminatorCalls(disc)
+    loss_fn = pvqvae_loss(PVQVAELoss(), vgg)
+    _, _, rec, target = pvqvae_losses(pvqvae, loss_fn, x, known, erase, step, spy, PVQVAELoss().commitment)
+    loss_fn.discriminator_loss(spy, target, rec, step)
+    names = ["disc_real_pm1"] if step == 4999 else ["gen_fake01", "disc_real_pm1", "disc_fake_pm1"]
+    assert len(spy.calls) == len(names)
+    for k, (name, (logit, sn)) in enumerate(zip(names, spy.calls), start=1):
+        ref = f"step{step}.disc_call{k}"
+        torch.testing.assert_close(logit, out[f"{ref}.{name}.logit"], atol=1e-5, rtol=RTOL)
+        torch.testing.assert_close(torch.sigmoid(logit), out[f"{ref}.{name}.prob"], atol=1e-6, rtol=RTOL)
+        for conv, (u, v) in sn.items():
+            torch.testing.assert_close(u, out[f"{ref}.{conv}.u_after"], atol=1e-6, rtol=0)
+            torch.testing.assert_close(v, out[f"{ref}.{conv}.v_after"], atol=1e-6, rtol=0)
+
+
 def test_gradient_term_uses_absolute_differences(official):
     *_, out, _ = official
     dx, dy = absolute_gradients(out["loss_in.rec01"])
@@ -135,15 +181,51 @@ def test_gradient_term_uses_absolute_differences(official):
     torch.testing.assert_close(dy, out["grad.real_dy"], atol=1e-7, rtol=0)
 
 
-def test_style_and_perceptual_features_match_the_official_vgg(official):
-    _, vgg, *_ = official
-    out = load_state_dict(FIXTURE / "vgg_intermediates.safetensors.xz")
-    inputs = load_file(FIXTURE / "outputs.safetensors")
+class VGGCalls(torch.nn.Module):
+    """The VGG as the loss calls it, keeping each call's input and features."""
+
+    def __init__(self, vgg):
+        super().__init__()
+        self.vgg, self.calls = vgg, []
+
+    def forward(self, x, layers):
+        features = self.vgg(x, layers)
+        self.calls.append((x.detach(), dict(zip(layers, (f.detach() for f in features)))))
+        return features
+
+
+def test_the_loss_feeds_the_official_vgg_inputs_and_gets_its_features(official):
+    """Through the step's loss at 5000: the perceptual term's VGG inputs and its five layers, the style term's
+    inputs (times M = 1 - m) and four layers, and the gram matrices (full, diagonal, top-left 64x64 block)."""
+    from pluralfill.losses.perceptual import gram
+    from pluralfill.train.put import PVQVAELoss, pvqvae_loss, pvqvae_losses
+
+    _, vgg, _, x, known, erase, out, _ = official
+    ref = load_state_dict(FIXTURE / "vgg_intermediates.safetensors.xz")
+    pvqvae, _, disc = fresh(official)
+    loss_fn = pvqvae_loss(PVQVAELoss(), vgg)
+    loss_fn.vgg = spy = VGGCalls(vgg)
     with torch.no_grad():
-        (f,) = vgg(inputs["perc.vgg_in.x_rec01"], ("relu3_1",))
-        torch.testing.assert_close(f, out["perc.x.relu3_1"], atol=1e-5, rtol=1e-5)
-        (g,) = vgg(inputs["style.vgg_in.x_rec01_times_style_mask"], ("relu2_2",))
-        torch.testing.assert_close(g, out["style.x.relu2_2"], atol=1e-5, rtol=1e-5)
+        pvqvae_losses(pvqvae, loss_fn, x, known, erase, 5000, disc)
+    (prec, pf_x), (pimg, pf_y), (srec, sf_x), (simg, sf_y) = spy.calls
+    tol = {"atol": 1e-5, "rtol": 1e-5}
+    torch.testing.assert_close(prec, out["perc.vgg_in.x_rec01"], **tol)
+    torch.testing.assert_close(pimg, out["perc.vgg_in.y_image01"], **tol)
+    torch.testing.assert_close(srec, out["style.vgg_in.x_rec01_times_style_mask"], **tol)
+    torch.testing.assert_close(simg, out["style.vgg_in.y_image01_times_style_mask"], **tol)
+    torch.testing.assert_close(simg, pimg * out["loss_in.style_mask"], atol=1e-7, rtol=0)  # M = 1 - m
+    for side, feats in (("x", pf_x), ("y", pf_y)):
+        for layer, f in feats.items():
+            torch.testing.assert_close(f, ref[f"perc.{side}.{layer}"], **tol)
+    for side, feats in (("x", sf_x), ("y", sf_y)):
+        for layer, f in feats.items():
+            torch.testing.assert_close(f, ref[f"style.{side}.{layer}"], **tol)
+            g = gram(f)
+            if layer == "relu2_2":
+                torch.testing.assert_close(g, ref[f"style.gram.{side}.{layer}"], **tol)
+            else:
+                torch.testing.assert_close(torch.diagonal(g, dim1=1, dim2=2), ref[f"style.gram_diag.{side}.{layer}"], **tol)
+                torch.testing.assert_close(g[:, :64, :64], ref[f"style.gram_block64.{side}.{layer}"], **tol)
 
 
 def test_official_scheduler_reproduces_the_worked_example():
