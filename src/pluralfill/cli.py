@@ -550,6 +550,8 @@ def convert(
     with err.status(f"reading {', '.join(map(str, inputs))}"):
         model = c.convert(*inputs, config=config, **options)
     model.save_pretrained(output, overwrite=overwrite)
+    for key, value in getattr(model, "assumed", {}).items():
+        out.print(f"assumed {key} = {value}", highlight=False)
     counts = model.parameter_counts()
     out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --checkpoint {output} -n 8 -o out")
@@ -585,13 +587,18 @@ def models_add(
     files: Annotated[list[Path], typer.Argument(help="The official checkpoint file(s), e.g. a PUT .pth; MaskGIT: TOKENIZER TRANSFORMER.", show_default=False)],
     name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model's own).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an installed model of that name.")] = False,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="PUT: attention heads, where the file and its run's config do not say.")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="DSI: the image size it was trained at (default 256).")] = None,
 ):
-    """Recognise an official checkpoint, convert it and install it; then `--method NAME` uses it."""
+    """Recognise an official checkpoint, convert it and install it; then `--method NAME` uses it. What the file
+    does not record (PUT's head count, DSI's resolution) is said, with the value taken."""
     from pluralfill.store import add
 
     with err.status(f"reading {', '.join(map(str, files))}"):
-        done = add(files, name, overwrite)
+        done = add(files, name, overwrite, num_heads=num_heads, resolution=resolution)
     out.print(f"installed {done.name} ({done.converter}) in {done.folder}", highlight=False)
+    for key, value in done.assumed.items():
+        out.print(f"assumed {key} = {value}", highlight=False)
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --method {done.name} -n 8 -o out", highlight=False)
 
 

@@ -9,9 +9,10 @@ web app's method list and `pluralfill info NAME` find them.
 
 from __future__ import annotations
 
+import inspect
 import re
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from pluralfill.errors import PluralfillError
@@ -26,6 +27,7 @@ class Installed:
     name: str
     folder: Path
     converter: str
+    assumed: dict = field(default_factory=dict)  # settings the file does not record, and the value taken
 
 
 def _check_name(name: str) -> None:
@@ -35,9 +37,10 @@ def _check_name(name: str) -> None:
         raise PluralfillError(f"{name!r} is already a method or a bundled model; pick another --name")
 
 
-def add(files: list[str | Path], name: str | None = None, overwrite: bool = False) -> Installed:
-    """Recognise the official checkpoint `files` (every converter that takes that many files is tried, in
-    turn), convert it and install it under `name` (default: the name the converter gives it)."""
+def add(files: list[str | Path], name: str | None = None, overwrite: bool = False, **options) -> Installed:
+    """Recognise the official checkpoint `files` (every converter that takes that many files and the
+    `options` given, e.g. num_heads or resolution, is tried in turn), convert it and install it under `name`
+    (default: the name the converter gives it). What the file does not record and was assumed is returned."""
     files = [Path(f) for f in files]
     for f in files:
         if not f.exists():
@@ -45,11 +48,12 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
     if name is not None:  # before converting a file of gigabytes
         _check_name(name)
     tried = []
+    options = {k: v for k, v in options.items() if v is not None}
     for conv in converters().values():
-        if len(conv.inputs) != len(files):
+        if len(conv.inputs) != len(files) or not set(options) <= set(inspect.signature(conv.convert).parameters):
             continue
         try:
-            model = conv.convert(*files)
+            model = conv.convert(*files, **options)
         except PluralfillError as e:
             tried.append(f"{conv.name}: {e}")
             continue
@@ -59,8 +63,11 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
         if folder.exists() and not overwrite:
             raise PluralfillError(f"a model named {name} is installed already (pass --overwrite to replace it, or --name)")
         model.save_pretrained(folder, overwrite=overwrite)
-        return Installed(name, folder, conv.name)
+        return Installed(name, folder, conv.name, getattr(model, "assumed", {}))
     if not tried:
+        if options:
+            flags = ", ".join(f"--{k.replace('_', '-')}" for k in options)
+            raise PluralfillError(f"no official format of {len(files)} file(s) takes {flags}")
         counts = sorted({len(c.inputs) for c in converters().values()})
         raise PluralfillError(f"no official format takes {len(files)} file(s); the converters take {' or '.join(map(str, counts))}")
     raise PluralfillError(f"{files[0]} is not an official checkpoint pluralfill knows ({'; '.join(tried)})")

@@ -213,9 +213,15 @@ def _official_name(prefix: Path) -> str:
     return f"dsi-{folder}" if folder and folder not in ("model-logs", "checkpoints", ".", "") else "dsi-official"
 
 
-def convert(path: str | os.PathLike, config: str | None = None, resolution: int = 256) -> DSI:
+def convert(path: str | os.PathLike, config: str | None = None, resolution: int | None = None) -> DSI:
     """Read an official checkpoint (its folder, its prefix or one of its files) into our DSI. `config`
-    (`dsi`) checks the file against that named config; `resolution`: the image size it was trained at."""
+    (`dsi`) checks the file against that named config; `resolution`: the image size it was trained at (the
+    networks are convolutional, so the file does not record it; default 256, every published model's, said
+    in `model.assumed`)."""
+    assumed = {}
+    if resolution is None:
+        resolution = 256
+        assumed["resolution"] = "256 (every published DSI model's; the file does not record it: pass --resolution)"
     ckpt = TFCheckpoint(path)
     where = ckpt.prefix
     if "vq_encoder/vector_quantize_0/embedding" not in ckpt.entries:
@@ -246,6 +252,7 @@ def convert(path: str | os.PathLike, config: str | None = None, resolution: int 
         cfg = cfg.model_copy(update={"name": _official_name(where)})
         model = DSI(cfg)
         model.load_state_dict(state, strict=True)
+        model.assumed = assumed
         return model.eval()
     raise PluralfillError(problems[0] if problems else f"{where}: the layer counts fit no DSI structure generator")
 

@@ -177,8 +177,8 @@ def infer_config(state: dict[str, torch.Tensor], name: str = "put") -> PUTConfig
     return PUTConfig(name=name, generation="tpami2024", pvqvae=PVQVAEConfig(**pvqvae), transformer=UQTransformerConfig(**transformer))
 
 
-def _normalization_beside(path: Path) -> str | None:
-    """The input normalization the official config of a run names (`<run>/configs/config.yaml`, as
+def _official_config_beside(path: Path) -> dict | None:
+    """The official config of the run a checkpoint belongs to (`<run>/configs/config.yaml`, as
     `scripts/inference.py` finds it next to `<run>/checkpoint/<file>.pth`), if that file is there."""
     import yaml
 
@@ -189,16 +189,29 @@ def _normalization_beside(path: Path) -> str | None:
         tree = yaml.safe_load(candidate.read_text())
     except (OSError, yaml.YAMLError):
         return None
+    return tree if isinstance(tree, dict) else None
 
-    def find(node, key):
-        if isinstance(node, dict):
-            if key in node:
-                return node[key]
-            return next((f for v in node.values() if (f := find(v, key)) is not None), None)
-        return None
 
-    info = find(find(tree, "content_codec_config") or tree, "im_process_info")
+def _find(node, key):
+    """The first value under `key` anywhere in a config tree."""
+    if isinstance(node, dict):
+        if key in node:
+            return node[key]
+        return next((f for v in node.values() if (f := _find(v, key)) is not None), None)
+    return None
+
+
+def _normalization(tree: dict) -> str:
+    """The input normalization an official config names: the ImageNet models standardize their input."""
+    info = _find(_find(tree, "content_codec_config") or tree, "im_process_info")
     return "imagenet" if isinstance(info, dict) and isinstance(info.get("mean"), list) else "symmetric"
+
+
+def _heads(tree: dict) -> int | None:
+    """The transformer's head count an official config names (`n_head` in CVPR, `num_heads` in TPAMI)."""
+    transformer = _find(tree, "transformer_config") or tree
+    value = _find(transformer, "n_head") or _find(transformer, "num_heads")
+    return int(value) if isinstance(value, int) and value > 0 else None
 
 
 def _official_name(path: Path) -> str:
@@ -210,22 +223,30 @@ def _official_name(path: Path) -> str:
 def convert(path: str | os.PathLike, config: str | None = None, num_heads: int | None = None) -> PUT:
     """Read an official checkpoint into our PUT. `config` names one of CONFIGS (`ffhq`, `put-tpami-ffhq-512`,
     ...); without it the shapes decide. Head counts are not visible in shapes: the named config or
-    `num_heads` sets them (default: 8 for CVPR, dim / 64 for TPAMI, as in every official config)."""
+    `num_heads`, or the official run's `configs/config.yaml` beside `checkpoint/`, sets them; failing all three,
+    the official configs' count for the width (8 for CVPR, dim / 64 for TPAMI), which `model.assumed` says."""
     path = Path(path)
     state = read_official(path)
     cfg = infer_config(state, name=_official_name(path))
     tpami = cfg.generation == "tpami2024"
+    beside = _official_config_beside(path)
+    assumed = {}
     if tpami:  # normalization: the ImageNet models standardize their input; nothing in the weights says so
-        said = _normalization_beside(path)
         no_mask_emb_256 = cfg.pvqvae.resolution == 256 and not cfg.transformer.mask_embedding  # only imagenet-256
-        if said is not None:
-            cfg.pvqvae.normalization = said
+        if beside is not None:
+            cfg.pvqvae.normalization = _normalization(beside)
         elif no_mask_emb_256 or "imagenet" in str(path).lower():
             cfg.pvqvae.normalization = "imagenet"
-    if num_heads is not None:
-        cfg.transformer.num_heads = num_heads
+    heads = num_heads or (beside and _heads(beside))
+    if heads:
+        cfg.transformer.num_heads = heads
     if config is not None:
         cfg = _named(config, cfg, path)
+        if num_heads is not None:
+            cfg.transformer.num_heads = num_heads
+    elif not heads:  # the weights' shapes cannot tell the head count
+        assumed["num_heads"] = f"{cfg.transformer.num_heads} (the official configs' count for width {cfg.transformer.dim}; "\
+                               "the file does not record it: pass --num-heads, or keep the run's configs/config.yaml beside checkpoint/)"
     renamed, unknown = {}, []
     for k, v in state.items():
         new = _rename(k, v, cfg, tpami)
@@ -234,7 +255,9 @@ def convert(path: str | os.PathLike, config: str | None = None, num_heads: int |
                 unknown.append(k)
             continue
         renamed.update(new)
-    return load_converted(PUT(cfg), renamed, str(path), unknown)
+    model = load_converted(PUT(cfg), renamed, str(path), unknown)
+    model.assumed = assumed
+    return model
 
 
 def _named(config: str, inferred: PUTConfig, path: Path) -> PUTConfig:
