@@ -308,9 +308,9 @@ def convert_conditional(path: str | os.PathLike, config: str | None = None):
         raise PluralfillError(f"unknown conditional PUT config {config!r}; choose from {', '.join(GUIDED)}")
     cfg = GUIDED[config].model_copy(deep=True)
     cfg.name = name
-    said = _normalization_beside(path)
-    if said is not None:
-        cfg.pvqvae.normalization = said
+    beside = _official_config_beside(path)
+    if beside is not None:
+        cfg.pvqvae.normalization = _normalization(beside)
     renamed, unknown = {}, []
     for k, v in state.items():
         prefix = next((p for p in ("content_codec.", "seg_codec.", "sketch_codec.") if k.startswith(p)), None)
