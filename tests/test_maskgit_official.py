@@ -80,7 +80,6 @@ def test_official_decoding_replayed_step_by_step(model, run):
     inputs = g["input_tokens"].long()
     label = inputs[:, :1] - 64
     tokens, unknown = inputs[:, 1:], inputs[:, 1:] < 0
-    noise_at = {"sample": iter(g["step_sample_gumbel"][:, :, 1:]), "choice": iter(g["step_choice_gumbel"][:, :, 1:])}
     seen, logits, trace, record = [], [], [], []
 
     def logits_fn(tok, hidden):
@@ -90,7 +89,7 @@ def test_official_decoding_replayed_step_by_step(model, run):
 
     with torch.no_grad():
         out = parallel_decode(logits_fn, torch.where(unknown, 0, tokens), unknown, [], steps=steps, start_step=start, trace=trace,
-                              noise=lambda kind, shape: next(noise_at[kind]), record=record)  # fmt: skip
+                              noise=_official_noise(run), record=record)  # fmt: skip
     f32 = np.float32
     for j in range(steps - start):
         assert torch.equal(seen[j], g["step_input_tokens"][j, :, 1:].long()), j

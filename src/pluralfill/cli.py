@@ -550,11 +550,16 @@ def convert(
     with err.status(f"reading {', '.join(map(str, inputs))}"):
         model = c.convert(*inputs, config=config, **options)
     model.save_pretrained(output, overwrite=overwrite)
-    for key, value in getattr(model, "assumed", {}).items():
-        out.print(f"assumed {key} = {value}", highlight=False)
+    _say_assumed(getattr(model, "assumed", {}))
     counts = model.parameter_counts()
     out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --checkpoint {output} -n 8 -o out")
+
+
+def _say_assumed(assumed: dict) -> None:
+    """What a converter took for a setting the official file does not record."""
+    for key, value in assumed.items():
+        out.print(f"assumed {key} = {value}", highlight=False)
 
 
 # ------------------------------------------------------------------------------------------------ models
@@ -597,8 +602,7 @@ def models_add(
     with err.status(f"reading {', '.join(map(str, files))}"):
         done = add(files, name, overwrite, num_heads=num_heads, resolution=resolution)
     out.print(f"installed {done.name} ({done.converter}) in {done.folder}", highlight=False)
-    for key, value in done.assumed.items():
-        out.print(f"assumed {key} = {value}", highlight=False)
+    _say_assumed(done.assumed)
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --method {done.name} -n 8 -o out", highlight=False)
 
 

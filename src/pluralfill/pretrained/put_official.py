@@ -237,14 +237,12 @@ def convert(path: str | os.PathLike, config: str | None = None, num_heads: int |
             cfg.pvqvae.normalization = _normalization(beside)
         elif no_mask_emb_256 or "imagenet" in str(path).lower():
             cfg.pvqvae.normalization = "imagenet"
-    heads = num_heads or (beside and _heads(beside))
-    if heads:
-        cfg.transformer.num_heads = heads
     if config is not None:
         cfg = _named(config, cfg, path)
-        if num_heads is not None:
-            cfg.transformer.num_heads = num_heads
-    elif not heads:  # the weights' shapes cannot tell the head count
+    heads = num_heads or (None if config else beside and _heads(beside))  # a named config names its heads
+    if heads:
+        cfg.transformer.num_heads = heads
+    elif config is None:  # the weights' shapes cannot tell the head count
         assumed["num_heads"] = f"{cfg.transformer.num_heads} (the official configs' count for width {cfg.transformer.dim}; "\
                                "the file does not record it: pass --num-heads, or keep the run's configs/config.yaml beside checkpoint/)"
     renamed, unknown = {}, []

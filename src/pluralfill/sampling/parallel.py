@@ -87,7 +87,8 @@ def parallel_decode(
     the standard Gumbel noise of the draw ("sample") and of the choice ("choice"); default: drawn from the
     row's generator (the official decoder's noise can be injected here). `record`, if a list, receives a dict
     of every step's quantities under the official decoder's names: sampled_ids (the draw before known tokens are
-    kept), sampled, selected_probs (+inf at known positions), ratio, mask_ratio, mask_len, choice_temperature.
+    kept), sampled, selected_probs (+inf at known positions), ratio, mask_ratio (for row 0's unknown count: only
+    the log and exp schedules depend on it), mask_len, choice_temperature.
     """
     mask_ratio(schedule, 1.0)  # an unknown name fails before any work
     check_sampling(temperature, steps=steps)

@@ -170,12 +170,17 @@ def structure_step_loss(ce: torch.Tensor, lw: StructureLoss, world_size: int = 1
     return ce.sum() * world_size / lw.towers
 
 
+def texture_fill(texture, vq, x, hole, masked) -> tuple[torch.Tensor, dict]:
+    """The texture generator's output from the photo's true structure, and the VQ-VAE's encoding of the photo."""
+    with torch.no_grad():
+        truth = vq.encode(x)  # the true structure and texture codes
+    return texture(masked, hole, truth["quant_t"]), truth
+
+
 def texture_losses(texture, vq, x, hole, masked, lw: TextureLoss, critic=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Stage 3's generator step (train_texture_generator.py) from the true structure: (terms, total, completed).
     critic(completed) -> the discriminator's logits, or None before the adversarial term joins."""
-    with torch.no_grad():
-        truth = vq.encode(x)
-    out = texture(masked, hole, truth["quant_t"])
+    out, truth = texture_fill(texture, vq, x, hole, masked)
     completed = out * hole + masked * (1 - hole)
     seen = vq.encode(completed)
     terms = {"pixel": (x - out).abs().mean(),
@@ -208,12 +213,9 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
     per_code = math.log(2) * dcfg.structure.side**2
 
-    def nll(net, x, hole, masked):
-        return structure_losses(net, vq, x, hole, masked)
-
     def step_fn(step, batch, lr):
         x, hole, masked = _masked_batch(batch, fabric.device)
-        ce = nll(structure, x, hole, masked)
+        ce = structure_losses(structure, vq, x, hole, masked)
         loss = structure_step_loss(ce, cfg.loss, fabric.world_size)
         step_optimizer(fabric, structure, opt, loss, cfg, lr)
         average.update()
@@ -226,7 +228,7 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
         bits, bits_hole, mse = [], [], []
         for batch in val:
             x, hole, masked = _masked_batch(batch, fabric.device)
-            per_position = nll(net, x, hole, masked).flatten(1) / math.log(2)
+            per_position = structure_losses(net, vq, x, hole, masked).flatten(1) / math.log(2)
             in_hole = token_hole(1 - hole, dcfg.resolution // dcfg.structure.side)  # codes the condition cannot show
             bits.append(float(per_position.mean()))
             bits_hole.append(float(per_position[in_hole].mean()) if in_hole.any() else float("nan"))
@@ -304,9 +306,7 @@ def train_texture(cfg: TextureStage, resume=None) -> Path:
     vq = dsi.hvqvae
 
     def generate(x, hole, masked):
-        with torch.no_grad():
-            truth = vq.encode(x)  # the true structure and texture codes
-        return texture(masked, hole, truth["quant_t"]), truth
+        return texture_fill(texture, vq, x, hole, masked)
 
     def step_fn(step, batch, lr):
         x, hole, masked = _masked_batch(batch, fabric.device)
