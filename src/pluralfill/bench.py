@@ -62,7 +62,7 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         cfg = put_tiny_config(resolution=resolution or 256) if config == "put-tiny" else CONFIGS[config]
         torch.manual_seed(0)
         model = PUT(cfg).eval()
-    put = PUTInpainter(model, dev, bf16=False)
+    put = PUTInpainter(model, dev)
     cfg, res = model.config, model.config.pvqvae.resolution
     if compile:
         model.transformer.forward_embedded = torch.compile(model.transformer.forward_embedded)
@@ -134,9 +134,9 @@ def bench_put(config: str = "put-tiny", checkpoint: str | None = None, resolutio
         f"parallel: {samples} images batched vs one by one, throughput": samples * par_one / par_images,
     }
     if dev.type == "cuda":  # the same sampling under bf16 autocast
-        put16 = PUTInpainter(model, dev, bf16=True)
+        put16 = put.at_precision("bf16")
         with torch.inference_mode():
-            par16 = _timed(lambda: put16.sample(x, known, list(range(samples)), sampler="parallel", steps=steps), dev, repeats)
+            par16 = _timed(lambda: put16.sample_in_precision(x, known, list(range(samples)), sampler="parallel", steps=steps), dev, repeats)
         out["ratios"]["parallel: bf16 vs fp32, batched"] = par_batch / par16
     out["peak_memory_mb"] = _peak_memory_mb(dev)
     return out
@@ -247,3 +247,111 @@ def bench_maskgit(config: str = "maskgit-imagenet-256", checkpoint: str | None =
         "ratios": {f"{samples} batched vs one by one, throughput": samples * one / many},
         "peak_memory_mb": _peak_memory_mb(dev),
     }
+
+
+class _PeakRSS:
+    """The most resident memory the process held while the block ran, sampled every 5 ms (CPU; on CUDA the
+    allocator's own peak). Reported as MB above what it held when the block began."""
+
+    def __init__(self, device):
+        self.device = device
+
+    @staticmethod
+    def _rss() -> float:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+    def __enter__(self):
+        import threading
+
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+            self.start = torch.cuda.memory_allocated(self.device) / 2**20
+            return self
+        self.start = self.peak = self._rss()
+        self.stop = threading.Event()
+
+        def watch():
+            while not self.stop.wait(0.005):
+                self.peak = max(self.peak, self._rss())
+
+        self.thread = threading.Thread(target=watch, daemon=True)
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        if self.device.type == "cuda":
+            self.mb = torch.cuda.max_memory_allocated(self.device) / 2**20 - self.start
+        else:
+            self.stop.set()
+            self.thread.join()
+            self.mb = self.peak - self.start
+
+
+# the issue's official sizes, and the tiny configs the test and --quick use
+PRECISION_MODELS = {
+    "tpami": ("put", "put-tpami-ffhq-256", "put-tpami-tiny", {}),
+    "maskgit": ("maskgit", "maskgit-imagenet-256", "maskgit-official-tiny", {"steps": 12, "start_step": 2, "class_label": 0}),
+    "dsi": ("dsi", "dsi", "dsi-tiny", {}),
+}
+
+
+def bench_precisions(precisions=None, backends=("torch", "onnx"), models=tuple(PRECISION_MODELS), quick: bool = False,
+                     hole: float = 0.4, device: str = "cpu", repeats: int = 1, progress=None) -> dict:  # fmt: skip
+    """One sample end to end (encode, every sampling pass, decode) of each model at each precision, against
+    fp32 in the same run; the quality probe of each precision (decoded PSNR and greedy-token agreement vs
+    fp32); the peak memory of each run. backend "onnx": the transformer pass in onnxruntime (fp32, and int8
+    by onnxruntime's own dynamic quantization), the rest in torch, for PUT and MaskGIT."""
+    import tempfile
+    from pathlib import Path
+
+    from pluralfill import precision as P
+    from pluralfill.methods.dsi import DSIInpainter
+    from pluralfill.methods.maskgit import MaskGITInpainter
+    from pluralfill.models.dsi import CONFIGS as DSI_CONFIGS
+    from pluralfill.models.dsi import DSI
+    from pluralfill.models.maskgit import CONFIGS as MASKGIT_CONFIGS
+    from pluralfill.models.maskgit import MaskGIT
+
+    dev = torch.device(device)
+    precisions = list(precisions or P.supported(dev))
+    for p in precisions:
+        P.check(p, dev)
+    if "fp32" not in precisions:
+        precisions.insert(0, "fp32")  # the reference every ratio is taken against
+    families = {"put": (PUTInpainter, PUT, CONFIGS), "maskgit": (MaskGITInpainter, MaskGIT, MASKGIT_CONFIGS),
+                "dsi": (DSIInpainter, DSI, DSI_CONFIGS)}  # fmt: skip
+    result: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "threads": torch.get_num_threads(),
+                    "bf16_in_hardware": P.native_bf16(dev), "hole": hole, "models": {}, "ratios": {}}  # fmt: skip
+    for key in models:
+        family, full, tiny, options = PRECISION_MODELS[key]
+        inpainter = _inpainter(*families[family], tiny if quick else full, None, device)
+        x, known = _centred_hole(inpainter.resolution, hole, dev)
+        usable = [p for p in precisions if p != "int8" or P.linear_share(inpainter.model) > 0]  # DSI: no Linear layer
+        runs = {f"torch {p}": inpainter.at_precision(p) for p in usable}
+        if "onnx" in backends and family in ("put", "maskgit") and dev.type == "cpu":
+            from pluralfill.export import export_onnx, quantize_onnx, with_onnx_transformer
+
+            folder = Path(tempfile.mkdtemp(prefix="pluralfill-bench-onnx-"))
+            export_onnx(inpainter, folder / "onnx")
+            runs["onnx fp32"] = with_onnx_transformer(inpainter, folder / "onnx" / "transformer.onnx")
+            runs["onnx int8"] = with_onnx_transformer(inpainter, quantize_onnx(folder / "onnx" / "transformer.onnx", folder / "int8.onnx"))
+        entry = {"model": inpainter.name, "resolution": inpainter.resolution, "linear_share": P.linear_share(inpainter.model), "runs": {}}
+        reference = runs["torch fp32"].probe(x, known)
+        for name, run in runs.items():
+            if progress is not None:
+                progress(f"{key}: {name}")
+            with _PeakRSS(dev) as memory:
+                seconds = _timed(lambda: run.sample_in_precision(x, known, [0], **options), dev, repeats)
+            got = run.probe(x, known, reference["tokens"])
+            quality = P.Verdict(name.split()[1], P.psnr(got["image"], reference["image"]),
+                                P.agreement(got["logits"], reference["logits"], reference["hidden"]), 0.0, 0.0)  # fmt: skip
+            entry["runs"][name] = {"s_per_sample": seconds, "peak_memory_mb": memory.mb, "psnr_db_vs_fp32": quality.psnr_db,
+                                   "greedy_agreement_vs_fp32": quality.agreement, "bound_holds": quality.holds}  # fmt: skip
+        base = entry["runs"]["torch fp32"]["s_per_sample"]
+        for name, r in entry["runs"].items():
+            if name != "torch fp32":
+                label = name.split()[1] if name.startswith("torch") else name
+                result["ratios"][f"{key}: {label} vs fp32"] = base / r["s_per_sample"]
+        result["models"][key] = entry
+    return result

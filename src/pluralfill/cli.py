@@ -38,6 +38,7 @@ err = Console(stderr=True, soft_wrap=True)  # one message, one line
 MaxPixels = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
 InvertMask = Annotated[bool, typer.Option("--invert-mask", help="Masks are white where pixels are KNOWN (PUT's files).")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32 (exact), bf16, int8 (CPU), or auto: the fastest that holds its quality bound on the first image (docs/performance.md).")]
 
 
 def _progress() -> Progress:
@@ -95,6 +96,7 @@ def inpaint(
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")] = "cpu",
+    precision: Precision = "fp32",
     sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1), 'put-tpami' (TPAMI-2024: many tokens a pass) or 'parallel' (MaskGIT decoding).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes (maskgit; put with --sampler parallel).")] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help="Parallel decoding: cosine, linear, square, cubic, arccos, pow<k>; put-tpami: cosine_T, linear_T, average_T (T passes).")] = None,
@@ -121,9 +123,11 @@ def inpaint(
     """
     from pluralfill.methods.base import sample_seed
     from pluralfill.registry import load_inpainter
-    from pluralfill.runner import FillSettings, fill_jobs, planned_outputs, remaining_jobs
+    from pluralfill import precision as precisions
+    from pluralfill.runner import FillSettings, auto_precision, fill_jobs, planned_outputs, remaining_jobs
     from pluralfill.shards import start_shards
 
+    precisions.check(precision, device)
     if mask is not None and mask_dir is not None:
         raise PluralfillError("give either --mask or --mask-dir, not both")
     jobs, unpaired = pio.find_jobs(images, mask, mask_dir)
@@ -140,7 +144,8 @@ def inpaint(
         raise PluralfillError("give --resume (keep what is written) or --overwrite (replace it), not both")
     shard = start_shards(devices, num_nodes, device)
     seed = shard.broadcast(seed if seed is not None else sample_seed(None, 0))  # one seed for every process
-    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device)
+    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device,
+                               precision="fp32" if precision == "auto" else precision)  # fmt: skip
     loaded = getattr(getattr(inpainter, "model", None), "method", inpainter.name)
     if checkpoint is not None and method is not None and method != loaded:
         raise PluralfillError(f"--method {method} but {checkpoint} holds a {loaded} model")
@@ -159,6 +164,12 @@ def inpaint(
     num_samples = num_samples or 1
     options = inpainter.check_options(options)
     settings = FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite or resume, not no_composite, options)
+    if precision == "auto":
+        inpainter, verdicts = auto_precision(inpainter, jobs[0], settings)
+        for v in verdicts[1:] if shard.main else ():
+            err.print(f"precision auto: {v.line()}", highlight=False)
+        if shard.main:
+            err.print(f"precision auto: running in {getattr(inpainter, 'precision', 'fp32')}", highlight=False)
     if inpainter.deterministic and num_samples > 1 and shard.main:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
     todo = remaining_jobs(jobs, inpainter, output, settings) if resume else jobs
@@ -322,6 +333,7 @@ def evaluate(
     lpips_heads: Annotated[Optional[Path], typer.Option("--lpips-heads", help="LPIPS v0.1 linear heads file.")] = None,
     inception: Annotated[Optional[Path], typer.Option("--inception", help="pt_inception-2015-12-05 weights file.")] = None,
     device: Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")] = "cpu",
+    precision: Annotated[str, typer.Option("--precision", help="The LPIPS / Inception networks in fp32 (a paper's numbers), bf16, or auto (bf16 where the device has it, else fp32).")] = "fp32",
     devices: Annotated[int, typer.Option("--devices", min=1, help="Processes on this machine; the images are split between them.")] = 1,
     num_nodes: Annotated[int, typer.Option("--num-nodes", min=1, help="Machines taking part.")] = 1,
     output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the table to this file.")] = None,
@@ -337,8 +349,14 @@ def evaluate(
     from pluralfill.metrics.evaluate import ALL_METRICS, available_metrics, evaluate as run, find_items, parse_bins, plot_curves, tables
     from pluralfill.shards import start_shards
 
+    from pluralfill import precision as precisions
+
     if fmt not in ("md", "csv", "json"):
         raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
+    if precision == "auto":
+        precision = "bf16" if "bf16" in precisions.supported(device) and protocol is None else "fp32"
+    if protocol is not None and precision != "fp32":
+        raise PluralfillError(f"--protocol scores as the paper did, in fp32: drop --precision {precision}")
     if lpips_net not in ("alex", "vgg"):
         raise PluralfillError(f"--lpips-net must be alex or vgg, got {lpips_net!r}")
     if output is not None:
@@ -381,7 +399,7 @@ def evaluate(
         with _progress() as bar:
             task = bar.add_task(f"evaluating {name}", total=len(shard.take(items)))
             evaluations[name] = run(items, chosen, parse_bins(bins), invert_mask, gray, shard.device, lpips_net, weights,
-                                    progress=lambda: bar.advance(task), shard=shard)  # fmt: skip
+                                    progress=lambda: bar.advance(task), shard=shard, precision=precision)  # fmt: skip
     if not shard.main:
         return
     text = tables(evaluations, fmt, provenance)
@@ -442,7 +460,7 @@ def train(
 
 @app.command()
 def bench(
-    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs the TPAMI sampler vs parallel, batching), maskgit (editing as the official inference) or dsi (cached vs uncached sampling).")] = "put",
+    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs the TPAMI sampler vs parallel, batching), maskgit (editing as the official inference), dsi (cached vs uncached sampling) or precision (TPAMI, MaskGIT and DSI at the official sizes in every precision and backend).")] = "put",
     config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default put-tiny / dsi.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained model folder instead.")] = None,
     resolution: Annotated[Optional[int], typer.Option("--resolution", help="put-tiny only: image side (256 = 32x32 tokens).")] = None,
@@ -452,6 +470,9 @@ def bench(
     device: Annotated[str, typer.Option("--device")] = "cpu",
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs after one warm-up; the median counts.")] = 3,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the transformer.")] = False,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="--method precision: fp32, bf16 or int8 (repeatable); default: every one the device runs well.")] = None,
+    backend: Annotated[Optional[list[str]], typer.Option("--backend", help="--method precision: torch and/or onnx (the transformer pass in onnxruntime; repeatable). [default: both]")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="--method precision: the tiny configs instead of the official sizes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Measure sampling speed. PUT: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak
@@ -461,8 +482,12 @@ def bench(
 
     if not 0 < hole < 1:
         raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
-    if method not in ("put", "maskgit", "dsi"):
-        raise PluralfillError(f"--method must be put, maskgit or dsi, got {method!r}")
+    if method not in ("put", "maskgit", "dsi", "precision"):
+        raise PluralfillError(f"--method must be put, maskgit, dsi or precision, got {method!r}")
+    if method == "precision":
+        return _bench_precisions(precision, backend or ["torch", "onnx"], quick, hole, device, repeats, as_json)
+    if precision or backend or quick:
+        raise PluralfillError("--precision, --backend and --quick belong to --method precision")
     ckpt = str(checkpoint) if checkpoint else None
     with err.status("measuring (the slow paths run a forward pass per token: this takes a while)"):
         if method == "dsi":
@@ -492,6 +517,64 @@ def bench(
         if k in result:
             table.add_row(k, f"{result[k]:.3f}")
     out.print(table)
+
+
+def _bench_precisions(precisions, backends, quick, hole, device, repeats, as_json):
+    from pluralfill.bench import bench_precisions
+
+    unknown = [b for b in backends if b not in ("torch", "onnx")]
+    if unknown:
+        raise PluralfillError(f"--backend must be torch or onnx, got {unknown[0]!r}")
+    if "onnx" in backends:
+        _need_onnx()
+    with err.status("measuring") as status:
+        result = bench_precisions(precisions, backends, quick=quick, hole=hole, device=device, repeats=repeats,
+                                  progress=lambda what: status.update(f"measuring {what}"))  # fmt: skip
+    if as_json:
+        print(json.dumps(result, indent=2, default=str).replace("Infinity", '"inf"'))
+        return
+    table = Table(title=f"one sample end to end, {result['device']} ({result['threads']} threads), hole {hole:.0%}")
+    for c in ("model", "run", "s / sample", "vs fp32", "peak MB", "PSNR vs fp32", "greedy tokens", "bound"):
+        table.add_column(c, justify="left" if c in ("model", "run") else "right")
+    for key, entry in result["models"].items():
+        base = entry["runs"]["torch fp32"]["s_per_sample"]
+        for name, r in entry["runs"].items():
+            table.add_row(key, name, f"{r['s_per_sample']:.3f}", f"{base / r['s_per_sample']:.2f}x",
+                          f"{r['peak_memory_mb']:.0f}", f"{r['psnr_db_vs_fp32']:.1f} dB", f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
+                          "holds" if r["bound_holds"] else "misses")  # fmt: skip
+    out.print(table)
+
+
+def _need_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise PluralfillError("ONNX needs the onnx and onnxruntime packages: pip install 'pluralfill[onnx]'") from None
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="A learned method: bundled or installed model, or a model folder.", show_default=False)],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Folder to write the ONNX graphs and manifest.json into.")],
+    overwrite: Overwrite = False,
+):
+    """Write each network of a model as ONNX (dynamic batch), each checked against PyTorch in onnxruntime."""
+    from pluralfill.export import ATOL, export_onnx
+    from pluralfill.registry import load_inpainter
+
+    _need_onnx()
+    inpainter = load_inpainter(name)
+    if not hasattr(inpainter, "model"):
+        raise PluralfillError(f"{name} is a classical method: it has no network to export")
+    with err.status(f"exporting {inpainter.name}") as status:
+        manifest = export_onnx(inpainter, onnx, overwrite, lambda net: status.update(f"exported {net}"))
+    for net, info in manifest["networks"].items():
+        out.print(f"{onnx / info['file']}  inputs {', '.join(info['inputs'])} -> {info['output']}  "
+                  f"(max |onnxruntime - torch| {info['max_abs_diff']:.1e} <= {ATOL:g})", highlight=False)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ serve

@@ -131,6 +131,16 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
     return failed
 
 
+def auto_precision(inpainter, job: Job, s: FillSettings):
+    """`--precision auto`: the precision chosen on the first job's image and hole (see
+    FixedResolutionInpainter.choose_precision); a classical method stays as it is."""
+    if not hasattr(inpainter, "choose_precision"):
+        return inpainter, []
+    image, _ = io.read_image_look(job.image, s.max_pixels)
+    hole = io.read_hole(job.mask, (image.shape[1], image.shape[0]), s.invert_mask, s.resize_mask, s.max_pixels)
+    return inpainter.choose_precision(image, hole)
+
+
 @dataclass
 class DemoResult:
     grid: Path

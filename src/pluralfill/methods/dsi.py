@@ -20,6 +20,7 @@ from pluralfill.grid import grid_rows, masked_view
 from pluralfill.geometry import token_hole
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.models.dsi import DSI
+from pluralfill.nn.weight_norm import frozen_weights
 from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
 
@@ -87,6 +88,19 @@ class DSIInpainter(FixedResolutionInpainter):
         if trace is not None:
             trace.append(codes[:1].reshape(side, side))
         return m.texture(masked.expand(n, -1, -1, -1), hole.expand(n, -1, -1, -1), structure)
+
+    def _probe(self, x, known, tokens):
+        m, side = self.model, self.model.config.structure.side
+        masked, hole = x * known, 1 - known
+        if tokens is None:  # the image's own structure
+            tokens = m.hvqvae.encode_top(x).reshape(x.shape[0], -1)
+        codebook = m.hvqvae.quantize_top.embedding
+        e = codebook[tokens].transpose(1, 2).reshape(x.shape[0], -1, side, side)
+        with frozen_weights(m.structure):  # one teacher-forced pass: the logits at every position
+            logits = m.structure(e, m.structure.condition(masked, hole)).permute(0, 2, 3, 1).reshape(x.shape[0], side * side, -1)
+        structure = m.hvqvae.top_vectors(tokens.reshape(-1, side, side))
+        return {"tokens": tokens, "logits": logits, "hidden": token_hole(known, self.resolution // side, 0),
+                "image": m.texture(masked, hole, structure)}  # fmt: skip
 
     def trace_strip(self, x, known, trace):
         """The input and sample 0's structure: each top-latent code drawn in a colour of its own."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from pluralfill import precision as precisions
+from pluralfill.errors import PluralfillError
 from pluralfill.geometry import Box, shrink, square_window
 from pluralfill.methods.base import Inpainter
 from pluralfill.pixels import to_tensor, to_uint8
@@ -29,11 +32,54 @@ class FixedResolutionInpainter(Inpainter):
     batch_size: int = 8
     batches_images: bool = False  # `sample` takes a different image for every seed (see inpaint_many)
     last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
+    precision: str = "fp32"  # see pluralfill.precision; set with `to_precision`
 
     def __init__(self, model, device="cpu"):
         self.model = model.to(device).eval()
         self.device = torch.device(device)
         self.name = model.config.name
+
+    def to_precision(self, precision: str):
+        """Run in `precision` (fp32, bf16 or int8) from now on; returns self. int8 swaps in a quantized copy of
+        the model (the fp32 one is left as it was, for inpainters that share it)."""
+        precisions.check(precision, self.device)
+        if precision == "auto":
+            raise PluralfillError("precision auto is chosen per input: use pluralfill.precision.measure / choose, or the CLI")
+        if self.precision == "int8" and precision != "int8":
+            raise PluralfillError(f"{self.name} was quantized to int8: load it again for {precision}")
+        if precision == "int8" and self.precision != "int8":
+            self.model = precisions.quantize_int8(self.model)
+        self.precision = precision
+        return self
+
+    def at_precision(self, precision: str):
+        """This inpainter in `precision`: itself if it runs in it already, else a copy (the model shared
+        unless int8 quantizes a copy of it)."""
+        return self if precision == self.precision else copy.copy(self).to_precision(precision)
+
+    def choose_precision(self, image: np.ndarray, hole: np.ndarray, candidates=None):
+        """The `auto` precision on this image and hole: each candidate (default: what the device runs well)
+        is probed on the window the samples would see, against fp32; the fastest that holds its quality bound
+        wins. Returns (the inpainter in it, every candidate's precision.Verdict)."""
+        _, x, known, _ = self._window(image, hole, {})
+        verdicts = precisions.measure(self.at_precision, x, known, candidates or precisions.usable(self.model, self.device))
+        return self.at_precision(precisions.choose(verdicts).precision), verdicts
+
+    def probe(self, x, known, tokens=None) -> dict:
+        """What the precision checks compare, on x (1, 3, R, R) and known (1, 1, R, R): {"tokens": the image's
+        tokens (given ones are used as they are), "logits": one network pass over them with the hole hidden
+        (None without tokens), "hidden": where the hole is, "image": the codec's decode of the tokens}."""
+        with torch.no_grad(), precisions.autocast(self.device, self.precision):
+            out = self._probe(x.to(self.device), known.to(self.device), tokens)
+        return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
+
+    def _probe(self, x, known, tokens) -> dict:
+        raise NotImplementedError(f"{self.name} has no precision probe")
+
+    def sample_in_precision(self, x, known, seeds, **options):
+        """`sample` in the inpainter's precision, in fp32 out."""
+        with torch.no_grad(), precisions.autocast(self.device, self.precision):
+            return self.sample(x, known, seeds, **options).float()
 
     @classmethod
     def from_pretrained(cls, folder, device: str = "cpu"):
@@ -89,7 +135,7 @@ class FixedResolutionInpainter(Inpainter):
         with torch.no_grad():
             for i in range(0, len(seeds), self.batch_size):
                 steps = [] if trace and i == 0 else None
-                y = self.sample(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
+                y = self.sample_in_precision(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
                 if steps is not None:
                     self.last_trace = self.trace_strip(x, known, steps)
                 samples += self._paste(image, box, y)
@@ -107,7 +153,7 @@ class FixedResolutionInpainter(Inpainter):
                 chunk = rows[i : i + self.batch_size]
                 x = torch.cat([windows[j][1] for j, _ in chunk])
                 known = torch.cat([windows[j][2] for j, _ in chunk])
-                y = self.sample(x, known, [seed for _, seed in chunk], **windows[0][3])
+                y = self.sample_in_precision(x, known, [seed for _, seed in chunk], **windows[0][3])
                 for (j, _), yj in zip(chunk, y):
                     out[j] += self._paste(jobs[j][0], windows[j][0], yj[None])
         return out

@@ -63,6 +63,17 @@ class MaskGITInpainter(FixedResolutionInpainter):
             raise PluralfillError(f"blend must be 'paste' or 'official', got {blend!r}")
         return y
 
+    def _probe(self, x, known, tokens):
+        tokenizer, transformer = self.model.tokenizer, self.model.transformer
+        masked = tokenizer.encode(x * known).reshape(x.shape[0], -1)
+        hidden = token_hole(known, self.model.config.tokenizer.factor, 1)
+        label = self._label(0) if self.model.config.official else None  # any class: the cost and the drift are the same
+        logits = transformer(torch.where(hidden, transformer.mask_id, masked), label)
+        if tokens is None:
+            tokens = tokenizer.encode(x).reshape(x.shape[0], -1)
+        side = self.model.config.tokenizer.tokens_per_side
+        return {"tokens": tokens, "logits": logits, "hidden": hidden, "image": tokenizer.decode(tokens.reshape(-1, side, side))}
+
     def _label(self, class_label):
         if not self.model.config.official:
             if class_label is not None:

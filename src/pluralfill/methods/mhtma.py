@@ -64,6 +64,12 @@ class MHTMAInpainter(FixedResolutionInpainter):
             trace += [coarse[:1], fine[:1], sketch[:1] if sketch is not None else None]
         return fine
 
+    def _probe(self, x, known, tokens):
+        noise = torch.zeros(1, 1, *x.shape[-2:], device=self.device) if self.model.config.noise else None
+        sketch = torch.zeros_like(known) if self.model.config.sketch else None
+        fine = self.model(x, known, sketch, noise, "on")[1]
+        return {"tokens": None, "logits": None, "hidden": None, "image": fine}
+
     def trace_strip(self, x, known, trace):
         """Input with its hole, (the sketch,) the coarse network's output, the refined output."""
         coarse, fine, sketch = trace

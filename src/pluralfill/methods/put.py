@@ -25,10 +25,9 @@ DEFAULTS = {"cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
 class PUTInpainter(FixedResolutionInpainter):
     name, model_class, batches_images = "put", PUT, True
 
-    def __init__(self, model: PUT, device: str | torch.device = "cpu", bf16: bool | None = None):
+    def __init__(self, model: PUT, device: str | torch.device = "cpu"):
         super().__init__(model, device)
         self.model.pvqvae.to(memory_format=torch.channels_last)  # ~15% faster convolutions, same numbers
-        self.bf16 = self.device.type == "cuda" if bf16 is None else bf16  # autocast on GPUs; fp32 elsewhere
         self.resolution = model.config.pvqvae.resolution
 
     @torch.no_grad()
@@ -56,9 +55,22 @@ class PUTInpainter(FixedResolutionInpainter):
         tokens_per_step = defaults["tokens_per_step"] if tokens_per_step is None else tokens_per_step
         if sampler not in SAMPLERS:
             raise PluralfillError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            return self._sample(x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
-                                steps, schedule, choice_temperature, transformer).float()  # fmt: skip
+        return self._sample(x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
+                            steps, schedule, choice_temperature, transformer)  # fmt: skip
+
+    def _probe(self, x, known, tokens):
+        pvqvae, transformer = self.model.pvqvae, self.model.transformer
+        features = pvqvae.encode(x, known)
+        b, c, h, w = features.shape
+        types = pvqvae.token_types(known)
+        masked = pvqvae.tokenize(features, types).reshape(b, h * w)
+        seq, _ = self.model.transformer_inputs(features.permute(0, 2, 3, 1).reshape(b, h * w, c), masked)
+        fraction = pvqvae.known_fraction(known).reshape(b, h * w)
+        logits = transformer.forward_embedded(transformer.embed(seq, fraction))  # the samplers' first pass
+        if tokens is None:  # the whole image's own tokens, for the decode
+            tokens = pvqvae.tokenize(pvqvae.encode(x)).reshape(b, h, w)
+        return {"tokens": tokens, "logits": logits, "hidden": (types != 1).reshape(b, h * w),
+                "image": pvqvae.decode(tokens, x, known)}  # fmt: skip
 
     def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
                 schedule, choice_temperature, transformer):  # fmt: skip

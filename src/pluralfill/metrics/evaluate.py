@@ -190,8 +190,16 @@ class Scorer:
     can be split across processes."""
 
     def __init__(self, metrics: list[str], invert_mask: bool = False, gray: bool = False, device: str = "cpu",
-                 lpips_net: str = "alex", weights: dict | None = None):  # fmt: skip
+                 lpips_net: str = "alex", weights: dict | None = None, precision: str = "fp32"):  # fmt: skip
+        import torch
+
+        from pluralfill import precision as precisions
+
         weights = weights or {}
+        if precision not in ("fp32", "bf16"):  # LPIPS and Inception are convolutional: int8 (Linear) changes nothing
+            raise PluralfillError(f"evaluate runs its networks in fp32 or bf16, not {precision}: int8 quantizes Linear layers, and LPIPS / Inception have none to speak of")
+        precisions.check(precision, device)
+        self.autocast = lambda: precisions.autocast(torch.device(device), precision)
         unknown = [m for m in metrics if m not in ALL_METRICS]
         if unknown:
             raise PluralfillError(f"unknown metric {unknown[0]!r}; choose from {', '.join(ALL_METRICS)}")
@@ -231,17 +239,19 @@ class Scorer:
 
             from pluralfill.pixels import to_tensor
 
-            with torch.no_grad():
+            with torch.no_grad(), self.autocast():
                 x, y = to_tensor(stack).to(self.device), to_tensor(target).to(self.device)
                 if "lpips" in metrics:
                     scores["lpips"] = float(self.lpips(x, y.expand_as(x)).mean())
             if "diversity-lpips" in metrics and len(preds) > 1:
-                scores["diversity-lpips"] = diversity.lpips_diversity(preds, self.lpips)
+                with self.autocast():
+                    scores["diversity-lpips"] = diversity.lpips_diversity(preds, self.lpips)
         out = ItemScores(float(hole.mean()), scores)
         if self.inception is not None:
             from pluralfill.metrics.fid import inception_features
 
-            out.real, out.fake = inception_features(self.inception, [target]), inception_features(self.inception, preds)
+            with self.autocast():
+                out.real, out.fake = inception_features(self.inception, [target]), inception_features(self.inception, preds)
         return out
 
 
@@ -291,11 +301,12 @@ def evaluate(
     weights: dict | None = None,
     progress=None,
     shard=None,
+    precision: str = "fp32",
 ) -> Evaluation:
     """Compute `metrics` per image, average them per bin, and FID / IDS per bin over all samples. `shard`
     (pluralfill.shards): this process scores its slice of the items, the results are gathered, and every
     process gets the evaluation of them all (the same numbers as one process)."""
-    score, shard = Scorer(metrics, invert_mask, gray, device, lpips_net, weights), shard or Shard()
+    score, shard = Scorer(metrics, invert_mask, gray, device, lpips_net, weights, precision), shard or Shard()
     results = []
     for item in shard.take(items):
         try:

@@ -171,7 +171,7 @@ class ReferenceEncoder(nn.Module):
             blocks = self.blocks[i] if i < len(self.blocks) else ()
             if blocks:  # official quirk: the next residual block's in-place ReLU rectifies the stored feature too
                 x = F.relu(x)
-            feats[tuple(x.shape[-2:])] = x
+            feats[tuple(int(n) for n in x.shape[-2:])] = x  # plain ints: also a key while traced for ONNX
             for block in blocks:
                 x = block(x)
         return feats
@@ -211,7 +211,7 @@ class GuidedDecoder(nn.Module):
             refs = self.reference(reference)
         for i, up in enumerate([*self.ups, None]):
             if refs is not None:
-                size = tuple(x.shape[-2:])
+                size = tuple(int(n) for n in x.shape[-2:])
                 m = F.interpolate(known.to(x.dtype), size=size, mode="nearest")
                 x = x * (1 - m) + refs[size] * m
             if up is None:

@@ -45,7 +45,7 @@ def attention_scores(f: torch.Tensor, softmax_scale: float = 50.0, fuse: bool = 
 
 def paste(weights: torch.Tensor, values: torch.Tensor, patch: int) -> torch.Tensor:
     """Each output patch p = sum_l weights[p, l] x the patch l of `values` (B, C, patch h, patch w)."""
-    size = values.shape[-2:]
+    size = (int(values.shape[-2]), int(values.shape[-1]))  # ints: a constant when traced for ONNX
     v = F.unfold(values, patch, stride=patch)  # (B, C patch^2, L)
     return F.fold(v @ weights.transpose(1, 2), size, patch, stride=patch)
 

@@ -67,7 +67,7 @@ class TemperatureNet(nn.Module):
 def hole_keys(hole: torch.Tensor, size: tuple[int, int], patch: int) -> torch.Tensor:
     """Eq. 8: the hole down-sampled to the feature size (a feature pixel is missing if any pixel under it
     is), then 1 for every key patch with any missing pixel. (B, 1, h, w) -> (B, 1, L_keys)."""
-    small = F.adaptive_max_pool2d(hole.float(), size)
+    small = F.adaptive_max_pool2d(hole.float(), (int(size[0]), int(size[1])))  # ints: a constant when traced for ONNX
     return F.max_pool2d(small, patch, stride=1).flatten(2)
 
 
@@ -100,7 +100,8 @@ class PatchAttention(nn.Module):
     def forward(self, x: torch.Tensor, hole: torch.Tensor, mode: TemperatureMode = "learned"):
         """-> (refined features like x, temperatures (B, heads)). mode "high"/"low" gives every head the
         highest/lowest temperature of its image (the branch study of seed 002 Fig. 8)."""
-        b, c, h, w = x.shape
+        b, c = x.shape[:2]
+        h, w = int(x.shape[2]), int(x.shape[3])  # ints: fold's size stays a constant when traced for ONNX
         heads, p = self.num_heads, self.patch
         tau = self.temperatures(x)
         if mode == "high":

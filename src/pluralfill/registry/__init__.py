@@ -141,9 +141,19 @@ def available_methods() -> list[str]:
 # ------------------------------------------------------------------------------------------------ inference
 
 
-def load_inpainter(name_or_path: str | Path, device: str = "cpu", **options):
+def load_inpainter(name_or_path: str | Path, device: str = "cpu", precision: str = "fp32", **options):
     """A method by name (`patchmatch`, `telea`, a bundled model), or a checkpoint folder holding
-    `config.json` (a training run folder gives its best model, else its last)."""
+    `config.json` (a training run folder gives its best model, else its last), in `precision` (fp32, bf16
+    or int8; see pluralfill.precision)."""
+    inpainter = _load_inpainter(name_or_path, device, **options)
+    if precision != "fp32":
+        if not hasattr(inpainter, "to_precision"):
+            raise PluralfillError(f"{inpainter.name} is a classical method: it runs in numpy, precision {precision} applies to learned models")
+        inpainter.to_precision(precision)
+    return inpainter
+
+
+def _load_inpainter(name_or_path, device, **options):
     from pluralfill.models.base import read_config
 
     name = str(name_or_path)

@@ -1,0 +1,177 @@
+"""The number formats a model runs in, which of them a device runs well, and how each is applied.
+
+    fp32   the exact path, the default everywhere
+    bf16   autocast: matmuls and convolutions in bfloat16, everything else (sampling, softmax) in fp32
+    int8   every nn.Linear with int8 weights and dynamically quantized int8 activations (CPU only)
+    auto   the fastest of the above whose quality bound holds on the user's own input (`choose`)
+
+Quality bounds, against fp32 on the same input: the image the codec decodes from the same tokens
+(PSNR, dB) and the most likely token at every hidden position of one network pass (agreement):
+
+    bf16   >= 35 dB and >= 98%
+    int8   >= 30 dB and >= 95%
+
+int8 uses PyTorch's fbgemm/x86 dynamic int8 kernels (`quantized::linear_dynamic`), reached through
+`torch.ao.quantization.quantize_dynamic`. torch 2.13 marks that module deprecated in favour of torchao, but
+torchao 0.18's int8 configs have no fast x86 CPU kernel (measured 0.04x of fp32 on this project's CPU); the
+deprecation warning is silenced here, and the call is the one place to change when torchao serves CPUs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+from pluralfill.errors import PluralfillError
+
+PRECISIONS = ("fp32", "bf16", "int8")
+CHOICES = (*PRECISIONS, "auto")
+
+
+@dataclass(frozen=True)
+class Bound:
+    psnr_db: float  # decoded image vs fp32, from the same tokens
+    agreement: float  # greedy tokens equal to fp32's, over the hidden positions
+
+
+BOUNDS = {"bf16": Bound(35.0, 0.98), "int8": Bound(30.0, 0.95)}
+
+
+def native_bf16(device: torch.device) -> bool:
+    """bf16 matmuls in hardware: CUDA GPUs from Ampere on, CPUs with AVX-512 BF16 or AMX (oneDNN says)."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    return device.type == "cpu" and bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
+def int8_engine() -> str | None:
+    engines = torch.backends.quantized.supported_engines
+    return next((e for e in ("x86", "fbgemm", "qnnpack") if e in engines), None)
+
+
+def supported(device: str | torch.device) -> tuple[str, ...]:
+    """The precisions `device` runs at least as fast as it was built to: what `bench` measures by default and
+    what `auto` tries. bf16 without bf16 hardware is emulated (several times slower than fp32) and left out."""
+    device = torch.device(device)
+    out = ["fp32"]
+    if native_bf16(device):
+        out.append("bf16")
+    if device.type == "cpu" and int8_engine() is not None:
+        out.append("int8")
+    return tuple(out)
+
+
+def check(precision: str, device: str | torch.device) -> str:
+    """`precision` if `device` can run it, else one line saying why not."""
+    device = torch.device(device)
+    if precision not in CHOICES:
+        raise PluralfillError(f"precision must be one of {', '.join(CHOICES)}, got {precision!r}")
+    if precision == "int8" and device.type != "cpu":
+        raise PluralfillError(f"int8 runs on the CPU only (PyTorch's dynamic int8 kernels are CPU kernels), not on {device.type}: use bf16 there")
+    if precision == "int8" and int8_engine() is None:
+        raise PluralfillError("int8 needs one of PyTorch's quantized CPU engines (x86, fbgemm, qnnpack); this build has none")
+    if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
+        raise PluralfillError(f"bf16 needs a GPU from Ampere on; {torch.cuda.get_device_name(device)} has no bf16: use fp32")
+    if precision == "bf16" and device.type not in ("cpu", "cuda"):
+        raise PluralfillError(f"bf16 runs on cpu and cuda here, not on {device.type}")
+    return precision
+
+
+def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
+    """A copy of `module` whose nn.Linear layers hold int8 weights (per tensor) and quantize their inputs on
+    the fly; convolutions, norms and embeddings stay fp32."""
+    if linear_share(module) == 0:
+        raise PluralfillError(f"{type(module).__name__} has no Linear layer: int8 (dynamic, Linear layers only) would run it as fp32")
+    torch.backends.quantized.engine = int8_engine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # torch.ao's deprecation notice: see the module docstring
+        return torch.ao.quantization.quantize_dynamic(module, {torch.nn.Linear}, dtype=torch.qint8, inplace=False)
+
+
+def linear_share(module: torch.nn.Module) -> float:
+    """The share of a module's parameters that sit in nn.Linear layers: what int8 quantizes."""
+    total = sum(p.numel() for p in module.parameters())
+    linear = sum(p.numel() for m in module.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters(recurse=False))
+    return linear / max(total, 1)
+
+
+def usable(module: torch.nn.Module, device) -> tuple[str, ...]:
+    """`supported(device)` less int8 for a module without Linear layers (DSI's networks are convolutional)."""
+    return tuple(p for p in supported(device) if p != "int8" or linear_share(module) > 0)
+
+
+def autocast(device: torch.device, precision: str):
+    """The context a forward pass runs in: bf16 autocast, or nothing."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
+    """PSNR in dB of images in [-1, 1] (peak-to-peak 2), over the whole batch."""
+    mse = (a.float() - b.float()).pow(2).mean().item()
+    return float("inf") if mse == 0 else 10 * torch.log10(torch.tensor(4.0 / mse)).item()
+
+
+def agreement(logits: torch.Tensor, reference: torch.Tensor, where: torch.Tensor | None = None) -> float:
+    """Fraction of positions whose most likely token is the reference's; logits (..., K), where (...) bool."""
+    same = logits.float().argmax(-1) == reference.float().argmax(-1)
+    if where is not None:
+        same = same[where.expand_as(same)]
+    return same.float().mean().item()
+
+
+@dataclass
+class Verdict:
+    precision: str
+    psnr_db: float
+    agreement: float | None  # None: the method has no tokens (MHTMA)
+    seconds: float  # one probe (a network pass and a decode)
+    speedup: float  # fp32's probe seconds over this one's
+
+    @property
+    def holds(self) -> bool:
+        if self.precision == "fp32":
+            return True
+        bound = BOUNDS[self.precision]
+        return self.psnr_db >= bound.psnr_db and (self.agreement is None or self.agreement >= bound.agreement)
+
+    def line(self) -> str:
+        tokens = "" if self.agreement is None else f", {100 * self.agreement:.1f}% greedy tokens"
+        if self.precision == "fp32":
+            return "fp32: the reference"
+        bound = BOUNDS[self.precision]
+        need = f">= {bound.psnr_db:g} dB" + ("" if self.agreement is None else f", >= {100 * bound.agreement:g}%")
+        state = "holds" if self.holds else "misses"
+        return f"{self.precision}: {self.psnr_db:.1f} dB{tokens}, {self.speedup:.2f}x fp32 a pass; {state} its bound ({need})"
+
+
+def measure(make, x: torch.Tensor, known: torch.Tensor, precisions=PRECISIONS, repeats: int = 1) -> list[Verdict]:
+    """Each precision's probe on (x, known) against fp32's. make(precision) -> an inpainter with `probe`;
+    fp32 comes first and its tokens are handed to the others, so the decoded images share their tokens."""
+    def timed(inpainter, tokens):
+        result = inpainter.probe(x, known, tokens)
+        t = time.perf_counter()
+        for _ in range(repeats):
+            inpainter.probe(x, known, tokens)
+        return result, (time.perf_counter() - t) / repeats
+
+    reference, t32 = timed(make("fp32"), None)
+    verdicts = [Verdict("fp32", float("inf"), None if reference["logits"] is None else 1.0, t32, 1.0)]
+    for p in precisions:
+        if p == "fp32":
+            continue
+        got, t = timed(make(p), reference["tokens"])
+        tokens = None if got["logits"] is None else agreement(got["logits"], reference["logits"], reference["hidden"])
+        verdicts.append(Verdict(p, psnr(got["image"], reference["image"]), tokens, t, t32 / t))
+    return verdicts
+
+
+def choose(verdicts: list[Verdict]) -> Verdict:
+    """The fastest precision whose bound holds and that beats fp32; fp32 if none does."""
+    good = [v for v in verdicts if v.holds and (v.precision == "fp32" or v.speedup > 1.0)]
+    return max(good, key=lambda v: v.speedup)
