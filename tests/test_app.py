@@ -147,6 +147,26 @@ def test_api_offers_learned_checkpoints(tmp_path, photo):
     assert [m.get("index") for m in lines[:-1]] == [0, 1] and lines[-1]["done"]
 
 
+def test_api_runs_a_learned_model_in_another_precision(tmp_path, photo):
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
+    client = TestClient(create_app([tmp_path / "put"]))
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    from pluralfill.precision import supported
+
+    assert methods["put-tiny (put)"]["precisions"] == [*supported("cpu"), "auto"] and methods["patchmatch"]["precisions"] == ["fp32"]
+    hole, small = square_hole(128, 128, 0.3), np.ascontiguousarray(photo[::2, ::2])
+    for precision in ("int8", "auto"):
+        r = _post(client, small, hole, method="put-tiny (put)", num_samples=1, seed=1, precision=precision,
+                  options='{"sampler": "parallel", "steps": 2}')  # fmt: skip
+        done = json.loads(r.text.splitlines()[-1])
+        assert done["done"] and done["precision"] in ("fp32", "int8"), r.text[-300:]
+        assert precision != "int8" or done["precision"] == "int8"
+    r = _post(client, small, hole, method="patchmatch", precision="int8")
+    assert r.status_code == 400 and "fp32" in r.json()["detail"]
+
+
 @pytest.fixture
 def sketch_app(tmp_path):
     from pluralfill.models.mhtma import CONFIGS, MHTMA

@@ -18,12 +18,12 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # layer or of a higher one.
 LAYERS = [
     {"errors"},
-    {"io", "pixels", "hub", "geometry", "shards"},
+    {"io", "pixels", "hub", "geometry", "shards", "precision"},
     {"grid", "trace"},
     {"nn"},
     {"masks", "models", "losses"},
     {"sampling", "data", "metrics"},
-    {"methods"},
+    {"methods", "export"},
     {"train", "pretrained", "bench"},
     {"registry"},
     {"runner", "store"},

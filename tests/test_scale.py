@@ -179,3 +179,34 @@ def test_generated_protocol_masks_are_drawn_again_to_check_them(data, tmp_path):
     (tmp_path / "m" / "protocol.json").write_text(json.dumps(recorded))
     with pytest.raises(PluralfillError, match="img00.png is not the medium-256 mask it claims to be"):
         verify(lama, tmp_path / "m", names)
+
+
+def test_the_world_comes_from_torchrun_when_not_given(monkeypatch):
+    from pluralfill.shards import resolve_world
+
+    assert resolve_world(None, None) == (1, 1) and resolve_world(4, None) == (4, 1)
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert resolve_world(None, None) == (2, 2) and resolve_world(2, 2) == (2, 2)
+    with pytest.raises(PluralfillError, match=r"--devices 3 but the launcher started 2 \(WORLD_SIZE=4, LOCAL_WORLD_SIZE=2\)"):
+        resolve_world(3, None)
+
+
+@pytest.mark.slow
+def test_torchrun_without_devices(data, tmp_path):
+    """`torchrun --nproc-per-node 2 -m pluralfill inpaint ...` with no --devices: two ranks, the files of one
+    process; --devices that contradicts torchrun is one line and exit 2 on every rank."""
+    images, masks = data
+    common = ["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "5"]
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531", "-m", "pluralfill"]
+    env = {**os.environ, "PLURALFILL_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    two = subprocess.run([*torchrun, *map(str, [*common, "-o", tmp_path / "two"])], capture_output=True, text=True, env=env, timeout=600)
+    assert two.returncode == 0, two.stderr[-2000:]
+    assert "in 2 processes" in two.stderr and "Traceback" not in two.stderr
+    one = _run([*common, "-o", tmp_path / "one"])
+    assert one.returncode == 0, one.stderr
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    bad = subprocess.run([*torchrun, *map(str, [*common, "-o", tmp_path / "bad", "--devices", "3"])], capture_output=True, text=True,
+                         env={**env, "MASTER_PORT": "29532"}, timeout=600)  # fmt: skip
+    assert bad.returncode != 0 and "--devices 3 but the launcher started 2" in bad.stderr and "Traceback" not in bad.stderr
+    assert not (tmp_path / "bad").exists()

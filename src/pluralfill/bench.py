@@ -355,3 +355,29 @@ def bench_precisions(precisions=None, backends=("torch", "onnx"), models=tuple(P
                 result["ratios"][f"{key}: {label} vs fp32"] = base / r["s_per_sample"]
         result["models"][key] = entry
     return result
+
+
+def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
+    """What `pluralfill bench` prints for a result: (title, columns, rows of text)."""
+    if method == "precision":
+        columns = ["model", "run", "s / sample", "vs fp32", "peak MB", "PSNR vs fp32", "greedy tokens", "bound"]
+        rows = []
+        for key, entry in result["models"].items():
+            base = entry["runs"]["torch fp32"]["s_per_sample"]
+            for name, r in entry["runs"].items():
+                rows.append([key, name, f"{r['s_per_sample']:.3f}", f"{base / r['s_per_sample']:.2f}x", f"{r['peak_memory_mb']:.0f}",
+                             f"{r['psnr_db_vs_fp32']:.1f} dB", f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
+                             "holds" if r["bound_holds"] else "misses"])  # fmt: skip
+        return f"one sample end to end, {result['device']} ({result['threads']} threads), hole {result['hole']:.0%}", columns, rows
+    if method == "dsi":
+        title = f"{result['model']}: {result['sampled_positions']} of the {result['latent']} top codes sampled"
+    elif method == "maskgit":
+        title = f"{result['model']} at {result['resolution']} px, {result['passes']} passes over {result['tokens']} tokens"
+    else:
+        title = f"{result['model']} at {result['resolution']} px, {result['missing_tokens']} of {result['tokens']} tokens missing"
+    rows = []
+    for group in ("forward_per_s", "algorithm1", "put_tpami", "parallel", "structure", "image", "ratios"):
+        for k, v in result.get(group, {}).items():
+            rows.append([f"{group}: {k}", f"{v:.3f}" if isinstance(v, float) else str(v)])
+    rows += [[k, f"{result[k]:.3f}"] for k in ("pvqvae_images_per_s", "mfu_fp32_forward_batch", "peak_memory_mb") if k in result]
+    return f"{title}, {result['device']} ({result['threads']} threads)", ["measurement", "value"], rows

@@ -113,6 +113,8 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
     import onnxruntime as ort
 
     folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise PluralfillError(f"--onnx must be a folder, but {folder} is a file")
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise PluralfillError(f"{folder} exists and is not empty: pass --overwrite to replace it")
     nets = networks(inpainter)

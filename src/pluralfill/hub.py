@@ -180,15 +180,30 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
             return load(data)
         except Exception as e:  # lzma, OS and safetensors' own error types alike
             raise PluralfillError(f"cannot read weights {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise PluralfillError(f"cannot read weights {path}: {type(e).__name__}: {e}".splitlines()[0]) from None
+    obj = read_pickle(path, "a .pth of tensors")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
         obj = obj["state_dict"]
     if not isinstance(obj, dict):
         raise PluralfillError(f"{path} holds a {type(obj).__name__}, not a state dict")
     return obj
+
+
+def read_pickle(path: Path, expected: str):
+    """A .pth/.ckpt file read with torch's weights-only unpickler: tensors, numbers, strings and containers,
+    never code. A file that asks for more, or is no PyTorch file, is refused in one line that says so."""
+    import pickle
+    import re
+
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:  # the weights-only unpickler met something it will not build
+        named = re.search(r"GLOBAL ([\w.]+)", str(e))
+        what = f" ({named.group(1)})" if named else ""
+        raise PluralfillError(f"{path} is a pickle that asks to build objects beyond tensors{what}: refused, since unpickling it could "
+                              f"run code; expected {expected}") from None  # fmt: skip
+    except Exception as e:
+        first = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
+        raise PluralfillError(f"cannot read {path} as {expected} (truncated, or not a PyTorch file): {first}") from None
 
 
 def load_checked(module: torch.nn.Module, state: dict[str, torch.Tensor], source) -> torch.nn.Module:

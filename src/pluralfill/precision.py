@@ -65,9 +65,16 @@ def supported(device: str | torch.device) -> tuple[str, ...]:
     return tuple(out)
 
 
+def as_device(device: str | torch.device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError):
+        raise PluralfillError(f"unknown device {device!r}: use cpu, cuda, cuda:1, mps ...") from None
+
+
 def check(precision: str, device: str | torch.device) -> str:
     """`precision` if `device` can run it, else one line saying why not."""
-    device = torch.device(device)
+    device = as_device(device)
     if precision not in CHOICES:
         raise PluralfillError(f"precision must be one of {', '.join(CHOICES)}, got {precision!r}")
     if precision == "int8" and device.type != "cpu":

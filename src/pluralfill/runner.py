@@ -29,6 +29,55 @@ class FillSettings:
     options: dict = field(default_factory=dict)  # the method's options
 
 
+def find_fill_jobs(images, mask, mask_dir, output: Path, resume: bool, seed, overwrite: bool):
+    """The (image, mask) jobs of `pluralfill inpaint` and the images without a mask; one line for what
+    cannot work."""
+    if mask is not None and mask_dir is not None:
+        raise PluralfillError("give either --mask or --mask-dir, not both")
+    jobs, unpaired = io.find_jobs(images, mask, mask_dir)
+    if not jobs:
+        raise PluralfillError("no image has a mask: pass --mask, --mask-dir, or put NAME_mask.png beside NAME.png")
+    if output.exists() and not output.is_dir():
+        raise PluralfillError(f"output must be a folder, but {output} is a file")
+    if resume and seed is None:
+        raise PluralfillError("--resume needs --seed: the samples still to make must come from the seed of those written")
+    if resume and overwrite:
+        raise PluralfillError("give --resume (keep what is written) or --overwrite (replace it), not both")
+    return jobs, unpaired
+
+
+def parse_option_pairs(pairs: list[str]) -> dict:
+    """`key=value` method options; values are read as JSON where they parse (numbers, true/false)."""
+    import json
+
+    options = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise PluralfillError(f"--option expects key=value, got {pair!r}")
+        k, v = pair.split("=", 1)
+        try:
+            options[k.replace("-", "_")] = json.loads(v)
+        except json.JSONDecodeError:
+            options[k.replace("-", "_")] = v
+    return options
+
+
+def method_options(inpainter, method, checkpoint, pairs: list[str], flags: dict, protocol: str | None, num_samples):
+    """The checked options of a run and its samples per image: `--option` pairs, the flags given (None: not
+    given), and a protocol's samples and sampling options under them."""
+    loaded = getattr(getattr(inpainter, "model", None), "method", inpainter.name)
+    if checkpoint is not None and method is not None and method != loaded:
+        raise PluralfillError(f"--method {method} but {checkpoint} holds a {loaded} model")
+    options = parse_option_pairs(pairs) | {k: v for k, v in flags.items() if v is not None}
+    if protocol is not None:
+        from pluralfill.metrics.protocols import get_protocol
+
+        p = get_protocol(protocol)
+        num_samples = num_samples or p.samples
+        options = {k: v for k, v in p.options.items() if k in inpainter.option_names()} | options
+    return inpainter.check_options(options), num_samples or 1
+
+
 def planned_outputs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -> list[Path]:
     n = 1 if inpainter.deterministic else s.num_samples
     paths = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n)]

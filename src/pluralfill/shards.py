@@ -5,7 +5,7 @@ that is the whole job in this process. Otherwise Lightning Fabric (the engine tr
 processes, or joins the ones `torchrun` started, and sets up the process group (gloo on CPU, NCCL on GPUs):
 
     pluralfill inpaint photos/ --mask-dir masks/ -o out --devices 8               # 8 GPUs of this machine
-    torchrun --nnodes 2 --nproc-per-node 8 ... -m pluralfill inpaint ... --devices 8 --num-nodes 2
+    torchrun --nnodes 2 --nproc-per-node 8 ... -m pluralfill inpaint ...   # devices and nodes from torchrun
 
 Rank r takes items r, r + W, r + 2W, ... of the sorted work list, so the split never depends on timing, and
 `gather` brings every rank's results back to all of them in item order.
@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+
+from pluralfill.errors import PluralfillError
 
 
 @dataclass
@@ -64,11 +66,34 @@ class Shard:
             dist.barrier()
 
 
-def start_shards(devices: int = 1, num_nodes: int = 1, device: str = "cpu") -> Shard:
+def launcher_world() -> tuple[int, int] | None:
+    """(processes per node, nodes) that torchrun (or another launcher setting its variables) started, else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", world))
+    return local, max(1, world // max(local, 1))
+
+
+def resolve_world(devices: int | None, num_nodes: int | None) -> tuple[int, int]:
+    """--devices / --num-nodes, or what the launcher started when they are not given; one line if they
+    contradict it."""
+    launched = launcher_world()
+    if launched is None:
+        return devices or 1, num_nodes or 1
+    local, nodes = launched
+    for flag, given, actual in (("--devices", devices, local), ("--num-nodes", num_nodes, nodes)):
+        if given is not None and given != actual:
+            raise PluralfillError(f"{flag} {given} but the launcher started {actual} (WORLD_SIZE={os.environ['WORLD_SIZE']}, "
+                                  f"LOCAL_WORLD_SIZE={os.environ.get('LOCAL_WORLD_SIZE', '?')}): drop {flag} under torchrun")  # fmt: skip
+    return local, nodes
+
+
+def start_shards(devices: int | None = None, num_nodes: int | None = None, device: str = "cpu") -> Shard:
     """This process's shard. `device`: cpu, cuda, cuda:N or mps; with several processes each takes its own
-    GPU (cuda) or shares the CPU."""
-    launched = int(os.environ.get("WORLD_SIZE", "1")) > 1
-    if devices == 1 and num_nodes == 1 and not launched:
+    GPU (cuda) or shares the CPU. Under torchrun, devices and nodes default to what it started."""
+    devices, num_nodes = resolve_world(devices, num_nodes)
+    if devices == 1 and num_nodes == 1 and launcher_world() is None:
         return Shard(device=device)
     from lightning.fabric import Fabric
 

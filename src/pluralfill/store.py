@@ -80,3 +80,37 @@ def remove(name: str) -> Path:
         raise PluralfillError(f"no installed model named {name!r} (installed: {have})")
     shutil.rmtree(installed[name])
     return installed[name]
+
+
+def convert_into(converter: str, paths: list[Path], config: str | None = None, overwrite: bool = False, **options):
+    """`pluralfill convert`: the official files `paths[:-1]` converted by `converter` into the folder
+    `paths[-1]` (config.json + model.safetensors); returns the model (its `assumed` says what was taken)."""
+    from pluralfill.registry import find_converter
+
+    c = find_converter(converter)
+    if len(paths) != len(c.inputs) + 1:
+        raise PluralfillError(f"{c.name} takes {' '.join(c.inputs)} OUTPUT, got {len(paths)} path(s)")
+    *inputs, output = paths
+    if output.exists() and not overwrite:
+        raise PluralfillError(f"output exists: {output} (pass --overwrite to replace)")
+    options = {k: v for k, v in options.items() if v is not None}
+    for key in options:
+        if key not in inspect.signature(c.convert).parameters:
+            raise PluralfillError(f"{c.name} takes no --{key.replace('_', '-')}: its checkpoints fix it")
+    model = c.convert(*inputs, config=config, **options)
+    model.save_pretrained(output, overwrite=overwrite)
+    return model
+
+
+def listing() -> list[str]:
+    """What `pluralfill models` prints: the bundled and installed models, and the official families."""
+    from pluralfill.models.base import read_config
+
+    installed = installed_models()
+    lines = ["models to use with --method NAME:"]
+    for kind, found in (("bundled", bundled_models()), ("installed", installed)):
+        lines += [f"  {name}  ({kind}, {read_config(folder).get('method', '?')}) {folder}" for name, folder in found.items()]
+    if not installed:
+        lines.append(f"  nothing installed in {models_dir()} yet")
+    lines.append("official models: download, then `pluralfill models add FILE...` (or `pluralfill convert` into a folder):")
+    return lines + [f"  {c.name}: {' '.join(c.inputs)}\n      {c.summary}\n      published at {c.weights_page}" for c in converters().values()]

@@ -86,12 +86,26 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
     loaded: dict[str, object] = {}
     results: OrderedDict[str, list[bytes]] = OrderedDict()
 
-    def inpainter_for(method: str):
+    def inpainter_for(method: str, precision: str = "fp32"):
         if method not in offered:
             raise HTTPException(400, f"unknown method {method!r}; this server offers: {', '.join(offered)}")
         if method not in loaded:
             loaded[method] = load_inpainter(offered[method], device=device)
-        return loaded[method]
+        if precision == "fp32":
+            return loaded[method]
+        if precision not in precisions_of(loaded[method]):
+            raise HTTPException(400, f"{method} runs in {', '.join(precisions_of(loaded[method]))} on this server, not {precision}")
+        if (method, precision) not in loaded:
+            loaded[(method, precision)] = loaded[method].at_precision(precision)
+        return loaded[(method, precision)]
+
+    def precisions_of(inpainter) -> list[str]:
+        """fp32, and for learned models what this server's device runs well (and auto, chosen per request)."""
+        from pluralfill import precision as P
+
+        if not hasattr(inpainter, "at_precision"):
+            return ["fp32"]
+        return [*P.usable(inpainter.model, device), "auto"]
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
@@ -103,7 +117,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         out = []
         for name in offered:
             inp = inpainter_for(name)
-            out.append({"name": name, "deterministic": inp.deterministic, "options": inp.option_names()})
+            out.append({"name": name, "deterministic": inp.deterministic, "options": inp.option_names(), "precisions": precisions_of(inp)})
         return out
 
     @app.post("/api/inpaint")
@@ -115,6 +129,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         seed: int | None = Form(None),
         options: str = Form("{}", description="method options as a JSON object, e.g. {\"steps\": 12}"),
         sketch: UploadFile | None = File(None, description="mhtma-sketch: guidance lines, white on black, the photo's size"),
+        precision: str = Form("fp32", description="fp32, bf16, int8 or auto: see the method's `precisions`"),
     ):
         """Fill the hole; the response streams one JSON line per sample as it finishes
         (`{"index", "png"}` with base64 PNG), then `{"done": true, "run": id, "seed": ...}`."""
@@ -133,6 +148,10 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                 raise HTTPException(400, f"sketch is {lines.shape[1]}x{lines.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}")
             opts["sketch"] = lines
         inpainter = inpainter_for(method)
+        if precision == "auto" and "auto" in precisions_of(inpainter):
+            inpainter, _ = inpainter.choose_precision(picture, hole)
+        elif precision != "fp32":
+            inpainter = inpainter_for(method, precision)
         try:
             opts = inpainter.check_options(opts)
             from pluralfill.io import check_hole
@@ -158,7 +177,8 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                 while len(results) > KEPT_RESULTS:
                     results.popitem(last=False)
                 line_px = int(opts["sketch"].sum()) if "sketch" in opts else 0
-                yield json.dumps({"done": True, "run": run, "seed": seed, "method": method, "sketch_pixels": line_px}) + "\n"
+                yield json.dumps({"done": True, "run": run, "seed": seed, "method": method, "sketch_pixels": line_px,
+                                  "precision": getattr(inpainter, "precision", "fp32")}) + "\n"  # fmt: skip
             except PluralfillError as e:
                 yield json.dumps({"error": str(e)}) + "\n"
             finally:

@@ -15,7 +15,9 @@ def sample_seed(seed: int | None, index: int) -> int:
     """The seed of sample `index` of a run seeded with `seed`: sample i is reproducible on its own."""
     if seed is None:
         return int(np.random.SeedSequence().generate_state(1)[0])
-    return int(np.random.SeedSequence([seed, index]).generate_state(1)[0])
+    # any integer is a seed: negative ones get a key of their own (SeedSequence takes non-negative entropy)
+    key = [seed, index] if seed >= 0 else [-seed, index, 1]
+    return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
 class Inpainter:

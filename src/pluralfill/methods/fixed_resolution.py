@@ -93,7 +93,7 @@ class FixedResolutionInpainter(Inpainter):
         return inpainter
 
     def describe(self) -> dict:
-        return {"name": self.name, "method": self.model.config.method, "resolution": self.resolution,
+        return {"name": self.name, "method": getattr(self.model, "method", self.name), "resolution": self.resolution,
                 "parameters": self.model.parameter_counts()}  # fmt: skip
 
     def sample(self, x, known, seeds, trace=None, **options):

@@ -35,6 +35,28 @@ class Item:
     samples: list[Path] = field(default_factory=list)
 
 
+def choose_metrics(metrics: str | None, bins: str | None, gray: bool, protocol: str | None, lpips_net: str, weights: dict):
+    """`evaluate`'s --metrics / --bins / --gray / --protocol -> (metrics in table order, bins, gray, the
+    protocol or None, the metrics skipped for want of cached weights)."""
+    chosen_protocol, skipped = None, []
+    if protocol is not None:
+        from pluralfill.metrics.protocols import get_protocol
+
+        chosen_protocol = get_protocol(protocol)
+        if metrics is not None or bins is not None:
+            raise PluralfillError("--protocol sets the metrics and bins: give neither --metrics nor --bins with it")
+        chosen = list(chosen_protocol.metrics)
+        bins = ",".join(f"{lo:g}-{hi:g}" for lo, hi in chosen_protocol.bins) or "none"
+        gray = chosen_protocol.gray_ssim
+    elif metrics is None:
+        chosen = available_metrics(lpips_net, weights)
+        skipped = [m for m in ALL_METRICS if m not in chosen]
+    else:
+        chosen = [m.strip() for m in metrics.split(",") if m.strip()]
+    chosen = [m for m in ALL_METRICS if m in chosen] + [m for m in chosen if m not in ALL_METRICS]
+    return chosen, bins, gray, chosen_protocol, skipped
+
+
 def available_metrics(lpips_net: str = "alex", weights: dict | None = None) -> list[str]:
     """The pixel metrics, and those whose weights were given (`weights`: lpips_backbone, lpips_heads,
     inception paths) or are in the cache: what runs without a download."""

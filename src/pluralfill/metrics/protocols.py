@@ -173,3 +173,22 @@ def verify(protocol: Protocol, masks: Path, names: list[str]) -> dict:
             if not np.array_equal(hole, generate_hole(mask_set.preset, hole.shape, mask_set.seed, recorded[file]["index"])):
                 raise PluralfillError(f"{masks}/{file} is not the {mask_set.name} mask it claims to be")
     return manifest | {"fingerprint": fingerprint({k: v["sha256"] for k, v in recorded.items() if k[:-4] in names})}
+
+
+def provenance(protocol, manifest: dict, items, metrics: list[str], weights: dict) -> dict:
+    """How a protocol's number was made, to be written beside it."""
+    import platform
+
+    import torch
+
+    from pluralfill import __version__
+    from pluralfill.hub import resolve, sha256_of
+
+    fid = None
+    if {"fid", "p-ids", "u-ids"} & set(metrics):
+        fid = {"network": protocol.fid_network, "weights_sha256": sha256_of(resolve("inception-fid", weights.get("inception")))}
+    samples = sorted({len(i.samples) for i in items})
+    return {"protocol": protocol.name, "paper": protocol.paper, "mask_set": manifest["mask_set"], "mask_source": manifest["source"],
+            "mask_fingerprint": manifest["fingerprint"], "images": len(items), "samples_per_image": samples[0] if len(samples) == 1 else samples,
+            "protocol_samples": protocol.samples, "fid": fid, "ssim": "luma" if protocol.gray_ssim else "rgb", "note": protocol.note,
+            "pluralfill": __version__, "torch": torch.__version__, "python": platform.python_version()}  # fmt: skip

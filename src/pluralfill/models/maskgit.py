@@ -20,7 +20,7 @@ from torch import nn
 
 from pluralfill.errors import PluralfillError
 from pluralfill.models.base import Pretrained, parameter_counts
-from pluralfill.models.maskgit_vqgan import MaskGITVQGAN, MaskGITVQGANConfig
+from pluralfill.models.maskgit_vqgan import MaskGITVQGAN
 from pluralfill.models.vqgan import VQGAN, VQGANConfig
 from pluralfill.nn.transformer import Block, init_weights
 
@@ -149,7 +149,7 @@ class MaskGITConfig(BaseModel):
 
     method: Literal["maskgit"] = "maskgit"
     name: str = "maskgit"
-    tokenizer: VQGANConfig | MaskGITVQGANConfig = VQGANConfig()
+    tokenizer: VQGANConfig = VQGANConfig()
     transformer: MaskGITTransformerConfig | MaskGITBertConfig = MaskGITTransformerConfig()
 
     @property
@@ -174,7 +174,7 @@ class MaskGIT(Pretrained, nn.Module):
             raise PluralfillError("the transformer's codes must be the tokenizer's num_codes")
         if cfg.transformer.seq_len != cfg.tokenizer.tokens_per_side**2:
             raise PluralfillError("transformer.seq_len must equal the tokenizer's tokens per image")
-        official_tokenizer = isinstance(cfg.tokenizer, MaskGITVQGANConfig)
+        official_tokenizer = cfg.tokenizer.kind == "official"
         self.tokenizer = MaskGITVQGAN(cfg.tokenizer) if official_tokenizer else VQGAN(cfg.tokenizer)
         self.transformer = MaskGITBert(cfg.transformer) if cfg.official else MaskGITTransformer(cfg.transformer)
 
@@ -201,15 +201,15 @@ CONFIGS: dict[str, MaskGITConfig] = {
     ),
     "maskgit-tiny": maskgit_tiny_config(),
     # the released models (google-research/maskgit): ImageNet, class-conditional
-    "maskgit-imagenet-256": MaskGITConfig(name="maskgit-imagenet-256", tokenizer=MaskGITVQGANConfig(resolution=256),
+    "maskgit-imagenet-256": MaskGITConfig(name="maskgit-imagenet-256", tokenizer=VQGANConfig(kind="official", resolution=256, attn_resolutions=()),
                                           transformer=MaskGITBertConfig(seq_len=256)),
-    "maskgit-imagenet-512": MaskGITConfig(name="maskgit-imagenet-512", tokenizer=MaskGITVQGANConfig(resolution=512),
+    "maskgit-imagenet-512": MaskGITConfig(name="maskgit-imagenet-512", tokenizer=VQGANConfig(kind="official", resolution=512, attn_resolutions=()),
                                           transformer=MaskGITBertConfig(seq_len=1024)),
     # the sizes of the official tiny fixture (128 px, 8 x 8 tokens, 10 classes)
     "maskgit-official-tiny": MaskGITConfig(
         name="maskgit-official-tiny",
-        tokenizer=MaskGITVQGANConfig(resolution=128, filters=32, channel_multipliers=(1, 1, 1, 1, 2), num_res_blocks=1,
-                                     embedding_dim=16, num_codes=64),
+        tokenizer=VQGANConfig(kind="official", resolution=128, channels=32, channel_mult=(1, 1, 1, 1, 2), num_res_blocks=1,
+                              attn_resolutions=(), code_dim=16, num_codes=64),
         transformer=MaskGITBertConfig(seq_len=64, num_codes=64, num_classes=10, dim=64, num_layers=2, num_heads=4,
                                       intermediate=256),
     ),  # fmt: skip

@@ -12,32 +12,11 @@ conversion is done at the edges (`encode`, `decode`).
 
 from __future__ import annotations
 
-from typing import Literal
-
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
-
-class MaskGITVQGANConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    kind: Literal["official"] = "official"
-    resolution: int = 256
-    filters: int = 128
-    channel_multipliers: tuple[int, ...] = (1, 1, 2, 2, 4)
-    num_res_blocks: int = 2
-    embedding_dim: int = 256
-    num_codes: int = 1024
-
-    @property
-    def factor(self) -> int:
-        return 2 ** (len(self.channel_multipliers) - 1)
-
-    @property
-    def tokens_per_side(self) -> int:
-        return self.resolution // self.factor
+from pluralfill.models.vqgan import VQGANConfig
 
 
 def norm(c: int) -> nn.GroupNorm:
@@ -61,9 +40,9 @@ class ResBlock(nn.Module):
 
 
 class Encoder(nn.Module):
-    def __init__(self, cfg: MaskGITVQGANConfig):
+    def __init__(self, cfg: VQGANConfig):
         super().__init__()
-        widths = [cfg.filters * m for m in cfg.channel_multipliers]
+        widths = [cfg.channels * m for m in cfg.channel_mult]
         self.conv_in = nn.Conv2d(3, widths[0], 3, padding=1, bias=False)
         blocks, c = [], widths[0]
         for w in widths:
@@ -72,7 +51,7 @@ class Encoder(nn.Module):
                 c = w
         self.blocks = nn.ModuleList(blocks)
         self.final = nn.ModuleList(ResBlock(c, c) for _ in range(cfg.num_res_blocks))
-        self.norm_out, self.conv_out = norm(c), nn.Conv2d(c, cfg.embedding_dim, 1)
+        self.norm_out, self.conv_out = norm(c), nn.Conv2d(c, cfg.code_dim, 1)
         self.levels, self.per_level = len(widths), cfg.num_res_blocks
 
     def forward(self, x):
@@ -88,11 +67,11 @@ class Encoder(nn.Module):
 
 
 class Decoder(nn.Module):
-    def __init__(self, cfg: MaskGITVQGANConfig):
+    def __init__(self, cfg: VQGANConfig):
         super().__init__()
-        widths = [cfg.filters * m for m in cfg.channel_multipliers]
+        widths = [cfg.channels * m for m in cfg.channel_mult]
         c = widths[-1]
-        self.conv_in = nn.Conv2d(cfg.embedding_dim, c, 3, padding=1)
+        self.conv_in = nn.Conv2d(cfg.code_dim, c, 3, padding=1)
         self.first = nn.ModuleList(ResBlock(c, c) for _ in range(cfg.num_res_blocks))
         blocks, ups = [], []
         for i in reversed(range(len(widths))):
@@ -120,11 +99,11 @@ class Decoder(nn.Module):
 class MaskGITVQGAN(nn.Module):
     """encode(x in [-1, 1]) -> (B, h, w) codes; decode(codes) -> images in about [-1, 1] (not clipped)."""
 
-    def __init__(self, cfg: MaskGITVQGANConfig | None = None):
+    def __init__(self, cfg: VQGANConfig | None = None):
         super().__init__()
-        self.config = cfg = cfg or MaskGITVQGANConfig()
+        self.config = cfg = cfg or VQGANConfig()
         self.encoder, self.decoder = Encoder(cfg), Decoder(cfg)
-        self.codebook = nn.Parameter(torch.randn(cfg.num_codes, cfg.embedding_dim) * 0.02)
+        self.codebook = nn.Parameter(torch.randn(cfg.num_codes, cfg.code_dim) * 0.02)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """The encoder's output before quantization, (B, D, h, w)."""

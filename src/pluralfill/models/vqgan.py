@@ -11,7 +11,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
 from pluralfill.models.base import Pretrained
@@ -19,19 +19,33 @@ from pluralfill.nn.quantizer import DualCodebook
 
 
 class VQGANConfig(BaseModel):
+    """Both VQGAN tokenizers: ours (`kind="ours"`, trained here) and the official MaskGIT one
+    (`kind="official"`, models/maskgit_vqgan.py: no attention, the encoder ends at `code_dim` channels,
+    GroupNorm of 32)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    kind: Literal["ours"] = "ours"
+    kind: Literal["ours", "official"] = "ours"
     resolution: int = 256
-    channels: int = 128
-    channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4)  # f = 2 ** (len - 1) = 16
+    channels: int = 128  # width of the first level (the official code's `filters`)
+    channel_mult: tuple[int, ...] = (1, 1, 2, 2, 4)  # per level; f = 2 ** (len - 1) = 16
     num_res_blocks: int = 2
-    attn_resolutions: tuple[int, ...] = (16,)
-    z_channels: int = 256
+    attn_resolutions: tuple[int, ...] = (16,)  # ours only
+    z_channels: int = 256  # ours only: the encoder's output before quant_conv
     code_dim: int = 256
     num_codes: int = 1024
     groups: int = 32  # GroupNorm groups
-    ema_decay: float = 0.99
+    ema_decay: float = 0.99  # ours only: codebook updates in training
+
+    @model_validator(mode="before")
+    @classmethod
+    def _official_names(cls, data):
+        """Model folders converted before the two configs were one name the official fields as the official code."""
+        if isinstance(data, dict) and data.get("kind") == "official":
+            renames = {"filters": "channels", "channel_multipliers": "channel_mult", "embedding_dim": "code_dim"}
+            data = {renames.get(k, k): v for k, v in data.items()}
+            data.setdefault("attn_resolutions", ())
+        return data
 
     @property
     def factor(self) -> int:

@@ -17,7 +17,7 @@ import torch
 
 from pluralfill.errors import PluralfillError
 from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITBertConfig, MaskGITConfig
-from pluralfill.models.maskgit_vqgan import MaskGITVQGANConfig
+from pluralfill.models.vqgan import VQGANConfig
 from pluralfill.pretrained import config_mismatch, load_converted
 
 
@@ -75,8 +75,8 @@ def _dense(kernel: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(kernel.reshape(kernel.shape[0], -1).T))
 
 
-def _tokenizer_state(p: dict[str, np.ndarray], cfg: MaskGITVQGANConfig) -> dict[str, torch.Tensor]:
-    levels, r = len(cfg.channel_multipliers), cfg.num_res_blocks
+def _tokenizer_state(p: dict[str, np.ndarray], cfg: VQGANConfig) -> dict[str, torch.Tensor]:
+    levels, r = len(cfg.channel_mult), cfg.num_res_blocks
     out = {}
 
     def block(prefix, ours):
@@ -149,8 +149,8 @@ def infer_config(tok: dict[str, np.ndarray], tr: dict[str, np.ndarray]) -> MaskG
     layers = len({m[1] for k in tr if (m := re.match(r"TransformerLayer_(\d+)/", k))})
     return MaskGITConfig(
         name="maskgit-official",
-        tokenizer=MaskGITVQGANConfig(resolution=side * 2 ** (levels - 1), filters=filters, channel_multipliers=tuple(w // filters for w in widths),
-                                     num_res_blocks=r, embedding_dim=dim, num_codes=codes),
+        tokenizer=VQGANConfig(kind="official", resolution=side * 2 ** (levels - 1), channels=filters, channel_mult=tuple(w // filters for w in widths),
+                              num_res_blocks=r, attn_resolutions=(), code_dim=dim, num_codes=codes),
         transformer=MaskGITBertConfig(seq_len=positions - 1, num_codes=codes, num_classes=vocab - codes - 1, dim=hidden,
                                       num_layers=layers, num_heads=heads,
                                       intermediate=tr["TransformerLayer_0/Mlp_0/intermediate_output/kernel"].shape[1]),

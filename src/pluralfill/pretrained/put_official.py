@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 
 from pluralfill.errors import PluralfillError
+from pluralfill.hub import read_pickle
 from pluralfill.models.put import CONFIGS, PUT, PUTConfig
 from pluralfill.models.pvqvae import PVQVAEConfig
 from pluralfill.models.uq_transformer import UQTransformerConfig
@@ -112,10 +113,7 @@ def read_official(path: str | os.PathLike, conditional: bool = False) -> dict[st
     path = Path(path)
     if not path.is_file():
         raise PluralfillError(f"checkpoint not found: {path}")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)  # never unpickles code
-    except Exception as e:
-        raise PluralfillError(f"cannot read {path} as a PyTorch checkpoint (truncated, or not a .pth): {str(e).splitlines()[0]}") from None
+    obj = read_pickle(path, "an official PUT checkpoint (.pth)")
     state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PluralfillError(f"{path} holds no state dict under 'model' or 'state_dict': not a PUT checkpoint")

@@ -202,7 +202,27 @@ def describe(name_or_path: str | Path) -> dict:
             model = spec.model(cfg)
         method = getattr(model, "method", spec.name)
         return {"name": name, "method": method, "resolution": cfg.resolution, "parameters": model.parameter_counts()}
+    first, folder = _first_stage(Path(name_or_path))
+    if first is not None:  # a first stage (P-VQVAE, VQ-VAE, VQGAN) describes itself; it cannot inpaint
+        model = first.from_pretrained(folder)
+        counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {first.method: sum(p.numel() for p in model.parameters())}
+        return {"name": getattr(model.config, "name", Path(name_or_path).name), "method": first.method,
+                "resolution": getattr(model.config, "resolution", "any"), "parameters": counts, "first_stage": True}  # fmt: skip
     return load_inpainter(name_or_path).describe()
+
+
+def _first_stage(path: Path):
+    """(the model class, its folder) of a first-stage folder (or a run folder's best/last model), else (None, path)."""
+    from pluralfill.models.base import read_config
+
+    if path.is_dir() and not (path / "config.json").exists():
+        path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
+    if not (path / "config.json").is_file():
+        return None, path
+    method = read_config(path).get("method")
+    if for_checkpoint(method) is not None:
+        return None, path
+    return next((stage.reads for _, stage in stages().values() if stage.reads is not None and stage.reads.method == method), None), path
 
 
 # ------------------------------------------------------------------------------------------------ training

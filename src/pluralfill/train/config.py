@@ -130,8 +130,10 @@ def read_config(path: str | os.PathLike | None, overrides: list[str] = (), base:
             raise PluralfillError(f"config not found: {path}")
         try:
             tree = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as e:
+        except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise PluralfillError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+        if not isinstance(tree, dict):
+            raise PluralfillError(f"{path} is not a training config: expected a YAML mapping of settings (see configs/), got a {type(tree).__name__}")
     for item in overrides:
         if "=" not in item:
             raise PluralfillError(f"overrides look like key=value, got {item!r}")

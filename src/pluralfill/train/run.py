@@ -33,7 +33,12 @@ def start(cfg: TrainConfig, resume: str | os.PathLike | None) -> tuple[Fabric, R
     state dict and calls `run.restore(state)`."""
     from lightning.fabric import Fabric  # imported here: it takes seconds, and inference never needs it
 
-    fabric = Fabric(accelerator=cfg.accelerator, devices=cfg.devices, num_nodes=cfg.num_nodes,
+    from pluralfill.shards import launcher_world, resolve_world
+
+    devices, num_nodes = cfg.devices, cfg.num_nodes
+    if launcher_world() is not None and isinstance(devices, int):  # under torchrun: its world, unless the config says otherwise
+        devices, num_nodes = resolve_world(None if devices == 1 else devices, None if num_nodes == 1 else num_nodes)
+    fabric = Fabric(accelerator=cfg.accelerator, devices=devices, num_nodes=num_nodes,
                     strategy=cfg.strategy, precision=cfg.precision)  # fmt: skip
     fabric.launch()
     run = Run.create(cfg, fabric, resume)

@@ -1,0 +1,122 @@
+"""The `pluralfill` command. It parses, calls the library and prints; the work lives elsewhere.
+
+This module holds the app, the options several commands share and the entry point; the commands are in
+`fill` (inpaint, demo, evaluate), `models` (convert, models, info, export) and `tools` (sketch, masks, train,
+bench, serve)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from pluralfill import DEFAULT_METHOD, __version__
+from pluralfill.errors import PluralfillError
+
+app = typer.Typer(
+    help="Pluralistic image inpainting: several different, plausible fills of a hole.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    rich_markup_mode=None,  # click's help: flags shown as flags, paragraphs rewrapped to the terminal
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True, rich_markup_mode=None)
+app.add_typer(masks_app, name="masks")
+models_app = typer.Typer(help="The model store: bundled and installed models, and the official ones to add.",
+                         invoke_without_command=True, rich_markup_mode=None)  # fmt: skip
+app.add_typer(models_app, name="models")
+
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)  # one message, one line
+
+
+# options several commands share, declared once
+Output = Annotated[Path, typer.Option("-o", "--output", help="Output folder.")]
+Method = Annotated[Optional[str], typer.Option("--method", help=f"Method or installed model (see `pluralfill info` and `pluralfill models`). [default: {DEFAULT_METHOD}]")]
+Checkpoint = Annotated[Optional[Path], typer.Option("--checkpoint", help="Checkpoint folder of a learned method.")]
+Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed (any integer): the same seed gives the same samples.")]
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]
+Options = Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")]
+Devices = Annotated[Optional[int], typer.Option("--devices", min=1, help="Processes on this machine (one per GPU with --device cuda); the work is split between them. [default: 1, or torchrun's]")]
+NumNodes = Annotated[Optional[int], typer.Option("--num-nodes", min=1, help="Machines taking part (start the same command on each, e.g. with torchrun). [default: 1, or torchrun's]")]
+MaxPixels = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
+Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
+InvertMask = Annotated[bool, typer.Option("--invert-mask", help="Masks are white where pixels are KNOWN (PUT's files).")]
+Precision = Annotated[str, typer.Option("--precision", help="fp32 (exact), bf16, int8 (CPU), or auto: the fastest that holds its quality bound on the first image (docs/performance.md).")]
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=err, transient=True, disable=not err.is_terminal,
+    )  # fmt: skip
+
+
+def _version(value: bool):
+    if value:
+        out.print(f"pluralfill {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = None,
+):
+    pass
+
+
+def _say(line: str, console: Console = err) -> None:
+    console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def _need_onnx():
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        raise PluralfillError("ONNX needs the onnx and onnxruntime packages: pip install 'pluralfill[onnx]'") from None
+
+
+# ------------------------------------------------------------------------------------------------ entry
+
+
+def _fail(message: str) -> None:
+    err.print(f"error: {message}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+def main(argv: list[str] | None = None) -> None:
+    clicks = sys.modules[typer.BadParameter.__module__]  # click's exceptions, as the installed typer ships them
+    help_only = getattr(clicks, "NoArgsIsHelpError", ())
+    try:
+        code = app(args=argv, prog_name="pluralfill", standalone_mode=False)
+    except help_only as e:  # a bare command group: its help, as click prints it
+        e.show()
+        sys.exit(e.exit_code)
+    except clicks.UsageError as e:  # a wrong flag or value: one line, with where to read more
+        command = e.ctx.command_path if e.ctx is not None else "pluralfill"
+        _fail(f"{e.format_message()} (see `{command} -h`)")
+    except clicks.ClickException as e:
+        _fail(e.format_message())
+    except typer.Abort:
+        err.print("interrupted")
+        sys.exit(130)
+    except PluralfillError as e:
+        _fail(str(e))
+        sys.exit(2)
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        sys.exit(130)
+    except OSError as e:  # disk full, permission denied on an output folder, ...
+        _fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+from pluralfill.cli import fill, models, tools  # noqa: E402,F401  (registers the commands)

@@ -1,0 +1,5 @@
+"""`python -m pluralfill.cli`, as `python -m pluralfill`."""
+
+from pluralfill.cli import main
+
+main()

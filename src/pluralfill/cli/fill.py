@@ -1,0 +1,211 @@
+"""`inpaint`, `demo` and `evaluate`: filling images and scoring the fills."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from pluralfill import DEFAULT_METHOD
+from pluralfill import io as pio
+from pluralfill.cli import (Checkpoint, Device, Devices, InvertMask, MaxPixels, Method, NumNodes, Options, Output,
+                            Overwrite, Precision, Seed, _progress, _say, app, err, out)  # fmt: skip
+from pluralfill.errors import PluralfillError
+
+
+# ------------------------------------------------------------------------------------------------ inpaint
+
+
+@app.command()
+def inpaint(
+    images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.", show_default=False)],
+    output: Output,
+    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="One mask for every image.")] = None,
+    mask_dir: Annotated[Optional[Path], typer.Option("--mask-dir", help="Folder of masks named like the images.")] = None,
+    method: Method = None,
+    checkpoint: Checkpoint = None,
+    num_samples: Annotated[Optional[int], typer.Option("-n", "--num-samples", min=1, help="Samples per image. [default: 1, or the protocol's]")] = None,
+    seed: Seed = None,
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="A paper's protocol (put, lama, mat): its samples per image and sampling options.")] = None,
+    grid: Annotated[bool, typer.Option("--grid", help="Also write NAME_grid.png: input, hole and all samples.")] = False,
+    invert_mask: InvertMask = False,
+    resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
+    no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
+    device: Device = "cpu",
+    precision: Precision = "fp32",
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1), 'put-tpami' (TPAMI-2024: many tokens a pass) or 'parallel' (MaskGIT decoding).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes (maskgit; put with --sampler parallel).")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="Parallel decoding: cosine, linear, square, cubic, arccos, pow<k>; put-tpami: cosine_T, linear_T, average_T (T passes).")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature (divides the logits; put-tpami multiplies them, as the official code).")] = None,
+    trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
+    entropy: Annotated[bool, typer.Option("--entropy", help="dsi: also write NAME_entropy.png, the entropy of the structure distribution at every position.")] = False,
+    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="mhtma-sketch: white lines on black; put-conditional: an edge map; the image's size.")] = None,
+    segmentation: Annotated[Optional[Path], typer.Option("--segmentation", help="put-conditional: a label map of COCO-panoptic class ids, the image's size.")] = None,
+    class_label: Annotated[Optional[int], typer.Option("--class-label", help="The official MaskGIT models: the ImageNet class (0-999) to fill with.")] = None,
+    attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="mhtma: on, off (convolution branch only), high or low (every head at the image's highest / lowest temperature).")] = None,
+    option: Options = None,
+    devices: Devices = None,
+    num_nodes: NumNodes = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip the images whose outputs are all written (a killed run goes on); needs --seed.")] = False,
+    max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
+    overwrite: Overwrite = False,
+):
+    """Fill the holes of IMAGES; writes NAME_sample{k}.png per sample into the output folder.
+
+    Masks are white where pixels are missing. Without --mask or --mask-dir, each image pairs with
+    NAME_mask*.png beside it (LaMa layout). With --devices N (and --num-nodes) the images are split across
+    processes; the outputs are those of one process.
+    """
+    from pluralfill import runner
+    from pluralfill.methods.base import sample_seed
+    from pluralfill.registry import load_inpainter
+    from pluralfill.shards import start_shards
+
+    _check_precision(precision, device)
+    jobs, unpaired = runner.find_fill_jobs(images, mask, mask_dir, output, resume, seed, overwrite)
+    if unpaired:
+        names = ", ".join(p.name for p in unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
+        err.print(f"skipped {len(unpaired)} image(s) with no mask: {names}", highlight=False)
+    shard = start_shards(devices, num_nodes, device)
+    seed = shard.broadcast(seed if seed is not None else sample_seed(None, 0))  # one seed for every process
+    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device, precision="fp32" if precision == "auto" else precision)
+    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature, "sketch": sketch,
+             "segmentation": segmentation, "attention_branch": attention_branch, "class_label": class_label,
+             "trace": trace or None, "entropy": entropy or None}  # fmt: skip
+    options, num_samples = runner.method_options(inpainter, method, checkpoint, option or [], flags, protocol, num_samples)
+    settings = runner.FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite or resume, not no_composite, options)
+    if precision == "auto":
+        inpainter, verdicts = runner.auto_precision(inpainter, jobs[0], settings)
+        for line in [v.line() for v in verdicts[1:]] + [f"running in {getattr(inpainter, 'precision', 'fp32')}"] if shard.main else ():
+            err.print(f"precision auto: {line}", highlight=False)
+    if inpainter.deterministic and num_samples > 1 and shard.main:
+        err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
+    todo = runner.remaining_jobs(jobs, inpainter, output, settings) if resume else jobs
+    if resume and shard.main:
+        err.print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} image(s) done already", highlight=False)
+    if not resume and not overwrite:
+        pio.check_writable(runner.planned_outputs(jobs, inpainter, output, settings), False)  # every process: the same verdict
+    mine = shard.take(todo)
+    with _progress() as bar:
+        task = bar.add_task(inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]", total=len(mine))
+        failed = runner.fill_jobs(mine, inpainter, output, settings, lambda job, e: _say(f"error: {job.image.name}: {e}"),
+                                  lambda: bar.advance(task), lambda note: _say(f"note: {note}"), keep_going=shard.world > 1)  # fmt: skip
+    failed = sum(shard.gather([failed]))
+    shard.barrier()
+    if shard.main:
+        where = f" in {shard.world} processes" if shard.world > 1 else ""
+        err.print(f"inpainted {len(todo) - failed} image(s) with {inpainter.name} into {output}/{where}", highlight=False)
+    if failed:
+        raise typer.Exit(1)
+
+
+def _check_precision(precision: str, device: str) -> None:
+    from pluralfill import precision as precisions
+
+    precisions.check(precision, device)
+    if precision == "bf16" and not precisions.native_bf16(precisions.as_device(device)):
+        err.print("note: this device has no bf16 hardware: bf16 runs emulated, slower than fp32 (--precision auto picks for you)")
+
+
+@app.command()
+def demo(
+    output: Output = Path("pluralfill-demo"),
+    method: Annotated[str, typer.Option("--method", help="Method or installed model to show.")] = DEFAULT_METHOD,
+    num_samples: Annotated[int, typer.Option("-n", "--num-samples", min=1, help="Samples to draw.")] = 8,
+    seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same grid.")] = 0,
+    overwrite: Overwrite = False,
+):
+    """Inpaint the bundled photo with a generated hole; writes a grid of input, hole and the samples."""
+    from pluralfill.runner import demo as run_demo
+
+    with err.status(f"{method}: {num_samples} samples"):
+        r = run_demo(output, method, num_samples, seed, overwrite)
+    out.print(f"wrote {r.grid} ({r.num_samples} samples of {r.method}, hole {r.hole_ratio:.0%} of the image)", highlight=False)
+    out.print("the papers' quality: download an official model (`pluralfill models` lists them), then\n"
+              "  pluralfill models add CHECKPOINT.pth --name put-places2 && "
+              "pluralfill inpaint photo.jpg --mask hole.png --method put-places2 -n 8 -o out", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ evaluate
+
+
+@app.command()
+def evaluate(
+    pred: Annotated[list[Path], typer.Option("--pred", help="Folder of results: NAME.png or NAME_sample{k}.png; repeat to compare methods.")],
+    gt: Annotated[Path, typer.Option("--gt", help="Folder of ground-truth images NAME.*")],
+    masks: Annotated[Path, typer.Option("--masks", help="Folder of masks NAME.png or NAME_mask*.png.")],
+    metrics: Annotated[Optional[str], typer.Option("--metrics", help="Comma list; default: the pixel metrics plus those whose weights are cached.")] = None,
+    bins: Annotated[Optional[str], typer.Option("--bins", help="'standard' (0,0.1]..(0.5,0.6], 'none', or LO-HI,LO-HI,...")] = None,
+    fmt: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
+    protocol: Annotated[Optional[str], typer.Option("--protocol", help="A paper's protocol: put, lama or mat (its metrics, bins, SSIM and a check of its masks).")] = None,
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write metric-vs-hole-ratio curves to this PNG.")] = None,
+    gray: Annotated[bool, typer.Option("--gray", help="SSIM on luma only (PUT's protocol).")] = False,
+    invert_mask: InvertMask = False,
+    lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
+    lpips_backbone: Annotated[Optional[Path], typer.Option("--lpips-backbone", help="AlexNet / VGG-16 weights file.")] = None,
+    lpips_heads: Annotated[Optional[Path], typer.Option("--lpips-heads", help="LPIPS v0.1 linear heads file.")] = None,
+    inception: Annotated[Optional[Path], typer.Option("--inception", help="pt_inception-2015-12-05 weights file.")] = None,
+    device: Device = "cpu",
+    precision: Annotated[str, typer.Option("--precision", help="The LPIPS / Inception networks in fp32 (a paper's numbers), bf16, or auto (bf16 where the device has it, else fp32).")] = "fp32",
+    devices: Annotated[Optional[int], typer.Option("--devices", min=1, help="Processes on this machine; the images are split between them. [default: 1, or torchrun's]")] = None,
+    num_nodes: Annotated[Optional[int], typer.Option("--num-nodes", min=1, help="Machines taking part. [default: 1, or torchrun's]")] = None,
+    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the table to this file.")] = None,
+    overwrite: Overwrite = False,
+):
+    """Score results against ground truth: one column per hole-ratio bin, like Table IV of the MHTMA paper.
+
+    With --protocol the metrics, bins and SSIM are the paper's, the masks must be the ones `pluralfill masks
+    protocol` prepared for it, and the results record how they were made (protocol, mask set and fingerprint,
+    FID network and the sha256 of its weights, images, samples, versions). With --devices the images are
+    split across processes and the numbers are those of one process.
+    """
+    from pluralfill.metrics.evaluate import choose_metrics, evaluate as run, find_items, parse_bins, plot_curves, tables
+    from pluralfill.shards import start_shards
+
+    if fmt not in ("md", "csv", "json"):
+        raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
+    if lpips_net not in ("alex", "vgg"):
+        raise PluralfillError(f"--lpips-net must be alex or vgg, got {lpips_net!r}")
+    pio.check_writable([p for p in (output, plot) if p is not None], overwrite)
+    weights = {"lpips_backbone": lpips_backbone, "lpips_heads": lpips_heads, "inception": inception}
+    chosen, bins, gray, chosen_protocol, skipped = choose_metrics(metrics, bins, gray, protocol, lpips_net, weights)
+    if skipped:
+        err.print(f"note: skipping {', '.join(skipped)} (weights not in the cache; name them with --metrics to fetch)")
+    precision = _evaluate_precision(precision, device, protocol)
+    names = [p.name or str(p) for p in pred]
+    names = names if len(set(names)) == len(names) else [str(p) for p in pred]
+    shard = start_shards(devices, num_nodes, device)
+    evaluations, provenance = {}, {}
+    for name, folder in zip(names, pred):
+        items, skipped_items = find_items(folder, gt, masks)
+        for s in skipped_items if shard.main else ():
+            err.print(f"skipped {s}", highlight=False)
+        if chosen_protocol is not None:
+            from pluralfill.metrics.protocols import provenance as made_how, verify
+
+            provenance[name] = made_how(chosen_protocol, verify(chosen_protocol, masks, [i.name for i in items]), items, chosen, weights)
+        with _progress() as bar:
+            task = bar.add_task(f"evaluating {name}", total=len(shard.take(items)))
+            evaluations[name] = run(items, chosen, parse_bins(bins), invert_mask, gray, shard.device, lpips_net, weights,
+                                    progress=lambda: bar.advance(task), shard=shard, precision=precision)  # fmt: skip
+    if not shard.main:
+        return
+    text = tables(evaluations, fmt, provenance)
+    print(text)
+    if output is not None:
+        pio.write_text(output, text + "\n", overwrite)
+    if plot is not None:
+        plot_curves(evaluations, plot)
+        err.print(f"wrote {plot}")
+
+
+def _evaluate_precision(precision: str, device: str, protocol: str | None) -> str:
+    from pluralfill import precision as precisions
+
+    if precision == "auto":
+        return "bf16" if "bf16" in precisions.supported(device) and protocol is None else "fp32"
+    if protocol is not None and precision != "fp32":
+        raise PluralfillError(f"--protocol scores as the paper did, in fp32: drop --precision {precision}")
+    return precision

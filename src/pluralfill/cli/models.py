@@ -1,0 +1,150 @@
+"""`convert`, `models ...`, `info` and `export`: the model store and what a model is."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from pluralfill.cli import (Overwrite, _need_onnx, _say, app, err, models_app, out)  # fmt: skip
+from pluralfill.errors import PluralfillError
+
+
+# ------------------------------------------------------------------------------------------------ convert
+
+@app.command(context_settings={"allow_extra_args": False})
+def convert(
+    converter: Annotated[Optional[str], typer.Argument(help="Which official files: see `pluralfill convert` without arguments.", show_default=False)] = None,
+    paths: Annotated[Optional[list[Path]], typer.Argument(help="The official file(s), then the folder to write.", show_default=False)] = None,
+    config: Annotated[Optional[str], typer.Option("--config", help="Named config to check the files against (e.g. ffhq).")] = None,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="put-official without --config: attention heads (default 8).")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="dsi-official: the image size it was trained at (every published model: 256).")] = None,
+    overwrite: Overwrite = False,
+):
+    """Convert official checkpoints into a model folder (config.json + model.safetensors) that --checkpoint
+    reads. Files are read without unpickling code; unknown or missing keys are reported by name."""
+    from pluralfill.registry import converters
+    from pluralfill.store import convert_into
+
+    if converter is None:
+        _say("pluralfill convert NAME FILE... OUTPUT, with NAME one of:", out)
+        for c in converters().values():
+            _say(f"  {c.name} {' '.join(c.inputs)} OUTPUT\n      {c.summary}\n      published at {c.weights_page}", out)
+        return
+    with err.status(f"reading {', '.join(map(str, (paths or [])[:-1]))}"):
+        model = convert_into(converter, list(paths or []), config, overwrite, num_heads=num_heads, resolution=resolution)
+    output = paths[-1]
+    _say_assumed(getattr(model, "assumed", {}))
+    counts = model.parameter_counts()
+    out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
+    out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --checkpoint {output} -n 8 -o out")
+
+
+def _say_assumed(assumed: dict) -> None:
+    """What a converter took for a setting the official file does not record."""
+    for key, value in assumed.items():
+        _say(f"assumed {key} = {value}", out)
+
+
+# ------------------------------------------------------------------------------------------------ models
+
+
+@models_app.callback()
+def models_list(ctx: typer.Context):
+    """List the bundled models, the installed ones, and the official model families with where their weights
+    are published. `pluralfill models add FILE...` installs one."""
+    if ctx.invoked_subcommand is None:
+        from pluralfill.store import listing
+
+        for line in listing():
+            _say(line, out)
+
+
+@models_app.command("add")
+def models_add(
+    files: Annotated[list[Path], typer.Argument(help="The official checkpoint file(s), e.g. a PUT .pth; MaskGIT: TOKENIZER TRANSFORMER.", show_default=False)],
+    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model's own).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an installed model of that name.")] = False,
+    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="PUT: attention heads, where the file and its run's config do not say.")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="DSI: the image size it was trained at (default 256).")] = None,
+):
+    """Recognise an official checkpoint, convert it and install it; then `--method NAME` uses it. What the file
+    does not record (PUT's head count, DSI's resolution) is said, with the value taken."""
+    from pluralfill.store import add
+
+    with err.status(f"reading {', '.join(map(str, files))}"):
+        done = add(files, name, overwrite, num_heads=num_heads, resolution=resolution)
+    out.print(f"installed {done.name} ({done.converter}) in {done.folder}", highlight=False)
+    _say_assumed(done.assumed)
+    out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --method {done.name} -n 8 -o out", highlight=False)
+
+
+@models_app.command("remove")
+def models_remove(name: Annotated[str, typer.Argument(help="An installed model.", show_default=False)]):
+    """Delete an installed model."""
+    from pluralfill.store import remove
+
+    out.print(f"removed {name} ({remove(name)})", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ info
+
+
+@app.command()
+def info(
+    name: Annotated[Optional[str], typer.Argument(help="Method name or checkpoint folder; none lists the methods.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """What a method name or checkpoint builds: method, resolution, parameters per component."""
+    from pluralfill.registry import available_methods, describe, named_configs
+
+    if name is None:
+        rows = [describe(m) for m in dict.fromkeys([*available_methods(), *named_configs()])]
+        if as_json:
+            print(json.dumps(rows, indent=2))
+            return
+        table = Table(title="methods (learned ones run with --checkpoint)")
+        for c in ("name", "method", "resolution", "parameters"):
+            table.add_column(c)
+        for r in rows:
+            table.add_row(r["name"], r["method"], str(r["resolution"]), f"{sum(r['parameters'].values()):,}")
+        out.print(table)
+        return
+    d = describe(name)
+    if as_json:
+        print(json.dumps(d, indent=2))
+        return
+    table = Table(title=f"{d['name']} ({d['method']}, resolution {d['resolution']})")
+    table.add_column("component")
+    table.add_column("parameters", justify="right")
+    for k, v in d["parameters"].items():
+        table.add_row(k, f"{v:,}")
+    table.add_row("total", f"{sum(d['parameters'].values()):,}")
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------------------ export
+
+
+@app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="A learned method: bundled or installed model, or a model folder.", show_default=False)],
+    onnx: Annotated[Path, typer.Option("--onnx", help="Folder to write the ONNX graphs and manifest.json into.")],
+    overwrite: Overwrite = False,
+):
+    """Write each network of a model as ONNX (dynamic batch), each checked against PyTorch in onnxruntime."""
+    from pluralfill.export import ATOL, export_onnx
+    from pluralfill.registry import load_inpainter
+
+    _need_onnx()
+    inpainter = load_inpainter(name)
+    if not hasattr(inpainter, "model"):
+        raise PluralfillError(f"{name} is a classical method: it has no network to export")
+    with err.status(f"exporting {inpainter.name}") as status:
+        manifest = export_onnx(inpainter, onnx, overwrite, lambda net: status.update(f"exported {net}"))
+    for net, info in manifest["networks"].items():
+        out.print(f"{onnx / info['file']}  inputs {', '.join(info['inputs'])} -> {info['output']}  "
+                  f"(max |onnxruntime - torch| {info['max_abs_diff']:.1e} <= {ATOL:g})", highlight=False)  # fmt: skip

@@ -1,0 +1,220 @@
+"""`sketch`, `masks ...`, `train`, `bench` and `serve`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from pluralfill import io as pio
+from pluralfill.cli import (Device, InvertMask, MaxPixels, Output, Overwrite, _need_onnx, _progress, app, err,
+                            masks_app, out)  # fmt: skip
+from pluralfill.errors import PluralfillError
+
+
+# ------------------------------------------------------------------------------------------------ sketch
+
+
+@app.command()
+def sketch(
+    image: Annotated[Path, typer.Argument(help="A photo.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The sketch: white one-pixel lines on black (PNG).")],
+    threshold: Annotated[float, typer.Option("--threshold", help="Edge strength above which a pixel is a line.")] = 0.65,
+    min_area: Annotated[int, typer.Option("--min-area", min=0, help="Drop 8-connected pieces under this many px (at 256 px; scaled with the image).")] = 100,
+    pidinet: Annotated[Optional[Path], typer.Option("--pidinet", help="PiDiNet weights (table5_pidinet.pth); default: the classical edge detector.")] = None,
+    device: Device = "cpu",
+    max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
+    overwrite: Overwrite = False,
+):
+    """Extract the sketch of a photo (as the MHTMA paper, "Learning to Scale Temperature in Masked Self-Attention", section IV-F, does) and show how: writes OUTPUT and OUTPUT_steps.png
+    (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to `inpaint --sketch`."""
+    from pluralfill.masks.sketch import write_sketch
+
+    result, steps_path = write_sketch(image, output, threshold, min_area, pidinet, device, max_pixels, overwrite)
+    edges = "PiDiNet" if pidinet is not None else "classical edges"
+    out.print(f"wrote {output} ({int(result.lines.sum())} line px; {edges}) and {steps_path}")
+
+
+# ------------------------------------------------------------------------------------------------ masks
+
+
+@masks_app.command("generate")
+def masks_generate(
+    output: Output,
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Mask preset (see `pluralfill masks presets`).")] = "lama-medium",
+    size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks in px.")] = 256,
+    num: Annotated[int, typer.Option("-n", "--num", min=1, help="Masks to write (per bin with --bins).")] = 100,
+    seed: Annotated[int, typer.Option("--seed")] = 0,
+    ratio: Annotated[Optional[str], typer.Option("--ratio", help="Keep holes whose fraction is in (LO, HI], e.g. 0.4-0.6.")] = None,
+    bins: Annotated[bool, typer.Option("--bins", help="NUM masks in each standard bin (0,0.1] ... (0.5,0.6], one folder each.")] = False,
+    for_images: Annotated[Optional[Path], typer.Option("--for-images", help="One mask per image of this folder, named like it (for --mask-dir / evaluate).")] = None,
+    overwrite: Overwrite = False,
+):
+    """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction."""
+    from pluralfill.masks.sets import plan_mask_set, write_mask_set
+
+    plan = plan_mask_set(preset, size, num, ratio, bins, for_images)
+    with _progress() as bar:
+        task = bar.add_task(preset, total=len(plan))
+        ratios = write_mask_set(plan, output, preset, seed, overwrite, lambda: bar.advance(task))
+    out.print(f"wrote {len(ratios)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean {ratios.mean():.3f})")
+
+
+@masks_app.command("protocol")
+def masks_protocol(
+    protocol: Annotated[str, typer.Argument(help="put, lama or mat (see `pluralfill evaluate --help`).", show_default=False)],
+    mask_set: Annotated[str, typer.Argument(help="put: pconv; lama: thin-256, medium-256, thick-256, thin-512, ...; mat: small, large.", show_default=False)],
+    for_images: Annotated[Path, typer.Option("--for-images", help="The test images: one mask each, named like it, of its size.")],
+    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (then --mask-dir of inpaint, --masks of evaluate).")],
+    source: Annotated[Optional[Path], typer.Option("--source", help="A downloaded set's folder (put: the PConv testing_mask_dataset).")] = None,
+    overwrite: Overwrite = False,
+):
+    """Prepare a protocol's masks for a folder of test images, with protocol.json to check them by."""
+    from pluralfill.metrics.protocols import get_protocol, prepare
+
+    p = get_protocol(protocol)
+    with err.status(f"{protocol} {mask_set}"):
+        manifest = prepare(p, p.mask_set(mask_set), for_images, output, source, overwrite)
+    out.print(f"wrote {len(manifest['masks'])} {protocol} {mask_set} masks to {output}/ (fingerprint {manifest['fingerprint'][:16]})", highlight=False)
+
+
+@masks_app.command("stats")
+def masks_stats(
+    folder: Annotated[Path, typer.Argument(help="Folder of mask images (searched recursively).")],
+    invert_mask: InvertMask = False,
+):
+    """Print the histogram of hole fractions of a mask folder over the standard bins."""
+    from pluralfill.masks.sets import hole_ratios, mask_files, ratio_histogram
+
+    files = mask_files(folder)
+    with _progress() as bar:
+        task = bar.add_task("reading masks", total=len(files))
+        ratios = hole_ratios(files, invert_mask, lambda: bar.advance(task))
+    table = Table(title=f"{len(ratios)} masks in {folder}, mean hole fraction {ratios.mean():.3f}")
+    for c in ("hole fraction", "masks", "share", ""):
+        table.add_column(c, justify="right" if c in ("masks", "share") else "left")
+    for label, n, share in ratio_histogram(ratios):
+        table.add_row(label, str(n), f"{share:.1%}", "█" * round(share * 40))
+    out.print(table)
+
+
+@masks_app.command("presets")
+def masks_presets():
+    """List the mask presets and their sources."""
+    from pluralfill.masks import PRESETS
+
+    table = Table()
+    for c in ("preset", "what", "source"):
+        table.add_column(c)
+    for p in PRESETS.values():
+        table.add_row(p.name, p.description, p.source)
+    out.print(table)
+
+
+# ------------------------------------------------------------------------------------------------ train
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def train(
+    config: Annotated[Optional[Path], typer.Argument(help="YAML config (see configs/); omit with --resume.", show_default=False)] = None,
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. steps=2000 optim.lr=1e-4", show_default=False)] = None,
+    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its last checkpoint.")] = None,
+):
+    """Train a stage of a method: `pluralfill train configs/put-tiny-pvqvae.yaml data.train=DIR`.
+
+    A run folder gets the resolved config, metrics.csv, TensorBoard logs (tb/), sample sheets (samples/),
+    last.ckpt to resume from, and last/ and best/ model folders for --checkpoint.
+    """
+    from pluralfill.registry import load_config, train as run_training
+
+    items = list(overrides or [])
+    if config is not None and "=" in str(config):  # only overrides given, with --resume
+        items, config = [str(config), *items], None
+    if resume is None and config is None:
+        raise PluralfillError("give a config file, or --resume RUN_DIR")
+    cfg = load_config(None if resume is not None else config, items, resume)
+    folder = run_training(cfg, resume)
+    err.print(f"run folder: {folder}  (inference: --checkpoint {folder / 'best'})", highlight=False)
+
+
+# ------------------------------------------------------------------------------------------------ bench
+
+
+@app.command()
+def bench(
+    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs the TPAMI sampler vs parallel, batching), maskgit (editing as the official inference), dsi (cached vs uncached sampling) or precision (TPAMI, MaskGIT and DSI at the official sizes in every precision and backend).")] = "put",
+    config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default put-tiny / dsi.")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained model folder instead.")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="put-tiny only: image side (256 = 32x32 tokens).")] = None,
+    hole: Annotated[float, typer.Option("--hole", help="Fraction of tokens missing.")] = 0.4,
+    samples: Annotated[int, typer.Option("-n", "--samples", min=1, help="Samples batched together.")] = 8,
+    steps: Annotated[int, typer.Option("--steps", help="Parallel decoding passes.")] = 12,
+    device: Device = "cpu",
+    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs after one warm-up; the median counts.")] = 3,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the transformer.")] = False,
+    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="--method precision: fp32, bf16 or int8 (repeatable); default: every one the device runs well.")] = None,
+    backend: Annotated[Optional[list[str]], typer.Option("--backend", help="--method precision: torch and/or onnx (the transformer pass in onnxruntime; repeatable). [default: both]")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="--method precision: the tiny configs instead of the official sizes.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+):
+    """Measure sampling speed. PUT: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak
+    memory, and the ratios batched vs one by one, parallel vs Algorithm 1 (and bf16 vs fp32 and MFU on CUDA).
+    DSI: structure sampling with and without the layer caches, and whole images for 1 and N samples."""
+    from pluralfill import bench as benchmarks
+
+    if not 0 < hole < 1:
+        raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
+    if method not in ("put", "maskgit", "dsi", "precision"):
+        raise PluralfillError(f"--method must be put, maskgit, dsi or precision, got {method!r}")
+    if method != "precision" and (precision or backend or quick):
+        raise PluralfillError("--precision, --backend and --quick belong to --method precision")
+    if "onnx" in (backend or []):
+        _need_onnx()
+    ckpt = str(checkpoint) if checkpoint else None
+    with err.status("measuring (the slow paths run a forward pass per token: this takes a while)") as status:
+        if method == "precision":
+            result = benchmarks.bench_precisions(precision, backend or ["torch", "onnx"], quick=quick, hole=hole, device=device, repeats=repeats,
+                                                 progress=lambda what: status.update(f"measuring {what}"))  # fmt: skip
+        elif method == "dsi":
+            result = benchmarks.bench_dsi(config or "dsi", ckpt, hole, samples, device, repeats)
+        elif method == "maskgit":
+            result = benchmarks.bench_maskgit(config or "maskgit-imagenet-256", ckpt, hole, samples, device, repeats, steps)
+        else:
+            result = benchmarks.bench_put(config or "put-tiny", ckpt, resolution, hole, samples, steps, device, repeats, compile)
+    if as_json:
+        print(json.dumps(result, indent=2, default=str).replace("Infinity", '"inf"'))
+        return
+    title, columns, rows = benchmarks.table(method, result)
+    table = Table(title=title)
+    for i, c in enumerate(columns):
+        table.add_column(c, justify="left" if i < (2 if method == "precision" else 1) else "right")
+    for row in rows:
+        table.add_row(*row)
+    out.print(table)
+
+
+
+
+# ------------------------------------------------------------------------------------------------ serve
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option("--host", help="Address to listen on; loopback unless you mean otherwise.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7860,
+    device: Device = "cpu",
+    checkpoint: Annotated[Optional[list[Path]], typer.Option("--checkpoint", help="Learned model to offer (repeatable).")] = None,
+):
+    """Start the local web app: paint a hole, get N different fills, download them. API docs at /docs."""
+    try:
+        import uvicorn
+
+        from pluralfill.app.server import create_app
+    except ImportError:
+        raise PluralfillError("the web app needs its extra: pip install 'pluralfill[app]'") from None
+    application = create_app([str(c) for c in checkpoint or []], device=device)
+    err.print(f"pluralfill web app on http://{host}:{port}/  (Ctrl+C to stop)")
+    uvicorn.run(application, host=host, port=port, log_level="warning")
