@@ -120,3 +120,16 @@ def test_wrong_input_is_one_line_and_exit_2(tmp_path, capsys, args, says):
     code, out, err = _cli([a.format(config=config) for a in args], capsys)
     assert code == 2 and says in err and err.strip().count("\n") == 0 and "Traceback" not in err, err
     assert config.read_bytes() == before and not (tmp_path / "out").exists()
+
+
+def test_one_vqgan_config_reads_both_tokenizers_and_old_folders():
+    from pluralfill.models.maskgit import CONFIGS
+    from pluralfill.models.vqgan import VQGANConfig
+
+    official = CONFIGS["maskgit-imagenet-256"].tokenizer
+    assert isinstance(official, VQGANConfig) and official.kind == "official" and official.attn_resolutions == ()
+    assert official.tokens_per_side == 16 and CONFIGS["maskgit-tiny"].tokenizer.kind == "ours"
+    # a folder converted before the two were one names the official fields as the official code does
+    old = {"kind": "official", "resolution": 128, "filters": 32, "channel_multipliers": [1, 1, 1, 1, 2], "num_res_blocks": 1,
+           "embedding_dim": 16, "num_codes": 64}  # fmt: skip
+    assert VQGANConfig.model_validate(old) == CONFIGS["maskgit-official-tiny"].tokenizer

@@ -221,3 +221,25 @@ def with_onnx_transformer(inpainter, path: Path):
     out.model = _Proxy(model, transformer=transformer)
     return out
 
+
+
+def onnx_backend(inpainter, cache: Path | None = None):
+    """`--backend onnx`: the inpainter with its transformer pass in onnxruntime, exported once per model into
+    `cache` (default `$PLURALFILL_HOME/onnx/<model>-<digest of its weights>/`) and reused after."""
+    import hashlib
+
+    from pluralfill.hub import home
+
+    from pluralfill.models.maskgit import MaskGIT
+    from pluralfill.models.put import PUT
+
+    if not isinstance(getattr(inpainter, "model", None), (PUT, MaskGIT)) or getattr(inpainter.model.transformer, "guided", False):
+        raise PluralfillError(f"--backend onnx runs the transformer pass of PUT and MaskGIT; {inpainter.name} has none to run there")
+    state = inpainter.model.state_dict()
+    digest = hashlib.sha256()
+    for key in sorted(state)[:64]:  # names, shapes and the first values: enough to tell models apart, cheap
+        digest.update(key.encode() + str(tuple(state[key].shape)).encode() + state[key].flatten()[:16].cpu().numpy().tobytes())
+    folder = (cache or home() / "onnx") / f"{inpainter.name}-{digest.hexdigest()[:12]}"
+    if not (folder / "transformer.onnx").is_file():
+        export_onnx(inpainter, folder, overwrite=True)
+    return with_onnx_transformer(inpainter, folder / "transformer.onnx")

@@ -10,7 +10,7 @@ import typer
 from pluralfill import DEFAULT_METHOD
 from pluralfill import io as pio
 from pluralfill.cli import (Checkpoint, Device, Devices, InvertMask, MaxPixels, Method, NumNodes, Options, Output,
-                            Overwrite, Precision, Seed, _progress, _say, app, err, out)  # fmt: skip
+                            Overwrite, Precision, Seed, _need_onnx, _progress, _say, app, err, out)  # fmt: skip
 from pluralfill.errors import PluralfillError
 
 
@@ -34,6 +34,7 @@ def inpaint(
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
     device: Device = "cpu",
     precision: Precision = "fp32",
+    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx: the transformer pass in onnxruntime, exported once (PUT, MaskGIT; fp32).")] = "torch",
     sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1), 'put-tpami' (TPAMI-2024: many tokens a pass) or 'parallel' (MaskGIT decoding).")] = None,
     steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes (maskgit; put with --sampler parallel).")] = None,
     schedule: Annotated[Optional[str], typer.Option("--schedule", help="Parallel decoding: cosine, linear, square, cubic, arccos, pow<k>; put-tpami: cosine_T, linear_T, average_T (T passes).")] = None,
@@ -64,6 +65,10 @@ def inpaint(
     from pluralfill.shards import start_shards
 
     _check_precision(precision, device)
+    if backend not in ("torch", "onnx"):
+        raise PluralfillError(f"--backend must be torch or onnx, got {backend!r}")
+    if backend == "onnx" and (precision != "fp32" or device != "cpu"):
+        raise PluralfillError("--backend onnx runs fp32 on the CPU (onnxruntime): drop --precision / --device, or use --backend torch")
     jobs, unpaired = runner.find_fill_jobs(images, mask, mask_dir, output, resume, seed, overwrite)
     if unpaired:
         names = ", ".join(p.name for p in unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
@@ -80,6 +85,12 @@ def inpaint(
         inpainter, verdicts = runner.auto_precision(inpainter, jobs[0], settings)
         for line in [v.line() for v in verdicts[1:]] + [f"running in {getattr(inpainter, 'precision', 'fp32')}"] if shard.main else ():
             err.print(f"precision auto: {line}", highlight=False)
+    if backend == "onnx":
+        _need_onnx()
+        from pluralfill.export import onnx_backend
+
+        with err.status("the transformer pass to onnxruntime (exported once per model)"):
+            inpainter = onnx_backend(inpainter)
     if inpainter.deterministic and num_samples > 1 and shard.main:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
     todo = runner.remaining_jobs(jobs, inpainter, output, settings) if resume else jobs
