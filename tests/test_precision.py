@@ -217,7 +217,10 @@ def test_inpaint_runs_the_networks_in_the_precision(converted, photo):
     for p in ("fp32", "bf16", "int8"):
         inpainter = fp32.at_precision(p)
         head = inpainter.model.transformer.head
-        handle = head.register_forward_hook(lambda m, i, o, p=p: seen.setdefault(p, (type(m).__module__, o.dtype)))
+        def note(module, inputs, output, p=p):  # returns None: the output is left as it is
+            seen.setdefault(p, (type(module).__module__, output.dtype))
+
+        handle = head.register_forward_hook(note)
         inpainter.inpaint(photo, hole, num_samples=1, seed=0)
         handle.remove()
     assert seen["fp32"][1] == torch.float32 and seen["bf16"][1] == torch.bfloat16
