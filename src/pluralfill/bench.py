@@ -343,9 +343,7 @@ def bench_precisions(precisions=None, backends=("torch", "onnx"), models=tuple(P
                 progress(f"{key}: {name}")
             with _PeakRSS(dev) as memory:
                 seconds = _timed(lambda: run.sample_in_precision(x, known, [0], **options), dev, repeats)
-            got = run.probe(x, known, reference["tokens"])
-            quality = P.Verdict(name.split()[1], P.psnr(got["image"], reference["image"]),
-                                P.agreement(got["logits"], reference["logits"], reference["hidden"]), 0.0, 0.0)  # fmt: skip
+            quality = P.judge(name.split()[1], run.probe(x, known, reference["tokens"]), reference)
             entry["runs"][name] = {"s_per_sample": seconds, "peak_memory_mb": memory.mb, "psnr_db_vs_fp32": quality.psnr_db,
                                    "greedy_agreement_vs_fp32": quality.agreement, "bound_holds": quality.holds}  # fmt: skip
         base = entry["runs"]["torch fp32"]["s_per_sample"]

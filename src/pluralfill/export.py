@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 import warnings
 from pathlib import Path
@@ -146,15 +147,10 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
                 progress(name)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
         if folder.exists():
-            for old in folder.iterdir():
-                old.unlink()
-            folder.rmdir()
+            shutil.rmtree(folder)
         os.replace(staging, folder)
     finally:
-        if staging.exists():
-            for f in staging.iterdir():
-                f.unlink()
-            staging.rmdir()
+        shutil.rmtree(staging, ignore_errors=True)
     return manifest
 
 
@@ -222,14 +218,12 @@ def with_onnx_transformer(inpainter, path: Path):
     return out
 
 
-
 def onnx_backend(inpainter, cache: Path | None = None):
     """`--backend onnx`: the inpainter with its transformer pass in onnxruntime, exported once per model into
     `cache` (default `$PLURALFILL_HOME/onnx/<model>-<digest of its weights>/`) and reused after."""
     import hashlib
 
     from pluralfill.hub import home
-
     from pluralfill.models.maskgit import MaskGIT
     from pluralfill.models.put import PUT
 

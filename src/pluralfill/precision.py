@@ -173,9 +173,14 @@ def measure(make, x: torch.Tensor, known: torch.Tensor, precisions=PRECISIONS, r
         if p == "fp32":
             continue
         got, t = timed(make(p), reference["tokens"])
-        tokens = None if got["logits"] is None else agreement(got["logits"], reference["logits"], reference["hidden"])
-        verdicts.append(Verdict(p, psnr(got["image"], reference["image"]), tokens, t, t32 / t))
+        verdicts.append(judge(p, got, reference, t, t32 / t))
     return verdicts
+
+
+def judge(precision: str, got: dict, reference: dict, seconds: float = 0.0, speedup: float = 0.0) -> Verdict:
+    """A probe (`FixedResolutionInpainter.probe`) against fp32's probe of the same input and tokens."""
+    tokens = None if got["logits"] is None else agreement(got["logits"], reference["logits"], reference["hidden"])
+    return Verdict(precision, psnr(got["image"], reference["image"]), tokens, seconds, speedup)
 
 
 def choose(verdicts: list[Verdict]) -> Verdict:

@@ -58,31 +58,33 @@ class PUTInpainter(FixedResolutionInpainter):
         return self._sample(x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
                             steps, schedule, choice_temperature, transformer)  # fmt: skip
 
-    def _probe(self, x, known, tokens):
-        pvqvae, transformer = self.model.pvqvae, self.model.transformer
-        features = pvqvae.encode(x, known)
-        b, c, h, w = features.shape
-        types = pvqvae.token_types(known)
-        masked = pvqvae.tokenize(features, types).reshape(b, h * w)
-        seq, _ = self.model.transformer_inputs(features.permute(0, 2, 3, 1).reshape(b, h * w, c), masked)
-        fraction = pvqvae.known_fraction(known).reshape(b, h * w)
-        logits = transformer.forward_embedded(transformer.embed(seq, fraction))  # the samplers' first pass
-        if tokens is None:  # the whole image's own tokens, for the decode
-            tokens = pvqvae.tokenize(pvqvae.encode(x)).reshape(b, h, w)
-        return {"tokens": tokens, "logits": logits, "hidden": (types != 1).reshape(b, h * w),
-                "image": pvqvae.decode(tokens, x, known)}  # fmt: skip
-
-    def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
-                schedule, choice_temperature, transformer):  # fmt: skip
-        pvqvae, n = self.model.pvqvae, len(seeds)
+    def _token_inputs(self, x, known):
+        """What every sampler starts from, computed once per image: (seq, codebook, tokens, known_tokens,
+        known_fraction, (h, w)), the sequences (B, L, ...) of the transformer's inputs."""
+        pvqvae = self.model.pvqvae
         features = pvqvae.encode(x, known)  # once for all samples of an image
         b, c, h, w = features.shape
         types = pvqvae.token_types(known)
         tokens = pvqvae.tokenize(features, types).reshape(b, h * w)
         seq, codebook = self.model.transformer_inputs(features.permute(0, 2, 3, 1).reshape(b, h * w, c), tokens)
+        fraction = pvqvae.known_fraction(known).reshape(b, h * w)
+        return seq, codebook, tokens, (types == 1).reshape(b, h * w), fraction, (h, w)
+
+    def _probe(self, x, known, tokens):
+        pvqvae, transformer = self.model.pvqvae, self.model.transformer
+        seq, _, _, known_tokens, fraction, (h, w) = self._token_inputs(x, known)
+        logits = transformer.forward_embedded(transformer.embed(seq, fraction))  # the samplers' first pass
+        if tokens is None:  # the whole image's own tokens, for the decode
+            tokens = pvqvae.tokenize(pvqvae.encode(x)).reshape(x.shape[0], h, w)
+        return {"tokens": tokens, "logits": logits, "hidden": ~known_tokens, "image": pvqvae.decode(tokens, x, known)}
+
+    def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
+                schedule, choice_temperature, transformer):  # fmt: skip
+        pvqvae, n = self.model.pvqvae, len(seeds)
+        seq, codebook, tokens, known_tokens, fraction, (h, w) = self._token_inputs(x, known)
+        b = seq.shape[0]
         seq, tokens = seq.expand(n, *seq.shape[1:]), tokens.expand(n, -1)
-        fraction = pvqvae.known_fraction(known).reshape(b, h * w).expand(n, -1)
-        known_tokens = (types == 1).reshape(b, h * w).expand(n, -1)
+        fraction, known_tokens = fraction.expand(n, -1), known_tokens.expand(n, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         if sampler == "put":
             out = sample_put(transformer, codebook, seq, tokens, known_tokens, generators, top_k=top_k,

@@ -164,13 +164,12 @@ def _load_inpainter(name_or_path, device, **options):
 
     stored = bundled_models() | installed_models()
     path = stored[name] if name in stored and not Path(name).is_dir() else Path(name_or_path)
-    if path.is_dir() and not (path / "config.json").exists():
-        path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
+    path = _model_folder(path)
     if path.is_dir():
         method = read_config(path).get("method")
         spec = for_checkpoint(method)
         if spec is None:
-            after = next((st for st, (_, stage) in stages().items() if stage.reads is not None and stage.reads.method == method), None)
+            after, _ = _reader_of(method)
             if after is not None:
                 raise PluralfillError(f"{path} holds a first-stage {method} model, which cannot inpaint on its own: "
                                       f"train the {after} stage with first_stage={name_or_path}")  # fmt: skip
@@ -211,18 +210,30 @@ def describe(name_or_path: str | Path) -> dict:
     return load_inpainter(name_or_path).describe()
 
 
+def _model_folder(path: Path) -> Path:
+    """A model folder as it is, a training run folder's best/ (else last/) model."""
+    if path.is_dir() and not (path / "config.json").exists():
+        return next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
+    return path
+
+
+def _reader_of(method: str | None):
+    """(the stage that builds on a first stage of `method`, that first stage's model class), or (None, None)."""
+    return next(((name, stage.reads) for name, (_, stage) in stages().items() if stage.reads is not None and stage.reads.method == method),
+                (None, None))  # fmt: skip
+
+
 def _first_stage(path: Path):
     """(the model class, its folder) of a first-stage folder (or a run folder's best/last model), else (None, path)."""
     from pluralfill.models.base import read_config
 
-    if path.is_dir() and not (path / "config.json").exists():
-        path = next((path / n for n in ("best", "last") if (path / n / "config.json").is_file()), path)
+    path = _model_folder(path)
     if not (path / "config.json").is_file():
         return None, path
     method = read_config(path).get("method")
     if for_checkpoint(method) is not None:
         return None, path
-    return next((stage.reads for _, stage in stages().values() if stage.reads is not None and stage.reads.method == method), None), path
+    return _reader_of(method)[1], path
 
 
 # ------------------------------------------------------------------------------------------------ training
