@@ -22,11 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from common import holes_for, run_and_score
+from common import held_out_paths, holes_for, run_and_score
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.data import ImageList
 from pluralfill.io import read_image
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.methods.put import PUTInpainter
@@ -39,12 +38,9 @@ METRICS = ("psnr", "ssim", "mae", "diversity-pixel")
 
 
 def held_out(config: Path, n: int) -> tuple[list[np.ndarray], list[str]]:
-    """Up to `n` crops of the sources a training config excludes, spread evenly over them."""
+    """Up to `n` crops of the sources a training config excludes, and the names of their sources."""
     data = yaml.safe_load(config.read_text())["data"]
-    folder = (ROOT / data["train"]).resolve()
-    trained = set(ImageList(folder, exclude=data["exclude"]).paths)  # the same pattern rule as training
-    paths = [p for p in ImageList(folder).paths if p not in trained]
-    paths = paths[:: max(1, len(paths) // n)][:n]
+    paths = held_out_paths(n, config, (ROOT / data["train"]).resolve())
     return [read_image(p) for p in paths], sorted({p.stem.rsplit("_", 1)[0] for p in paths})
 
 

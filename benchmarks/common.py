@@ -1,4 +1,8 @@
-"""Shared by the benchmark scripts: held-out images of a run, and scoring samples with `pluralfill evaluate`'s code."""
+"""Shared by the benchmark scripts: the held-out split of scenes256, training a named config once, scoring
+samples with `pluralfill evaluate`'s code, and mean ± spread over seeds.
+
+The held-out split is by source image (never by crop): the 8 sources the bundled model's training config
+excludes. Every experiment trains with `data.exclude` set to them (`budget(...)`) and is scored on their crops."""
 
 from __future__ import annotations
 
@@ -14,6 +18,54 @@ from pluralfill.data.datasets import center_crop
 from pluralfill.io import read_image, write_hole, write_image
 from pluralfill.masks import generate_hole
 from pluralfill.metrics.evaluate import PIXEL_METRICS, evaluate, find_items
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENES = ROOT.parent / "shared" / "data" / "scenes256" / "train"
+HELD_OUT_CONFIG = ROOT / "configs" / "put-scenes-small-pvqvae.yaml"
+
+
+def held_out_sources(config: Path = HELD_OUT_CONFIG) -> list[str]:
+    """The file-name patterns of the held-out sources (what a training config excludes)."""
+    return list(yaml.safe_load(Path(config).read_text())["data"]["exclude"])
+
+
+def held_out_paths(n: int, config: Path = HELD_OUT_CONFIG, folder: Path = SCENES) -> list[Path]:
+    """Up to `n` crops of the sources `config` excludes, spread evenly over them."""
+    trained = set(ImageList(folder, exclude=held_out_sources(config)).paths)  # the same pattern rule as training
+    paths = [p for p in ImageList(folder).paths if p not in trained]
+    return paths[:: max(1, len(paths) // n)][:n]
+
+
+def held_out_split(n: int, resolution: int = 256) -> list[np.ndarray]:
+    """`held_out_paths`' images, centre-cropped to `resolution`."""
+    return [center_crop(read_image(p), resolution) for p in held_out_paths(n)]
+
+
+def budget(steps: int, quick: bool = False) -> list[str]:
+    """Overrides every experiment's training runs share: scenes256 without the held-out sources, `steps` steps;
+    `quick`: 2 images a batch, no data workers (the --quick modes the tests run)."""
+    every = max(1, steps)
+    out = [f"data.train={SCENES}", f"data.exclude=[{', '.join(held_out_sources())}]", f"steps={steps}",
+           f"val_every={every}", f"sample_every={every}", f"checkpoint_every={every}", "log_every=1" if quick else "log_every=10"]  # fmt: skip
+    return out + (["batch_size=2", "data.num_workers=0"] if quick else ["data.num_workers=1"])
+
+
+def trained(config: str, run: Path, overrides: list[str]) -> Path:
+    """The run folder of `configs/<config>` with `overrides`, trained now unless it is already there
+    (delete it to retrain)."""
+    from pluralfill.registry import load_config, train
+
+    run = Path(run)
+    if not (run / "best" / "config.json").is_file():
+        train(load_config(ROOT / "configs" / config, [f"run_dir={run}", *overrides]))
+    return run
+
+
+def mean_spread(values, digits: int = 2, unit: str = "") -> str:
+    """"mean ± sample standard deviation" over seeds (± 0 for one value)."""
+    v = np.asarray(values, dtype=float)
+    sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+    return f"{v.mean():.{digits}f}{unit} ± {sd:.{digits}f}{unit}"
 
 
 def held_out_images(run: Path, n: int, resolution: int) -> list[np.ndarray]:
@@ -51,3 +103,38 @@ def run_and_score(inpainter, images, holes, num_samples: int, metrics=PIXEL_METR
         items, _ = find_items(tmp / "pred", tmp / "gt", tmp / "masks")
         result = evaluate(items, list(metrics), bins=[])
     return {m: result.values[m].get("all", float("nan")) for m in metrics}, float(np.mean(seconds))
+
+
+def verdict(ours, theirs, higher_is_better: bool = True) -> str:
+    """Does `ours` (the row the paper favours) beat `theirs`, over seeds? Within noise when the gap of the means is
+    under two standard errors of that gap; otherwise reproduced in direction, or not (the other row wins)."""
+    a, b = np.asarray(ours, dtype=float), np.asarray(theirs, dtype=float)
+    gap = (a.mean() - b.mean()) * (1 if higher_is_better else -1)
+    noise = 2 * np.sqrt((a.var(ddof=1) / len(a) if len(a) > 1 else 0) + (b.var(ddof=1) / len(b) if len(b) > 1 else 0))
+    if abs(gap) <= noise:
+        return "within noise"
+    return "reproduced in direction" if gap > 0 else "not reproduced"
+
+
+def run_metrics(run: Path) -> list[dict]:
+    """The rows of a run's metrics.csv, as floats (empty cells dropped)."""
+    import csv
+
+    with open(Path(run) / "metrics.csv") as f:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)} for row in csv.DictReader(f)]
+
+
+def toy_run(method: str, runs: Path, seed: int, steps: int, quick: bool = False) -> Path:
+    """The run folder of a toy model (`put`, `maskgit`, `mhtma`, `dsi`) trained with `budget(steps)` and `seed`,
+    every stage the same number of steps; trained now unless it is already there. `mhtma` is the run
+    benchmarks/mhtma_ablations.py trains for its MHTMA row (same folder, same settings)."""
+    common = budget(steps, quick) + [f"seed={seed}"]
+    if method == "mhtma":
+        return trained("mhtma-tiny.yaml", runs / "MHTMA" / f"seed{seed}", common)
+    stages = {"put": ("put-tiny-pvqvae.yaml", "put-tiny-transformer.yaml"),
+              "maskgit": ("maskgit-tiny-tokenizer.yaml", "maskgit-tiny-transformer.yaml"),
+              "dsi": ("dsi-tiny-hvqvae.yaml", "dsi-tiny-structure.yaml", "dsi-tiny-texture.yaml")}[method]  # fmt: skip
+    run = trained(stages[0], runs / method / f"seed{seed}" / "stage1", common)
+    for k, config in enumerate(stages[1:], start=2):  # each stage reads the one before (DSI's texture: the structure run)
+        run = trained(config, runs / method / f"seed{seed}" / f"stage{k}", common + [f"first_stage={run}"])
+    return run

@@ -3,6 +3,8 @@
 import sys
 from pathlib import Path
 
+import numpy as np
+import pytest
 import yaml
 from conftest import SCENES
 
@@ -67,3 +69,86 @@ def test_cpu_knobs_quick(capsys):
     settings = {r["setting"].split(":")[0] for r in rows}
     assert settings == {"threads", "inference_mode vs no_grad", "channels_last vs NCHW", "plain attention vs SDPA", "torch.compile vs eager"}
     assert all(r["default_s"] > 0 for r in rows)
+
+
+# The seeds' experiments (benchmarks/RESULTS.md): each --quick run trains every model it needs for 2 steps. They share
+# one runs folder, as the full runs do: the MHTMA row of the ablations is Table IV's MHTMA, its PUT runs are put_diversity's.
+@pytest.fixture(scope="module")
+def toy_runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("toy") / "runs"
+
+
+def _quick(name, runs, figures, *extra):
+    return _import(name).main(["--quick", "--runs", str(runs), "--figures", str(figures), *extra])
+
+
+@pytest.mark.slow
+def test_mhtma_ablations_quick(toy_runs, tmp_path, capsys):
+    bench = _import("mhtma_ablations")
+    result = _quick("mhtma_ablations", toy_runs, tmp_path)
+    assert list(result["scores"]) == [*bench.TABLE_I, *bench.TABLE_II]
+    for per in result["scores"].values():
+        assert all(len(v) == 2 and np.isfinite(v).all() for v in per.values())
+        assert 0 < np.mean(per["psnr"]) < 100 and np.mean(per["batches/min"]) > 0
+    heads = {name: np.asarray(t).shape[-1] for name, t in result["temperatures"].items()}
+    assert heads == {bench.MHTMA: 2, "single-head temperature": 1}
+    assert list(result["branches"]) == list(bench.BRANCHES)
+    assert (tmp_path / "mhtma_temperatures.png").stat().st_size > 0 and (tmp_path / "mhtma_branches.jpg").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "| no attention |" in out and "| WGAN-GP |" in out and "| HAL-SN |" in out
+
+
+@pytest.mark.slow
+def test_mhtma_mask_ratios_quick(toy_runs, tmp_path):
+    bench = _import("mhtma_mask_ratios")
+    scores = _quick("mhtma_mask_ratios", toy_runs, tmp_path)
+    assert list(scores) == [*bench.CLASSICAL, *bench.LEARNED]
+    for per in scores.values():
+        assert [len(b) for b in per["psnr"]] == [2, 2]  # 2 bins, 2 seeds
+    # the smallest holes are the easiest for every method
+    assert all(np.mean(per["psnr"][0]) > np.mean(per["psnr"][1]) for name, per in scores.items() if name in bench.CLASSICAL)
+    assert (tmp_path / "mhtma_mask_ratios.png").is_file() and (tmp_path / "mhtma_mask_ratios_examples.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_put_diversity_quick(toy_runs, tmp_path):
+    bench = _import("put_diversity")
+    table = _quick("put_diversity", toy_runs, tmp_path)
+    assert list(table) == list(bench.TOP_K)
+    for per in table.values():
+        assert list(per) == [1, 2] and per[1]["diversity"] == [0.0, 0.0]
+        assert all(b >= m - 1e-9 for b, m in zip(per[2]["best"], per[2]["mean"]))  # best of two is never below their mean
+    assert (tmp_path / "put_diversity.png").is_file() and (tmp_path / "put_topk_samples.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_dsi_holes_structure_quick(toy_runs, tmp_path):
+    scores = _quick("dsi_holes_structure", toy_runs, tmp_path)
+    assert set(scores) == {(k, t) for k in ("random", "centre", "truth") for t in ("centre", "random")}
+    assert len(scores["random", "centre"]["diversity-pixel"]) == 2 and len(scores["truth", "random"]["psnr"]) == 1
+    assert (tmp_path / "dsi_holes_structure.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_sketch_steering_quick(toy_runs, tmp_path):
+    col = _quick("sketch_steering", toy_runs, tmp_path)
+    assert all(len(v) == 2 for v in col.values())
+    assert all(0 <= r <= 1 for r in col["recall with"] + col["recall without"])
+    assert (tmp_path / "mhtma_sketch_steering.jpg").is_file()
+
+
+def test_line_recall_and_verdict():
+    """The two measures the experiments' verdicts rest on."""
+    sketch_steering, common = _import("sketch_steering"), _import("common")
+    image = np.zeros((32, 32, 3), np.uint8)
+    image[:, 16:] = 255  # one vertical edge at x = 16
+    lines = np.zeros((32, 32), bool)
+    lines[4:28, 16] = True
+    assert sketch_steering.line_recall(image, lines) == 1.0
+    lines = np.zeros((32, 32), bool)
+    lines[16, 4:12] = True  # far from the edge
+    assert sketch_steering.line_recall(image, lines) == 0.0
+    assert common.verdict([10.0, 10.1, 9.9], [8.0, 8.1, 7.9]) == "reproduced in direction"
+    assert common.verdict([8.0, 8.1, 7.9], [10.0, 10.1, 9.9]) == "not reproduced"
+    assert common.verdict([1.0, 3.0, 2.0], [2.1, 0.9, 3.1]) == "within noise"
+    assert common.verdict([1.0], [2.0], higher_is_better=False) == "reproduced in direction"

@@ -29,7 +29,7 @@ def _hole(b=2, size=48, box=(10, 30, 12, 36)):
     return hole
 
 
-@pytest.mark.parametrize("kind", ["mhtma", "atma", "contextual"])
+@pytest.mark.parametrize("kind", ["mhtma", "vanilla", "atma", "contextual"])
 def test_attention_rebuilds_from_known_patches_only(kind):
     """Known region constant, hole random: every output patch is a mix of known patches, so the output is
     that constant (through the embedding for mhtma) whatever the hole holds."""
@@ -39,13 +39,29 @@ def test_attention_rebuilds_from_known_patches_only(kind):
     small = F.adaptive_max_pool2d(hole, (12, 12))
     x = torch.full((2, 8, 12, 12), 0.5) * (1 - small) + torch.randn(2, 8, 12, 12) * 5 * small
     y, tau = att(x, hole)
-    if kind == "mhtma":  # values are the embedded features of the constant
+    if kind in ("mhtma", "vanilla"):  # values are the embedded features of the constant
         expected = att.embed(torch.full((1, 8, 1, 1), 0.5)).reshape(1, 8, 1, 1)
     else:
         expected = torch.full((1, 8, 1, 1), 0.5)
         expected = att.merge(expected.repeat(1, 2, 1, 1)) if kind == "atma" else expected
     torch.testing.assert_close(y, expected.expand_as(y), atol=1e-5, rtol=1e-5)
-    assert tau.shape == (2, 1 if kind == "contextual" else 2)
+    assert tau.shape == (2, 1 if kind in ("contextual", "vanilla") else 2)
+    if kind == "vanilla":  # one constant temperature, nothing learned
+        assert torch.equal(tau, torch.full((2, 1), 0.1)) and not hasattr(att, "temperature")
+
+
+def test_no_attention_is_the_convolution_branch_alone():
+    """Table I's floor: `attention=none` builds no attention layer, and its fill does not change when the
+    (absent) attention branch is switched off; the full model's does."""
+    torch.manual_seed(0)
+    x, known = torch.rand(1, 3, 64, 64) * 2 - 1, 1 - _hole(1, 64, (16, 48, 16, 48))
+    plain = MHTMA(CONFIGS["mhtma-tiny"].model_copy(update={"attention": "none"})).eval()
+    assert not hasattr(plain.refine, "attention") and plain.parameter_counts()["attention"] == 0
+    _, fine, tau = plain(x, known)
+    assert tau.shape == (1, 0)
+    torch.testing.assert_close(plain(x, known, attention_branch="off")[1], fine)
+    full = MHTMA(CONFIGS["mhtma-tiny"]).eval()
+    assert not torch.allclose(full(x, known, attention_branch="off")[1], full(x, known)[1])
 
 
 def test_hole_keys_mark_every_patch_touching_the_hole():

@@ -31,7 +31,7 @@ class MHTMAConfig(BaseModel):
     name: str = "mhtma"
     resolution: int = 256
     width: int = 48  # channels of the first layer; the middle has 4x
-    attention: AttentionKind = "mhtma"  # or the Table I ablations: "atma", "contextual"
+    attention: AttentionKind = "mhtma"  # or the Table I ablations: "vanilla", "atma", "contextual", "none"
     num_heads: int = 2
     patch_size: int = 3
     hole_score: float = -1e4  # lambda of Eq. 9: the score of keys from the hole
@@ -85,19 +85,23 @@ class RefineNet(nn.Module):
             G(in_channels, c, 5), G(c, c, 3, 2), G(c, 2 * c), G(2 * c, 2 * c, 3, 2), G(2 * c, 4 * c), G(4 * c, 4 * c),
             *dilated(4 * c),
         )  # fmt: skip
-        self.attention_in = nn.Sequential(
-            G(in_channels, c, 5), G(c, c, 3, 2), G(c, 2 * c), G(2 * c, 4 * c, 3, 2), G(4 * c, 4 * c),
-            G(4 * c, 4 * c, activation="relu"),
-        )  # fmt: skip
-        self.attention = PatchAttention(4 * c, cfg.attention, cfg.num_heads, cfg.patch_size, cfg.hole_score,
-                                        cfg.init_temperature, min_temperature=cfg.min_temperature)  # fmt: skip
-        self.attention_out = nn.Sequential(G(4 * c, 4 * c), G(4 * c, 4 * c))
+        self.has_attention = cfg.attention != "none"  # "none": the convolution branch alone (Table I's floor)
+        if self.has_attention:
+            self.attention_in = nn.Sequential(
+                G(in_channels, c, 5), G(c, c, 3, 2), G(c, 2 * c), G(2 * c, 4 * c, 3, 2), G(4 * c, 4 * c),
+                G(4 * c, 4 * c, activation="relu"),
+            )  # fmt: skip
+            self.attention = PatchAttention(4 * c, cfg.attention, cfg.num_heads, cfg.patch_size, cfg.hole_score,
+                                            cfg.init_temperature, min_temperature=cfg.min_temperature)  # fmt: skip
+            self.attention_out = nn.Sequential(G(4 * c, 4 * c), G(4 * c, 4 * c))
         self.decoder = nn.Sequential(
-            G(8 * c, 4 * c), G(4 * c, 4 * c), Up(4 * c, 2 * c), Up(2 * c, c), G(c, c // 2), nn.Conv2d(c // 2, 3, 3, padding=1)
+            G((8 if self.has_attention else 4) * c, 4 * c), G(4 * c, 4 * c), Up(4 * c, 2 * c), Up(2 * c, c), G(c, c // 2), nn.Conv2d(c // 2, 3, 3, padding=1)
         )
 
     def forward(self, x: torch.Tensor, hole: torch.Tensor, attention_branch: str = "on"):
         conv = self.conv_branch(x)
+        if not self.has_attention:
+            return torch.tanh(self.decoder(conv)), x.new_zeros(x.shape[0], 0)
         mode = {"on": "learned", "off": "learned", "high": "high", "low": "low"}[attention_branch]
         att, temperatures = self.attention(self.attention_in(x), hole, mode)
         att = self.attention_out(att)
@@ -140,5 +144,5 @@ class MHTMA(Pretrained, nn.Module):
         def count(m):
             return sum(p.numel() for p in m.parameters())
 
-        attention = count(self.refine.attention)
+        attention = count(self.refine.attention) if self.refine.has_attention else 0
         return {"coarse": count(self.coarse), "refine": count(self.refine) - attention, "attention": attention}

@@ -1,7 +1,7 @@
 """Masked patch self-attention for inpainting (seed 002, section III-C/D): the hole's features are rebuilt
 from weighted sums of p x p feature patches of the known region.
 
-Three kinds, chosen by name (seed 002 Table I):
+The kinds, chosen by name (seed 002 Table I, and the ablation ladder of benchmarks/mhtma_ablations.py):
 
 - `mhtma`: multi-head temperature masked self-attention. Per head a channel-wise fully connected embedding
   (a 1x1 convolution); queries and keys are unrolled p x p patches, L2-normalized, scored by dot product
@@ -11,6 +11,8 @@ Three kinds, chosen by name (seed 002 Table I):
 - `atma`: the earlier adaptive multi-temperature attention as seed 002 describes it: convolution-style
   matching (keys normalized, queries not) on the raw features, several learned temperatures from a
   LeakyReLU (which can go negative), one output per temperature, merged by a 1x1 convolution.
+- `vanilla`: MHTMA's masked dot-product attention (embedding, both sides L2-normalized, Eq. 7-11) with one
+  head and a constant temperature (0.1): what the temperature network and the heads add is measured against it.
 - `contextual`: DeepFill's contextual attention: one head, keys normalized, queries not, a constant
   temperature (0.1, i.e. DeepFill's softmax scale 10).
 
@@ -26,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-AttentionKind = Literal["mhtma", "atma", "contextual"]
+AttentionKind = Literal["mhtma", "vanilla", "atma", "contextual", "none"]  # "none": no attention branch (models/mhtma.py)
 TemperatureMode = Literal["learned", "high", "low"]
 
 
@@ -73,28 +75,30 @@ def hole_keys(hole: torch.Tensor, size: tuple[int, int], patch: int) -> torch.Te
 
 class PatchAttention(nn.Module):
     def __init__(self, channels: int, kind: AttentionKind = "mhtma", num_heads: int = 2, patch_size: int = 3,
-                 hole_score: float = -1e4, init_temperature: float = 0.1, contextual_temperature: float = 0.1,
+                 hole_score: float = -1e4, init_temperature: float = 0.1, constant_temperature: float = 0.1,
                  min_temperature: float = 0.01):  # fmt: skip
         super().__init__()
-        if kind == "contextual":
+        if kind in ("contextual", "vanilla"):
             num_heads = 1
+        if kind == "none":
+            raise ValueError('attention "none" builds no attention layer')
         if kind == "mhtma" and channels % num_heads:
             raise ValueError(f"channels ({channels}) must divide into {num_heads} heads")
         self.kind, self.num_heads, self.patch = kind, num_heads, patch_size
-        self.hole_score, self.contextual_temperature = hole_score, contextual_temperature
-        if kind == "mhtma":  # one channel-wise FC per head, all heads in one 1x1 convolution
+        self.hole_score, self.constant_temperature = hole_score, constant_temperature
+        if kind in ("mhtma", "vanilla"):  # one channel-wise FC per head, all heads in one 1x1 convolution
             self.embed = nn.Conv2d(channels, channels, 1)
         if kind == "atma":
             self.merge = nn.Conv2d(channels * num_heads, channels, 1)
-        if kind != "contextual":
+        if kind in ("mhtma", "atma"):
             activation = "softplus" if kind == "mhtma" else "leaky_relu"
             self.temperature = TemperatureNet(channels, num_heads, activation=activation, init_temperature=init_temperature,
                                               min_temperature=min_temperature)  # fmt: skip
 
     def temperatures(self, x: torch.Tensor) -> torch.Tensor:
         """(B, heads) temperatures for the images of x."""
-        if self.kind == "contextual":
-            return x.new_full((x.shape[0], 1), self.contextual_temperature)
+        if self.kind in ("contextual", "vanilla"):
+            return x.new_full((x.shape[0], 1), self.constant_temperature)
         return self.temperature(x)
 
     def forward(self, x: torch.Tensor, hole: torch.Tensor, mode: TemperatureMode = "learned"):
@@ -110,14 +114,14 @@ class PatchAttention(nn.Module):
             tau_used = tau.amin(1, keepdim=True).expand_as(tau)
         else:
             tau_used = tau
-        if self.kind == "mhtma":
+        if self.kind in ("mhtma", "vanilla"):
             z = self.embed(x).reshape(b * heads, c // heads, h, w)
         else:  # every head matches the raw features
             z = x.repeat_interleave(heads, dim=0) if heads > 1 else x
         keys = F.unfold(z, p)  # (B*heads, d*p*p, L_keys): only patches inside the map
         queries = F.unfold(z, p, padding=p // 2)  # (B*heads, d*p*p, H*W): zero padded, one per position
         keys_n = F.normalize(keys, dim=1)
-        queries_n = F.normalize(queries, dim=1) if self.kind == "mhtma" else queries
+        queries_n = F.normalize(queries, dim=1) if self.kind in ("mhtma", "vanilla") else queries
         scores = queries_n.transpose(1, 2) @ keys_n  # (B*heads, H*W, L_keys), Eq. 7
         m = hole_keys(hole, (h, w), p).repeat_interleave(heads, dim=0)  # (B*heads, 1, L_keys)
         scores = scores * (1 - m) + self.hole_score * m  # Eq. 9
