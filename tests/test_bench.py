@@ -16,8 +16,7 @@ def test_bench_ratios_are_the_quotients_of_its_timings():
         a1["s_per_image (1 sample)"] / r["put_tpami"]["s_per_image (1 sample)"])
     assert ratios["Algorithm 1: 2 batched vs one by one, throughput"] == pytest.approx(a1["s_per_image (1 sample)"] / a1["s_per_sample (2 batched)"])
     assert ratios["parallel: 2 batched vs one by one, throughput"] == pytest.approx(par["s_per_image (1 sample)"] / par["s_per_sample (2 batched)"])
-    # Algorithm 1 runs one pass per missing token, parallel decoding 3: on any machine it is the slower one
-    assert ratios["parallel (3 steps) vs Algorithm 1, per image"] > 1
+    # which sampler is faster is measured in benchmarks/, never asserted: a busy CPU can turn one timing around
     assert len(ratios) == 6 and r["pvqvae_images_per_s"] > 0 and r["peak_memory_mb"] > 0  # bf16 vs fp32 only on CUDA
 
 
