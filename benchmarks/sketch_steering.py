@@ -111,7 +111,7 @@ def main(argv=None):
     print(f"| PSNR of the fill, the photo's sketch given ↑ | {mean_spread(col['psnr without'])} | {mean_spread(col['psnr with'])} | "
           f"{verdict(col['psnr with'], col['psnr without'])} |")  # fmt: skip
     print(f"\ndrawn lines: mean change of the fill (0-255) within 3 px of the line {mean_spread(col['near'])}, elsewhere in the hole "
-          f"{mean_spread(col['far'])} ({verdict(col['near'], col['far'])}: the line steers where it is drawn)")  # fmt: skip
+          f"{mean_spread(col['far'])} (near vs elsewhere: {verdict(col['near'], col['far'])}; the paper: the fill follows the line)")  # fmt: skip
     args.figures.mkdir(parents=True, exist_ok=True)
     out = args.figures / "mhtma_sketch_steering.jpg"
     grid_rows(rows).save(out, quality=90)
