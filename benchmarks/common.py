@@ -138,3 +138,29 @@ def toy_run(method: str, runs: Path, seed: int, steps: int, quick: bool = False)
     for k, config in enumerate(stages[1:], start=2):  # each stage reads the one before (DSI's texture: the structure run)
         run = trained(config, runs / method / f"seed{seed}" / f"stage{k}", common + [f"first_stage={run}"])
     return run
+
+
+def experiment_parser(doc: str, steps: int, n: int, steps_help: str):
+    """The options every experiment script shares: --steps --seeds --n --runs --figures --quick."""
+    import argparse
+
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=steps, help=steps_help)
+    ap.add_argument("--seeds", type=int, default=3, help="training seeds (each a full set of runs)")
+    ap.add_argument("--n", type=int, default=n, help="held-out images")
+    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy", help="where the runs go (a run that is there is reused)")
+    ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
+    ap.add_argument("--quick", action="store_true", help="2 steps, 2 seeds, a few images: the test's run")
+    return ap
+
+
+def parse_experiment(ap, argv=None, **quick):
+    """Parsed options; with --quick: 2 steps and 2 seeds, `quick`'s settings, and a temporary runs folder
+    unless --runs is given."""
+    args = ap.parse_args(argv)
+    if args.quick:
+        for key, value in {"steps": 2, "seeds": 2, **quick}.items():
+            setattr(args, key, value)
+        if not (argv and "--runs" in argv):
+            args.runs = Path(tempfile.mkdtemp()) / "runs"
+    return args

@@ -16,15 +16,23 @@ Writes figures/dsi_holes_structure.jpg.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, budget, held_out_split, holes_for, mean_spread, run_and_score, trained, verdict
+from common import (
+    budget,
+    experiment_parser,
+    held_out_split,
+    holes_for,
+    mean_spread,
+    parse_experiment,
+    run_and_score,
+    trained,
+    verdict,
+)
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
@@ -56,21 +64,11 @@ def with_structure(inpainter: DSIInpainter, structure_run: Path) -> DSIInpainter
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=150, help="training steps of each structure generator")
+    ap = experiment_parser(__doc__, 150, 16, "training steps of each structure generator")
     ap.add_argument("--vq-steps", type=int, default=200, help="training steps of the shared VQ-VAE")
     ap.add_argument("--texture-steps", type=int, default=300, help="training steps of the shared texture generator")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=16, help="held-out images")
     ap.add_argument("--samples", type=int, default=4)
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy")
-    ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
-    ap.add_argument("--quick", action="store_true", help="2 steps a stage, 2 seeds, 1 image, 2 samples: the test's run")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.steps = args.vq_steps = args.texture_steps = 2
-        args.seeds, args.n, args.samples = 2, 1, 2
-        args.runs = args.runs if argv and "--runs" in argv else Path(tempfile.mkdtemp()) / "runs"
+    args = parse_experiment(ap, argv, vq_steps=2, texture_steps=2, n=1, samples=2)
     root = args.runs / "dsi-masks"
     vq = trained("dsi-tiny-hvqvae.yaml", root / "hvqvae", budget(args.vq_steps, args.quick))
     structures = {(kind, s): trained("dsi-tiny-structure.yaml", root / f"structure-{kind}" / f"seed{s}",

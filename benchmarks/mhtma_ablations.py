@@ -14,14 +14,23 @@ exists is reused (delete it to retrain).
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, budget, held_out_split, holes_for, mean_spread, run_and_score, run_metrics, trained, verdict
+from common import (
+    budget,
+    experiment_parser,
+    held_out_split,
+    holes_for,
+    mean_spread,
+    parse_experiment,
+    run_and_score,
+    run_metrics,
+    trained,
+    verdict,
+)
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
@@ -93,18 +102,9 @@ def plot_temperatures(curves: dict, held: dict, out: Path) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200, help="training steps of every run")
-    ap.add_argument("--seeds", type=int, default=3, help="training seeds per variant")
-    ap.add_argument("--n", type=int, default=48, help="held-out images")
+    ap = experiment_parser(__doc__, 200, 48, "training steps of every run")
     ap.add_argument("--variants", default="", help="the seed's own Table I rows to add: atma, contextual")
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy")
-    ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
-    ap.add_argument("--quick", action="store_true", help="2 steps, 2 seeds, 2 images: the test's run")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.steps, args.seeds, args.n = 2, 2, 2
-        args.runs = args.runs if argv and "--runs" in argv else Path(tempfile.mkdtemp()) / "runs"
+    args = parse_experiment(ap, argv, n=2)
     extra = {SEED_ROWS[v][0]: SEED_ROWS[v][1] for v in filter(None, args.variants.split(","))}
     variants = TABLE_I | extra | TABLE_II
     runs = {name: [trained("mhtma-tiny.yaml", args.runs / name.split(" (")[0].replace(" ", "-").replace("/", "") / f"seed{s}",

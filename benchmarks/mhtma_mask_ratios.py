@@ -13,14 +13,21 @@ Writes figures/mhtma_mask_ratios.png (per-bin curves) and figures/mhtma_mask_rat
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, held_out_split, holes_for, mean_spread, run_and_score, toy_run, verdict
+from common import (
+    experiment_parser,
+    held_out_split,
+    holes_for,
+    mean_spread,
+    parse_experiment,
+    run_and_score,
+    toy_run,
+    verdict,
+)
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
@@ -60,19 +67,9 @@ def plot(scores: dict, bins, out: Path) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200, help="training steps of every network")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=32, help="held-out images (each gets a hole in every bin)")
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy")
-    ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
+    ap = experiment_parser(__doc__, 200, 32, "training steps of every network")
     ap.add_argument("--bins", type=int, default=len(BINS), help="the first BINS bins only")
-    ap.add_argument("--quick", action="store_true", help="2 steps, 2 seeds, 1 image, 2 bins: the test's run")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.steps, args.seeds, args.n, args.bins = 2, 2, 1, 2
-        args.runs = args.runs if argv and "--runs" in argv else Path(tempfile.mkdtemp()) / "runs"
-
+    args = parse_experiment(ap, argv, n=1, bins=2)
     bins = BINS[: args.bins]
     images = held_out_split(args.n, 64)
     methods = {name: [pluralfill.load_inpainter(m)] * args.seeds for name, m in CLASSICAL.items()}

@@ -13,14 +13,12 @@ figures/put_diversity.png (best-of-N quality against diversity, a curve per K) a
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, held_out_split, holes_for, mean_spread, toy_run
+from common import experiment_parser, held_out_split, holes_for, mean_spread, parse_experiment, toy_run
 
 import pluralfill
 from pluralfill.grid import grid_rows, masked_view
@@ -59,18 +57,9 @@ def plot(table: dict, counts, out: Path) -> None:
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--steps", type=int, default=200, help="training steps of each stage (the mask-ratio runs' budget)")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=12, help="held-out images")
+    ap = experiment_parser(__doc__, 200, 12, "training steps of each stage (the mask-ratio runs' budget)")
     ap.add_argument("--samples", type=int, default=8, help="samples per image; N runs over the powers of two up to it")
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy")
-    ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
-    ap.add_argument("--quick", action="store_true", help="2 steps, 2 seeds, 1 image, 2 samples: the test's run")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.steps, args.seeds, args.n, args.samples = 2, 2, 1, 2
-        args.runs = args.runs if argv and "--runs" in argv else Path(tempfile.mkdtemp()) / "runs"
+    args = parse_experiment(ap, argv, n=1, samples=2)
     counts = [2**i for i in range(int(np.log2(args.samples)) + 1)]
     models = [pluralfill.load_inpainter(toy_run("put", args.runs, s, args.steps, args.quick) / "best") for s in range(args.seeds)]
     images = held_out_split(args.n, 64)

@@ -15,14 +15,12 @@ without its held-out sources). Writes figures/mhtma_sketch_steering.jpg.
 
 from __future__ import annotations
 
-import argparse
 import platform
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import ROOT, budget, held_out_split, mean_spread, trained, verdict
+from common import budget, experiment_parser, held_out_split, mean_spread, parse_experiment, trained, verdict
 
 import pluralfill
 from pluralfill.geometry import grow
@@ -76,19 +74,10 @@ def measure(model, images, s: int):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = experiment_parser(__doc__, 150, 16, "training steps of each toy run")
     ap.add_argument("--checkpoint", help="a sketch-guided MHTMA of your own (run folder); default: train the toy one per seed")
-    ap.add_argument("--steps", type=int, default=150, help="training steps of each toy run")
-    ap.add_argument("--seeds", type=int, default=3)
-    ap.add_argument("--n", type=int, default=16, help="held-out images")
     ap.add_argument("--size", type=int, default=64, help="image side the test runs at")
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy")
-    ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
-    ap.add_argument("--quick", action="store_true", help="2 steps, 2 seeds, 1 image: the test's run")
-    args = ap.parse_args(argv)
-    if args.quick:
-        args.steps, args.seeds, args.n = 2, 2, 1
-        args.runs = args.runs if argv and "--runs" in argv else Path(tempfile.mkdtemp()) / "runs"
+    args = parse_experiment(ap, argv, n=1)
     if args.checkpoint:
         folders = [Path(args.checkpoint)]
     else:

@@ -50,6 +50,16 @@ def test_attention_rebuilds_from_known_patches_only(kind):
         assert torch.equal(tau, torch.full((2, 1), 0.1)) and not hasattr(att, "temperature")
 
 
+def test_vanilla_is_one_mhtma_head_at_a_constant_temperature():
+    """Table I's "vanilla masked self-attention" differs from MHTMA only by the learned temperatures and heads."""
+    torch.manual_seed(0)
+    vanilla, one_head = PatchAttention(8, "vanilla"), PatchAttention(8, "mhtma", num_heads=1)
+    one_head.embed.load_state_dict(vanilla.embed.state_dict())
+    one_head.temperatures = lambda x: x.new_full((x.shape[0], 1), 0.1)
+    x, hole = torch.randn(2, 8, 12, 12), _hole()
+    torch.testing.assert_close(vanilla(x, hole)[0], one_head(x, hole)[0])
+
+
 def test_no_attention_is_the_convolution_branch_alone():
     """Table I's floor: `attention=none` builds no attention layer, and its fill does not change when the
     (absent) attention branch is switched off; the full model's does."""
