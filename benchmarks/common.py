@@ -125,19 +125,16 @@ def run_metrics(run: Path) -> list[dict]:
 
 
 def toy_run(method: str, runs: Path, seed: int, steps: int, quick: bool = False) -> Path:
-    """The run folder of a toy model (`put`, `maskgit`, `mhtma`, `dsi`) trained with `budget(steps)` and `seed`,
+    """The run folder of a toy model (`put`, `maskgit`, `mhtma`) trained with `budget(steps)` and `seed`,
     every stage the same number of steps; trained now unless it is already there. `mhtma` is the run
     benchmarks/mhtma_ablations.py trains for its MHTMA row (same folder, same settings)."""
     common = budget(steps, quick) + [f"seed={seed}"]
     if method == "mhtma":
         return trained("mhtma-tiny.yaml", runs / "MHTMA" / f"seed{seed}", common)
-    stages = {"put": ("put-tiny-pvqvae.yaml", "put-tiny-transformer.yaml"),
-              "maskgit": ("maskgit-tiny-tokenizer.yaml", "maskgit-tiny-transformer.yaml"),
-              "dsi": ("dsi-tiny-hvqvae.yaml", "dsi-tiny-structure.yaml", "dsi-tiny-texture.yaml")}[method]  # fmt: skip
-    run = trained(stages[0], runs / method / f"seed{seed}" / "stage1", common)
-    for k, config in enumerate(stages[1:], start=2):  # each stage reads the one before (DSI's texture: the structure run)
-        run = trained(config, runs / method / f"seed{seed}" / f"stage{k}", common + [f"first_stage={run}"])
-    return run
+    first, second = {"put": ("put-tiny-pvqvae.yaml", "put-tiny-transformer.yaml"),
+                     "maskgit": ("maskgit-tiny-tokenizer.yaml", "maskgit-tiny-transformer.yaml")}[method]  # fmt: skip
+    tokenizer = trained(first, runs / method / f"seed{seed}" / "stage1", common)
+    return trained(second, runs / method / f"seed{seed}" / "stage2", common + [f"first_stage={tokenizer}"])
 
 
 def experiment_parser(doc: str, steps: int, n: int, steps_help: str):

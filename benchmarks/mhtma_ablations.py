@@ -49,8 +49,8 @@ BRANCHES = {"convolution branch only": "off", "attention: highest temperature": 
 
 def batches_per_minute(run: Path) -> float:
     """From the run's own images/s log (the first interval, with start-up, left out)."""
-    rows = [r for r in run_metrics(run) if "images_per_s" in r][1:] or run_metrics(run)
-    return float(np.median([r["images_per_s"] for r in rows])) / _batch(run) * 60
+    logged = [r["images_per_s"] for r in run_metrics(run) if "images_per_s" in r]
+    return float(np.median(logged[1:] or logged)) / _batch(run) * 60
 
 
 def _batch(run: Path) -> int:
