@@ -32,6 +32,7 @@ class Inpainter:
     deterministic: bool = False  # every sample the same: one result is returned whatever num_samples is
     fills_from_nothing: bool = False  # can fill an image whose every pixel is missing
     default_options: dict = {}  # option values a model folder chose for itself (its sampling.json)
+    option_choices: dict = {}  # option name -> the values it takes, where they are a closed set
 
     def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
                 first_sample: int = 0, **options):  # fmt: skip
@@ -118,6 +119,28 @@ class Inpainter:
                 if name not in types and union and all(a in plain for a in args):
                     types[name] = hint
         return types
+
+    def option_specs(self) -> list[dict]:
+        """Every option as a form field: {"name", "type" (int, float, bool, str, or "picture" for an image
+        the size of the photo), "default" (None: the method decides), "nullable", "choices" (or None)}."""
+        import inspect
+        import typing
+
+        types, specs = self.option_types(), {}
+        for fn in self._option_functions():
+            for p in inspect.signature(fn).parameters.values():
+                if p.name in specs or p.name in ("seed", "seeds") or p.default is p.empty and p.kind != p.KEYWORD_ONLY:
+                    continue
+                hint = types.get(p.name)
+                args = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
+                kind = args[0].__name__ if hint is not None and len(args) == 1 else "picture" if hint is None else "str"
+                default = self.default_options.get(p.name, None if p.default is p.empty else p.default)
+                if default is None and isinstance(getattr(self, p.name, None), (int, float, str)):
+                    default = getattr(self, p.name)  # None stands for the instance's own setting (classical fills)
+                specs[p.name] = {"name": p.name, "type": kind, "default": default,
+                                 "nullable": hint is None or type(None) in typing.get_args(hint),
+                                 "choices": list(self.option_choices[p.name]) if p.name in self.option_choices else None}  # fmt: skip
+        return [specs[n] for n in self.option_names()]
 
     def check_options(self, options: dict) -> dict:
         """Every option known and of its type; returns them with numbers read from text ("5" -> 5)."""

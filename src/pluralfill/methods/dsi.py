@@ -50,7 +50,9 @@ def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
 
 class DSIInpainter(FixedResolutionInpainter):
     model_class = DSI
+    option_choices = {"positions": ("all", "hole")}
     last_entropy = None  # Pillow image of the last image's entropy map, when asked for
+    last_entropy_bits = None  # the same map as (side, side) bits, and `entropy_map` of it over the photo
     noise = None  # sample_raster's noise(shape); None draws it from the seeds (tests inject their own)
 
     def __init__(self, model: DSI, device: str | torch.device = "cpu"):
@@ -83,11 +85,22 @@ class DSIInpainter(FixedResolutionInpainter):
                               noise=self.noise)  # fmt: skip
         if bits is not None:
             shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
+            self.last_entropy_bits = bits.reshape(side, side).cpu().numpy()
             self.last_entropy = entropy_image(shown, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))
         structure = m.hvqvae.top_vectors(codes.reshape(n, side, side))
         if trace is not None:
             trace.append(codes[:1].reshape(side, side))
         return m.texture(masked.expand(n, -1, -1, -1), hole.expand(n, -1, -1, -1), structure)
+
+    def entropy_map(self, shape: tuple[int, int]) -> np.ndarray:
+        """The last structure entropy over a photo of `shape` (H, W): bits per pixel inside the window the
+        model saw (each code's bits over the pixels it covers), NaN outside it."""
+        box, bits = self.last_window, self.last_entropy_bits
+        out = np.full(shape, np.nan, np.float32)
+        rows = np.minimum(np.arange(box.y1 - box.y0) * bits.shape[0] // (box.y1 - box.y0), bits.shape[0] - 1)
+        cols = np.minimum(np.arange(box.x1 - box.x0) * bits.shape[1] // (box.x1 - box.x0), bits.shape[1] - 1)
+        out[box.y0 : box.y1, box.x0 : box.x1] = bits[rows[:, None], cols[None, :]]
+        return out
 
     def _probe(self, x, known, tokens):
         m, side = self.model, self.model.config.structure.side

@@ -32,6 +32,7 @@ class FixedResolutionInpainter(Inpainter):
     batch_size: int = 8
     batches_images: bool = False  # `sample` takes a different image for every seed (see inpaint_many)
     last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
+    last_window = None  # the Box of the photo the last samples were made in
     precision: str = "fp32"  # see pluralfill.precision; set with `to_precision`
 
     def __init__(self, model, device="cpu"):
@@ -131,7 +132,7 @@ class FixedResolutionInpainter(Inpainter):
 
     def _fill(self, image, hole, seeds, trace: bool = False, soft_edge: int = 0, **options):
         box, x, known, options = self._window(image, hole, options)
-        samples = []
+        self.last_window, samples = box, []
         with torch.no_grad():
             for i in range(0, len(seeds), self.batch_size):
                 steps = [] if trace and i == 0 else None

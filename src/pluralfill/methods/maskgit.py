@@ -27,6 +27,7 @@ from pluralfill.trace import trace_strip
 
 class MaskGITInpainter(FixedResolutionInpainter):
     name, model_class, batches_images = "maskgit", MaskGIT, True
+    option_choices = {"blend": ("paste", "official"), "hole_pixels": ("missing", "image")}
     HOLE_PIXELS = ("missing", "image")
     noise = None  # parallel_decode's noise(kind, shape); None draws it from the seeds (tests inject the official)
 

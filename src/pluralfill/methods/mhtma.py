@@ -20,6 +20,7 @@ BRANCHES = ("on", "off", "high", "low")
 
 class MHTMAInpainter(FixedResolutionInpainter):
     model_class = MHTMA
+    option_choices = {"attention_branch": BRANCHES}
     last_temperatures: list[float] | None = None  # the heads' temperatures for the last image
 
     def __init__(self, model: MHTMA, device: str | torch.device = "cpu"):

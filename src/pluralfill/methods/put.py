@@ -24,6 +24,7 @@ DEFAULTS = {"cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
 
 class PUTInpainter(FixedResolutionInpainter):
     name, model_class, batches_images = "put", PUT, True
+    option_choices = {"sampler": SAMPLERS, "position_by": ("probability", "logit")}
 
     def __init__(self, model: PUT, device: str | torch.device = "cpu"):
         super().__init__(model, device)

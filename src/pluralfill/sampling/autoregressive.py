@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import torch
 
+from pluralfill import progress
 from pluralfill.nn.weight_norm import frozen_weights
 from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
@@ -48,6 +49,7 @@ def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: tor
             if first > 0:  # the known codes before the first missing one in one plain pass
                 model.prefill(caches, e, cond, first)
         for p in range(first, last + 1):
+            progress.step(p - first, last + 1 - first)
             i, j = divmod(p, side)
             if cache:
                 logits = model.step(caches, i, j)

@@ -22,6 +22,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from pluralfill import progress
 from pluralfill.errors import PluralfillError
 from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
 
@@ -98,6 +99,7 @@ def parallel_decode(
     tokens, unknown = tokens.clone(), unknown.clone()
     n_start = [int(n) for n in unknown.sum(1)]
     for step in range(start_step, steps):
+        progress.step(step - start_step, steps - start_step)
         logits = top_k_filter(logits_fn(tokens, unknown).float() / temperature, top_k)
         drawn = (logits + noise("sample", logits.shape).to(logits.device)).argmax(-1)
         sampled = torch.where(unknown, drawn, tokens)

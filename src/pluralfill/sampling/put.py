@@ -12,6 +12,7 @@ import math
 
 import torch
 
+from pluralfill import progress
 from pluralfill.errors import PluralfillError
 from pluralfill.models.uq_transformer import UQTransformer
 from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
@@ -51,7 +52,8 @@ def sample_put(
     rows = torch.arange(b, device=x.device)[:, None]
     steps = math.ceil(int((~filled).sum(1).max()) / tokens_per_step)  # the one host sync
     k = min(tokens_per_step, filled.shape[1])
-    for _ in range(steps):
+    for done in range(steps):
+        progress.step(done, steps)
         logits = transformer.forward_embedded(x).float()
         if position_by == "logit":
             score = logits.max(-1).values

@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 import torch
 
+from pluralfill import progress
 from pluralfill.errors import PluralfillError
 from pluralfill.sampling.base import check_sampling, top_k_filter
 
@@ -84,7 +85,9 @@ def sample_put_tpami(
     tokens, filled, x = tokens.clone(), filled.clone(), x.clone()
     b, length = tokens.shape
     positions = torch.arange(length, device=x.device)
-    for n in pass_counts(schedule, int((~filled).sum(1).max())):
+    passes = pass_counts(schedule, int((~filled).sum(1).max()))
+    for done, n in enumerate(passes):
+        progress.step(done, len(passes))
         logits = transformer.forward_embedded(x).float()
         kept = top_k_filter(logits, top_k)
         sample = draw(torch.softmax(kept * temperature, dim=-1))

@@ -1,0 +1,305 @@
+// The page: a photo and its hole (paint.js) in a zoomable view (view.js), the method and its options as
+// typed fields generated from /api/methods, a streamed run with per-sample progress (api.js), the samples,
+// the viewer and the rounds of "use as input" (gallery.js), all on one undo history (history.js).
+import * as api from "./api.js";
+import { Gallery, Viewer } from "./gallery.js";
+import { History } from "./history.js";
+import { Painter } from "./paint.js";
+import { hasTransparency, holeFromImage, layerToBinary, spreadMap } from "./pixels.js";
+import { estimate, formatSeconds } from "./stream.js";
+import { Viewport } from "./view.js";
+
+const $ = (id) => document.getElementById(id);
+const history = new History();
+const view = new Viewport($("stage"), $("stack"));
+const painter = new Painter(view, { hole: $("hole"), lines: $("lines") }, $("overlay"), history);
+let methods = [], photo = null, running = null, round = 0, uncertainty = {};
+const gallery = new Gallery($("gallery"), { onUse: useAsInput });
+const viewer = new Viewer($("viewer"), gallery, { onUse: useAsInput });
+window.pluralfill = { history, view, painter, gallery, viewer }; // for the browser tests and the console
+
+// ------------------------------------------------------------------ photo
+
+// A photo as {blob, url, width, height}; resolves once it is decoded.
+function loadPhoto(blob) {
+  return new Promise((resolve, reject) => {
+    const url = URL.createObjectURL(blob), img = new Image();
+    img.onload = () => resolve({ blob, url, width: img.naturalWidth, height: img.naturalHeight, img });
+    img.onerror = () => reject(new Error("this file is not an image the browser can read"));
+    img.src = url;
+  });
+}
+
+function showPhoto(p) {
+  photo = p;
+  $("photo").src = p.url;
+  $("stage").classList.remove("empty");
+}
+
+async function openPhoto(file) {
+  if (!file) return;
+  $("error").textContent = "";
+  try {
+    const p = await loadPhoto(file);
+    showPhoto(p);
+    painter.reset(p.width, p.height);
+    view.setSize(p.width, p.height);
+    history.clear();
+    round = 0;
+    setBrush(Math.max(4, Math.round(Math.min(p.width, p.height) / 16)));
+    $("alpha").hidden = !hasTransparency(pixelsOf(p.img, p.width, p.height).data);
+    showRound();
+  } catch (e) {
+    $("error").textContent = e.message;
+  }
+}
+
+function pixelsOf(img, w, h) {
+  const c = document.createElement("canvas");
+  c.width = w; c.height = h;
+  const ctx = c.getContext("2d", { willReadFrequently: true });
+  ctx.drawImage(img, 0, 0, w, h);
+  return ctx.getImageData(0, 0, w, h);
+}
+
+$("file").onchange = (e) => openPhoto(e.target.files[0]);
+$("stage").addEventListener("dragover", (e) => e.preventDefault());
+$("stage").addEventListener("drop", (e) => { e.preventDefault(); openPhoto(e.dataTransfer.files[0]); });
+
+// An uploaded mask, or the photo's transparency, becomes the hole (one undoable change).
+async function holeFrom(img, options) {
+  const source = pixelsOf(img, photo.width, photo.height);
+  const out = new ImageData(photo.width, photo.height);
+  holeFromImage(source.data, out.data, options);
+  painter.replace("hole", out);
+}
+$("maskfile").onchange = async (e) => {
+  if (!photo || !e.target.files[0]) return void ($("error").textContent = "open a photo first");
+  try {
+    const m = await loadPhoto(e.target.files[0]);
+    await holeFrom(m.img, { invert: $("invert").checked });
+  } catch (err) { $("error").textContent = `mask: ${err.message}`; }
+  e.target.value = "";
+};
+$("alpha").onclick = () => holeFrom(photo.img, { fromAlpha: true });
+
+// ------------------------------------------------------------------ tools
+
+function setTool(tool) {
+  painter.tool = tool;
+  document.querySelectorAll("#tools button").forEach((b) => b.classList.toggle("on", b.dataset.tool === tool));
+  $("linewidth-label").hidden = tool !== "line";
+}
+function setBrush(size) {
+  painter.size = Math.min(Math.max(size, 1), 400);
+  $("brush").value = painter.size;
+  $("brush-value").textContent = painter.size;
+}
+document.querySelectorAll("#tools button").forEach((b) => (b.onclick = () => setTool(b.dataset.tool)));
+$("brush").oninput = () => setBrush(+$("brush").value);
+$("linewidth").oninput = () => (painter.lineWidth = +$("linewidth").value);
+$("undo").onclick = () => history.undo();
+$("redo").onclick = () => history.redo();
+$("clear").onclick = () => photo && painter.replace(painter.layerName(), null);
+$("fit").onclick = () => view.fit();
+$("zoom-in").onclick = () => view.zoom(1.25);
+$("zoom-out").onclick = () => view.zoom(0.8);
+window.addEventListener("resize", () => photo && view.fit());
+
+const KEYS = { b: () => setTool("brush"), e: () => setTool("eraser"), r: () => setTool("rect"), l: () => setTool("lasso"),
+  s: () => takesSketch() && setTool("line"), f: () => view.fit(), "[": () => setBrush(painter.size - Math.max(1, painter.size >> 3)),
+  "]": () => setBrush(painter.size + Math.max(1, painter.size >> 3)), "+": () => view.zoom(1.25), "-": () => view.zoom(0.8) };
+window.addEventListener("keydown", (e) => {
+  if ($("viewer").open) return;
+  const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName) && e.target.type !== "range" && e.target.type !== "checkbox";
+  if (e.key === "Escape" && running) return void cancel();
+  if (typing) return;
+  if (e.code === "Space") { view.spaceHeld = true; $("stage").classList.add("space"); e.preventDefault(); return; }
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); return void (e.shiftKey ? history.redo() : history.undo()); }
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y") { e.preventDefault(); return void history.redo(); }
+  if (e.key === "Enter") return void fill();
+  if (!e.ctrlKey && !e.metaKey && !e.altKey && KEYS[e.key.toLowerCase()]) KEYS[e.key.toLowerCase()]();
+});
+window.addEventListener("keyup", (e) => {
+  if (e.code === "Space") { view.spaceHeld = false; $("stage").classList.remove("space"); }
+});
+
+// ------------------------------------------------------------------ methods and their options
+
+function method() { return methods.find((m) => m.name === $("method").value); }
+function takesSketch() { return !!method()?.sketch; }
+
+async function loadMethods() {
+  methods = await api.methods();
+  const here = methods.filter((m) => m.available), missing = methods.filter((m) => !m.available);
+  $("method").innerHTML = here.map((m) => `<option value="${m.name}">${m.name}${m.deterministic ? " (one result)" : ""}</option>`).join("")
+    + (missing.length ? `<optgroup label="needs weights">${missing.map((m) => `<option disabled title="${m.reason}">${m.name}</option>`).join("")}</optgroup>` : "");
+  $("unavailable").hidden = !missing.length;
+  $("unavailable").querySelector("ul").innerHTML = missing.map((m) => `<li><b>${m.name}</b>: ${m.reason}</li>`).join("");
+  showOptions();
+}
+
+const HIDDEN_OPTIONS = new Set(["trace"]); // pictures the page does not show; the CLI writes them
+
+function field(o) {
+  const id = `opt-${o.name}`, label = o.name.replaceAll("_", " ");
+  const shown = o.default === null ? "" : String(o.default);
+  let input;
+  if (o.choices) {
+    input = `<select id="${id}">${o.nullable ? `<option value="">default</option>` : ""}${o.choices.map((c) => `<option${String(c) === shown ? " selected" : ""}>${c}</option>`).join("")}</select>`;
+  } else if (o.type === "bool") {
+    input = `<input id="${id}" type="checkbox"${o.default ? " checked" : ""}>`;
+  } else if (o.type === "int" || o.type === "float") {
+    input = `<input id="${id}" type="number" step="${o.type === "int" ? 1 : "any"}" value="${shown}" placeholder="${o.nullable ? "default" : ""}">`;
+  } else {
+    input = `<input id="${id}" type="text" value="${shown}" placeholder="default">`;
+  }
+  return `<label data-option="${o.name}" data-type="${o.type}" data-default="${shown}" title="${o.name} (default: ${shown || "the method's"})">${label} ${input}</label>`;
+}
+
+function showOptions() {
+  const m = method();
+  if (!m) return;
+  $("options").innerHTML = m.options.filter((o) => o.type !== "picture" && !HIDDEN_OPTIONS.has(o.name)).map(field).join("");
+  $("precision").innerHTML = m.precisions.map((p) => `<option value="${p.name}"${p.available ? "" : ` disabled title="${p.reason}"`}>${p.name}${p.available ? "" : " (not here)"}</option>`).join("");
+  $("precision-label").hidden = m.precisions.filter((p) => p.available).length < 2;
+  $("n").disabled = m.deterministic;
+  $("method-note").textContent = m.deterministic ? "A deterministic fill: one result, whatever the number of samples." : "";
+  document.querySelector('[data-tool="line"]').hidden = !m.sketch;
+  $("lines").hidden = !m.sketch;
+  if (!m.sketch && painter.tool === "line") setTool("brush");
+}
+$("method").onchange = showOptions;
+
+// The options the user set: the fields whose value is not the default.
+function chosenOptions() {
+  const options = {};
+  for (const label of $("options").querySelectorAll("label[data-option]")) {
+    const input = label.querySelector("input,select"), type = label.dataset.type;
+    const value = input.type === "checkbox" ? String(input.checked) : input.value;
+    if (value === "" || value === label.dataset.default || (type === "bool" && value === String(label.dataset.default === "true"))) continue;
+    options[label.dataset.option] = type === "int" || type === "float" ? Number(value) : type === "bool" ? value === "true" : value;
+  }
+  return options;
+}
+
+// ------------------------------------------------------------------ a run
+
+function layerBlob(name) {
+  const canvas = painter.layers[name], out = document.createElement("canvas");
+  out.width = canvas.width; out.height = canvas.height;
+  const o = out.getContext("2d"), m = o.createImageData(canvas.width, canvas.height);
+  const painted = layerToBinary(painter.ctx[name].getImageData(0, 0, canvas.width, canvas.height).data, m.data);
+  o.putImageData(m, 0, 0);
+  return new Promise((resolve) => out.toBlob((blob) => resolve(painted ? blob : null), "image/png"));
+}
+
+function status(text, fraction) {
+  $("progress").querySelector(".text").textContent = text;
+  if (fraction !== undefined) $("progress").querySelector(".bar span").style.width = `${Math.round(fraction * 100)}%`;
+}
+
+async function fill() {
+  $("error").textContent = "";
+  if (!photo) return void ($("error").textContent = "open a photo first");
+  const hole = await layerBlob("hole");
+  if (!hole) return void ($("error").textContent = "paint the hole first: what should be filled");
+  if (running) await cancel(); // the new job starts as soon as the old one stops
+  const m = method(), form = new FormData();
+  form.append("image", photo.blob, "image");
+  form.append("mask", hole, "mask.png");
+  const sketch = m.sketch ? await layerBlob("lines") : null;
+  if (sketch) form.append("sketch", sketch, "sketch.png");
+  form.append("method", m.name);
+  form.append("num_samples", $("n").value);
+  form.append("seed", $("seed").value);
+  form.append("options", JSON.stringify(chosenOptions()));
+  form.append("precision", $("precision").value || "fp32");
+  $("zip").hidden = true;
+  $("cancel").disabled = false;
+  uncertainty = {};
+  showUncertaintyChoices();
+  const times = [], started = performance.now();
+  let total = 1, sampleStart = performance.now(), current = 0;
+  const tick = () => {
+    const { fraction, secondsLeft } = estimate(total, times, current, (performance.now() - sampleStart) / 1000);
+    status(`${times.length} / ${total} samples · ${formatSeconds(secondsLeft)}`, fraction);
+  };
+  status("waiting for the server…", 0);
+  const job = api.run(form, (e) => {
+    if (e.job) { total = e.of; gallery.start(total, photo.url); status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0); }
+    if (e.steps) { current = e.step / e.steps; gallery.progress(e.index, current); tick(); }
+    if (e.png) {
+      gallery.add(e.index, e.png);
+      times.push(e.seconds); current = 0; sampleStart = performance.now(); tick();
+    }
+    if (e.uncertainty) { uncertainty[e.kind] = `data:image/png;base64,${e.uncertainty}`; showUncertaintyChoices(); }
+    if (e.error) $("error").textContent = e.error;
+    if (e.cancelled) { status(`cancelled: ${times.length} of ${total} samples made`); gallery.prune(); }
+    if (e.done) {
+      $("zip").href = `/api/runs/${e.run}.zip`; $("zip").hidden = false;
+      status(`done: ${total} sample${total > 1 ? "s" : ""} in ${((performance.now() - started) / 1000).toFixed(1)} s, seed ${e.seed}`
+        + (e.sketch_pixels ? `, guided by ${e.sketch_pixels} line px` : "") + (e.precision !== "fp32" ? `, ${e.precision}` : ""), 1);
+    }
+  });
+  running = job;
+  try { await job.done; } catch (err) { $("error").textContent = `the server did not answer: ${err.message}`; }
+  if (running === job) { running = null; $("cancel").disabled = true; }
+  showUncertaintyChoices();
+}
+
+async function cancel() {
+  const job = running;
+  if (!job) return;
+  status("cancelling…");
+  await job.cancel();
+  await job.done.catch(() => {});
+}
+$("run").onclick = fill;
+$("cancel").onclick = cancel;
+$("reseed").onclick = () => ($("seed").value = Math.floor(Math.random() * 2 ** 31));
+
+// ------------------------------------------------------------------ uncertainty over the photo
+
+function showUncertaintyChoices() {
+  const have = gallery.samples.filter(Boolean).length;
+  const choices = [["", "off"], ...(have >= 2 ? [["spread", "spread of the samples"]] : []), ...Object.keys(uncertainty).map((k) => [k, k])];
+  const keep = $("uncertainty").value;
+  $("uncertainty").innerHTML = choices.map(([v, t]) => `<option value="${v}">${t}</option>`).join("");
+  $("uncertainty").value = choices.some(([v]) => v === keep) ? keep : "";
+  showUncertainty();
+}
+
+async function showUncertainty() {
+  const kind = $("uncertainty").value, heat = $("heat");
+  heat.hidden = !kind;
+  if (!kind) return;
+  if (kind !== "spread") return void (heat.src = uncertainty[kind]);
+  const samples = await Promise.all(gallery.samples.filter(Boolean).map(async (s) => pixelsOf((await loadPhoto(s.blob)).img, photo.width, photo.height).data));
+  const holeRGBA = painter.ctx.hole.getImageData(0, 0, photo.width, photo.height).data;
+  const hole = new Uint8Array(photo.width * photo.height).map((_, p) => holeRGBA[4 * p + 3] > 0);
+  const out = new ImageData(photo.width, photo.height);
+  spreadMap(samples, hole, out.data);
+  const c = document.createElement("canvas");
+  c.width = photo.width; c.height = photo.height;
+  c.getContext("2d").putImageData(out, 0, 0);
+  heat.src = c.toDataURL();
+}
+$("uncertainty").onchange = showUncertainty;
+
+// ------------------------------------------------------------------ rounds: a sample as the new photo
+
+async function useAsInput(sample) {
+  const before = { photo, layers: painter.snapshot() };
+  const after = { photo: await loadPhoto(sample.blob) };
+  const empty = Object.fromEntries(Object.keys(before.layers).map((k) => [k, new ImageData(photo.width, photo.height)]));
+  const apply = (state, layers, delta) => () => { showPhoto(state.photo); painter.restore(layers); round += delta; showRound(); };
+  history.push({ undo: apply(before, before.layers, -1), redo: apply(after, empty, +1), bytes: 8 * photo.width * photo.height, kind: "round" });
+  apply(after, empty, +1)();
+}
+
+function showRound() {
+  $("round").textContent = round ? `round ${round + 1}: filling a previous sample (Ctrl+Z goes back)` : "";
+}
+
+loadMethods().catch((e) => ($("error").textContent = `cannot reach the server: ${e.message}`));
