@@ -1,13 +1,9 @@
-"""The web app: its HTTP API end to end, and the page in a real headless Chromium."""
+"""The web app's HTTP API end to end (the page itself: test_webapp_page.py)."""
 
 import base64
-import contextlib
 import io
 import json
 import os
-import shutil
-import socket
-import threading
 import time
 import zipfile
 
@@ -168,64 +164,6 @@ def test_jobs_cancel_stops_work_at_its_next_pass_and_frees_the_runner():
     assert blocker.finished.wait(5) and waiting.next_event(timeout=1) is None
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _browser(app):
-    """A headless Chromium page and the app served on a free loopback port."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium (see .ci/run)")
-        pytest.skip("chromium is not installed")
-    import uvicorn
-    from playwright.sync_api import sync_playwright
-
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    for _ in range(100):
-        if server.started:
-            break
-        time.sleep(0.05)
-    try:
-        with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
-            page = browser.new_page()
-            page.goto(f"http://127.0.0.1:{port}/")
-            page.wait_for_function("document.querySelectorAll('#method option').length > 0")
-            yield page
-            browser.close()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-
-
-@pytest.mark.slow
-def test_page_in_headless_chromium(tmp_path, photo):
-    Image.fromarray(np.ascontiguousarray(photo[::2, ::2])).save(tmp_path / "photo.png")
-    with _browser(create_app()) as page:
-        page.set_input_files("#file", str(tmp_path / "photo.png"))
-        page.wait_for_function("document.getElementById('mask').width === 128")
-        box = page.locator("#mask").bounding_box()
-        page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
-        page.mouse.down()
-        page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * 0.5, steps=8)
-        page.mouse.up()
-        page.select_option("#method", "patchmatch")
-        page.fill("#n", "3")
-        page.click("#run")
-        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
-        assert page.locator("#gallery img.result").count() == 3
-        assert page.locator("#error").inner_text() == ""
-        page.screenshot(path=str(tmp_path / "page.png"))
-
-
 def test_api_offers_learned_checkpoints(tmp_path, photo):
     from pluralfill.models.put import PUT, put_tiny_config
 
@@ -294,36 +232,33 @@ def test_sketch_lines_reach_the_sketch_model(sketch_app, photo):
     assert r.status_code == 400 and "sketch is 128x50" in r.json()["detail"]
 
 
-@pytest.mark.slow
-def test_page_draws_sketch_lines_on_their_own_layer(sketch_app, tmp_path, photo):
-    """The page's line tool (headless Chromium): lines on their own layer, undone alone, sent with the hole."""
-    name = "mhtma-tiny-sketch (sketch)"
-    image = np.ascontiguousarray(photo[::2, ::2])
-    Image.fromarray(image).save(tmp_path / "photo.png")
-    with _browser(sketch_app) as page:
-        page.select_option("#method", name)
-        assert page.locator("#tool").is_visible()
-        page.set_input_files("#file", str(tmp_path / "photo.png"))
-        page.wait_for_function("document.getElementById('lines').width === 128")
-        box = page.locator("#mask").bounding_box()
+def test_api_streams_each_sampler_pass_and_dsi_entropy_over_the_photo(tmp_path, photo):
+    """Progress events come from the shipped samplers' passes; dsi's structure entropy arrives as a map the
+    photo's size, empty outside the window the model saw."""
+    import torch
 
-        def drag(y0, y1):
-            page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * y0)
-            page.mouse.down()
-            page.mouse.move(box["x"] + box["width"] * 0.7, box["y"] + box["height"] * y1, steps=8)
-            page.mouse.up()
+    from pluralfill.models.dsi import CONFIGS, DSI
+    from pluralfill.models.put import PUT, put_tiny_config
 
-        drag(0.5, 0.5)  # the hole
-        page.select_option("#tool", "lines")
-        drag(0.4, 0.6)  # a line across it
-        painted = "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;" \
-                  " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"  # fmt: skip
-        hole_px, line_px = page.eval_on_selector("#mask", painted), page.eval_on_selector("#lines", painted)
-        assert hole_px > 1000 and 0 < line_px < hole_px / 4  # thin lines on their own layer
-        page.click("#undo")  # undo takes back the line, not the hole
-        assert page.eval_on_selector("#lines", painted) == 0 and page.eval_on_selector("#mask", painted) == hole_px
-        page.click("#redo")
-        page.click("#run")
-        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
-        assert "guided by" in page.locator("#progress").inner_text()
-        assert page.locator("#error").inner_text() == ""
+    torch.manual_seed(0)
+    PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
+    DSI(CONFIGS["dsi-tiny"]).save_pretrained(tmp_path / "dsi")
+    client = TestClient(create_app([tmp_path / "put", tmp_path / "dsi"]))
+    image, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.3)
+    r = _post(client, image, hole, method="put-tiny (put)", num_samples=1, seed=0, options='{"sampler": "parallel", "steps": 5}')
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    passes = [m for m in lines if "steps" in m]
+    assert passes and all(m["steps"] == 5 and m["index"] == 0 for m in passes)  # throttled: at least the first
+    wide = np.zeros((160, 240, 3), np.uint8) + image[:1, :1]
+    wide[16:144, 56:184] = image
+    hole = np.zeros((160, 240), bool)
+    hole[60:100, 100:140] = True
+    r = _post(client, wide, hole, method="dsi-tiny (dsi)", num_samples=2, seed=0, options='{"entropy": true}')
+    lines = [json.loads(x) for x in r.text.splitlines()]
+    maps = [m for m in lines if "uncertainty" in m]
+    assert len(maps) == 1 and maps[0]["kind"] == "structure entropy" and lines[-1]["done"]
+    heat = _decode(maps[0]["png"] if "png" in maps[0] else maps[0]["uncertainty"])
+    assert heat.shape == (160, 240, 4)
+    assert heat[:, :, 3].any() and not heat[:, :, 3].all()  # the model's square window only
+    methods = {m["name"]: m for m in client.get("/api/methods").json()}
+    assert methods["dsi-tiny (dsi)"]["uncertainty"] == "entropy" and methods["put-tiny (put)"]["uncertainty"] is None

@@ -18,7 +18,7 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # layer or of a higher one.
 LAYERS = [
     {"errors"},
-    {"io", "pixels", "hub", "geometry", "shards", "precision"},
+    {"io", "pixels", "hub", "geometry", "shards", "precision", "progress"},
     {"grid", "trace"},
     {"nn"},
     {"masks", "models", "losses"},

@@ -66,7 +66,7 @@ export class Viewer {
     this.view.wantsPan = (e) => e.button === 0 || e.button === 1;
     this.mode = "single";
     this.flipped = false;
-    $("view-a").onchange = $("view-b").onchange = () => this.show();
+    $("view-a").onchange = $("view-b").onchange = (e) => { e.target.blur(); this.show(); }; // keys go back to the viewer
     dialog.querySelectorAll("#view-modes button").forEach((b) => (b.onclick = () => this.setMode(b.dataset.mode)));
     $("view-split").oninput = () => this.show();
     $("view-flip").onclick = () => this.flip();
@@ -75,7 +75,8 @@ export class Viewer {
       const s = this.current();
       if (s) { dialog.close(); this.onUse(s); }
     };
-    dialog.addEventListener("keydown", (e) => {
+    window.addEventListener("keydown", (e) => {
+      if (!dialog.open || e.target.tagName === "SELECT") return; // a select's own keys pick an option
       if (e.key === "t" || e.key === "T") this.flip();
       if (e.key === "ArrowRight" || e.key === "ArrowLeft") this.step(e.key === "ArrowRight" ? 1 : -1);
     });

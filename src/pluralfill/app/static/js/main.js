@@ -226,7 +226,9 @@ async function fill() {
     status(`${times.length} / ${total} samples · ${formatSeconds(secondsLeft)}`, fraction);
   };
   status("waiting for the server…", 0);
+  window.pluralfill.events = [];
   const job = api.run(form, (e) => {
+    window.pluralfill.events.push(e.png ? { ...e, png: "…" } : e);
     if (e.job) { total = e.of; gallery.start(total, photo.url); status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0); }
     if (e.steps) { current = e.step / e.steps; gallery.progress(e.index, current); tick(); }
     if (e.png) {

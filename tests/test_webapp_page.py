@@ -1,0 +1,364 @@
+"""The web app's page: its logic under node (tests/js), and the page itself in a real headless Chromium
+(Playwright on the system's Chromium), doing what a user does: paint, undo, run, watch samples arrive,
+compare, use a sample as input, cancel, download. A screenshot of each stage goes to build/screenshots/."""
+
+import contextlib
+import io
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from pluralfill.app.server import create_app  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "build" / "screenshots"
+PAINTED = "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;" \
+          " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"  # fmt: skip
+
+
+def test_page_logic_under_node():
+    """History (undo/redo across layers and rounds), mask conversion, dirty rectangles, the spread map, the
+    stream reader, the estimate and the zoom maths: tests/js/page_logic.test.mjs."""
+    node = shutil.which("node")
+    if node is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's nodejs (see .ci/run)")
+        pytest.skip("node is not installed")
+    files = sorted(str(f) for f in (ROOT / "tests" / "js").glob("*.test.mjs"))  # files, not a folder: node 18 to 22
+    out = subprocess.run([node, "--test", *files], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
+    assert "# fail 0" in out.stdout and "# pass 0" not in out.stdout
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def _browser(app, width=1400, height=900):
+    """A headless Chromium page on the app, served on a free loopback port; page errors fail the test."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium (see .ci/run)")
+        pytest.skip("chromium is not installed")
+    import uvicorn
+    from playwright.sync_api import sync_playwright
+
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        time.sleep(0.05)
+    errors = []
+    try:
+        with sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+            page = browser.new_page(viewport={"width": width, "height": height}, accept_downloads=True)
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            page.goto(f"http://127.0.0.1:{port}/")
+            page.wait_for_function("document.querySelectorAll('#method option').length > 0")
+            yield page
+            browser.close()
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+    assert not errors, errors
+
+
+def _open(page, path, width):
+    page.set_input_files("#file", str(path))
+    page.wait_for_function(f"document.getElementById('hole').width === {width}")
+
+
+def _screen(page, x, y):
+    """The screen point over photo pixel (x, y), through the view's zoom and pan."""
+    return page.evaluate(
+        """([x, y]) => { const v = window.pluralfill.view, r = v.el.getBoundingClientRect();
+           return [r.left + v.t.x + x * v.t.scale, r.top + v.t.y + y * v.t.scale]; }""", [x, y])  # fmt: skip
+
+
+def _drag(page, points, steps=6):
+    """Press at the first photo point, move through the others, release."""
+    page.mouse.move(*_screen(page, *points[0]))
+    page.mouse.down()
+    for p in points[1:]:
+        page.mouse.move(*_screen(page, *p), steps=steps)
+    page.mouse.up()
+
+
+def _brush(page, size):
+    page.fill("#brush", str(size))
+    page.dispatch_event("#brush", "input")
+
+
+def _hole_px(page):
+    return page.eval_on_selector("#hole", PAINTED)
+
+
+def _shot(page, name):
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / name))
+
+
+@pytest.fixture
+def photo_file(tmp_path, photo):
+    path = tmp_path / "photo.png"
+    Image.fromarray(photo).save(path)
+    return path
+
+
+@pytest.mark.slow
+def test_page_paints_with_every_tool_and_undoes(photo_file, tmp_path):
+    with _browser(create_app()) as page:
+        _open(page, photo_file, 256)
+        _brush(page, 20)
+        _drag(page, [(40, 40), (100, 40)])  # a brush stroke, 20 px wide
+        stroke = _hole_px(page)
+        assert 60 * 20 * 0.8 < stroke < 80 * 22
+        page.keyboard.press("r")
+        _drag(page, [(120, 120), (200, 180)])
+        with_rect = _hole_px(page)
+        assert abs(with_rect - stroke - 80 * 60) < 400
+        page.keyboard.press("l")
+        _drag(page, [(20, 200), (60, 200), (60, 240), (20, 240)])  # a lasso round a 40x40 square
+        with_lasso = _hole_px(page)
+        assert abs(with_lasso - with_rect - 40 * 40) < 300
+        page.keyboard.press("e")
+        _drag(page, [(130, 150), (190, 150)])  # the eraser through the rectangle
+        erased = _hole_px(page)
+        assert erased < with_lasso - 60 * 15
+        page.keyboard.press("Control+z")
+        assert _hole_px(page) == with_lasso
+        page.click("#undo")
+        page.click("#undo")
+        assert _hole_px(page) == stroke
+        page.keyboard.press("Control+Shift+Z")
+        assert _hole_px(page) == with_rect
+        page.click("#redo")
+        page.click("#clear")
+        assert _hole_px(page) == 0
+        page.keyboard.press("Control+z")
+        assert _hole_px(page) == with_lasso
+        # brush size keys
+        before = int(page.input_value("#brush"))
+        page.keyboard.press("]")
+        assert int(page.input_value("#brush")) > before
+        # an uploaded mask (white = hole), inverted, and the hole from a photo's transparency
+        mask = np.zeros((256, 256), np.uint8)
+        mask[:64] = 255
+        Image.fromarray(mask).save(tmp_path / "mask.png")
+        page.set_input_files("#maskfile", str(tmp_path / "mask.png"))
+        page.wait_for_function(f"() => ({PAINTED})(document.getElementById('hole')) === {64 * 256}")
+        page.check("#invert")
+        page.set_input_files("#maskfile", str(tmp_path / "mask.png"))
+        page.wait_for_function(f"() => ({PAINTED})(document.getElementById('hole')) === {192 * 256}")
+        page.keyboard.press("Control+z")
+        assert _hole_px(page) == 64 * 256
+        rgba = np.dstack([np.asarray(Image.open(photo_file)), np.full((256, 256), 255, np.uint8)])
+        rgba[200:, :100, 3] = 0
+        Image.fromarray(rgba).save(tmp_path / "cutout.png")
+        _open(page, tmp_path / "cutout.png", 256)
+        assert _hole_px(page) == 0 and page.locator("#alpha").is_visible()
+        page.click("#alpha")
+        assert _hole_px(page) == 56 * 100
+        _shot(page, "paint.png")
+
+
+@pytest.mark.slow
+def test_page_zooms_pans_and_paints_under_the_pointer_on_a_4000x3000_photo(tmp_path):
+    big = np.asarray(Image.open(ROOT.parent / "shared/data/scenes256/train" / sorted(os.listdir(ROOT.parent / "shared/data/scenes256/train"))[0]).convert("RGB").resize((4000, 3000)))
+    Image.fromarray(big).save(tmp_path / "big.jpg", quality=90)
+    with _browser(create_app()) as page:
+        _open(page, tmp_path / "big.jpg", 4000)
+        fitted = page.evaluate("window.pluralfill.view.t.scale")
+        assert 0.1 < fitted < 0.5
+        page.mouse.move(*_screen(page, 2000, 1500))
+        page.mouse.wheel(0, -600)  # zoom in about the pointer
+        t = page.evaluate("window.pluralfill.view.t")
+        assert t["scale"] > fitted * 2
+        x, y = _screen(page, 2000, 1500)
+        stage = page.locator("#stage").bounding_box()
+        assert abs(x - (stage["x"] + stage["width"] / 2)) < stage["width"] / 3  # the point stayed near the pointer
+        # space+drag pans, and paints nothing
+        page.keyboard.down(" ")
+        page.mouse.move(x, y)
+        page.mouse.down()
+        page.mouse.move(x - 150, y - 100, steps=5)
+        page.mouse.up()
+        page.keyboard.up(" ")
+        panned = page.evaluate("window.pluralfill.view.t")
+        assert abs(panned["x"] - t["x"] + 150) < 2 and abs(panned["y"] - t["y"] + 100) < 2
+        assert _hole_px(page) == 0
+        # a stroke lands on the photo pixels under the pointer, at any zoom
+        _brush(page, 40)
+        _drag(page, [(1900, 1500), (2100, 1500)])
+        px = page.evaluate("() => { const c = document.getElementById('hole').getContext('2d'); return [c.getImageData(2000, 1500, 1, 1).data[3], c.getImageData(2000, 1560, 1, 1).data[3], c.getImageData(1800, 1500, 1, 1).data[3]]; }")
+        assert px[0] > 0 and px[1] == 0 and px[2] == 0
+        # undo keeps only the stroke's rectangle, not the 48 MB layer
+        assert page.evaluate("window.pluralfill.history.bytes()") < 8 * 260 * 60
+        page.keyboard.press("Control+z")
+        assert page.evaluate("() => document.getElementById('hole').getContext('2d').getImageData(2000, 1500, 1, 1).data[3]") == 0
+        page.keyboard.press("f")
+        assert abs(page.evaluate("window.pluralfill.view.t.scale") - fitted) < 1e-6
+        _shot(page, "zoom.png")
+
+
+@pytest.mark.slow
+def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp_path):
+    with _browser(create_app()) as page:
+        _open(page, photo_file, 256)
+        # typed fields from the method's declared options, and the methods that need weights, with the reason
+        assert page.locator("#opt-patch_size").get_attribute("type") == "number"
+        assert page.input_value("#opt-patch_size") == "3"
+        assert page.locator("#method option[disabled]", has_text="maskgit").count() == 1
+        assert "pluralfill models add" in page.locator("#unavailable").text_content()  # folded until opened
+        page.select_option("#method", "telea")
+        assert page.locator("#opt-radius").count() == 1 and page.locator("#n").is_disabled()
+        page.select_option("#method", "patchmatch-plural")
+        page.keyboard.press("r")
+        _drag(page, [(90, 90), (170, 160)])
+        hole_before = _hole_px(page)
+        page.fill("#n", "3")
+        page.fill("#seed", "11")
+        page.click("#run")
+        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+        assert page.locator("#gallery img.result").count() == 3 and page.locator("#error").inner_text() == ""
+        events = page.evaluate("window.pluralfill.events")
+        assert events[0]["of"] == 3 and [e["index"] for e in events if "png" in e] == [0, 1, 2] and events[-1]["done"]
+        assert page.locator("#progress .text").inner_text().startswith("done: 3 samples")
+        # the spread of the samples over the photo
+        page.select_option("#uncertainty", "spread")
+        page.wait_for_function("document.getElementById('heat').src.startsWith('data:image/png')")
+        assert page.locator("#heat").is_visible()
+        _shot(page, "run.png")
+        # the viewer: one sample large, then against the input with the slider and the toggle
+        page.locator("#gallery img.result").nth(1).click()
+        page.wait_for_selector("#viewer[open]")
+        assert page.input_value("#view-a") == "1" and page.input_value("#view-b") == "input"
+        page.click("#view-modes [data-mode=slider]")
+        page.fill("#view-split", "30")
+        page.dispatch_event("#view-split", "input")
+        assert "inset(0px 0px 0px 30%)" in page.eval_on_selector("#view-img-b", "e => getComputedStyle(e).clipPath")
+        assert page.locator("#view-img-b").is_visible()
+        page.select_option("#view-b", "2")  # two samples against each other
+        page.keyboard.press("t")
+        assert page.locator("#view-img-b").is_visible() and page.eval_on_selector("#view-img-b", "e => e.style.clipPath") == "none"
+        page.keyboard.press("t")
+        assert not page.locator("#view-img-b").is_visible()
+        page.mouse.move(700, 450)
+        page.mouse.wheel(0, -400)  # both images sit in one zoomed stack
+        assert page.evaluate("window.pluralfill.viewer.view.t.scale") > 1
+        _shot(page, "compare.png")
+        with page.expect_download() as download:
+            page.click("#view-download")
+        assert download.value.suggested_filename == "sample1.png"
+        page.keyboard.press("Escape")
+        # every sample and the settings that reproduce them
+        with page.expect_download() as download:
+            page.click("#zip")
+        archive = zipfile.ZipFile(download.value.path())
+        settings = json.loads(archive.read("settings.json"))
+        assert settings["seed"] == 11 and settings["num_samples"] == 3 and "pluralfill inpaint image.png" in settings["command"]
+        assert {"sample0.png", "sample2.png", "image.png", "mask.png"} <= set(archive.namelist())
+        sample1 = np.asarray(Image.open(io.BytesIO(archive.read("sample1.png"))))
+        # use a sample as input: the photo becomes it, the hole empties; Ctrl+Z brings both back
+        original = page.get_attribute("#photo", "src")
+        page.locator("#gallery .use").nth(1).click()
+        page.wait_for_function(f"document.getElementById('photo').src !== '{original}'")
+        assert _hole_px(page) == 0 and "round 2" in page.locator("#round").inner_text()
+        shown = page.evaluate("""() => { const i = document.getElementById('photo'), c = document.createElement('canvas');
+            c.width = i.naturalWidth; c.height = i.naturalHeight; const x = c.getContext('2d'); x.drawImage(i, 0, 0);
+            return Array.from(x.getImageData(120, 120, 1, 1).data.slice(0, 3)); }""")  # fmt: skip
+        assert shown == sample1[120, 120].tolist()
+        page.keyboard.press("Control+z")
+        page.wait_for_function(f"document.getElementById('photo').src === '{original}'")
+        assert _hole_px(page) == hole_before and page.locator("#round").inner_text() == ""
+        page.keyboard.press("Control+Shift+Z")
+        page.wait_for_function(f"document.getElementById('photo').src !== '{original}'")
+
+
+@pytest.fixture
+def put_app(tmp_path):
+    import torch
+
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    torch.manual_seed(0)
+    PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
+    return create_app([tmp_path / "put"])
+
+
+@pytest.mark.slow
+def test_page_cancels_a_running_job_and_the_next_starts_at_once(put_app, photo_file):
+    name = "put-tiny (put)"
+    with _browser(put_app) as page:
+        _open(page, photo_file, 256)
+        page.select_option("#method", name)
+        assert page.locator("#opt-sampler").evaluate("e => e.tagName") == "SELECT"
+        assert page.input_value("#opt-steps") == "12" and page.locator("#precision-label").is_visible()
+        page.keyboard.press("r")
+        _drag(page, [(30, 30), (226, 226)])
+        page.select_option("#opt-sampler", "put")  # Algorithm 1, one token a pass: many passes
+        page.fill("#opt-tokens_per_step", "1")
+        page.fill("#n", "16")
+        page.click("#run")
+        page.wait_for_selector("#gallery img.result", timeout=60_000)
+        page.keyboard.press("Escape")  # cancel
+        page.wait_for_function("window.pluralfill.events.some((e) => e.cancelled)", timeout=30_000)
+        events = page.evaluate("window.pluralfill.events")
+        made = [e["index"] for e in events if "png" in e]
+        assert 1 <= len(made) < 16 and page.locator("#gallery figure").count() == len(made)
+        assert any("steps" in e and e["steps"] > 10 for e in events)  # per-pass progress of a sample
+        assert page.locator("#progress .text").inner_text().startswith("cancelled")
+        assert page.locator("#cancel").is_disabled()
+        page.fill("#n", "1")
+        started = time.perf_counter()
+        page.click("#run")
+        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+        assert time.perf_counter() - started < 30 and page.locator("#error").inner_text() == ""
+        assert page.evaluate("window.pluralfill.events")[0]["waiting"] == 0  # the cancelled job had freed the runner
+        _shot(page, "cancel.png")
+
+
+@pytest.mark.slow
+def test_page_draws_sketch_lines_on_their_own_layer(tmp_path, photo_file):
+    """The line tool: lines on their own layer, undone in turn with the hole, sent with the hole."""
+    from pluralfill.models.mhtma import CONFIGS, MHTMA
+
+    MHTMA(CONFIGS["mhtma-tiny-sketch"]).save_pretrained(tmp_path / "sketch")
+    name = "mhtma-tiny-sketch (sketch)"
+    with _browser(create_app([tmp_path / "sketch"])) as page:
+        assert not page.locator("[data-tool=line]").is_visible()
+        page.select_option("#method", name)
+        assert page.locator("[data-tool=line]").is_visible()
+        assert page.locator("#opt-attention_branch").evaluate("e => [...e.options].map((o) => o.value)") == ["on", "off", "high", "low"]
+        _open(page, photo_file, 256)
+        _brush(page, 40)
+        _drag(page, [(60, 128), (196, 128)])  # the hole
+        page.keyboard.press("s")
+        _drag(page, [(60, 100), (196, 150)])  # a line across it
+        hole_px, line_px = _hole_px(page), page.eval_on_selector("#lines", PAINTED)
+        assert hole_px > 1000 and 0 < line_px < hole_px / 4
+        page.keyboard.press("Control+z")  # the line goes first, the hole stays
+        assert page.eval_on_selector("#lines", PAINTED) == 0 and _hole_px(page) == hole_px
+        page.keyboard.press("Control+Shift+Z")
+        page.click("#run")
+        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+        assert "guided by" in page.locator("#progress .text").inner_text() and page.locator("#error").inner_text() == ""
