@@ -68,6 +68,7 @@ def test_transformer_matches_official_logits_and_loss(official):
         logits = t(seq)
         torch.testing.assert_close(logits, out["transformer.logits"], atol=ATOL, rtol=0)
         types = m.token_types(known).reshape(2, 64)
+        assert torch.equal(types.long(), out["codec.masked.token_type"].reshape(2, 64).long())
         target = m.tokenize(m.encode(x)).reshape(2, 64)
         assert torch.equal(target, out["transformer.token_target"])
 

@@ -3,11 +3,9 @@ by term, the discriminator's step, the codebook update, the scheduler, and the p
 official recipe."""
 
 import json
-import math
 
 import pytest
 import torch
-import yaml
 from conftest import SHARED
 from safetensors.torch import load_file
 
