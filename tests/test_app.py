@@ -8,6 +8,7 @@ import time
 import zipfile
 
 import numpy as np
+import torch
 import pytest
 from conftest import square_hole
 from PIL import Image
@@ -230,6 +231,32 @@ def test_sketch_lines_reach_the_sketch_model(sketch_app, photo):
     files["sketch"] = ("s.png", _png(lines[:50]), "image/png")
     r = client.post("/api/inpaint", files=files, data={"method": name})
     assert r.status_code == 400 and "sketch is 128x50" in r.json()["detail"]
+
+
+def test_a_grey_sketch_reaches_puts_conditional_model_as_the_library_takes_it(tmp_path, photo):
+    """PUT's edge maps are grey (0-255): the served samples equal `inpaint(..., sketch=grey)` from the library."""
+    import pluralfill
+    from pluralfill.models.put_conditional import CONFIGS as GUIDED, PUTConditional
+
+    torch.manual_seed(0)
+    model = PUTConditional(GUIDED["put-tpami-conditional-tiny"])
+    with torch.no_grad():
+        model.sketch_default.normal_()
+    model.save_pretrained(tmp_path / "guided")
+    client = TestClient(create_app([tmp_path / "guided"]))
+    name = next(m["name"] for m in client.get("/api/methods").json() if m["name"].startswith("put-tpami-conditional"))
+    image, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.4)
+    edges = np.zeros((128, 128), np.uint8)
+    edges[40:90, 60] = 255
+    edges[70, 20:110] = 128  # a faint edge stays faint
+    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+             "sketch": ("s.png", _png(edges), "image/png")}  # fmt: skip
+    events = [json.loads(line) for line in client.post("/api/inpaint", files=files, data={"method": name, "num_samples": "1", "seed": "3"}).text.splitlines()]
+    served = np.asarray(Image.open(io.BytesIO(base64.b64decode(next(e for e in events if "png" in e)["png"]))))
+    library = np.asarray(pluralfill.load_inpainter(tmp_path / "guided").inpaint(image, hole, 1, 3, sketch=edges)[0])
+    np.testing.assert_array_equal(served, library)
+    plain = np.asarray(pluralfill.load_inpainter(tmp_path / "guided").inpaint(image, hole, 1, 3, sketch=edges > 0)[0])
+    assert not np.array_equal(plain, library)  # a 0/1 map would be another sketch
 
 
 def test_api_streams_each_sampler_pass_and_dsi_entropy_over_the_photo(tmp_path, photo):

@@ -135,7 +135,8 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
             raise HTTPException(400, "options must be a JSON object") from None
         lines = None
         if sketch is not None:
-            lines = hole_from_array(_read_upload(sketch.file.read(), "sketch", mode_mask=True))
+            # grey 0-255 as `pluralfill inpaint --sketch` reads it: mhtma-sketch thresholds it, PUT's edge maps are grey
+            lines = np.asarray(Image.fromarray(_read_upload(sketch.file.read(), "sketch", mode_mask=True)).convert("L"))
             if lines.shape != picture.shape[:2]:
                 raise HTTPException(400, f"sketch is {lines.shape[1]}x{lines.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}")
         try:
@@ -173,12 +174,12 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                               "unit": "bits", "max": top, "index": 0})  # fmt: skip
             inputs = {"image.png": _png(picture), "mask.png": _png(hole.astype(np.uint8) * 255)}
             if lines is not None:
-                inputs["sketch.png"] = _png(lines.astype(np.uint8) * 255)
+                inputs["sketch.png"] = _png(lines)
             results[run] = {"samples": pngs, "inputs": inputs, "settings": settings | {"command": cli_command(settings)}}
             while len(results) > KEPT_RESULTS:
                 results.popitem(last=False)
             job.emit({"done": True, "run": run, "seed": seed, "method": method, "seconds": round(time.perf_counter() - started, 3),
-                      "sketch_pixels": int(lines.sum()) if lines is not None else 0, "precision": settings["precision"]})  # fmt: skip
+                      "sketch_pixels": int((lines > 127).sum()) if lines is not None else 0, "precision": settings["precision"]})  # fmt: skip
 
         try:
             job = jobs.submit(work)
