@@ -71,6 +71,20 @@ def test_cpu_knobs_quick(capsys):
     assert all(r["default_s"] > 0 for r in rows)
 
 
+@pytest.mark.slow
+def test_webapp_responsiveness_quick(capsys):
+    import shutil
+
+    if shutil.which("chromium") is None:
+        pytest.skip("chromium is not installed")
+    results = _import("webapp_responsiveness").main(["--quick", "--size", "1200x900"])
+    small, large = results["256x256"], results["1200x900"]
+    assert large["layer MB"] == pytest.approx(1200 * 900 * 4 / 2**20)
+    assert 0 < large["history MB"] < large["layer MB"]  # dirty rectangles, not whole layers
+    assert all(v > 0 for k, v in small.items() if not k.endswith("MB"))
+    assert "| stroke move ms |" in capsys.readouterr().out
+
+
 # The seeds' experiments (benchmarks/RESULTS.md): each --quick run trains every model it needs for 2 steps. They share
 # one runs folder, as the full runs do: the MHTMA row of the ablations is Table IV's MHTMA, its PUT runs are put_diversity's.
 @pytest.fixture(scope="module")
