@@ -79,13 +79,14 @@ test("dirty rectangles grow round each dab and clip to the image", () => {
 
 test("the spread map is zero where samples agree and brightest where they differ most", () => {
   const px = (...values) => new Uint8ClampedArray(values.flatMap((v) => [v, v, v, 255]));
-  const a = px(10, 0, 50), b = px(10, 100, 50), hole = new Uint8Array([1, 1, 0]);
-  const out = new Uint8ClampedArray(12);
+  const a = px(10, 0, 50, 25), b = px(10, 100, 50, 75), hole = new Uint8Array([1, 1, 0, 1]);
+  const out = new Uint8ClampedArray(16);
   const top = spreadMap([a, b], hole, out);
   assert.equal(top, 50); // the sd of {0, 100}
   assert.deepEqual([...out.slice(0, 4)], [...inferno(0), 255]);
   assert.deepEqual([...out.slice(4, 8)], [...inferno(1), 255]);
   assert.equal(out[11], 0); // outside the hole: transparent
+  assert.deepEqual([...out.slice(12, 16)], [...inferno(0.5), 255]); // the sd of {25, 75}: half way, linear
 });
 
 test("streamed lines are parsed whole, however the bytes are cut", () => {
