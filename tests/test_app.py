@@ -94,12 +94,13 @@ def test_api_methods_lists_typed_options_and_what_is_missing(client):
     assert next(iter(methods)) == "patchmatch-plural"  # the default first
     fields = {o["name"]: o for o in methods["patchmatch"]["options"]}
     assert fields["patch_size"]["type"] == "int" and fields["patch_size"]["default"] == 3
-    assert fields["leave_out"]["type"] == "float"
+    assert fields["leave_out"]["type"] == "float" and "hides" in fields["leave_out"]["help"]
     put = methods["put-scenes-small"]
     assert put["kind"] == "bundled" and put["available"]
     fields = {o["name"]: o for o in put["options"]}
     assert fields["sampler"]["choices"] == ["put", "put-tpami", "parallel"] and fields["sampler"]["default"] == "parallel"
     assert fields["steps"]["default"] == 8 and fields["temperature"]["type"] == "float" and fields["trace"]["type"] == "bool"
+    assert all(o["help"] for m in (put, methods["patchmatch"], methods["telea"]) for o in m["options"])  # each says what it does
     precisions = {p["name"]: p for p in put["precisions"]}
     assert precisions["fp32"]["available"] and "auto" in precisions
     from pluralfill.precision import supported

@@ -227,6 +227,7 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
         # typed fields from the method's declared options, and the methods that need weights, with the reason
         assert page.locator("#opt-patch_size").get_attribute("type") == "number"
         assert page.input_value("#opt-patch_size") == "3"
+        assert "patches PatchMatch matches" in page.get_attribute("label[data-option=patch_size]", "title")
         assert page.locator("#method option[disabled]", has_text="maskgit").count() == 1
         assert "pluralfill models add" in page.locator("#unavailable").text_content()  # folded until opened
         page.select_option("#method", "telea")

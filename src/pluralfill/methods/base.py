@@ -20,6 +20,20 @@ def sample_seed(seed: int | None, index: int) -> int:
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 
 
+# What the options that several methods share mean, for form fields and `pluralfill info`.
+OPTION_HELP = {
+    "top_k": "sample each token from its k most likely codes only (empty: all codes)",
+    "temperature": "above 1: more varied fills, below 1: safer ones",
+    "steps": "how many parallel decoding passes fill the hole",
+    "schedule": "how many tokens each pass fixes: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>",
+    "choice_temperature": "the randomness of which tokens a pass keeps (MaskGIT's 4.5; 0 keeps the most confident)",
+    "soft_edge": "blend the fill into the photo over this many pixels at the hole's edge",
+    "dilate": "grow the hole by this many tokens before sampling",
+    "trace": "record the sampler's steps of the first sample as a strip",
+    "sketch": "guidance lines the fill should follow, the photo's size",
+    "segmentation": "a label map of the photo that the fill should follow",
+}
+
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 
@@ -33,6 +47,7 @@ class Inpainter:
     fills_from_nothing: bool = False  # can fill an image whose every pixel is missing
     default_options: dict = {}  # option values a model folder chose for itself (its sampling.json)
     option_choices: dict = {}  # option name -> the values it takes, where they are a closed set
+    option_help: dict = {}  # option name -> one line for a form field's hint; OPTION_HELP has the shared ones
 
     def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
                 first_sample: int = 0, **options):  # fmt: skip
@@ -122,7 +137,8 @@ class Inpainter:
 
     def option_specs(self) -> list[dict]:
         """Every option as a form field: {"name", "type" (int, float, bool, str, or "picture" for an image
-        the size of the photo), "default" (None: the method decides), "nullable", "choices" (or None)}."""
+        the size of the photo), "default" (None: the method decides), "nullable", "choices" (or None),
+        "help" (one line)}."""
         import inspect
         import typing
 
@@ -139,7 +155,8 @@ class Inpainter:
                     default = getattr(self, p.name)  # None stands for the instance's own setting (classical fills)
                 specs[p.name] = {"name": p.name, "type": kind, "default": default,
                                  "nullable": hint is None or type(None) in typing.get_args(hint),
-                                 "choices": list(self.option_choices[p.name]) if p.name in self.option_choices else None}  # fmt: skip
+                                 "choices": list(self.option_choices[p.name]) if p.name in self.option_choices else None,
+                                 "help": (OPTION_HELP | self.option_help).get(p.name, "")}  # fmt: skip
         return [specs[n] for n in self.option_names()]
 
     def check_options(self, options: dict) -> dict:

@@ -20,6 +20,7 @@ class OpenCVInpainter(Inpainter):
     """cv2.inpaint: diffusion from the hole border inward; deterministic."""
 
     deterministic = True
+    option_help = {"radius": "how far round each pixel the fill looks, in pixels"}
 
     def __init__(self, name: str, flag: int, radius: int = 5):
         self.name, self.flag, self.radius = name, flag, radius
@@ -44,6 +45,11 @@ class PatchMatchInpainter(Inpainter):
     its border."""
 
     _lock = threading.Lock()  # the native library keeps its seed in a global
+
+    option_help = {"patch_size": "the side of the patches PatchMatch matches, in pixels",
+                   "leave_out": "the share of blocks each sample hides from the search: more varied samples",
+                   "block": "the side of a hidden block, as a fraction of the search window",
+                   "view": "the share of directions round the hole each sample may copy from (1: all)"}
 
     def __init__(self, name: str = "patchmatch", patch_size: int = 3, leave_out: float = 0.0, block: float = 0.0625,
                  view: float = 1.0):  # fmt: skip

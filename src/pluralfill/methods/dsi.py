@@ -51,6 +51,9 @@ def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
 class DSIInpainter(FixedResolutionInpainter):
     model_class = DSI
     option_choices = {"positions": ("all", "hole")}
+    option_help = {"cache": "reuse the structure sampler's keys and values between positions (same numbers, faster)",
+                   "entropy": "also return the structure sampler's entropy per position, as a map",
+                   "positions": "sample the structure at all positions or only inside the hole"}
     last_entropy = None  # Pillow image of the last image's entropy map, when asked for
     last_entropy_bits = None  # the same map as (side, side) bits, and `entropy_map` of it over the photo
     noise = None  # sample_raster's noise(shape); None draws it from the seeds (tests inject their own)

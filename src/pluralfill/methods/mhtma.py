@@ -21,6 +21,8 @@ BRANCHES = ("on", "off", "high", "low")
 class MHTMAInpainter(FixedResolutionInpainter):
     model_class = MHTMA
     option_choices = {"attention_branch": BRANCHES}
+    option_help = {"attention_branch": "on; off: the convolution branch alone; high / low: the attention at its "
+                                       "highest / lowest learned temperature"}  # fmt: skip
     last_temperatures: list[float] | None = None  # the heads' temperatures for the last image
 
     def __init__(self, model: MHTMA, device: str | torch.device = "cpu"):

@@ -25,6 +25,10 @@ DEFAULTS = {"cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
 class PUTInpainter(FixedResolutionInpainter):
     name, model_class, batches_images = "put", PUT, True
     option_choices = {"sampler": SAMPLERS, "position_by": ("probability", "logit")}
+    option_help = {"sampler": "put: one token at a time, the most confident first (CVPR 2022); put-tpami: the TPAMI "
+                              "schedule; parallel: MaskGIT-style passes",  # fmt: skip
+                   "tokens_per_step": "put sampler: how many tokens each pass fixes",
+                   "position_by": "put sampler: rank the positions by their top probability or their top logit"}
 
     def __init__(self, model: PUT, device: str | torch.device = "cpu"):
         super().__init__(model, device)

@@ -154,7 +154,8 @@ function field(o) {
   } else {
     input = `<input id="${id}" type="text" value="${shown}" placeholder="default">`;
   }
-  return `<label data-option="${o.name}" data-type="${o.type}" data-default="${shown}" title="${o.name} (default: ${shown || "the method's"})">${label} ${input}</label>`;
+  const hint = `${o.help ? `${o.help}. ` : ""}${o.name}, default: ${shown || "the method's own"}`.replaceAll('"', "&quot;");
+  return `<label data-option="${o.name}" data-type="${o.type}" data-default="${shown}" title="${hint}">${label} ${input}</label>`;
 }
 
 function showOptions() {
