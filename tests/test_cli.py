@@ -202,7 +202,14 @@ def test_evaluate_with_lpips_and_fid_weights(capsys, tmp_path, photos):
 
 def test_info(capsys):
     code, out, _ = run(capsys, "info", "patchmatch", "--json")
-    assert code == 0 and json.loads(out) == {"name": "patchmatch", "method": "patchmatch", "resolution": "any", "parameters": {}}
+    d = json.loads(out)
+    assert code == 0 and {k: d[k] for k in ("name", "method", "resolution", "parameters")} == {"name": "patchmatch", "method": "patchmatch", "resolution": "any", "parameters": {}}
+    assert [o["name"] for o in d["options"]] == ["patch_size", "leave_out", "block", "view"]
+    code, out, _ = run(capsys, "info", "patchmatch-plural")
+    assert code == 0 and "leave_out" in out and "0.5" in out and "what it does" in out
+    code, out, _ = run(capsys, "info", "maskgit-tiny", "--json")  # a named config: its method's options, no weights
+    options = {o["name"]: o for o in json.loads(out)["options"]}
+    assert options["blend"]["choices"] == ["paste", "official"] and options["steps"]["default"] == 12
     code, out, _ = run(capsys, "info")
     assert code == 0 and "telea" in out and "navier-stokes" in out
     code, _, err = run(capsys, "info", "nope")

@@ -124,6 +124,14 @@ def info(
         table.add_row(k, f"{v:,}")
     table.add_row("total", f"{sum(d['parameters'].values()):,}")
     out.print(table)
+    if d.get("options"):
+        table = Table(title="options (--option NAME=VALUE; the common ones also as flags)")
+        for c in ("option", "type", "default", "what it does"):
+            table.add_column(c)
+        for o in d["options"]:
+            kind = " | ".join(map(str, o["choices"])) if o["choices"] else o["type"]
+            table.add_row(o["name"], kind, "" if o["default"] is None else str(o["default"]), o["help"])
+        out.print(table)
 
 
 # ------------------------------------------------------------------------------------------------ export

@@ -177,5 +177,5 @@ class Inpainter:
         return checked
 
     def describe(self) -> dict:
-        """What `pluralfill info` prints: method, working resolution, parameters per component."""
-        return {"name": self.name, "method": self.name, "resolution": "any", "parameters": {}}
+        """What `pluralfill info` prints: method, working resolution, parameters per component, options."""
+        return {"name": self.name, "method": self.name, "resolution": "any", "parameters": {}, "options": self.option_specs()}

@@ -95,7 +95,7 @@ class FixedResolutionInpainter(Inpainter):
 
     def describe(self) -> dict:
         return {"name": self.name, "method": getattr(self.model, "method", self.name), "resolution": self.resolution,
-                "parameters": self.model.parameter_counts()}  # fmt: skip
+                "parameters": self.model.parameter_counts(), "options": self.option_specs()}  # fmt: skip
 
     def sample(self, x, known, seeds, trace=None, **options):
         raise NotImplementedError

@@ -200,7 +200,12 @@ def describe(name_or_path: str | Path) -> dict:
         with torch.device("meta"):
             model = spec.model(cfg)
         method = getattr(model, "method", spec.name)
-        return {"name": name, "method": method, "resolution": cfg.resolution, "parameters": model.parameter_counts()}
+        try:  # the options its method takes, from an inpainter over the weightless model
+            options = spec.inpainter(model, device="meta").option_specs()
+        except Exception:  # noqa: BLE001 - an inpainter that touches weights on construction lists none
+            options = []
+        return {"name": name, "method": method, "resolution": cfg.resolution, "parameters": model.parameter_counts(),
+                "options": options}  # fmt: skip
     first, folder = _first_stage(Path(name_or_path))
     if first is not None:  # a first stage (P-VQVAE, VQ-VAE, VQGAN) describes itself; it cannot inpaint
         model = first.from_pretrained(folder)
