@@ -27,14 +27,20 @@ PAINTED = "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.h
           " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"  # fmt: skip
 
 
+def _system_tool(command: str, package: str) -> str:
+    """The path of an OS-installed tool; skipped where it is missing, except on CI, which installs it."""
+    path = shutil.which(command)
+    if path is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must install Debian's {package} (see .ci/run)")
+        pytest.skip(f"{command} is not installed")
+    return path
+
+
 def test_page_logic_under_node():
     """History (undo/redo across layers and rounds), mask conversion, dirty rectangles, the spread map, the
     stream reader, the estimate and the zoom maths: tests/js/page_logic.test.mjs."""
-    node = shutil.which("node")
-    if node is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's nodejs (see .ci/run)")
-        pytest.skip("node is not installed")
+    node = _system_tool("node", "nodejs")
     files = sorted(str(f) for f in (ROOT / "tests" / "js").glob("*.test.mjs"))  # files, not a folder: node 18 to 22
     out = subprocess.run([node, "--test", *files], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-2000:]
@@ -50,11 +56,7 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def _browser(app, width=1400, height=900):
     """A headless Chromium page on the app, served on a free loopback port; page errors fail the test."""
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        if os.environ.get("CI"):
-            pytest.fail("CI must install Debian's chromium (see .ci/run)")
-        pytest.skip("chromium is not installed")
+    chromium = _system_tool("chromium", "chromium")
     import uvicorn
     from playwright.sync_api import sync_playwright
 
