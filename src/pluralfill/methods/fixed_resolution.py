@@ -94,8 +94,8 @@ class FixedResolutionInpainter(Inpainter):
         return inpainter
 
     def describe(self) -> dict:
-        return {"name": self.name, "method": getattr(self.model, "method", self.name), "resolution": self.resolution,
-                "parameters": self.model.parameter_counts(), "options": self.option_specs()}  # fmt: skip
+        return super().describe() | {"method": getattr(self.model, "method", self.name), "resolution": self.resolution,
+                                     "parameters": self.model.parameter_counts()}  # fmt: skip
 
     def sample(self, x, known, seeds, trace=None, **options):
         raise NotImplementedError

@@ -27,12 +27,12 @@ from pluralfill.trace import trace_strip
 
 class MaskGITInpainter(FixedResolutionInpainter):
     name, model_class, batches_images = "maskgit", MaskGIT, True
-    option_choices = {"blend": ("paste", "official"), "hole_pixels": ("missing", "image")}
+    HOLE_PIXELS = ("missing", "image")
+    option_choices = {"blend": ("paste", "official"), "hole_pixels": HOLE_PIXELS}
     option_help = {"blend": "paste: the fill inside the hole only; official: the decoded image, as MaskGIT's code returns it",
                    "hole_pixels": "what the tokenizer sees in the hole: missing (zeros) or the image's own pixels",
                    "class_label": "the ImageNet class to fill with (the official class-conditional models only)",
                    "start_step": "begin the schedule at this pass (the official editing starts at 2 of 12)"}
-    HOLE_PIXELS = ("missing", "image")
     noise = None  # parallel_decode's noise(kind, shape); None draws it from the seeds (tests inject the official)
 
     def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):

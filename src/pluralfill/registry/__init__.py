@@ -200,10 +200,7 @@ def describe(name_or_path: str | Path) -> dict:
         with torch.device("meta"):
             model = spec.model(cfg)
         method = getattr(model, "method", spec.name)
-        try:  # the options its method takes, from an inpainter over the weightless model
-            options = spec.inpainter(model, device="meta").option_specs()
-        except Exception:  # noqa: BLE001 - an inpainter that touches weights on construction lists none
-            options = []
+        options = spec.inpainter(model, device="meta").option_specs()  # an inpainter over the weightless model
         return {"name": name, "method": method, "resolution": cfg.resolution, "parameters": model.parameter_counts(),
                 "options": options}  # fmt: skip
     first, folder = _first_stage(Path(name_or_path))
