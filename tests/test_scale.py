@@ -213,3 +213,70 @@ def test_torchrun_without_devices(data, tmp_path):
     assert bad.returncode != 0 and "error: --devices 3 but the launcher started 2" in bad.stderr
     assert not re.search(r"pluralfill/[\w/]+\.py\", line", bad.stderr), bad.stderr[-2000:]
     assert not (tmp_path / "bad").exists()
+
+
+_SLOW_RANK = """\
+import os, sys, time
+import pluralfill.registry as registry
+
+load = registry.load_inpainter
+
+
+def slow_load(*args, **kwargs):  # one rank reaches the output check seconds after the other has written
+    if os.environ["RANK"] == os.environ["SLOW_RANK"]:
+        time.sleep(float(os.environ["SLOW_SECONDS"]))
+    return load(*args, **kwargs)
+
+
+registry.load_inpainter = slow_load
+from pluralfill.cli import main
+
+sys.exit(main())
+"""
+
+
+def _torchrun_with_a_slow_rank(tmp_path: Path, slow_rank: int, args: list, port: int) -> subprocess.CompletedProcess:
+    script = tmp_path / "slow_rank.py"
+    script.write_text(_SLOW_RANK)
+    env = {**os.environ, "PLURALFILL_OFFLINE": "1", "OMP_NUM_THREADS": "1", "SLOW_RANK": str(slow_rank), "SLOW_SECONDS": "4"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port), str(script)]
+    return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slow_rank", [0, 1])
+def test_a_slow_rank_never_refuses_the_fresh_output_of_a_fast_one(data, tmp_path, slow_rank):
+    """Every rank judges the outputs that existed before the run: a rank that starts seconds late does not find
+    the other rank's new files and refuse them as 'output exists'."""
+    images, masks = data
+    common = ["inpaint", images, "--mask-dir", masks, "--method", "telea", "-o"]
+    run = _torchrun_with_a_slow_rank(tmp_path, slow_rank, [*common, tmp_path / "two"], 29533 + slow_rank)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "output exists" not in run.stderr and "inpainted 8 image(s) with telea" in run.stderr
+    one = _run([*common, tmp_path / "one"])
+    assert one.returncode == 0, one.stderr
+    assert _files(tmp_path / "one") == _files(tmp_path / "two")
+    # outputs there before the run are refused, in one line, on every rank, and nothing is written
+    (tmp_path / "clash").mkdir()
+    (tmp_path / "clash" / "img05_sample0.png").write_bytes(b"mine")
+    clash = _torchrun_with_a_slow_rank(tmp_path, slow_rank, [*common, tmp_path / "clash"], 29535 + slow_rank)
+    assert clash.returncode != 0 and clash.stderr.count("error: output exists: ") == 2, clash.stderr[-3000:]
+    assert _files(tmp_path / "clash") == {"img05_sample0.png": b"mine"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("slow_rank", [0, 1])
+def test_a_slow_rank_resumes_the_same_images_as_a_fast_one(data, tmp_path, slow_rank):
+    """--resume: what counts as done is decided before anyone writes, so a late rank takes the same share of
+    the remaining images and none is skipped."""
+    images, masks = data
+    common = ["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "3", "-o"]
+    one = _run([*common, tmp_path / "one"])
+    assert one.returncode == 0, one.stderr
+    (tmp_path / "two").mkdir()
+    for name in ("img00_sample0.png", "img00_sample1.png", "img03_sample0.png", "img03_sample1.png"):  # two images done
+        (tmp_path / "two" / name).write_bytes((tmp_path / "one" / name).read_bytes())
+    run = _torchrun_with_a_slow_rank(tmp_path, slow_rank, [*common, tmp_path / "two", "--resume"], 29537 + slow_rank)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "resuming: 2 of 8 image(s) done already" in run.stderr and "inpainted 6 image(s)" in run.stderr
+    assert _files(tmp_path / "two") == _files(tmp_path / "one")

@@ -93,6 +93,16 @@ def remaining_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) ->
     return [j for j in jobs if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))]
 
 
+def plan_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings, resume: bool) -> list[int]:
+    """Which of `jobs` a run does, by index, judged on the files there before it writes: with `resume` the
+    unfinished ones; otherwise all, refused in one line if an output exists and `overwrite` is off."""
+    if resume:
+        todo = remaining_jobs(jobs, inpainter, outdir, s)
+        return [i for i, j in enumerate(jobs) if j in todo]
+    io.check_writable(planned_outputs(jobs, inpainter, outdir, s), s.overwrite)
+    return list(range(len(jobs)))
+
+
 def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
               on_error: Callable[[Job, PluralfillError], None] | None = None,
               advance: Callable[[], None] | None = None, on_note: Callable[[str], None] | None = None,

@@ -14,9 +14,13 @@ Rank r takes items r, r + W, r + 2W, ... of the sorted work list, so the split n
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from pluralfill.errors import PluralfillError
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -58,6 +62,23 @@ class Shard:
         box = [value]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+    def agree(self, decide: Callable[[], T]) -> T:
+        """Rank 0's answer to `decide`, or its one-line error, on every rank.
+
+        For verdicts about files that exist before the run (may I write here? what is done already?): rank 0
+        decides before it writes anything, and no other rank gets past this call before rank 0 has decided,
+        so however unevenly the ranks start, no rank judges a file another rank has just written."""
+        if self.world == 1:
+            return decide()
+        try:
+            verdict = (True, decide()) if self.main else None
+        except PluralfillError as e:
+            verdict = (False, str(e))
+        ok, value = self.broadcast(verdict)
+        if not ok:
+            raise PluralfillError(value)
+        return value
 
     def barrier(self) -> None:
         if self.world > 1:

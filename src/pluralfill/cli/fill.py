@@ -93,11 +93,10 @@ def inpaint(
             inpainter = onnx_backend(inpainter)
     if inpainter.deterministic and num_samples > 1 and shard.main:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
-    todo = runner.remaining_jobs(jobs, inpainter, output, settings) if resume else jobs
+    # what exists before the run, judged once for every process (a fast one may already write while a slow one loads)
+    todo = [jobs[i] for i in shard.agree(lambda: runner.plan_jobs(jobs, inpainter, output, settings, resume))]
     if resume and shard.main:
         err.print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} image(s) done already", highlight=False)
-    if not resume and not overwrite:
-        pio.check_writable(runner.planned_outputs(jobs, inpainter, output, settings), False)  # every process: the same verdict
     mine = shard.take(todo)
     with _progress() as bar:
         task = bar.add_task(inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]", total=len(mine))
@@ -179,6 +178,7 @@ def evaluate(
         raise PluralfillError(f"--format must be md, csv or json, got {fmt!r}")
     if lpips_net not in ("alex", "vgg"):
         raise PluralfillError(f"--lpips-net must be alex or vgg, got {lpips_net!r}")
+    # judged before the processes start: only rank 0 writes these, after the gather every rank must reach
     pio.check_writable([p for p in (output, plot) if p is not None], overwrite)
     weights = {"lpips_backbone": lpips_backbone, "lpips_heads": lpips_heads, "inception": inception}
     chosen, bins, gray, chosen_protocol, skipped = choose_metrics(metrics, bins, gray, protocol, lpips_net, weights)
