@@ -231,8 +231,10 @@ def onnx_backend(inpainter, cache: Path | None = None):
         raise PluralfillError(f"--backend onnx runs the transformer pass of PUT and MaskGIT; {inpainter.name} has none to run there")
     state = inpainter.model.state_dict()
     digest = hashlib.sha256()
-    for key in sorted(state)[:64]:  # names, shapes and the first values: enough to tell models apart, cheap
-        digest.update(key.encode() + str(tuple(state[key].shape)).encode() + state[key].flatten()[:16].cpu().numpy().tobytes())
+    for key in sorted(state):  # every name, shape and value: a cache that missed one change would run an old model
+        tensor = state[key].detach().cpu().contiguous().reshape(-1)
+        digest.update(key.encode() + str((tuple(state[key].shape), str(tensor.dtype))).encode())
+        digest.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
     folder = (cache or home() / "onnx") / f"{inpainter.name}-{digest.hexdigest()[:12]}"
     if not (folder / "transformer.onnx").is_file():
         export_onnx(inpainter, folder, overwrite=True)

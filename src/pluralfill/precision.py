@@ -129,7 +129,7 @@ def agreement(logits: torch.Tensor, reference: torch.Tensor, where: torch.Tensor
     same = logits.float().argmax(-1) == reference.float().argmax(-1)
     if where is not None:
         same = same[where.expand_as(same)]
-    return same.float().mean().item()
+    return int(same.sum()) / max(same.numel(), 1)  # counted: a float32 mean makes 38 of 40 0.9499999
 
 
 @dataclass
