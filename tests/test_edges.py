@@ -103,6 +103,7 @@ def test_auto_picks_the_fastest_that_holds_and_beats_fp32():
 
 
 def test_a_device_is_offered_what_it_runs_well(monkeypatch):
+    engine = P.int8_engine
     monkeypatch.setattr(P, "native_bf16", lambda device: False)
     assert P.supported("cpu") == ("fp32", "int8")
     monkeypatch.setattr(P, "native_bf16", lambda device: True)
@@ -111,8 +112,10 @@ def test_a_device_is_offered_what_it_runs_well(monkeypatch):
     assert P.supported("cpu") == ("fp32", "bf16")
     with pytest.raises(PluralfillError, match="quantized CPU engines"):
         P.check("int8", "cpu")
+    monkeypatch.setattr(P, "int8_engine", engine)
     monkeypatch.setattr(P, "native_bf16", lambda device: device.type == "cuda")
-    assert P.supported("meta") == ("fp32",)  # int8 kernels are CPU kernels
+    assert P.supported("cuda") == ("fp32", "bf16")  # int8 kernels are CPU kernels
+    assert P.supported("meta") == ("fp32",)
     with pytest.raises(PluralfillError, match="bf16 runs on cpu and cuda here, not on mps"):
         P.check("bf16", "mps")
 

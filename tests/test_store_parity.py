@@ -76,3 +76,42 @@ def test_a_flag_for_another_format_is_one_line(capsys):
     """--resolution is DSI's: a PUT file given with it is tried as DSI only, and refused in one line."""
     code, _, err = _cli(["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--resolution", "64"], capsys)
     assert code == 2 and "dsi-official" in err and "put-official" not in err and len(err.strip().splitlines()) == 1
+
+
+def _official_run(root, fixture, transformer_config: dict):
+    """<run>/checkpoint/last.pth beside <run>/configs/config.yaml, as the authors' training writes them."""
+    (root / "checkpoint").mkdir(parents=True)
+    (root / "configs").mkdir()
+    shutil.copy(fixture / "transformer_official_format.pth", root / "checkpoint" / "last.pth")
+    (root / "configs" / "config.yaml").write_text(yaml.safe_dump({"model": {"params": {"transformer_config": transformer_config}}}))
+    return root / "checkpoint" / "last.pth"
+
+
+def _heads(name) -> int:
+    return json.loads((installed_models()[name] / "config.json").read_text())["transformer"]["num_heads"]
+
+
+def test_put_heads_flag_wins_over_the_run_config_and_tpami_reads_num_heads(tmp_path, capsys):
+    """--num-heads over the run's config; CVPR configs say `n_head`, TPAMI's `num_heads`."""
+    cvpr = json.loads((PUT_TINY / "config.json").read_text())["official_configs"]["transformer"]
+    ckpt = _official_run(tmp_path / "cvpr_run", PUT_TINY, cvpr)
+    assert _cli(["models", "add", str(ckpt), "--name", "from-config"], capsys)[0] == 0 and _heads("from-config") == 4
+    code, out, err = _cli(["models", "add", str(ckpt), "--name", "from-flag", "--num-heads", "2"], capsys)
+    assert code == 0 and "assumed" not in out and _heads("from-flag") == 2, err
+    tpami_tiny = SHARED / "fixtures" / "put_tpami_official_tiny"
+    tpami = json.loads((tpami_tiny / "config.json").read_text())["official_configs"]["transformer"]
+    assert tpami["params"]["num_heads"] == 4 and "n_head" not in json.dumps(tpami)
+    ckpt = _official_run(tmp_path / "tpami_run", tpami_tiny, tpami)
+    code, out, err = _cli(["models", "add", str(ckpt), "--name", "tpami-from-config"], capsys)
+    assert code == 0 and "assumed" not in out and _heads("tpami-from-config") == 4, err  # width 64 alone would say 1
+
+
+@pytest.mark.parametrize("name, ok", [("a", True), ("put-ffhq.v2_b", True), ("x" * 64, True), ("x" * 65, False),
+                                      ("Put", False), ("-put", False), (".put", False), ("../put", False),
+                                      ("put ffhq", False), ("telea", False), ("put-scenes-small", False), ("", False)])  # fmt: skip
+def test_models_add_names(name, ok, capsys):
+    code, out, err = _cli(["models", "add", str(DSI_TINY), "--name", name, "--resolution", "64"], capsys)
+    assert (code == 0) == ok, err
+    assert (name in installed_models()) == ok
+    if not ok:
+        assert len(err.strip().splitlines()) == 1 and ("model name" in err or "already a method" in err), err
