@@ -379,3 +379,29 @@ def test_a_ratio_on_a_bin_edge_falls_in_the_lower_bin():
     table = aggregate(items, ["mae"], bins)
     assert table.counts == {"(0, 0.1]": 1, "(0.1, 0.2]": 2, "all": 4}
     assert table.values["mae"]["(0, 0.1]"] == 1.0 and table.values["mae"]["(0.1, 0.2]"] == 4.0
+
+
+# ------------------------------------------------------------------------------------------------ results of a call
+
+
+def test_two_threads_on_one_inpainter_get_what_they_get_one_after_the_other(tiny_put, photos):
+    """An inpainter keeps nothing of a call: its extras (window, trace) come back with its samples, so two fills
+    at once on one inpainter (the web app shares one) each get their own."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    put = pluralfill.load_inpainter(tiny_put)
+    a, b = np.ascontiguousarray(photos[0][:200, :160]), np.ascontiguousarray(photos[1][:120, :240])
+    hole_a, hole_b = np.zeros(a.shape[:2], bool), np.zeros(b.shape[:2], bool)
+    hole_a[20:40, 100:130] = True
+    hole_b[70:100, 10:50] = True
+    fills = [lambda: put.inpaint(a, hole_a, 2, seed=1, sampler="put", tokens_per_step=2, trace=True),
+             lambda: put.inpaint(b, hole_b, 3, seed=2, sampler="parallel", steps=3, trace=True)]  # fmt: skip
+    alone = [fill() for fill in fills]
+    with ThreadPoolExecutor(2) as pool:
+        together = [f.result() for f in [pool.submit(fill) for fill in fills]]
+    for one, both in zip(alone, together):
+        assert len(one) == len(both) and all(np.array_equal(np.asarray(x), np.asarray(y)) for x, y in zip(one, both))
+        assert one.extras["window"] == both.extras["window"]
+        assert np.array_equal(np.asarray(one.extras["trace"]), np.asarray(both.extras["trace"]))
+    assert together[0].extras["window"] != together[1].extras["window"]
+    assert not any(k.startswith("last_") for k in vars(put))

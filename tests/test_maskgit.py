@@ -118,7 +118,7 @@ def test_maskgit_inpainter(tiny, photo):
         np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
         np.testing.assert_array_equal(np.asarray(x)[~hole], photo[~hole])
     assert not np.array_equal(np.asarray(a[0]), np.asarray(a[1]))
-    assert mg.last_trace.width > 5 * 64  # one column per step
+    assert a.extras["trace"].width > 5 * 64  # one column per step
     # the token hole grows by one token around the pixel hole
     known = torch.ones(1, 1, 64, 64)
     known[..., 24:32, 24:32] = 0  # exactly token (3, 3)

@@ -21,12 +21,12 @@ def __getattr__(name):
         from pluralfill import registry
 
         return getattr(registry, name)
-    if name == "Inpainter":
-        from pluralfill.methods.base import Inpainter
+    if name in ("Inpainter", "Samples"):
+        from pluralfill.methods import base
 
-        return Inpainter
+        return getattr(base, name)
     raise AttributeError(f"module 'pluralfill' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_METHOD", "Inpainter", "PluralfillError", "available_methods", "bundled_models", "describe",
+__all__ = ["DEFAULT_METHOD", "Inpainter", "PluralfillError", "Samples", "available_methods", "bundled_models", "describe",
            "load_inpainter", "__version__"]

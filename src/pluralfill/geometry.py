@@ -53,6 +53,16 @@ def square_window(hole: np.ndarray, min_side: int, context: float = 0.5) -> Box:
     return Box(wy0, wy1, wx0, wx1)
 
 
+def spread(grid: np.ndarray, box: Box, shape: tuple[int, int]) -> np.ndarray:
+    """A (h, w) map of values over the window `box` of a photo of `shape` (H, W), each value over the pixels it
+    covers (nearest), NaN outside the window: e.g. a token grid's entropy over the photo."""
+    out = np.full(shape, np.nan, np.float32)
+    rows = np.minimum(np.arange(box.y1 - box.y0) * grid.shape[0] // (box.y1 - box.y0), grid.shape[0] - 1)
+    cols = np.minimum(np.arange(box.x1 - box.x0) * grid.shape[1] // (box.x1 - box.x0), grid.shape[1] - 1)
+    out[box.y0 : box.y1, box.x0 : box.x1] = grid[rows[:, None], cols[None, :]]
+    return out
+
+
 def distance_to_hole(hole: np.ndarray) -> np.ndarray:
     """Euclidean distance of every pixel to the nearest hole pixel (0 inside the hole)."""
     import cv2

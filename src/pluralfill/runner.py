@@ -154,7 +154,7 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         for k, sample in enumerate(samples):
             io.write_image(outdir / f"{job.name}_sample{k}.png", look.apply(sample), s.overwrite)
         for extra in PICTURES:
-            picture = getattr(inpainter, f"last_{extra}", None)
+            picture = getattr(samples, "extras", {}).get(extra)
             if options.get(extra) and picture is not None:
                 io.write_image(outdir / f"{job.name}_{extra}.png", picture, s.overwrite)
         if s.grid:

@@ -87,7 +87,7 @@ class Catalog:
                 "options": inp.option_specs(),
                 "precisions": self.precisions(inp),
                 "sketch": "sketch" in inp.option_names(),
-                "uncertainty": "entropy" if hasattr(inp, "entropy_map") else None,
+                "uncertainty": inp.uncertainty,
                 "checkpoint": self.offered[name] if self.kinds[name] == "checkpoint" else None,
             })  # fmt: skip
         return out + self.missing(kinds_here)

@@ -37,6 +37,7 @@ from pluralfill import DEFAULT_METHOD, progress
 from pluralfill.app.catalog import Catalog
 from pluralfill.app.jobs import WAIT, Busy, Jobs
 from pluralfill.errors import PluralfillError
+from pluralfill.geometry import spread
 from pluralfill.io import check_hole, hole_from_array, to_rgb
 
 MAX_UPLOAD_MB = 20
@@ -163,13 +164,14 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                 job.check()
                 t = time.perf_counter()
                 with progress.listen(job.pass_done(i)):
-                    sample = inpainter.inpaint(picture, hole, 1, seed, first_sample=i, **typed)[0]
-                pngs.append(_png(sample))
+                    made = inpainter.inpaint(picture, hole, 1, seed, first_sample=i, **typed)
+                pngs.append(_png(made[0]))
                 job.emit({"index": i, "of": count, "seconds": round(time.perf_counter() - t, 3),
                           "png": base64.b64encode(pngs[-1]).decode()})  # fmt: skip
-                if i == 0 and typed.get("entropy") and getattr(inpainter, "last_entropy_bits", None) is not None:
-                    bits = inpainter.entropy_map(hole.shape)
-                    top = float(np.log2(inpainter.model.config.structure.num_codes))
+                measure = inpainter.uncertainty
+                if i == 0 and measure and f"{measure}_bits" in made.extras:
+                    bits = spread(made.extras[f"{measure}_bits"], made.extras["window"], hole.shape)
+                    top = float(made.extras[f"{measure}_max"])
                     job.emit({"uncertainty": base64.b64encode(heat_png(bits, top)).decode(), "kind": "structure entropy",
                               "unit": "bits", "max": top, "index": 0})  # fmt: skip
             inputs = {"image.png": _png(picture), "mask.png": _png(hole.astype(np.uint8) * 255)}

@@ -34,6 +34,17 @@ OPTION_HELP = {
     "segmentation": "a label map of the photo that the fill should follow",
 }
 
+class Samples(list):
+    """The samples of one fill (Pillow images), with the method's named extras in `extras`: "window" (the Box
+    of the photo a learned method worked on), "trace" (the step-by-step strip of sample 0, with trace=True),
+    "entropy" and "entropy_bits" (DSI's structure entropy, with entropy=True; "entropy_max" its top),
+    "temperatures" (MHTMA's per-head temperatures). Each call returns its own: an inpainter keeps none."""
+
+    def __init__(self, images=(), extras: dict | None = None):
+        super().__init__(images)
+        self.extras = dict(extras or {})
+
+
 class Inpainter:
     """Fill the hole of an image with `num_samples` different completions.
 
@@ -48,17 +59,19 @@ class Inpainter:
     default_options: dict = {}  # option values a model folder chose for itself (its sampling.json)
     option_choices: dict = {}  # option name -> the values it takes, where they are a closed set
     option_help: dict = {}  # option name -> one line for a form field's hint; OPTION_HELP has the shared ones
+    uncertainty: str | None = None  # the option that returns an uncertainty map: extras NAME_bits over the window
 
     def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
-                first_sample: int = 0, **options):  # fmt: skip
+                first_sample: int = 0, **options) -> Samples:  # fmt: skip
         """`image`: Pillow image or uint8 HxWx3 array. `hole`: Pillow image or array, white / True = missing.
-        Returns a list of Pillow images (one for deterministic methods): samples first_sample, first_sample+1,
-        ... of the run seeded with `seed`, so a run can be drawn in pieces with the same result."""
+        Returns `Samples`, a list of Pillow images (one for deterministic methods): samples first_sample,
+        first_sample+1, ... of the run seeded with `seed`, so a run can be drawn in pieces with the same result;
+        its `extras` hold what else the method made of this call."""
         image, hole, seeds, options = self._inputs(image, hole, num_samples, seed, first_sample, options)
         return self._outputs(image, hole, self._fill(image, hole, seeds, **options), composite, options)
 
     def inpaint_many(self, images, holes, num_samples: int = 1, seed: int | None = None, composite: bool = True,
-                     **options) -> list[list[Image.Image]]:  # fmt: skip
+                     **options) -> list[Samples]:  # fmt: skip
         """`inpaint` for several images with the same seed and options: image j gets what
         `inpaint(images[j], holes[j], ...)` gives. Methods that can (`batches_images`) fill the samples of
         different images in shared batches; the others take the images one by one."""
@@ -89,17 +102,18 @@ class Inpainter:
             seed = sample_seed(None, 0)
         return image, hole, [sample_seed(seed, first_sample + i) for i in range(n)], self.default_options | options
 
-    def _outputs(self, image, hole, samples, composite, options) -> list[Image.Image]:
+    def _outputs(self, image, hole, filled, composite, options) -> Samples:
+        samples, extras = filled if isinstance(filled, tuple) else (filled, {})
         if composite:  # known pixels exactly as given; with soft_edge, outside the blended band
             samples = [paste(image, s, hole, int(options.get("soft_edge") or 0)) for s in samples]
-        return [Image.fromarray(np.ascontiguousarray(s)) for s in samples]
+        return Samples([Image.fromarray(np.ascontiguousarray(s)) for s in samples], extras)
 
     def _fill_many(self, jobs, **options):
-        """[(image, hole, seeds)] -> the samples of each job; one by one unless a method batches images."""
+        """[(image, hole, seeds)] -> what `_fill` gives for each job; one by one unless a method batches images."""
         return [self._fill(image, hole, seeds, **options) for image, hole, seeds in jobs]
 
     def _fill(self, image: np.ndarray, hole: np.ndarray, seeds: list[int], **options):
-        """One uint8 RGB array per seed."""
+        """One uint8 RGB array per seed, or (those arrays, {extra name: value})."""
         raise NotImplementedError
 
     def _option_functions(self):
@@ -114,7 +128,7 @@ class Inpainter:
         for fn in self._option_functions():
             names += [p.name for p in inspect.signature(fn).parameters.values()
                       if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
-        return [n for n in dict.fromkeys(names) if n not in ("seed", "seeds")]
+        return [n for n in dict.fromkeys(names) if n not in ("seed", "seeds", "extras")]
 
     def option_types(self) -> dict:
         """Option name -> its annotation, for the options typed with plain values (int, float, bool, str)."""
@@ -145,7 +159,7 @@ class Inpainter:
         types, specs = self.option_types(), {}
         for fn in self._option_functions():
             for p in inspect.signature(fn).parameters.values():
-                if p.name in specs or p.name in ("seed", "seeds") or p.default is p.empty and p.kind != p.KEYWORD_ONLY:
+                if p.name in specs or p.name in ("seed", "seeds", "extras") or p.default is p.empty and p.kind != p.KEYWORD_ONLY:
                     continue
                 hint = types.get(p.name)
                 args = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]

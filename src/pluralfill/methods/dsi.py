@@ -54,8 +54,8 @@ class DSIInpainter(FixedResolutionInpainter):
     option_help = {"cache": "reuse the structure sampler's keys and values between positions (same numbers, faster)",
                    "entropy": "also return the structure sampler's entropy per position, as a map",
                    "positions": "sample the structure at all positions or only inside the hole"}
-    last_entropy = None  # Pillow image of the last image's entropy map, when asked for
-    last_entropy_bits = None  # the same map as (side, side) bits, and `entropy_map` of it over the photo
+    uncertainty = "entropy"
+    records_extras = True  # entropy=True: "entropy" (a picture), "entropy_bits" (side, side) and "entropy_max"
     noise = None  # sample_raster's noise(shape); None draws it from the seeds (tests inject their own)
 
     def __init__(self, model: DSI, device: str | torch.device = "cpu"):
@@ -66,7 +66,7 @@ class DSIInpainter(FixedResolutionInpainter):
 
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
-               entropy: bool = False, dilate: int = 1, positions: str | None = None):  # fmt: skip
+               entropy: bool = False, dilate: int = 1, positions: str | None = None, extras: dict | None = None):  # fmt: skip
         n, m = len(seeds), self.model
         positions = positions or m.config.positions
         if positions not in ("all", "hole"):
@@ -86,24 +86,15 @@ class DSIInpainter(FixedResolutionInpainter):
         codebook = m.hvqvae.quantize_top.embedding
         codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, top_k, temperature, cache, bits,
                               noise=self.noise)  # fmt: skip
-        if bits is not None:
+        if bits is not None and extras is not None:
             shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
-            self.last_entropy_bits = bits.reshape(side, side).cpu().numpy()
-            self.last_entropy = entropy_image(shown, bits.reshape(side, side).cpu().numpy(), math.log2(m.config.structure.num_codes))
+            top = math.log2(m.config.structure.num_codes)
+            extras["entropy_bits"], extras["entropy_max"] = bits.reshape(side, side).cpu().numpy(), top
+            extras["entropy"] = entropy_image(shown, extras["entropy_bits"], top)
         structure = m.hvqvae.top_vectors(codes.reshape(n, side, side))
         if trace is not None:
             trace.append(codes[:1].reshape(side, side))
         return m.texture(masked.expand(n, -1, -1, -1), hole.expand(n, -1, -1, -1), structure)
-
-    def entropy_map(self, shape: tuple[int, int]) -> np.ndarray:
-        """The last structure entropy over a photo of `shape` (H, W): bits per pixel inside the window the
-        model saw (each code's bits over the pixels it covers), NaN outside it."""
-        box, bits = self.last_window, self.last_entropy_bits
-        out = np.full(shape, np.nan, np.float32)
-        rows = np.minimum(np.arange(box.y1 - box.y0) * bits.shape[0] // (box.y1 - box.y0), bits.shape[0] - 1)
-        cols = np.minimum(np.arange(box.x1 - box.x0) * bits.shape[1] // (box.x1 - box.x0), bits.shape[1] - 1)
-        out[box.y0 : box.y1, box.x0 : box.x1] = bits[rows[:, None], cols[None, :]]
-        return out
 
     def _probe(self, x, known, tokens):
         m, side = self.model, self.model.config.structure.side

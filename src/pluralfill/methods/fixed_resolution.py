@@ -31,8 +31,7 @@ class FixedResolutionInpainter(Inpainter):
     resolution: int
     batch_size: int = 8
     batches_images: bool = False  # `sample` takes a different image for every seed (see inpaint_many)
-    last_trace: Image.Image | None = None  # the step-by-step strip of sample 0, when asked for with trace=True
-    last_window = None  # the Box of the photo the last samples were made in
+    records_extras: bool = False  # `sample` takes `extras`, a dict it puts what it measured of the call in
     precision: str = "fp32"  # see pluralfill.precision; set with `to_precision`
 
     def __init__(self, model, device="cpu"):
@@ -132,15 +131,16 @@ class FixedResolutionInpainter(Inpainter):
 
     def _fill(self, image, hole, seeds, trace: bool = False, soft_edge: int = 0, **options):
         box, x, known, options = self._window(image, hole, options)
-        self.last_window, samples = box, []
+        samples, extras = [], {"window": box}
         with torch.no_grad():
             for i in range(0, len(seeds), self.batch_size):
                 steps = [] if trace and i == 0 else None
-                y = self.sample_in_precision(x, known, seeds[i : i + self.batch_size], trace=steps, **options)
+                record = {"extras": extras} if self.records_extras and i == 0 else {}  # what the first batch saw
+                y = self.sample_in_precision(x, known, seeds[i : i + self.batch_size], trace=steps, **record, **options)
                 if steps is not None:
-                    self.last_trace = self.trace_strip(x, known, steps)
+                    extras["trace"] = self.trace_strip(x, known, steps)
                 samples += self._paste(image, box, y)
-        return samples
+        return samples, extras
 
     def _fill_many(self, jobs, trace: bool = False, soft_edge: int = 0, **options):
         """Samples of different images share batches of `batch_size` rows (one image and one seed a row)."""
@@ -157,4 +157,4 @@ class FixedResolutionInpainter(Inpainter):
                 y = self.sample_in_precision(x, known, [seed for _, seed in chunk], **windows[0][3])
                 for (j, _), yj in zip(chunk, y):
                     out[j] += self._paste(jobs[j][0], windows[j][0], yj[None])
-        return out
+        return [(samples, {"window": window[0]}) for samples, window in zip(out, windows)]

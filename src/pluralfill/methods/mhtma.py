@@ -23,7 +23,7 @@ class MHTMAInpainter(FixedResolutionInpainter):
     option_choices = {"attention_branch": BRANCHES}
     option_help = {"attention_branch": "on; off: the convolution branch alone; high / low: the attention at its "
                                        "highest / lowest learned temperature"}  # fmt: skip
-    last_temperatures: list[float] | None = None  # the heads' temperatures for the last image
+    records_extras = True  # "temperatures": the heads' temperatures for the image
 
     def __init__(self, model: MHTMA, device: str | torch.device = "cpu"):
         super().__init__(model, device)
@@ -54,7 +54,7 @@ class MHTMAInpainter(FixedResolutionInpainter):
         return options | {"sketch": shrink(box(options["sketch"]), (self.resolution,) * 2).to(self.device)}
 
     @torch.no_grad()
-    def sample(self, x, known, seeds, trace=None, sketch=None, attention_branch: str = "on"):
+    def sample(self, x, known, seeds, trace=None, sketch=None, attention_branch: str = "on", extras: dict | None = None):
         n, r = len(seeds), self.resolution
         noise = None
         if self.model.config.noise:  # one noise map per sample, from that sample's own seed
@@ -62,7 +62,8 @@ class MHTMAInpainter(FixedResolutionInpainter):
         if sketch is not None:
             sketch = sketch.expand(n, -1, -1, -1)
         coarse, fine, temperatures = self.model(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), sketch, noise, attention_branch)
-        self.last_temperatures = temperatures[0].tolist()
+        if extras is not None:
+            extras["temperatures"] = temperatures[0].tolist()
         if trace is not None:
             trace += [coarse[:1], fine[:1], sketch[:1] if sketch is not None else None]
         return fine
