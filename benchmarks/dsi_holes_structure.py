@@ -1,4 +1,4 @@
-"""DSI (seed 001) at toy size on this CPU: (1) diversity and quality with centre holes vs random holes, for
+"""DSI (Peng et al. 2021) at toy size on this CPU: (1) diversity and quality with centre holes vs random holes, for
 structure generators trained with centre masks and with random masks (its supplement, F(3): "the models
 trained with random masks seem to have higher diversity, even for the same incomplete image"); (2) the
 structure/texture split: the texture generator painting from sampled structure vs from the truth's own

@@ -4,11 +4,11 @@ one modern GPU; `benchmarks/gpu.sh` runs it. Random weights at the official size
 the weights; the quality columns are drift from fp32, not the papers' scores).
 
     anchor (the seed's own figure)                                  measured here
-    PUT Algorithm 1: 37 sampled tokens/s on an RTX 3090 (seed 000)  put-ffhq, 1 sample, 40% hole
-    P-VQVAE: 62.9 images/s (seed 000)                               encode + quantize + decode, batch 16
+    PUT Algorithm 1: 37 sampled tokens/s on an RTX 3090 (Liu et al. 2022)  put-ffhq, 1 sample, 40% hole
+    P-VQVAE: 62.9 images/s (Liu et al. 2022)                               encode + quantize + decode, batch 16
     PUT TPAMI sampler, MaskGIT editing: per image                   batch 1 and batch 16 (per sample)
-    MHTMA: 0.1 s per image (seed 002)                               one pass, 256 px
-    DSI: 45 s per image (seed 001)                                  1,024 positions cached + texture, 1 sample
+    MHTMA: 0.1 s per image (Zhou et al. 2023)                               one pass, 256 px
+    DSI: 45 s per image (Peng et al. 2021)                                  1,024 positions cached + texture, 1 sample
     bf16 vs fp32, and the bounds                                    TPAMI, MaskGIT, DSI (bench --method precision)
     MFU                                                             TPAMI transformer pass, batch 16, bf16
 

@@ -1,4 +1,4 @@
-"""MHTMA's ablations (seed 002) at toy size on this CPU: Table I (what the attention branch and its learned
+"""MHTMA's ablations (Zhou et al. 2023) at toy size on this CPU: Table I (what the attention branch and its learned
 temperatures add), Table II (HAL-SN vs WGAN-GP: quality and batches per minute) and Fig. 8 (the learned
 temperatures per head, and the refinement's branches switched at inference).
 

@@ -37,7 +37,7 @@ BINS = STANDARD_BINS[:5]
 METRICS = ("mae", "psnr", "ssim")
 CLASSICAL = {"telea": "telea", "PatchMatch": "patchmatch", "pluralistic default": pluralfill.DEFAULT_METHOD}
 LEARNED = {"PUT": "put", "MaskGIT": "maskgit", "MHTMA": "mhtma"}
-# seed 002 Table IV (Places2, 256 px): MHTMA ("ours") per bin; FID left out (no Inception weights here)
+# Zhou et al. 2023, Table IV (Places2, 256 px): MHTMA ("ours") per bin; FID left out (no Inception weights here)
 PAPER = {"mae": (0.5820, 1.217, 2.007, 2.763, 3.415), "psnr": (31.16, 27.14, 24.66, 23.03, 22.01),
          "ssim": (0.9647, 0.9282, 0.8838, 0.8408, 0.7999)}  # fmt: skip
 

@@ -1,4 +1,4 @@
-"""The ablations of PUT (seed 000, Table 2) at toy size on this CPU: every variant trained with the same budget,
+"""The ablations of PUT (Liu et al. 2022, Table 2) at toy size on this CPU: every variant trained with the same budget,
 data, seed and holes, each one override of configs/put-tiny-*.yaml.
 
     python benchmarks/put_ablations.py [--steps 800] [--n 48] [--samples 3] [--runs runs/ablations]

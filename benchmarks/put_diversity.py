@@ -1,4 +1,4 @@
-"""PUT (seed 000) at toy size on this CPU: diversity against quality as the number of samples grows, and what
+"""PUT (Liu et al. 2022) at toy size on this CPU: diversity against quality as the number of samples grows, and what
 top-K of Algorithm 1 does to both.
 
     python benchmarks/put_diversity.py [--steps 200] [--seeds 3] [--n 12] [--samples 8] [--runs runs/toy]

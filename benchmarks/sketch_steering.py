@@ -1,4 +1,4 @@
-"""Does a sketch steer the sketch-guided MHTMA (seed 002, IV-F)? Two measures on held-out crops with a centred
+"""Does a sketch steer the sketch-guided MHTMA (Zhou et al. 2023, IV-F)? Two measures on held-out crops with a centred
 square hole, each with and without the sketch:
 
 - the photo's own sketch (its edges, extracted as in training) inside the hole: how many of its line pixels the

@@ -1,4 +1,4 @@
-"""DSI (seed 001): the hierarchical VQ-VAE, the structure generator and its cached sampling, the inpainter
+"""DSI (Peng et al. 2021): the hierarchical VQ-VAE, the structure generator and its cached sampling, the inpainter
 with its entropy map and both ways of choosing the sampled positions, and the three training stages. Parity
 with the official networks is in test_dsi_official.py."""
 

@@ -1,4 +1,4 @@
-"""MHTMA (seed 002): the masked temperature attention, the networks, the inpainter, sketches, PiDiNet,
+"""MHTMA (Zhou et al. 2023): the masked temperature attention, the networks, the inpainter, sketches, PiDiNet,
 and training both tiny variants."""
 
 import csv
@@ -90,7 +90,7 @@ def test_temperatures_softplus_positive_atma_can_go_negative():
         torch.nn.init.normal_(net.fc.weight, std=1.0)
         torch.nn.init.constant_(net.fc.bias, -20.0)
     assert (soft(x) > 0).all()
-    assert (leaky(x) < 0).any()  # the instability seed 002 (III-D) removes
+    assert (leaky(x) < 0).any()  # the instability Zhou et al. 2023 (III-D) removes
     start = TemperatureNet(8, 2, init_temperature=0.3)
     torch.nn.init.zeros_(start.fc.weight)
     torch.testing.assert_close(start(x), torch.tensor([[0.15, 0.6]]).expand(4, 2))  # spread around 0.3

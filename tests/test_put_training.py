@@ -297,7 +297,7 @@ def test_stage1_resumes_the_gan_exactly(images, tmp_path):
 @pytest.mark.slow
 @pytest.mark.parametrize("override", ["model.transformer.input=quantized", "model.transformer.input=tokens"])
 def test_transformer_ablations_train_and_sample(images, tmp_path, override):
-    """seed 000 Table 2: ^qua0 reads quantized features, ^tok token ids; each is one override and samples."""
+    """Liu et al. 2022, Table 2: ^qua0 reads quantized features, ^tok token ids; each is one override and samples."""
     import numpy as np
 
     from pluralfill import load_inpainter

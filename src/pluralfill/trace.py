@@ -1,4 +1,4 @@
-"""Iterative decoding made visible (seed 003, Figures 1-2): one column per step, the token map on top
+"""Iterative decoding made visible (Chang et al. 2022, Figures 1-2): one column per step, the token map on top
 (white = revealed, black = still masked) and the image decoded from the tokens so far below."""
 
 from __future__ import annotations

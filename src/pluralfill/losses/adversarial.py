@@ -7,7 +7,7 @@ import torch.nn.functional as F
 
 
 def bce_discriminator_loss(real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
-    """-log D(x) - log(1 - D(x_fake)), the standard GAN objective of seed 000 Eq. 5."""
+    """-log D(x) - log(1 - D(x_fake)), the standard GAN objective of Liu et al. 2022, Eq. 5."""
     return F.binary_cross_entropy_with_logits(real, torch.ones_like(real)) + F.binary_cross_entropy_with_logits(
         fake, torch.zeros_like(fake)
     )

@@ -1,4 +1,4 @@
-"""DSI's training losses as the official scripts compute them (seed 001, A-B).
+"""DSI's training losses as the official scripts compute them (Peng et al. 2021, A-B).
 
     VQ-VAE:     mean((x - x_hat)^2) + 0.25 (commit_top + commit_bottom)
     structure:  sum over positions (and the batch) of -log p(code | codes before, masked image)

@@ -1,5 +1,5 @@
 """Perceptual (Johnson et al.) and style (Gatys et al.) losses on VGG-19 activations, as EdgeConnect and
-PUT (seed 000, Eq. 6-7) use them: L1 between activations, and L1 between their Gram matrices."""
+PUT (Liu et al. 2022, Eq. 6-7) use them: L1 between activations, and L1 between their Gram matrices."""
 
 from __future__ import annotations
 

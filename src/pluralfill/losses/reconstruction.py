@@ -1,4 +1,4 @@
-"""Pixel L1 and image-gradient L1 (seed 000, Eq. 3-4)."""
+"""Pixel L1 and image-gradient L1 (Liu et al. 2022, Eq. 3-4)."""
 
 from __future__ import annotations
 

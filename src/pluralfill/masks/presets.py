@@ -42,7 +42,7 @@ PRESETS: dict[str, MaskPreset] = {
         ),
         MaskPreset(
             "mhtma",
-            "MHTMA (seed 002, section IV-A): free-form strokes united with a 96x96 square",
+            "MHTMA (Zhou et al. 2023, section IV-A): free-form strokes united with a 96x96 square",
             (BrushStrokes(strokes=(1, 3), vertices=(4, 11), width=(12, 40)), Square(side=96)),
             description="DeepFill v2 strokes plus a 96x96 square at a random position",
         ),
@@ -60,7 +60,7 @@ PRESETS: dict[str, MaskPreset] = {
         ),
         MaskPreset(
             "put",
-            "PUT (seed 000): irregular brush strokes",
+            "PUT (Liu et al. 2022): irregular brush strokes",
             (BrushStrokes(strokes=(1, 4), vertices=(5, 10), width=(10, 30)),),
             description="1-4 strokes of 5-10 vertices, width 10-30 (the stroke count is our choice)",
         ),
@@ -120,7 +120,7 @@ PRESETS: dict[str, MaskPreset] = {
     ]
 }
 
-# The standard evaluation bins of hole fraction, as in seed 002 Table IV: (0, 0.1], ..., (0.5, 0.6].
+# The standard evaluation bins of hole fraction, as in Zhou et al. 2023, Table IV: (0, 0.1], ..., (0.5, 0.6].
 STANDARD_BINS: tuple[tuple[float, float], ...] = tuple((round(i / 10, 1), round((i + 1) / 10, 1)) for i in range(6))
 
 

@@ -1,4 +1,4 @@
-"""Sketches from photos (seed 002, IV-F): the lines a sketch-guided model is trained on, and what a user
+"""Sketches from photos (Zhou et al. 2023, IV-F): the lines a sketch-guided model is trained on, and what a user
 gets to start from. Three steps after an edge map:
 
     edges (0..1) -> edges > threshold -> area opening (drop 8-connected pieces under min_area px)

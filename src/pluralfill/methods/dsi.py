@@ -1,4 +1,4 @@
-"""DSI as an Inpainter (seed 001): the codes of the top latent are sampled in raster order by the structure
+"""DSI as an Inpainter (Peng et al. 2021): the codes of the top latent are sampled in raster order by the structure
 generator (with its caches by default), the texture generator paints the hole from the sampled structure.
 The per-position entropy of the structure distribution can be kept for a heat map.
 
@@ -26,7 +26,7 @@ from pluralfill.sampling.autoregressive import sample_raster
 
 
 def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
-    """The masked input and the entropy map side by side, with a colour bar (seed 001, Figure 9)."""
+    """The masked input and the entropy map side by side, with a colour bar (Peng et al. 2021, Figure 9)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -1,4 +1,4 @@
-"""MaskGIT as an Inpainter (seed 003): tokens of the known region are kept, the token-level hole (grown by
+"""MaskGIT as an Inpainter (Chang et al. 2022): tokens of the known region are kept, the token-level hole (grown by
 one token, since border tokens saw the hole) is filled by iterative parallel decoding, and the VQGAN decodes.
 
 What the tokenizer sees under the hole (`hole_pixels`): "missing" (the default) encodes the image with the hole

@@ -1,4 +1,4 @@
-"""MHTMA as an Inpainter (seed 002): one pass of the coarse and refinement networks on a square around the
+"""MHTMA as an Inpainter (Zhou et al. 2023): one pass of the coarse and refinement networks on a square around the
 hole. Deterministic unless the model was trained with a noise input; the sketch-guided variant takes the
 user's lines (white on black, the size of the image) through the `sketch` option."""
 

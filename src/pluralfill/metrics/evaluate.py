@@ -1,5 +1,5 @@
 """Evaluate a folder of inpainted results against ground truth, one column per hole-ratio bin
-(seed 002, Table IV): rows are metrics, columns are bins."""
+(Zhou et al. 2023, Table IV): rows are metrics, columns are bins."""
 
 from __future__ import annotations
 

@@ -30,7 +30,7 @@ def to_gray(x: torch.Tensor) -> torch.Tensor:
 
 
 def mae(pred, target) -> torch.Tensor:
-    """Mean absolute error as a percentage of the value range (seed 002, Table IV)."""
+    """Mean absolute error as a percentage of the value range (Zhou et al. 2023, Table IV)."""
     p, t = as_batch(pred), as_batch(target)
     return (p - t).abs().mean(dim=(1, 2, 3)) / DATA_RANGE * 100
 

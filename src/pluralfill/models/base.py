@@ -99,7 +99,7 @@ class Pretrained:
 
 def parameter_counts(first_stage_name: str, first_stage: torch.nn.Module, transformer: torch.nn.Module) -> dict[str, int]:
     """Parameters per component of a two-stage model; `transformer` leaves out its position embedding,
-    as the papers' tables count it (PUT, seed 000 Table 3)."""
+    as the papers' tables count it (PUT, Liu et al. 2022, Table 3)."""
     pos = transformer.pos_emb.numel()
     return {
         first_stage_name: sum(p.numel() for p in first_stage.parameters()),

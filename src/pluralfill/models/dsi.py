@@ -1,4 +1,4 @@
-"""DSI (Peng et al., CVPR 2021; seed 001) as the official code builds it: the hierarchical VQ-VAE, the
+"""DSI (Peng et al., CVPR 2021) as the official code builds it: the hierarchical VQ-VAE, the
 diverse structure generator and the texture generator as one model. Trained in three stages (`dsi-hvqvae`,
 `dsi-structure`, `dsi-texture`); the model exported by the structure stage has no texture generator yet
 (`texture` is None). `pretrained.dsi_official` reads the authors' TensorFlow checkpoints into it."""

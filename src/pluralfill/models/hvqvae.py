@@ -1,4 +1,4 @@
-"""DSI's hierarchical VQ-VAE (seed 001, Table 1; after VQ-VAE-2) as the official code builds it: a 256x256
+"""DSI's hierarchical VQ-VAE (Peng et al. 2021, Table 1; after VQ-VAE-2) as the official code builds it: a 256x256
 image becomes a top latent of 32x32 codes (structure) and a bottom latent of 64x64 codes (texture), each
 from its own 512 x 64 codebook learned by zero-debiased EMA, trained with MSE + 0.25 x commitment. ELUs
 throughout; `resnet` = x + conv1x1(elu(conv3x3(elu(x)))).

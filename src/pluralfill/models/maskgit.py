@@ -1,4 +1,4 @@
-"""MaskGIT (Chang et al. 2022; seed 003): a bidirectional transformer over VQGAN tokens with a [MASK]
+"""MaskGIT (Chang et al., CVPR 2022): a bidirectional transformer over VQGAN tokens with a [MASK]
 token, trained by masked visual token modeling (MVTM), and the pair of it and its tokenizer.
 
 Two architectures: ours (pre-LN blocks, a head of its own; `maskgit`, `maskgit-tiny`), and the official one
@@ -193,7 +193,7 @@ def maskgit_tiny_config(name: str = "maskgit-tiny") -> MaskGITConfig:
 
 
 CONFIGS: dict[str, MaskGITConfig] = {
-    "maskgit": MaskGITConfig(name="maskgit"),  # seed 003 / the MaskGIT paper: f = 16, 1024 codes, 768-d, 16 heads
+    "maskgit": MaskGITConfig(name="maskgit"),  # Chang et al. 2022: f = 16, 1024 codes, 768-d, 16 heads
     "maskgit-f8": MaskGITConfig(
         name="maskgit-f8",
         tokenizer=VQGANConfig(channel_mult=(1, 1, 2, 4), attn_resolutions=(32,)),

@@ -1,12 +1,12 @@
-"""MHTMA (seed 002): a coarse-to-fine gated-convolution inpainting GAN whose refinement network has a
+"""MHTMA (Zhou et al. 2023): a coarse-to-fine gated-convolution inpainting GAN whose refinement network has a
 convolution branch and an attention branch built on multi-head temperature masked self-attention.
 
     coarse = CoarseNet([x with the hole in ImageNet mean colour, hole, (sketch), (noise)])
     mixed  = coarse in the hole, x elsewhere
     fine   = decoder(conv_branch(mixed, hole, ...) ++ attention_branch(mixed, hole, ...))
 
-Sizes follow DeepFill v2 (width 48 at 256 px), on which seed 002 builds; the figure-level description of
-seed 002 fixes the structure (gated convs at both ends, dilated gated convs in the middle, two encoders,
+Sizes follow DeepFill v2 (width 48 at 256 px), on which Zhou et al. 2023 builds; the figure-level description of
+Zhou et al. 2023 fixes the structure (gated convs at both ends, dilated gated convs in the middle, two encoders,
 a decoder of 5 gated convs and one standard conv). The sketch-guided variant (section IV-F) takes a fifth
 input channel: the user's lines inside the hole.
 """
@@ -75,7 +75,7 @@ class CoarseNet(nn.Module):
 
 
 class RefineNet(nn.Module):
-    """Two encoders and one decoder (seed 002 III-A). The attention branch: gated convs, the masked
+    """Two encoders and one decoder (Zhou et al. 2023, III-A). The attention branch: gated convs, the masked
     attention at 1/4 resolution, two gated convs. The convolution branch: gated and dilated gated convs.
     The decoder: 5 gated convs (two of them upsampling) and one standard conv."""
 
@@ -105,7 +105,7 @@ class RefineNet(nn.Module):
         mode = {"on": "learned", "off": "learned", "high": "high", "low": "low"}[attention_branch]
         att, temperatures = self.attention(self.attention_in(x), hole, mode)
         att = self.attention_out(att)
-        if attention_branch == "off":  # the convolution branch alone (seed 002 Fig. 8)
+        if attention_branch == "off":  # the convolution branch alone (Zhou et al. 2023, Fig. 8)
             att = torch.zeros_like(att)
         return torch.tanh(self.decoder(torch.cat([conv, att], dim=1))), temperatures
 

@@ -1,4 +1,4 @@
-"""PUT = P-VQVAE + UQ-Transformer, with the named configurations of seed 000 (Table 3), of the authors'
+"""PUT = P-VQVAE + UQ-Transformer, with the named configurations of Liu et al. 2022 (Table 3), of the authors'
 TPAMI-2024 models (`put-tpami-*`, what their download link serves today), and tiny ones."""
 
 from __future__ import annotations

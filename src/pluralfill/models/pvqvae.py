@@ -1,4 +1,4 @@
-"""P-VQVAE (PUT, seed 000, Table 1): a patch encoder without context between patches, a dual codebook, and a
+"""P-VQVAE (PUT, Liu et al. 2022, Table 1): a patch encoder without context between patches, a dual codebook, and a
 multi-scale guided decoder whose reference branch reads the masked image.
 
     features = quant_conv(encoder(x * known - (1 - known)))        missing pixels are black (-1)

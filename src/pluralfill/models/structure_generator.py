@@ -1,4 +1,4 @@
-"""DSI's diverse structure generator (seed 001, Table 2) as the official code builds it: a condition network
+"""DSI's diverse structure generator (Peng et al. 2021, Table 2) as the official code builds it: a condition network
 reads the masked image and its hole down to the top latent's size; a PixelSNAIL-style network gives, at
 every top-latent position in raster order, the distribution of its code from the code vectors before it.
 

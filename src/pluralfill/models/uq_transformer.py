@@ -1,4 +1,4 @@
-"""UQ-Transformer (PUT, seed 000 Eq. 9-10, Table 3): a bidirectional transformer over the *un-quantized*
+"""UQ-Transformer (PUT, Liu et al. 2022, Eq. 9-10, Table 3): a bidirectional transformer over the *un-quantized*
 P-VQVAE features of the masked image, predicting for every position a distribution over the e-codes.
 
     x = emb_proj(features) + pos_emb;  x += attn(ln1(x));  x += mlp(ln2(x))  (n blocks);  logits = head(ln_f(x))
@@ -33,7 +33,7 @@ class UQTransformerConfig(BaseModel):
     mask_embedding: bool = False  # TPAMI: a learned embedding for missing pixels, blended by known fraction
     key_bias: bool = True  # TPAMI: False (its fused qkv has q and v biases only)
     drop_path: float = 0.0  # stochastic depth of the last block, rising linearly from 0 (TPAMI: 0.1)
-    input: Literal["features", "quantized", "tokens"] = "features"  # seed 000 Table 2: PUT, ^qua0, ^tok
+    input: Literal["features", "quantized", "tokens"] = "features"  # Liu et al. 2022, Table 2: PUT, ^qua0, ^tok
     num_input_codes: int = 0  # input=tokens: how many token ids it embeds (e and e')
     guidance_dim: int = 0  # conditional TPAMI: guidance features joined to the image's (no emb_proj then: in_dim + guidance_dim = dim)
 

@@ -12,7 +12,7 @@ from pluralfill.nn.padding import pad_same
 
 class EdgeConnectDiscriminator(nn.Module):
     """The 70x70 PatchGAN of EdgeConnect (Nazeri et al. 2019) with spectral normalization, used by PUT
-    (seed 000, Eq. 5): five 4x4 convolutions without bias (3-64-128-256-512-1, strides 2, 2, 2, 1, 1),
+    (Liu et al. 2022, Eq. 5): five 4x4 convolutions without bias (3-64-128-256-512-1, strides 2, 2, 2, 1, 1),
     LeakyReLU 0.2, one logit per patch. Module names are the official ones (`conv1.0.weight_orig`, ...)."""
 
     def __init__(self, in_channels: int = 3, width: int = 64):
@@ -46,7 +46,7 @@ def crop(images: torch.Tensor, corners: list[tuple[int, int]], size: int) -> tor
 
 
 class GlobalLocalDiscriminator(nn.Module):
-    """The global-local discriminator of MHTMA (seed 002, Fig. 2; after Iizuka et al. 2017): a global branch
+    """The global-local discriminator of MHTMA (Zhou et al. 2023, Fig. 2; after Iizuka et al. 2017): a global branch
     (6 convolutions + FC) sees the whole image, a local branch (5 convolutions + FC) a window of half the
     image's side centred on the hole; their features are concatenated and a last FC gives one logit.
     Convolutions are 5x5, stride 2, LeakyReLU 0.2; spectral normalization on every layer unless

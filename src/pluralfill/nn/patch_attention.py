@@ -1,14 +1,14 @@
-"""Masked patch self-attention for inpainting (seed 002, section III-C/D): the hole's features are rebuilt
+"""Masked patch self-attention for inpainting (Zhou et al. 2023, section III-C/D): the hole's features are rebuilt
 from weighted sums of p x p feature patches of the known region.
 
-The kinds, chosen by name (seed 002 Table I, and the ablation ladder of benchmarks/mhtma_ablations.py):
+The kinds, chosen by name (Zhou et al. 2023, Table I, and the ablation ladder of benchmarks/mhtma_ablations.py):
 
 - `mhtma`: multi-head temperature masked self-attention. Per head a channel-wise fully connected embedding
   (a 1x1 convolution); queries and keys are unrolled p x p patches, L2-normalized, scored by dot product
   (Eq. 7); keys that touch the hole are pushed to the constant `hole_score` (Eq. 8-9); scores are divided by
   the head's temperature, learned per image by `TemperatureNet` with a Softplus (Eq. 13-14); the weighted
   value patches are rolled back (overlapping patches averaged) and the heads concatenated (Eq. 10-12).
-- `atma`: the earlier adaptive multi-temperature attention as seed 002 describes it: convolution-style
+- `atma`: the earlier adaptive multi-temperature attention as Zhou et al. 2023 describes it: convolution-style
   matching (keys normalized, queries not) on the raw features, several learned temperatures from a
   LeakyReLU (which can go negative), one output per temperature, merged by a 1x1 convolution.
 - `vanilla`: MHTMA's masked dot-product attention (embedding, both sides L2-normalized, Eq. 7-11) with one
@@ -63,7 +63,7 @@ class TemperatureNet(nn.Module):
             # a small floor keeps 1/t finite: without it the temperatures cool to 1e-20 within a few dozen steps of
             # a fast toy run, and the gradient of scores / t overflows
             return F.softplus(t) + self.min_temperature
-        return F.leaky_relu(t, 0.2)  # ATMA: may be negative, as seed 002 says; nothing guards it
+        return F.leaky_relu(t, 0.2)  # ATMA: may be negative, as Zhou et al. 2023 says; nothing guards it
 
 
 def hole_keys(hole: torch.Tensor, size: tuple[int, int], patch: int) -> torch.Tensor:
@@ -103,7 +103,7 @@ class PatchAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, hole: torch.Tensor, mode: TemperatureMode = "learned"):
         """-> (refined features like x, temperatures (B, heads)). mode "high"/"low" gives every head the
-        highest/lowest temperature of its image (the branch study of seed 002 Fig. 8)."""
+        highest/lowest temperature of its image (the branch study of Zhou et al. 2023, Fig. 8)."""
         b, c = x.shape[:2]
         h, w = int(x.shape[2]), int(x.shape[3])  # ints: fold's size stays a constant when traced for ONNX
         heads, p = self.num_heads, self.patch

@@ -1,5 +1,5 @@
 """PiDiNet (Su et al., "Pixel Difference Networks for Efficient Edge Detection", ICCV 2021), the edge detector
-seed 002 (IV-F) uses to make sketches. Module and parameter names follow the official code, so its
+Zhou et al. 2023 (IV-F) uses to make sketches. Module and parameter names follow the official code, so its
 checkpoints (e.g. `table5_pidinet.pth`: the `carv4` layout, 60 channels, dilation 24, spatial attention)
 load as they are.
 

@@ -1,7 +1,7 @@
 """Codebooks learned by exponential moving averages (VQ-VAE-2).
 
 - `DualCodebook`, PUT's: one table of `num_codes` rows, e (rows [0, split)) for fully known patches and e'
-  (rows [split, num_codes)) for patches with any missing pixel, each updated by EMA (seed 000, Eq. 2).
+  (rows [split, num_codes)) for patches with any missing pixel, each updated by EMA (Liu et al. 2022, Eq. 2).
   Buffers keep the official names (`embedding`, `cluster_size`, `embedding_avg`) so checkpoints map 1:1.
 - `DebiasedCodebook`, DSI's: one table whose running counts and sums are TensorFlow's zero-debiased moving
   averages, as the official code's `assign_moving_average` keeps them.

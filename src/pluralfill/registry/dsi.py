@@ -1,4 +1,4 @@
-"""DSI (seed 001): hierarchical VQ-VAE, autoregressive structure generator, texture generator."""
+"""DSI (Peng et al. 2021): hierarchical VQ-VAE, autoregressive structure generator, texture generator."""
 
 from pluralfill.methods.dsi import DSIInpainter
 from pluralfill.models.dsi import CONFIGS, DSI, HVQVAEModel

@@ -1,4 +1,4 @@
-"""MaskGIT (seed 003): VQGAN tokenizer + bidirectional transformer, iterative parallel decoding."""
+"""MaskGIT (Chang et al. 2022): VQGAN tokenizer + bidirectional transformer, iterative parallel decoding."""
 
 from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.models.maskgit import CONFIGS, MaskGIT

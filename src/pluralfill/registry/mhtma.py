@@ -1,4 +1,4 @@
-"""MHTMA (seed 002): coarse-to-fine gated-convolution GAN with multi-head temperature masked attention."""
+"""MHTMA (Zhou et al. 2023): coarse-to-fine gated-convolution GAN with multi-head temperature masked attention."""
 
 from pluralfill.methods.mhtma import MHTMAInpainter
 from pluralfill.models.mhtma import CONFIGS, MHTMA

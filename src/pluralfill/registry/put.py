@@ -1,4 +1,4 @@
-"""PUT (seed 000): P-VQVAE + UQ-Transformer, the CVPR-2022 and TPAMI-2024 generations, whose official
+"""PUT (Liu et al. 2022): P-VQVAE + UQ-Transformer, the CVPR-2022 and TPAMI-2024 generations, whose official
 checkpoints convert; and the TPAMI controllable model (segmentation + sketch guidance), convert-only."""
 
 from pluralfill.methods.put import PUTInpainter

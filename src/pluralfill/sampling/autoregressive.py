@@ -1,4 +1,4 @@
-"""Raster-order sampling of a latent map of codes (DSI's structure, seed 001), with or without the
+"""Raster-order sampling of a latent map of codes (DSI's structure, Peng et al. 2021), with or without the
 structure generator's caches. The network reads code *vectors*: positions not yet sampled hold zeros, as in
 the official sampler. Both paths compute the same logits at every position, so with the same generators they
 draw the same codes. The plain path runs the whole network once per sampled position (the official

@@ -1,4 +1,4 @@
-"""MaskGIT's iterative parallel decoding (Chang et al. 2022; seed 003), for any token model.
+"""MaskGIT's iterative parallel decoding (Chang et al., CVPR 2022), for any token model.
 
 At step t of T (starting at `start_step`) every unknown position is sampled; the number left masked follows
 the schedule, n_masked = floor(n_unknown_at_start * gamma((t + 1) / T)), kept between 1 and the unknown

@@ -1,4 +1,4 @@
-"""PUT's sampler (seed 000, Algorithm 1): repeatedly fill the unfilled position the transformer is most
+"""PUT's sampler (Liu et al. 2022, Algorithm 1): repeatedly fill the unfilled position the transformer is most
 confident about, drawing its code from the top-K, and feed the chosen code's vector back as that
 position's input.
 

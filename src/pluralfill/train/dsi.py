@@ -1,4 +1,4 @@
-"""DSI's three training stages as the official scripts run them (seed 001, A-B; losses in losses.dsi).
+"""DSI's three training stages as the official scripts run them (Peng et al. 2021, A-B; losses in losses.dsi).
 
 1. `dsi-hvqvae`: the hierarchical VQ-VAE reconstructs images: MSE + 0.25 x commitment; the codebooks learn by
    zero-debiased EMA (decay 0.99). Validation also logs how many top codes are in use and their entropy
@@ -42,7 +42,7 @@ from pluralfill.train.transformer import VAL_SEED_STEP
 
 
 class DSIOptim(OptimConfig):
-    polyak_decay: float | None = None  # export an exponential moving average of the weights (0.9997 in seed 001)
+    polyak_decay: float | None = None  # export an exponential moving average of the weights (0.9997 in Peng et al. 2021)
 
 
 class HVQVAELoss(Strict):

@@ -1,4 +1,4 @@
-"""MaskGIT's two training stages (seed 003).
+"""MaskGIT's two training stages (Chang et al. 2022).
 
 Stage 1 (`maskgit-tokenizer`): the VQGAN reconstructs images: L1 + perceptual (VGG-16) + adversarial
 (PatchGAN, hinge) + commitment, codebook by EMA; the perceptual and GAN terms start late.

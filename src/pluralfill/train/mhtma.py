@@ -1,4 +1,4 @@
-"""MHTMA training (seed 002, III-B and IV-B): coarse and refinement networks end to end against the
+"""MHTMA training (Zhou et al. 2023, III-B and IV-B): coarse and refinement networks end to end against the
 global-local discriminator.
 
     L_G = coarse_pixel * |coarse - x|_1 + pixel * |fine - x|_1 + perceptual * VGG16(coarse, x) + adversarial * L_adv
@@ -6,7 +6,7 @@ global-local discriminator.
 
 The discriminator sees the completed image (the fine output in the hole, the photo elsewhere). The
 learned temperatures of every head are logged each step (`train/temperature_k` in metrics.csv) and drawn
-as RUN/temperatures.png, like seed 002 Fig. 6. The sketch-guided model gets the sketch of the training
+as RUN/temperatures.png, like Zhou et al. 2023, Fig. 6. The sketch-guided model gets the sketch of the training
 photo inside the hole (masks/sketch.py).
 """
 
@@ -45,7 +45,7 @@ class MHTMALoss(Strict):
     coarse_pixel: float = 1.0  # L1 of the coarse output (Eq. 2)
     perceptual: float = 0.1  # VGG-16 on the coarse output
     adversarial: float = 0.1
-    gan: Literal["hinge", "wgan-gp"] = "hinge"  # HAL-SN (default) or WGAN-GP (seed 002 Table II)
+    gan: Literal["hinge", "wgan-gp"] = "hinge"  # HAL-SN (default) or WGAN-GP (Zhou et al. 2023, Table II)
     gradient_penalty: float = 10.0  # with gan=wgan-gp
     late_start_step: int = 10_000  # the adversarial term joins at this step
     vgg_weights: str | None = None  # VGG-16 file; default: cache, then download
@@ -57,7 +57,7 @@ class MHTMAOptim(OptimConfig):
 
 
 class SketchConfig(Strict):
-    """How the sketch-guided MHTMA gets its training sketches (seed 002, IV-F)."""
+    """How the sketch-guided MHTMA gets its training sketches (Zhou et al. 2023, IV-F)."""
 
     threshold: float = 0.65
     min_area: int = 100  # px at 256x256, scaled with the training resolution
@@ -72,7 +72,7 @@ class MHTMAStage(TrainConfig):
 
 
 def plot_temperatures(metrics_csv: Path, out: Path) -> Path | None:
-    """Every head's mean temperature against the training step (seed 002 Fig. 6)."""
+    """Every head's mean temperature against the training step (Zhou et al. 2023, Fig. 6)."""
     import matplotlib
 
     matplotlib.use("Agg")

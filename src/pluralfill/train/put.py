@@ -39,7 +39,7 @@ from pluralfill.train.transformer import frozen_first_stage, train_token_transfo
 
 
 class PVQVAELoss(Strict):
-    """The weights of the official EdgeConnectLoss (seed 000 Eq. 8 and 1)."""
+    """The weights of the official EdgeConnectLoss (Liu et al. 2022, Eq. 8 and 1)."""
 
     pixel: float = 1.0  # L1 over the batch's hole fraction
     gradient: float = 5.0
