@@ -28,6 +28,16 @@ def photos() -> list[np.ndarray]:
     return [np.asarray(Image.open(SCENES / n).convert("RGB")).copy() for n in names]
 
 
+def run_cli(args, capsys) -> tuple[int, str, str]:
+    """`pluralfill ARGS` in this process, as a user types it: (exit code, stdout, stderr)."""
+    from pluralfill.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return e.value.code, captured.out, captured.err
+
+
 def square_hole(h=256, w=256, frac=0.5) -> np.ndarray:
     hole = np.zeros((h, w), bool)
     sh, sw = int(h * frac), int(w * frac)

@@ -45,6 +45,20 @@ def _decode(b64: str) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))))
 
 
+def _run_in(folder, args) -> None:
+    """`pluralfill ARGS` run in `folder`, as a user who unpacked a zip runs its command there."""
+    from pluralfill.cli import main
+
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        with pytest.raises(SystemExit) as exit_:
+            main(args)
+        assert exit_.value.code in (0, None)
+    finally:
+        os.chdir(cwd)
+
+
 def test_api_streams_n_samples_and_zips_what_the_cli_reproduces(client, photo, tmp_path):
     small, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.3)
     r = _post(client, small, hole, method="patchmatch-plural", num_samples=3, seed=7, options='{"patch_size": 2}')
@@ -72,18 +86,9 @@ def test_api_streams_n_samples_and_zips_what_the_cli_reproduces(client, photo, t
     archive.extractall(tmp_path)
     import shlex
 
-    from pluralfill.cli import main
-
     args = shlex.split(settings["command"])
     assert args[:2] == ["pluralfill", "inpaint"]
-    cwd = os.getcwd()
-    os.chdir(tmp_path)
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main(args[1:])
-        assert exit_.value.code in (0, None)
-    finally:
-        os.chdir(cwd)
+    _run_in(tmp_path, args[1:])
     for i in range(3):
         np.testing.assert_array_equal(np.asarray(Image.open(tmp_path / "samples" / f"image_sample{i}.png")), pixels[i])
 
@@ -359,7 +364,6 @@ def test_the_zip_command_carries_every_setting_that_changes_the_samples(tmp_path
     the streamed samples."""
     import shlex
 
-    from pluralfill.cli import main
     from pluralfill.models.put import PUT, put_tiny_config
 
     torch.manual_seed(0)
@@ -377,14 +381,7 @@ def test_the_zip_command_carries_every_setting_that_changes_the_samples(tmp_path
     assert ("--precision", "int8") in pairs
     assert {v for k, v in pairs if k == "--option"} == {"sampler=parallel", "steps=3", "temperature=1.5", "top_k=20"}
     archive.extractall(tmp_path / "zip")
-    cwd = os.getcwd()
-    os.chdir(tmp_path / "zip")
-    try:
-        with pytest.raises(SystemExit) as exit_:
-            main(args[1:])
-        assert exit_.value.code in (0, None)
-    finally:
-        os.chdir(cwd)
+    _run_in(tmp_path / "zip", args[1:])
     for i, m in enumerate(samples):  # int8 quantizes a batch's activations together: the CLI's batch of 2 rounds apart
         cli = np.asarray(Image.open(tmp_path / "zip" / "samples" / f"image_sample{i}.png"), dtype=int)
         assert np.abs(cli - _decode(m["png"])).max() <= 1

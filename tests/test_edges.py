@@ -4,28 +4,19 @@ the ONNX export's axes and the `--backend onnx` cache, MaskGIT's official compos
 runner's options and resume, holes and text outputs in io, top_k=0, and the bin of a ratio on an edge."""
 
 import json
-import os
 import time
 
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, square_hole
+from conftest import SHARED, square_hole, run_cli as _cli
 from PIL import Image
 
 import pluralfill
 from pluralfill import precision as P
-from pluralfill.cli import main
 from pluralfill.errors import PluralfillError
 
 FIXTURES = SHARED / "fixtures"
-
-
-def _cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +80,9 @@ def test_probes_hide_the_token_hole_of_the_input(tiny_put):
 
 
 def _verdicts(**speed):
-    return [P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0)] + [P.Verdict(p, 99.0, 1.0, 1.0 / s, s) for p, s in speed.items()]
+    return [P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0)] + [
+        P.Verdict(p, 99.0, 1.0, 1.0 / s, s) for p, s in speed.items()
+    ]
 
 
 def test_auto_picks_the_fastest_that_holds_and_beats_fp32():
@@ -178,7 +171,9 @@ def test_every_input_and_output_of_an_export_has_a_dynamic_batch(exported):
     assert set(manifest["networks"]) == {"pvqvae_encoder", "pvqvae_decoder", "transformer"}
     for name, net in manifest["networks"].items():
         graph = onnx.load(str(exported / net["file"])).graph
-        assert [i.name for i in graph.input] == list(net["inputs"]) and [o.name for o in graph.output] == [net["output"]]
+        assert [i.name for i in graph.input] == list(net["inputs"]) and [o.name for o in graph.output] == [
+            net["output"]
+        ]
         for value in [*graph.input, *graph.output]:
             dims = value.type.tensor_type.shape.dim
             assert dims[0].dim_param == "batch", (name, value.name)
@@ -237,7 +232,9 @@ def test_blend_official_keeps_the_input_away_from_the_hole_and_never_sees_inside
     image = (np.random.default_rng(0).random((128, 128, 3)) * 255).astype(np.uint8)
     hole = np.zeros((128, 128), bool)
     hole[48:80, 48:80] = True
-    official = np.asarray(mg.inpaint(image, hole, seed=3, class_label=5, blend="official", composite=False)[0], dtype=int)
+    official = np.asarray(
+        mg.inpaint(image, hole, seed=3, class_label=5, blend="official", composite=False)[0], dtype=int
+    )
     paste = np.asarray(mg.inpaint(image, hole, seed=3, class_label=5, blend="paste", composite=False)[0], dtype=int)
     far = np.ones((128, 128), bool)
     far[8:120, 8:120] = False  # beyond the token hole (grown by a token) and its blur
@@ -246,7 +243,9 @@ def test_blend_official_keeps_the_input_away_from_the_hole_and_never_sees_inside
     assert np.abs(official[inside] - paste[inside]).max() <= 2  # inside the token hole: the decoded image
     covered = image.copy()
     covered[hole] = 255 - covered[hole]
-    other = np.asarray(mg.inpaint(covered, hole, seed=3, class_label=5, blend="official", composite=False)[0], dtype=int)
+    other = np.asarray(
+        mg.inpaint(covered, hole, seed=3, class_label=5, blend="official", composite=False)[0], dtype=int
+    )
     assert np.array_equal(other, official)  # what the hole holds reaches no pixel
 
 
@@ -375,7 +374,10 @@ def test_a_ratio_on_a_bin_edge_falls_in_the_lower_bin():
     from pluralfill.metrics.evaluate import ItemScores, aggregate, parse_bins
 
     bins = parse_bins("0-0.1,0.1-0.2")
-    items = [ItemScores(ratio, {"mae": value}) for ratio, value in ((10 / 100, 1.0), (101 / 1000, 3.0), (0.2, 5.0), (0.0, 7.0))]
+    items = [
+        ItemScores(ratio, {"mae": value})
+        for ratio, value in ((10 / 100, 1.0), (101 / 1000, 3.0), (0.2, 5.0), (0.0, 7.0))
+    ]
     table = aggregate(items, ["mae"], bins)
     assert table.counts == {"(0, 0.1]": 1, "(0.1, 0.2]": 2, "all": 4}
     assert table.values["mae"]["(0, 0.1]"] == 1.0 and table.values["mae"]["(0.1, 0.2]"] == 4.0

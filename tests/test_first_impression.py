@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, square_hole
+from conftest import SHARED, square_hole, run_cli as _cli
 from PIL import Image
 
 import pluralfill
@@ -17,13 +17,6 @@ from pluralfill.methods.classical import left_out
 PUT_FIXTURE = SHARED / "fixtures" / "put_official_tiny" / "transformer_official_format.pth"
 
 
-def _cli(args, capsys) -> tuple[int, str, str]:
-    from pluralfill.cli import main
-
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    got = capsys.readouterr()
-    return e.value.code, got.out, got.err
 
 
 def _spread(samples, hole) -> float:

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SHARED, run_cli as _cli
 from PIL import Image
 
 import pluralfill
@@ -26,11 +26,6 @@ CONVERSIONS = {
 }
 
 
-def _cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

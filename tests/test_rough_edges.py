@@ -7,19 +7,13 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import SHARED
+from conftest import SHARED, run_cli as _cli
 from PIL import Image
 
-from pluralfill.cli import main
 
 FIXTURES = SHARED / "fixtures"
 
 
-def _cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main([str(a) for a in args])
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 def _folders(root):

@@ -8,22 +8,16 @@ import shutil
 import pytest
 import torch
 import yaml
-from conftest import SHARED
+from conftest import SHARED, run_cli as _cli
 from safetensors.torch import load_file
 
 import pluralfill
-from pluralfill.cli import main
 from pluralfill.hub import installed_models
 
 PUT_TINY = SHARED / "fixtures" / "put_official_tiny"
 DSI_TINY = SHARED / "fixtures" / "dsi_official_tiny"
 
 
-def _cli(args, capsys):
-    with pytest.raises(SystemExit) as e:
-        main(args)
-    captured = capsys.readouterr()
-    return e.value.code, captured.out, captured.err
 
 
 def _put_logits(name):
