@@ -87,18 +87,12 @@ def planned_outputs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -
     return paths
 
 
-def remaining_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -> list[Job]:
-    """The jobs whose outputs are not all written yet: what a resumed run still has to do (outputs are
-    written atomically, so a file that exists is whole)."""
-    return [j for j in jobs if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))]
-
-
 def plan_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings, resume: bool) -> list[int]:
-    """Which of `jobs` a run does, by index, judged on the files there before it writes: with `resume` the
-    unfinished ones; otherwise all, refused in one line if an output exists and `overwrite` is off."""
+    """Which of `jobs` a run does, by index, judged on the files there before it writes: with `resume` those
+    whose outputs are not all written (outputs are written atomically, so a file that exists is whole);
+    otherwise all, refused in one line if an output exists and `overwrite` is off."""
     if resume:
-        todo = remaining_jobs(jobs, inpainter, outdir, s)
-        return [i for i, j in enumerate(jobs) if j in todo]
+        return [i for i, j in enumerate(jobs) if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))]
     io.check_writable(planned_outputs(jobs, inpainter, outdir, s), s.overwrite)
     return list(range(len(jobs)))
 
@@ -154,7 +148,7 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         for k, sample in enumerate(samples):
             io.write_image(outdir / f"{job.name}_sample{k}.png", look.apply(sample), s.overwrite)
         for extra in PICTURES:
-            picture = getattr(samples, "extras", {}).get(extra)
+            picture = samples.extras.get(extra)
             if options.get(extra) and picture is not None:
                 io.write_image(outdir / f"{job.name}_{extra}.png", picture, s.overwrite)
         if s.grid:
