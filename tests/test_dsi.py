@@ -174,7 +174,7 @@ def test_sampled_positions_all_as_the_official_sampler_or_the_hole(checkpoint):
     encoded = dsi.model.hvqvae.encode_top(x * known)[0]
     assert torch.equal(codes["hole"][outside], encoded[outside])  # hole: the encoder's codes outside
     assert not torch.equal(codes["all"][outside], encoded[outside])  # all: those are sampled too
-    with pytest.raises(PluralfillError, match="positions must be"):
+    with pytest.raises(PluralfillError, match="option positions=\"some\": should be 'all' or 'hole'"):
         dsi.sample(x, known, [0], positions="some")
 
 

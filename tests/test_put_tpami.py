@@ -292,7 +292,7 @@ def test_conditional_model_runs_with_and_without_guidance(conditional, photo):
     import pluralfill
 
     put = pluralfill.load_inpainter(conditional)
-    assert put.name == "put-tpami-conditional-tiny" and {"segmentation", "sketch"} <= set(put.option_names())
+    assert put.name == "put-tpami-conditional-tiny" and [g.name for g in put.guides] == ["segmentation", "sketch"]
     hole = square_hole(frac=0.4)
     labels = np.zeros(hole.shape, np.int64)
     labels[:, 128:] = 120  # two regions

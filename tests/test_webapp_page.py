@@ -244,7 +244,7 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
         page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
         assert page.locator("#gallery img.result").count() == 3 and page.locator("#error").inner_text() == ""
         events = page.evaluate("window.pluralfill.events")
-        assert events[0]["of"] == 3 and [e["index"] for e in events if "png" in e] == [0, 1, 2] and events[-1]["done"]
+        assert events[0]["of"] == 3 and [e["index"] for e in events if e["type"] == "sample"] == [0, 1, 2] and events[-1]["type"] == "done"
         assert page.locator("#progress .text").inner_text().startswith("done: 3 samples")
         # the spread of the samples over the photo
         page.select_option("#uncertainty", "spread")
@@ -326,9 +326,9 @@ def test_page_cancels_a_running_job_and_the_next_starts_at_once(put_app, photo_f
         page.keyboard.press("Escape")  # cancel
         page.wait_for_function("window.pluralfill.events.some((e) => e.cancelled)", timeout=30_000)
         events = page.evaluate("window.pluralfill.events")
-        made = [e["index"] for e in events if "png" in e]
+        made = [e["index"] for e in events if e["type"] == "sample"]
         assert 1 <= len(made) < 16 and page.locator("#gallery figure").count() == len(made)
-        assert any("steps" in e and e["steps"] > 10 for e in events)  # per-pass progress of a sample
+        assert any(e["type"] == "pass" and e["steps"] > 10 for e in events)  # per-pass progress of a sample
         assert page.locator("#progress .text").inner_text().startswith("cancelled")
         assert page.locator("#cancel").is_disabled()
         page.fill("#n", "1")

@@ -13,8 +13,6 @@ from pluralfill import io
 from pluralfill.errors import PluralfillError
 from pluralfill.io import Job
 
-PICTURES = ("trace", "entropy")  # options that make a picture of how the samples were made
-
 
 @dataclass
 class FillSettings:
@@ -27,6 +25,7 @@ class FillSettings:
     overwrite: bool = False
     composite: bool = True
     options: dict = field(default_factory=dict)  # the method's options
+    guides: dict = field(default_factory=dict)  # guide name -> a picture file, or a folder of one per image
 
 
 def find_fill_jobs(images, mask, mask_dir, output: Path, resume: bool, seed, overwrite: bool):
@@ -62,6 +61,32 @@ def parse_option_pairs(pairs: list[str]) -> dict:
     return options
 
 
+def parse_guides(pairs: list[str], inpainter) -> dict[str, Path]:
+    """`--guide NAME=FILE` pairs (FILE may be a folder of one picture per image, named like the images) as
+    {name: path}, each a guide the method declares."""
+    guides, declared = {}, {g.name for g in inpainter.guides}
+    for pair in pairs:
+        name, sep, path = pair.partition("=")
+        if not sep or not path:
+            raise PluralfillError(f"--guide expects NAME=FILE, got {pair!r}")
+        if name not in declared:
+            raise PluralfillError(f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}")
+        if not Path(path).exists():
+            raise PluralfillError(f"--guide {name}: {path} does not exist")
+        guides[name] = Path(path)
+    return guides
+
+
+def guide_file(path: Path, job: Job) -> Path:
+    """The guide picture of `job`: the file itself, or in a folder the picture named like the job's image."""
+    if not path.is_dir():
+        return path
+    found = [p for p in io.list_images(path) if p.stem in (job.image.stem, job.name)]
+    if not found:
+        raise PluralfillError(f"no picture named {job.image.stem}.* in the guide folder {path}")
+    return found[0]
+
+
 def method_options(inpainter, method, checkpoint, pairs: list[str], flags: dict, protocol: str | None, num_samples):
     """The checked options of a run and its samples per image: `--option` pairs, the flags given (None: not
     given), and a protocol's samples and sampling options under them."""
@@ -82,9 +107,14 @@ def planned_outputs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings) -
     n = 1 if inpainter.deterministic else s.num_samples
     paths = [outdir / f"{j.name}_sample{k}.png" for j in jobs for k in range(n)]
     paths += [outdir / f"{j.name}_grid.png" for j in jobs] if s.grid else []
-    for extra in PICTURES:
-        paths += [outdir / f"{j.name}_{extra}.png" for j in jobs] if s.options.get(extra) else []
+    for extra in pictures_asked(inpainter, s):
+        paths += [outdir / f"{j.name}_{extra}.png" for j in jobs]
     return paths
+
+
+def pictures_asked(inpainter, s: FillSettings) -> list[str]:
+    """The pictures of how the samples were made that the run's options turn on (see Inpainter.pictures)."""
+    return [name for name in inpainter.pictures if s.options.get(name)]
 
 
 def plan_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings, resume: bool) -> list[int]:
@@ -110,9 +140,9 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
     n_out = 1 if inpainter.deterministic else s.num_samples
     options = s.options
     # methods that batch across images fill several images per pass (one sample per row); a picture of how
-    # the samples were made, or a sketch read per image, needs one image at a time
+    # the samples were made, or a guide read per image, needs one image at a time
     group = max(1, inpainter.batch_size // n_out) if getattr(inpainter, "batches_images", False) else 1
-    if any(options.get(extra) for extra in PICTURES) or any(options.get(k) is not None for k in ("sketch", "segmentation")):
+    if pictures_asked(inpainter, s) or s.guides:
         group = 1
     failed = 0
 
@@ -138,19 +168,17 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         size = (image.shape[1], image.shape[0])
         hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
         job_options = dict(options)
-        if isinstance(options.get("sketch"), Path):  # guidance pictures, read at each image's size
-            job_options["sketch"] = io.read_grey(options["sketch"], size, s.resize_mask, s.max_pixels)
-        if isinstance(options.get("segmentation"), Path):
-            job_options["segmentation"] = io.read_labels(options["segmentation"], size, s.resize_mask, s.max_pixels)
+        for guide in inpainter.guides:  # read at each image's size
+            if guide.name in s.guides:
+                job_options[guide.name] = guide.read(guide_file(s.guides[guide.name], job), size, s.resize_mask, s.max_pixels)
         return image, hole, job_options, look
 
     def write(job, image, hole, samples, look):
         for k, sample in enumerate(samples):
             io.write_image(outdir / f"{job.name}_sample{k}.png", look.apply(sample), s.overwrite)
-        for extra in PICTURES:
-            picture = samples.extras.get(extra)
-            if options.get(extra) and picture is not None:
-                io.write_image(outdir / f"{job.name}_{extra}.png", picture, s.overwrite)
+        for extra in pictures_asked(inpainter, s):
+            if samples.extras.get(extra) is not None:
+                io.write_image(outdir / f"{job.name}_{extra}.png", samples.extras[extra], s.overwrite)
         if s.grid:
             from pluralfill.grid import make_grid
 

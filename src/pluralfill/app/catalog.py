@@ -86,7 +86,7 @@ class Catalog:
                 "deterministic": inp.deterministic,
                 "options": inp.option_specs(),
                 "precisions": self.precisions(inp),
-                "sketch": "sketch" in inp.option_names(),
+                "guides": inp.guide_specs(),
                 "uncertainty": inp.uncertainty,
                 "checkpoint": self.offered[name] if self.kinds[name] == "checkpoint" else None,
             })  # fmt: skip
@@ -104,6 +104,6 @@ class Catalog:
                 reason = (f"no {name} model on this server: `pluralfill models add` official weights, "
                           f"or start it with `pluralfill serve --checkpoint RUN` after `pluralfill train`")  # fmt: skip
                 out.append({"name": name, "kind": "needs weights", "available": False, "reason": reason,
-                            "deterministic": False, "options": [], "precisions": [], "sketch": False,
+                            "deterministic": False, "options": [], "precisions": [], "guides": [],
                             "uncertainty": None, "checkpoint": None, "summary": spec.summary})  # fmt: skip
         return out

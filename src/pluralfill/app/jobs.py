@@ -53,7 +53,7 @@ class Job:
             now = time.monotonic()
             if now - self._last_report >= PROGRESS_EVERY_S:
                 self._last_report = now
-                self.emit({"index": index, "step": done, "steps": total})
+                self.emit({"type": "pass", "index": index, "step": done, "steps": total})
 
         return listener
 
@@ -102,12 +102,12 @@ class Jobs:
             finally:
                 self.running.release()
         except progress.Cancelled:
-            job.emit({"cancelled": True})
+            job.emit({"type": "cancelled", "cancelled": True})
         except PluralfillError as e:
-            job.emit({"error": str(e)})
+            job.emit({"type": "error", "error": str(e)})
         except Exception as e:  # a bug: the stream says so in one line, the server log has the traceback
             log.exception("job %s failed", job.id)
-            job.emit({"error": f"internal error: {type(e).__name__}: {e}"})
+            job.emit({"type": "error", "error": f"internal error: {type(e).__name__}: {e}"})
         finally:
             with self.guard:
                 self.live.pop(job.id, None)

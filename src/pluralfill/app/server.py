@@ -1,11 +1,11 @@
 """The local web app: the page (static/: HTML, CSS and JS modules, nothing fetched) and the HTTP API behind
 it (OpenAPI at /docs).
 
-    POST /api/inpaint ──> {"job", "of", "seed"}            the job's id (cancel it with POST /api/jobs/ID/cancel)
-                          {"index", "step", "steps"} ...   passes of sample `index`, as the sampler makes them
-                          {"index", "of", "seconds", "png"} each sample as it finishes (base64 PNG)
-                          {"uncertainty", "max", ...}      where the method gives one (dsi: structure entropy)
-                          {"done", "run", ...} | {"cancelled"} | {"error"}
+    POST /api/inpaint ──> {"type": "job", "job", "of", "seed"}   the job's id (cancel: POST /api/jobs/ID/cancel)
+                          {"type": "pass", "index", "step", "steps"} ...   passes of sample `index`
+                          {"type": "sample", "index", "png", ...} ...      each sample as it finishes (base64 PNG)
+                          {"type": "uncertainty", "png", "max", ...}       where the method measures one
+                          {"type": "done", "run", ...} | {"type": "cancelled"} | {"type": "error", "error"}
     GET  /api/runs/RUN.zip   the samples, the inputs and settings.json with the CLI command that makes them
 
 One job runs at a time and a few may wait (app/jobs.py); the rest are turned away, so concurrent users
@@ -25,6 +25,7 @@ import zipfile
 from collections import OrderedDict
 from importlib.resources import files
 from pathlib import Path
+from typing import Literal
 
 import anyio
 import numpy as np
@@ -32,11 +33,13 @@ from fastapi import FastAPI, File, Form, HTTPException, UploadFile
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, Field
 
 from pluralfill import DEFAULT_METHOD, progress
 from pluralfill.app.catalog import Catalog
 from pluralfill.app.jobs import WAIT, Busy, Jobs
 from pluralfill.errors import PluralfillError
+from pluralfill.methods.options import OptionError
 from pluralfill.geometry import spread
 from pluralfill.io import check_hole, hole_from_array, to_rgb
 
@@ -46,7 +49,7 @@ MAX_SAMPLES = 16
 KEPT_RESULTS = 8  # finished runs kept for the zip download
 
 
-def _read_upload(data: bytes, what: str, mode_mask: bool = False) -> np.ndarray:
+def _open_upload(data: bytes, what: str) -> Image.Image:
     if len(data) > MAX_UPLOAD_MB * 2**20:
         raise HTTPException(413, f"{what} is over the {MAX_UPLOAD_MB} MB upload limit")
     try:
@@ -56,7 +59,11 @@ def _read_upload(data: bytes, what: str, mode_mask: bool = False) -> np.ndarray:
         im.load()
     except (UnidentifiedImageError, OSError):
         raise HTTPException(400, f"{what} is not an image this server can read") from None
-    return to_rgb(im, background=(0, 0, 0) if mode_mask else (255, 255, 255))
+    return im
+
+
+def _read_upload(data: bytes, what: str, mode_mask: bool = False) -> np.ndarray:
+    return to_rgb(_open_upload(data, what), background=(0, 0, 0) if mode_mask else (255, 255, 255))
 
 
 def _png(image) -> bytes:
@@ -75,17 +82,62 @@ def heat_png(values: np.ndarray, top: float) -> bytes:
 
 
 def cli_command(settings: dict) -> str:
-    """The `pluralfill inpaint` line that makes a run's samples from the zip's image.png and mask.png."""
+    """The `pluralfill inpaint` line that makes a run's samples from the zip's image.png, mask.png and guides."""
     args = ["pluralfill", "inpaint", "image.png", "--mask", "mask.png"]
     args += ["--checkpoint", settings["checkpoint"]] if settings["checkpoint"] else ["--method", settings["method"]]
     args += ["-n", str(settings["num_samples"]), "--seed", str(settings["seed"])]
     for key, value in settings["options"].items():
         args += ["--option", f"{key}={json.dumps(value) if not isinstance(value, str) else value}"]
-    if settings["sketch"]:
-        args += ["--sketch", "sketch.png"]
+    for name in settings["guides"]:
+        args += ["--guide", f"{name}={name}.png"]
     if settings["precision"] != "fp32":
         args += ["--precision", settings["precision"]]
     return shlex.join([*args, "-o", "samples"])
+
+
+def _read_guides(uploads: list[UploadFile], sketch: UploadFile | None) -> dict[str, Image.Image]:
+    """Guide uploads, each named NAME.png after its guide (`sketch`: one named sketch)."""
+    named = [(Path(u.filename or "").stem, u) for u in uploads] + ([("sketch", sketch)] if sketch is not None else [])
+    return {name: _open_upload(upload.file.read(), name) for name, upload in named}
+
+
+def _options(text: str) -> dict:
+    try:
+        opts = json.loads(text)
+    except json.JSONDecodeError:
+        opts = None
+    if not isinstance(opts, dict):
+        raise HTTPException(400, "options must be a JSON object")
+    return opts
+
+
+def _bad_request(e: PluralfillError) -> HTTPException:
+    """A refused request: the message, and for option errors every bad field with what is wrong with it."""
+    return HTTPException(400, str(e), headers={"X-Bad-Fields": json.dumps(e.problems)} if isinstance(e, OptionError) else None)
+
+
+class Event(BaseModel):
+    """One line of the /api/inpaint stream; `type` says which of the fields it carries."""
+
+    type: Literal["job", "pass", "sample", "uncertainty", "done", "cancelled", "error"]
+    job: str | None = Field(None, description="job: its id, for POST /api/jobs/ID/cancel")
+    of: int | None = Field(None, description="job, sample: how many samples the run makes")
+    seed: int | None = Field(None, description="job, done: the run's seed")
+    waiting: int | None = Field(None, description="job: how many jobs are ahead of it")
+    index: int | None = Field(None, description="pass, sample, uncertainty: which sample")
+    step: int | None = Field(None, description="pass: passes done")
+    steps: int | None = Field(None, description="pass: passes in all")
+    seconds: float | None = Field(None, description="sample, done: seconds taken")
+    png: str | None = Field(None, description="sample: the sample (base64 PNG)")
+    uncertainty: str | None = Field(None, description="uncertainty: the map (base64 PNG, transparent where nothing was measured)")
+    kind: str | None = Field(None, description="uncertainty: what the map measures")
+    unit: str | None = None
+    max: float | None = Field(None, description="uncertainty: the top of its colour scale")
+    run: str | None = Field(None, description="done: the run, for GET /api/runs/RUN.zip")
+    method: str | None = None
+    precision: str | None = None
+    guides: list[str] | None = Field(None, description="done: the guides the run followed")
+    error: str | None = Field(None, description="error: what went wrong")
 
 
 def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_waiting: int = 4) -> FastAPI:
@@ -103,8 +155,9 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
 
     @app.get("/api/methods")
     def methods():
-        """The methods: those that run here (the default first) with their options as typed fields and the
-        precisions they run in, then the declared ones that need weights, disabled, with the reason."""
+        """The methods: those that run here (the default first) with their options as typed fields (min, max,
+        step, choices), their guides and the precisions they run in, then the declared ones that need weights,
+        disabled, with the reason."""
         return catalog.describe()
 
     @app.get("/api/limits")
@@ -112,7 +165,52 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         """What a request may hold."""
         return {"max_upload_mb": MAX_UPLOAD_MB, "max_pixels": MAX_PIXELS, "max_samples": MAX_SAMPLES}
 
-    @app.post("/api/inpaint")
+    def prepare(method, precision, picture, hole, options, guides):
+        """The inpainter in its precision and the checked options, or a 400 naming every bad field."""
+        try:
+            inpainter = catalog.get(method)
+            if precision == "auto" and hasattr(inpainter, "choose_precision"):
+                inpainter, _ = inpainter.choose_precision(picture, hole)
+            elif precision != "auto":
+                inpainter = catalog.get(method, precision)
+            declared = {g.name for g in inpainter.guides}
+            for name in set(guides) - declared:
+                raise PluralfillError(f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}")
+            pictures = {g.name: g.check(g.picture(guides[g.name]), hole.shape) for g in inpainter.guides if g.name in guides}
+            typed = inpainter.check_options(options)
+            check_hole(hole, inpainter.fills_from_nothing, inpainter.name)
+        except PluralfillError as e:
+            raise _bad_request(e) from None
+        return inpainter, typed, pictures
+
+    def fill(job, inpainter, picture, hole, typed, guides, count, seed):
+        """The job's work: each sample (and the method's uncertainty map) as it is made; returns the PNGs."""
+        pngs = []
+        for i in range(count):
+            job.check()
+            t = time.perf_counter()
+            with progress.listen(job.pass_done(i)):
+                made = inpainter.inpaint(picture, hole, 1, seed, first_sample=i, **typed, **guides)
+            pngs.append(_png(made[0]))
+            job.emit({"type": "sample", "index": i, "of": count, "seconds": round(time.perf_counter() - t, 3),
+                      "png": base64.b64encode(pngs[-1]).decode()})  # fmt: skip
+            measure = inpainter.uncertainty
+            if i == 0 and measure and f"{measure}_bits" in made.extras:
+                bits = spread(made.extras[f"{measure}_bits"], made.extras["window"], hole.shape)
+                top = float(made.extras[f"{measure}_max"])
+                job.emit({"type": "uncertainty", "uncertainty": base64.b64encode(heat_png(bits, top)).decode(), "kind": measure,
+                          "unit": "bits", "max": top, "index": 0})  # fmt: skip
+        return pngs
+
+    def keep(run, inpainter, pngs, picture, hole, guides, settings):
+        inputs = {"image.png": _png(picture), "mask.png": _png(hole.astype(np.uint8) * 255)}
+        inputs |= {f"{g.name}.png": _png(g.image(guides[g.name])) for g in inpainter.guides if g.name in guides}
+        results[run] = {"samples": pngs, "inputs": inputs, "settings": settings | {"command": cli_command(settings)}}
+        while len(results) > KEPT_RESULTS:
+            results.popitem(last=False)
+
+    @app.post("/api/inpaint", responses={200: {"description": "one Event a line (application/x-ndjson)",
+                                               "content": {"application/x-ndjson": {"schema": Event.model_json_schema()}}}})  # fmt: skip
     def inpaint(
         image: UploadFile = File(..., description="the photo"),
         mask: UploadFile = File(..., description="the hole: white = missing, same size as the photo"),
@@ -120,87 +218,37 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         num_samples: int = Form(4, ge=1, le=MAX_SAMPLES),
         seed: int | None = Form(None),
         options: str = Form("{}", description="method options as a JSON object, e.g. {\"steps\": 12}"),
-        sketch: UploadFile | None = File(None, description="sketch models: guidance lines, white on black, the photo's size"),
+        guides: list[UploadFile] = File([], description="guide pictures the photo's size, each named NAME.png after its guide"),
+        sketch: UploadFile | None = File(None, description="the same as a guide named sketch.png"),
         precision: str = Form("fp32", description="fp32, bf16, int8 or auto: see the method's `precisions`"),
     ):
-        """Fill the hole; the response streams one JSON line per event (see the module's docstring)."""
-        image_bytes, mask_bytes = image.file.read(), mask.file.read()
-        picture = _read_upload(image_bytes, "image")
-        hole = hole_from_array(_read_upload(mask_bytes, "mask", mode_mask=True))
+        """Fill the hole; the response streams one JSON Event a line: {"type": "job"}, then "pass" and "sample"
+        events (and "uncertainty" where the method measures one), then "done", "cancelled" or "error"."""
+        picture = _read_upload(image.file.read(), "image")
+        hole = hole_from_array(_read_upload(mask.file.read(), "mask", mode_mask=True))
         if hole.shape != picture.shape[:2]:
             raise HTTPException(400, f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}")
-        try:
-            opts = json.loads(options)
-            assert isinstance(opts, dict)
-        except (json.JSONDecodeError, AssertionError):
-            raise HTTPException(400, "options must be a JSON object") from None
-        lines = None
-        if sketch is not None:
-            # grey 0-255 as `pluralfill inpaint --sketch` reads it: mhtma-sketch thresholds it, PUT's edge maps are grey
-            lines = np.asarray(Image.fromarray(_read_upload(sketch.file.read(), "sketch", mode_mask=True)).convert("L"))
-            if lines.shape != picture.shape[:2]:
-                raise HTTPException(400, f"sketch is {lines.shape[1]}x{lines.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}")
-        try:
-            inpainter = catalog.get(method)
-            if precision == "auto" and hasattr(inpainter, "choose_precision"):
-                inpainter, _ = inpainter.choose_precision(picture, hole)
-            elif precision != "auto":
-                inpainter = catalog.get(method, precision)
-            typed = inpainter.check_options(opts | ({"sketch": lines} if lines is not None else {}))
-            check_hole(hole, inpainter.fills_from_nothing, inpainter.name)
-        except PluralfillError as e:
-            raise HTTPException(400, str(e)) from None
+        inpainter, typed, pictures = prepare(method, precision, picture, hole, _options(options), _read_guides(guides, sketch))
         seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31) if seed is None else seed
         count = 1 if inpainter.deterministic else num_samples
         settings = {"method": method, "checkpoint": catalog.offered[method] if catalog.kinds[method] == "checkpoint" else None,
-                    "num_samples": count, "seed": seed, "options": {k: v for k, v in typed.items() if k != "sketch"},
-                    "precision": getattr(inpainter, "precision", "fp32"), "sketch": lines is not None,
-                    "size": [picture.shape[1], picture.shape[0]]}  # fmt: skip
+                    "num_samples": count, "seed": seed, "options": typed, "precision": getattr(inpainter, "precision", "fp32"),
+                    "guides": sorted(pictures), "size": [picture.shape[1], picture.shape[0]]}  # fmt: skip
         run = uuid.uuid4().hex[:12]
 
         def work(job):
-            pngs, started = [], time.perf_counter()
-            for i in range(count):
-                job.check()
-                t = time.perf_counter()
-                with progress.listen(job.pass_done(i)):
-                    made = inpainter.inpaint(picture, hole, 1, seed, first_sample=i, **typed)
-                pngs.append(_png(made[0]))
-                job.emit({"index": i, "of": count, "seconds": round(time.perf_counter() - t, 3),
-                          "png": base64.b64encode(pngs[-1]).decode()})  # fmt: skip
-                measure = inpainter.uncertainty
-                if i == 0 and measure and f"{measure}_bits" in made.extras:
-                    bits = spread(made.extras[f"{measure}_bits"], made.extras["window"], hole.shape)
-                    top = float(made.extras[f"{measure}_max"])
-                    job.emit({"uncertainty": base64.b64encode(heat_png(bits, top)).decode(), "kind": "structure entropy",
-                              "unit": "bits", "max": top, "index": 0})  # fmt: skip
-            inputs = {"image.png": _png(picture), "mask.png": _png(hole.astype(np.uint8) * 255)}
-            if lines is not None:
-                inputs["sketch.png"] = _png(lines)
-            results[run] = {"samples": pngs, "inputs": inputs, "settings": settings | {"command": cli_command(settings)}}
-            while len(results) > KEPT_RESULTS:
-                results.popitem(last=False)
-            job.emit({"done": True, "run": run, "seed": seed, "method": method, "seconds": round(time.perf_counter() - started, 3),
-                      "sketch_pixels": int((lines > 127).sum()) if lines is not None else 0, "precision": settings["precision"]})  # fmt: skip
+            started = time.perf_counter()
+            pngs = fill(job, inpainter, picture, hole, typed, pictures, count, seed)
+            keep(run, inpainter, pngs, picture, hole, pictures, settings)
+            job.emit({"type": "done", "run": run, "seed": seed, "method": method, "guides": sorted(pictures),
+                      "seconds": round(time.perf_counter() - started, 3), "precision": settings["precision"]})  # fmt: skip
 
         try:
             job = jobs.submit(work)
         except Busy:
             raise HTTPException(503, "busy: too many requests are waiting, try again shortly") from None
-
-        async def stream():
-            try:
-                yield json.dumps({"job": job.id, "of": count, "seed": seed, "waiting": len(jobs.live) - 1}) + "\n"
-                while True:
-                    event = await anyio.to_thread.run_sync(job.next_event)
-                    if event is None:
-                        break
-                    if event is not WAIT:
-                        yield json.dumps(event) + "\n"
-            finally:
-                job.cancelled.set()  # a closed connection stops its job; after the end this changes nothing
-
-        return StreamingResponse(stream(), media_type="application/x-ndjson")
+        first = {"type": "job", "job": job.id, "of": count, "seed": seed, "waiting": max(0, len(jobs.live) - 1)}
+        return StreamingResponse(_stream(job, first), media_type="application/x-ndjson")
 
     @app.post("/api/jobs/{job_id}/cancel")
     def cancel(job_id: str):
@@ -211,7 +259,7 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
 
     @app.get("/api/runs/{run}.zip")
     def download(run: str):
-        """A finished run: sample{i}.png, the inputs (image.png, mask.png, sketch.png) and settings.json, whose
+        """A finished run: sample{i}.png, the inputs (image.png, mask.png, a NAME.png per guide) and settings.json, whose
         `command` makes the same samples with the CLI."""
         if run not in results:
             raise HTTPException(404, "no such run (only the last few are kept)")
@@ -226,3 +274,16 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                         headers={"Content-Disposition": f'attachment; filename="pluralfill-{run}.zip"'})  # fmt: skip
 
     return app
+
+
+async def _stream(job, first: dict):
+    try:
+        yield json.dumps(first) + "\n"
+        while True:
+            event = await anyio.to_thread.run_sync(job.next_event)
+            if event is None:
+                break
+            if event is not WAIT:
+                yield json.dumps(event) + "\n"
+    finally:
+        job.cancelled.set()  # a closed connection stops its job; after the end this changes nothing

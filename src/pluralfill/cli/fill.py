@@ -34,18 +34,19 @@ def inpaint(
     no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
     device: Device = "cpu",
     precision: Precision = "fp32",
-    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx: the transformer pass in onnxruntime, exported once (PUT, MaskGIT; fp32).")] = "torch",
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="PUT: 'put' (Algorithm 1), 'put-tpami' (TPAMI-2024: many tokens a pass) or 'parallel' (MaskGIT decoding).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes (maskgit; put with --sampler parallel).")] = None,
-    schedule: Annotated[Optional[str], typer.Option("--schedule", help="Parallel decoding: cosine, linear, square, cubic, arccos, pow<k>; put-tpami: cosine_T, linear_T, average_T (T passes).")] = None,
+    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx: the networks the method declares exportable run in onnxruntime, exported once (fp32, CPU).")] = "torch",
+    sampler: Annotated[Optional[str], typer.Option("--sampler", help="The token sampler, for methods that offer several (pluralfill info METHOD lists them).")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes.")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="How many tokens each pass fixes (pluralfill info METHOD lists the schedules).")] = None,
     top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature (divides the logits; put-tpami multiplies them, as the official code).")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature: above 1 more varied fills, below 1 safer ones.")] = None,
     trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
-    entropy: Annotated[bool, typer.Option("--entropy", help="dsi: also write NAME_entropy.png, the entropy of the structure distribution at every position.")] = False,
-    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="mhtma-sketch: white lines on black; put-conditional: an edge map; the image's size.")] = None,
-    segmentation: Annotated[Optional[Path], typer.Option("--segmentation", help="put-conditional: a label map of COCO-panoptic class ids, the image's size.")] = None,
-    class_label: Annotated[Optional[int], typer.Option("--class-label", help="The official MaskGIT models: the ImageNet class (0-999) to fill with.")] = None,
-    attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="mhtma: on, off (convolution branch only), high or low (every head at the image's highest / lowest temperature).")] = None,
+    entropy: Annotated[bool, typer.Option("--entropy", help="Also write NAME_entropy.png, the sampler's entropy at every position (methods that measure it).")] = False,
+    guide: Annotated[Optional[list[str]], typer.Option("--guide", help="A guide picture NAME=FILE, the image's size, or NAME=FOLDER with one named like each image (repeatable; pluralfill info METHOD lists its guides).")] = None,
+    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="Same as --guide sketch=FILE.")] = None,
+    segmentation: Annotated[Optional[Path], typer.Option("--segmentation", help="Same as --guide segmentation=FILE.")] = None,
+    class_label: Annotated[Optional[int], typer.Option("--class-label", help="Class-conditional models: the class to fill with.")] = None,
+    attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="Which attention branch runs, for methods that offer a choice.")] = None,
     option: Options = None,
     devices: Devices = None,
     num_nodes: NumNodes = None,
@@ -76,11 +77,13 @@ def inpaint(
     shard = start_shards(devices, num_nodes, device)
     seed = shard.broadcast(seed if seed is not None else sample_seed(None, 0))  # one seed for every process
     inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device, precision="fp32" if precision == "auto" else precision)
-    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature, "sketch": sketch,
-             "segmentation": segmentation, "attention_branch": attention_branch, "class_label": class_label,
-             "trace": trace or None, "entropy": entropy or None}  # fmt: skip
+    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature,
+             "attention_branch": attention_branch, "class_label": class_label, "trace": trace or None, "entropy": entropy or None}  # fmt: skip
     options, num_samples = runner.method_options(inpainter, method, checkpoint, option or [], flags, protocol, num_samples)
-    settings = runner.FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite or resume, not no_composite, options)
+    aliases = [f"{name}={path}" for name, path in (("sketch", sketch), ("segmentation", segmentation)) if path is not None]
+    guides = runner.parse_guides([*(guide or []), *aliases], inpainter)
+    settings = runner.FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite or resume,
+                                   not no_composite, options, guides)  # fmt: skip
     if precision == "auto":
         inpainter, verdicts = runner.auto_precision(inpainter, jobs[0], settings)
         for line in [v.line() for v in verdicts[1:]] + [f"running in {getattr(inpainter, 'precision', 'fp32')}"] if shard.main else ():

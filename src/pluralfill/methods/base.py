@@ -9,6 +9,7 @@ from PIL import Image
 from pluralfill.errors import PluralfillError
 from pluralfill.geometry import paste
 from pluralfill.io import check_hole, hole_from_array, to_rgb
+from pluralfill.methods.options import Guide, Options
 
 
 def sample_seed(seed: int | None, index: int) -> int:
@@ -19,20 +20,6 @@ def sample_seed(seed: int | None, index: int) -> int:
     key = [seed, index] if seed >= 0 else [-seed, index, 1]
     return int(np.random.SeedSequence(key).generate_state(1)[0])
 
-
-# What the options that several methods share mean, for form fields and `pluralfill info`.
-OPTION_HELP = {
-    "top_k": "sample each token from its k most likely codes only (empty: all codes)",
-    "temperature": "above 1: more varied fills, below 1: safer ones",
-    "steps": "how many parallel decoding passes fill the hole",
-    "schedule": "how many tokens each pass fixes: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>",
-    "choice_temperature": "the randomness of which tokens a pass keeps (MaskGIT's 4.5; 0 keeps the most confident)",
-    "soft_edge": "blend the fill into the photo over this many pixels at the hole's edge",
-    "dilate": "grow the hole by this many tokens before sampling",
-    "trace": "record the sampler's steps of the first sample as a strip",
-    "sketch": "guidance lines the fill should follow, the photo's size",
-    "segmentation": "a label map of the photo that the fill should follow",
-}
 
 class Samples(list):
     """The samples of one fill (Pillow images), with the method's named extras in `extras`: "window" (the Box
@@ -56,9 +43,10 @@ class Inpainter:
     name: str = "inpainter"
     deterministic: bool = False  # every sample the same: one result is returned whatever num_samples is
     fills_from_nothing: bool = False  # can fill an image whose every pixel is missing
+    Options: type[Options] = Options  # what it takes (see methods/options.py); an instance may narrow it
+    guides: tuple[Guide, ...] = ()  # the pictures that steer it
     default_options: dict = {}  # option values a model folder chose for itself (its sampling.json)
-    option_choices: dict = {}  # option name -> the values it takes, where they are a closed set
-    option_help: dict = {}  # option name -> one line for a form field's hint; OPTION_HELP has the shared ones
+    pictures: tuple[str, ...] = ()  # bool options that, on, return a picture of the same name in the extras
     uncertainty: str | None = None  # the option that returns an uncertainty map: extras NAME_bits over the window
 
     def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
@@ -96,11 +84,18 @@ class Inpainter:
         if num_samples < 1:
             raise PluralfillError(f"num_samples must be at least 1, got {num_samples}")
         check_hole(hole, self.fills_from_nothing, self.name)
-        options = self.check_options(options)
+        options = dict(options)
+        guides = {g.name: options.pop(g.name) for g in self.guides if g.name in options}
+        for key, value in options.items():
+            if isinstance(value, (np.ndarray, Image.Image)) and key not in self.Options.model_fields:
+                names = ", ".join(g.name for g in self.guides) or "none"
+                raise PluralfillError(f"{self.name} takes no {key} guide; its guides: {names}")
+        options = self.options(**options).model_dump()
+        options |= {g.name: g.check(guides[g.name], hole.shape) for g in self.guides if guides.get(g.name) is not None}
         n = 1 if self.deterministic else num_samples
         if seed is None:
             seed = sample_seed(None, 0)
-        return image, hole, [sample_seed(seed, first_sample + i) for i in range(n)], self.default_options | options
+        return image, hole, [sample_seed(seed, first_sample + i) for i in range(n)], options
 
     def _outputs(self, image, hole, filled, composite, options) -> Samples:
         samples, extras = filled if isinstance(filled, tuple) else (filled, {})
@@ -116,80 +111,27 @@ class Inpainter:
         """One uint8 RGB array per seed, or (those arrays, {extra name: value})."""
         raise NotImplementedError
 
-    def _option_functions(self):
-        fills = [c.__dict__["_fill"] for c in type(self).__mro__ if "_fill" in c.__dict__]  # overrides pass **options on
-        return [fn for fn in (*fills, getattr(self, "sample", None)) if fn is not None]
-
-    def option_names(self) -> list[str]:
-        """The keyword options this method takes (beyond image, hole, num_samples, seed)."""
-        import inspect
-
-        names = []
-        for fn in self._option_functions():
-            names += [p.name for p in inspect.signature(fn).parameters.values()
-                      if p.kind == p.KEYWORD_ONLY or (p.default is not p.empty and p.kind == p.POSITIONAL_OR_KEYWORD)]  # fmt: skip
-        return [n for n in dict.fromkeys(names) if n not in ("seed", "seeds", "extras")]
-
-    def option_types(self) -> dict:
-        """Option name -> its annotation, for the options typed with plain values (int, float, bool, str)."""
-        import types as pytypes
-        import typing
-
-        plain = {int, float, bool, str, type(None)}
-        types = {}
-        for fn in self._option_functions():
-            try:
-                hints = typing.get_type_hints(fn)
-            except Exception:  # an annotation that does not resolve: that option goes unchecked
-                continue
-            for name, hint in hints.items():
-                args = typing.get_args(hint) or (hint,)
-                union = typing.get_origin(hint) in (None, typing.Union, pytypes.UnionType)
-                if name not in types and union and all(a in plain for a in args):
-                    types[name] = hint
-        return types
-
-    def option_specs(self) -> list[dict]:
-        """Every option as a form field: {"name", "type" (int, float, bool, str, or "picture" for an image
-        the size of the photo), "default" (None: the method decides), "nullable", "choices" (or None),
-        "help" (one line)}."""
-        import inspect
-        import typing
-
-        types, specs = self.option_types(), {}
-        for fn in self._option_functions():
-            for p in inspect.signature(fn).parameters.values():
-                if p.name in specs or p.name in ("seed", "seeds", "extras") or p.default is p.empty and p.kind != p.KEYWORD_ONLY:
-                    continue
-                hint = types.get(p.name)
-                args = [a for a in (typing.get_args(hint) or (hint,)) if a is not type(None)]
-                kind = args[0].__name__ if hint is not None and len(args) == 1 else "picture" if hint is None else "str"
-                default = self.default_options.get(p.name, None if p.default is p.empty else p.default)
-                if default is None and isinstance(getattr(self, p.name, None), (int, float, str)):
-                    default = getattr(self, p.name)  # None stands for the instance's own setting (classical fills)
-                specs[p.name] = {"name": p.name, "type": kind, "default": default,
-                                 "nullable": hint is None or type(None) in typing.get_args(hint),
-                                 "choices": list(self.option_choices[p.name]) if p.name in self.option_choices else None,
-                                 "help": (OPTION_HELP | self.option_help).get(p.name, "")}  # fmt: skip
-        return [specs[n] for n in self.option_names()]
+    def options(self, **given) -> Options:
+        """`given` over the defaults (the model folder's, then the declared ones), checked: an OptionError names
+        every bad value at once."""
+        return self.Options.check(self.name, self.default_options | given)
 
     def check_options(self, options: dict) -> dict:
-        """Every option known and of its type; returns them with numbers read from text ("5" -> 5)."""
-        from pydantic import TypeAdapter, ValidationError
+        """The options given, checked and typed ("5" -> 5), without the defaults they leave out."""
+        checked = self.options(**options)
+        return {k: getattr(checked, k) for k in options}
 
-        allowed, types, checked = self.option_names(), self.option_types(), {}
-        for key, value in options.items():
-            if key not in allowed:
-                raise PluralfillError(f"{self.name} has no option {key!r}; it takes: {', '.join(allowed) or 'none'}")
-            if key in types:
-                try:
-                    value = TypeAdapter(types[key]).validate_python(value)
-                except ValidationError:
-                    wanted = " or ".join(getattr(a, "__name__", str(a)) for a in (getattr(types[key], "__args__", None) or (types[key],)) if a is not type(None))
-                    raise PluralfillError(f"option {key}={value!r}: {self.name} wants {wanted}") from None
-            checked[key] = value
-        return checked
+    def option_names(self) -> list[str]:
+        return list(self.Options.model_fields)
+
+    def option_specs(self) -> list[dict]:
+        """Every option as a form field (see Options.fields), with this instance's defaults."""
+        return self.Options.fields(self.default_options)
+
+    def guide_specs(self) -> list[dict]:
+        return [{"name": g.name, "kind": g.kind, "help": g.help} for g in self.guides]
 
     def describe(self) -> dict:
         """What `pluralfill info` prints: method, working resolution, parameters per component, options."""
-        return {"name": self.name, "method": self.name, "resolution": "any", "parameters": {}, "options": self.option_specs()}
+        return {"name": self.name, "method": self.name, "resolution": "any", "parameters": {}, "options": self.option_specs(),
+                "guides": self.guide_specs()}

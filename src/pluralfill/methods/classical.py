@@ -11,24 +11,37 @@ import threading
 import cv2
 import numpy as np
 
-from pluralfill.errors import PluralfillError
 from pluralfill.geometry import box_around_hole
 from pluralfill.methods.base import Inpainter
+from pluralfill.methods.options import Options, option
+
+
+class OpenCVOptions(Options):
+    radius: int = option(5, "how far round each pixel the fill looks, in pixels", ge=1, le=64)
+
+
+class PatchMatchOptions(Options):
+    patch_size: int = option(3, "the half side of the patches PatchMatch matches (a patch spans 2 x this + 1 px)",
+                             ge=1, le=16)  # fmt: skip
+    leave_out: float = option(0.0, "the share of blocks each sample hides from the search: more varied samples",
+                              ge=0, lt=1, step=0.05)  # fmt: skip
+    block: float = option(0.0625, "the side of a hidden block, as a fraction of the search window", gt=0, le=1, step=0.0625)
+    view: float = option(1.0, "the share of directions round the hole each sample may copy from (1: all)", gt=0, le=1,
+                         step=0.05)  # fmt: skip
 
 
 class OpenCVInpainter(Inpainter):
     """cv2.inpaint: diffusion from the hole border inward; deterministic."""
 
-    deterministic = True
-    option_help = {"radius": "how far round each pixel the fill looks, in pixels"}
+    deterministic, Options = True, OpenCVOptions
 
     def __init__(self, name: str, flag: int, radius: int = 5):
-        self.name, self.flag, self.radius = name, flag, radius
+        self.name, self.flag, self.default_options = name, flag, {"radius": radius}
 
-    def _fill(self, image, hole, seeds, radius: int | None = None):
+    def _fill(self, image, hole, seeds, radius: int):
         box = box_around_hole(hole, context=0.25, min_context=16)
         out = image.copy()
-        filled = cv2.inpaint(np.ascontiguousarray(box(image)), box(hole).astype(np.uint8), radius or self.radius, self.flag)
+        filled = cv2.inpaint(np.ascontiguousarray(box(image)), box(hole).astype(np.uint8), radius, self.flag)
         out[box.y0 : box.y1, box.x0 : box.x1] = filled
         return [out]
 
@@ -45,32 +58,16 @@ class PatchMatchInpainter(Inpainter):
     its border."""
 
     _lock = threading.Lock()  # the native library keeps its seed in a global
-
-    option_help = {"patch_size": "the side of the patches PatchMatch matches, in pixels",
-                   "leave_out": "the share of blocks each sample hides from the search: more varied samples",
-                   "block": "the side of a hidden block, as a fraction of the search window",
-                   "view": "the share of directions round the hole each sample may copy from (1: all)"}
+    Options = PatchMatchOptions
 
     def __init__(self, name: str = "patchmatch", patch_size: int = 3, leave_out: float = 0.0, block: float = 0.0625,
                  view: float = 1.0):  # fmt: skip
-        self.name, self.patch_size, self.leave_out, self.block, self.view = name, patch_size, leave_out, block, view
+        self.name = name
+        self.default_options = {"patch_size": patch_size, "leave_out": leave_out, "block": block, "view": view}
 
-    def _fill(self, image, hole, seeds, patch_size: int | None = None, leave_out: float | None = None, block: float | None = None,
-              view: float | None = None):  # fmt: skip
+    def _fill(self, image, hole, seeds, patch_size: int, leave_out: float, block: float, view: float):
         import patchmatch
 
-        patch_size = self.patch_size if patch_size is None else patch_size
-        leave_out = self.leave_out if leave_out is None else leave_out
-        block = self.block if block is None else block
-        view = self.view if view is None else view
-        if patch_size < 1:
-            raise PluralfillError(f"patch_size must be at least 1 (the patch spans 2 x patch_size + 1 px), got {patch_size}")
-        if not 0 <= leave_out < 1:
-            raise PluralfillError(f"leave_out must be in [0, 1), got {leave_out}")
-        if not 0 < block <= 1:
-            raise PluralfillError(f"block must be in (0, 1], a fraction of the window's side, got {block}")
-        if not 0 < view <= 1:
-            raise PluralfillError(f"view must be in (0, 1], the share of directions a sample copies from, got {view}")
         box = box_around_hole(hole, context=1.0, min_context=32)
         crop, crop_hole = np.ascontiguousarray(box(image)), box(hole)
         samples = []

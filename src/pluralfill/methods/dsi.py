@@ -11,14 +11,16 @@ the VQ-VAE's encoder gives the masked image, and only positions whose 8x8 cell t
 from __future__ import annotations
 
 import math
+from typing import Literal
 
 import numpy as np
 import torch
 
 from pluralfill.errors import PluralfillError
-from pluralfill.grid import grid_rows, masked_view
 from pluralfill.geometry import token_hole
+from pluralfill.grid import grid_rows, masked_view
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
+from pluralfill.methods.options import TokenSampling, Windowed, option
 from pluralfill.models.dsi import DSI
 from pluralfill.nn.weight_norm import frozen_weights
 from pluralfill.pixels import to_uint8
@@ -48,12 +50,16 @@ def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
     return image
 
 
+class DSIOptions(Windowed, TokenSampling):
+    cache: bool = option(True, "reuse the structure sampler's keys and values between positions (same numbers, faster)")
+    entropy: bool = option(False, "also return the structure sampler's entropy per position, as a map")
+    dilate: int = option(1, "positions='hole': grow the hole by this many tokens before sampling", ge=0, le=8)
+    positions: Literal["all", "hole"] | None = option(None, "sample the structure at all positions (the official "
+                                                            "sampler) or only inside the hole; empty: the model's")  # fmt: skip
+
+
 class DSIInpainter(FixedResolutionInpainter):
-    model_class = DSI
-    option_choices = {"positions": ("all", "hole")}
-    option_help = {"cache": "reuse the structure sampler's keys and values between positions (same numbers, faster)",
-                   "entropy": "also return the structure sampler's entropy per position, as a map",
-                   "positions": "sample the structure at all positions or only inside the hole"}
+    model_class, Options, pictures = DSI, DSIOptions, ("trace", "entropy")
     uncertainty = "entropy"
     records_extras = True  # entropy=True: "entropy" (a picture), "entropy_bits" (side, side) and "entropy_max"
     noise = None  # sample_raster's noise(shape); None draws it from the seeds (tests inject their own)
@@ -65,12 +71,11 @@ class DSIInpainter(FixedResolutionInpainter):
         self.resolution = model.config.resolution
 
     @torch.no_grad()
-    def sample(self, x, known, seeds, trace=None, top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
-               entropy: bool = False, dilate: int = 1, positions: str | None = None, extras: dict | None = None):  # fmt: skip
+    def sample(self, x, known, seeds, trace=None, extras: dict | None = None, **options):
+        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R). `options`: DSIOptions."""
+        o = self.options(**options)
         n, m = len(seeds), self.model
-        positions = positions or m.config.positions
-        if positions not in ("all", "hole"):
-            raise PluralfillError(f"positions must be 'all' (the official sampler) or 'hole', got {positions!r}")
+        positions = o.positions or m.config.positions
         hole = 1 - known
         masked = x * known
         side = m.config.structure.side
@@ -79,12 +84,12 @@ class DSIInpainter(FixedResolutionInpainter):
             unknown = torch.ones(side * side, dtype=torch.bool, device=self.device)
         else:
             tokens = m.hvqvae.encode_top(masked).reshape(1, -1)
-            unknown = token_hole(known, self.resolution // side, dilate)[0]
+            unknown = token_hole(known, self.resolution // side, o.dilate)[0]
         cond = m.structure.condition(masked, hole).expand(n, -1, -1, -1)
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
-        bits = torch.zeros(unknown.shape[0], device=self.device) if entropy else None
+        bits = torch.zeros(unknown.shape[0], device=self.device) if o.entropy else None
         codebook = m.hvqvae.quantize_top.embedding
-        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, top_k, temperature, cache, bits,
+        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, o.top_k, o.temperature, o.cache, bits,
                               noise=self.noise)  # fmt: skip
         if bits is not None and extras is not None:
             shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())

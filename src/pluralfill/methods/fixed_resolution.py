@@ -15,6 +15,7 @@ from pluralfill import precision as precisions
 from pluralfill.errors import PluralfillError
 from pluralfill.geometry import Box, shrink, square_window
 from pluralfill.methods.base import Inpainter
+from pluralfill.methods.options import Windowed
 from pluralfill.pixels import to_tensor, to_uint8
 
 
@@ -27,6 +28,7 @@ class FixedResolutionInpainter(Inpainter):
     Those with `batches_images` also take x (N, 3, R, R) and known (N, 1, R, R): one image per seed.
     """
 
+    Options, pictures = Windowed, ("trace",)
     model_class: type  # the Pretrained model it wraps; its config has `method`, `name` and a resolution
     resolution: int
     batch_size: int = 8
@@ -100,8 +102,19 @@ class FixedResolutionInpainter(Inpainter):
         raise NotImplementedError
 
     def crop_options(self, box: Box, options: dict) -> dict:
-        """Options that are pictures of the whole image (a sketch) cut to the crop and scaled to the model."""
-        return options
+        """The guides (pictures of the whole image) cut to the window and scaled to the model as (1, 1, R, R)
+        tensors: lines 1 where any pixel they cover is on; grey values and class ids nearest, so ids stay ids."""
+        out, size = dict(options), (self.resolution, self.resolution)
+        for guide in self.guides:
+            if options.get(guide.name) is None:
+                continue
+            crop = np.ascontiguousarray(box(options[guide.name]))
+            if guide.kind == "lines":
+                out[guide.name] = shrink(crop, size).to(self.device)
+            else:
+                t = torch.from_numpy(crop.astype(np.float32))[None, None]
+                out[guide.name] = F.interpolate(t, size=size, mode="nearest").to(self.device)
+        return out
 
     def trace_strip(self, x, known, trace) -> Image.Image:
         raise NotImplementedError(f"{self.name} records no trace")

@@ -14,58 +14,76 @@ decoded image over the input through the token hole, resized and blurred (radius
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
+from pydantic import create_model, model_validator
 
 from pluralfill.errors import PluralfillError
 from pluralfill.geometry import token_hole
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
+from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
 from pluralfill.models.maskgit import MaskGIT
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.trace import trace_strip
 
 
+class MaskGITOptions(Windowed, ParallelDecoding, TokenSampling):
+    dilate: int = option(1, "grow the hole by this many tokens before sampling", ge=0, le=8)
+    start_step: int = option(0, "begin the schedule at this pass (the official editing starts at 2 of 12)", ge=0, le=1023)
+    blend: Literal["paste", "official"] = option("paste", "paste: the fill inside the hole only; official: the decoded "
+                                                          "image, as MaskGIT's code returns it")  # fmt: skip
+    hole_pixels: Literal["missing", "image"] = option("missing", "what the tokenizer sees in the hole: missing (flat "
+                                                                 "grey) or the image's own pixels")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _rules(self):
+        known_schedule(self.schedule)
+        if self.start_step >= self.steps:
+            raise FieldProblem("start_step", f"should be below steps ({self.steps})")
+        return self
+
+
+def class_conditional(num_classes: int) -> type[MaskGITOptions]:
+    """MaskGITOptions with the class to fill with, for a model of `num_classes` classes."""
+    return create_model("ClassConditionalOptions", __base__=MaskGITOptions,
+                        class_label=(int | None, option(None, "the ImageNet class to fill with", ge=0, le=num_classes - 1)))  # fmt: skip
+
+
 class MaskGITInpainter(FixedResolutionInpainter):
-    name, model_class, batches_images = "maskgit", MaskGIT, True
-    HOLE_PIXELS = ("missing", "image")
-    option_choices = {"blend": ("paste", "official"), "hole_pixels": HOLE_PIXELS}
-    option_help = {"blend": "paste: the fill inside the hole only; official: the decoded image, as MaskGIT's code returns it",
-                   "hole_pixels": "what the tokenizer sees in the hole: missing (zeros) or the image's own pixels",
-                   "class_label": "the ImageNet class to fill with (the official class-conditional models only)",
-                   "start_step": "begin the schedule at this pass (the official editing starts at 2 of 12)"}
+    name, model_class, batches_images, Options = "maskgit", MaskGIT, True, MaskGITOptions
     noise = None  # parallel_decode's noise(kind, shape); None draws it from the seeds (tests inject the official)
 
     def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):
         super().__init__(model, device)
         self.resolution = model.config.tokenizer.resolution
-        if model.config.official:  # the official inference edits from step 2 of 12
+        if model.config.official:  # the official inference edits from step 2 of 12, for a class
             self.default_options = {"start_step": 2}
+            self.Options = class_conditional(model.config.transformer.num_classes)
 
     @torch.no_grad()
-    def sample(self, x, known, seeds, trace=None, steps: int = 12, schedule: str = "cosine", choice_temperature: float = 4.5,
-               temperature: float = 1.0, top_k: int | None = None, dilate: int = 1, class_label: int | None = None,
-               start_step: int = 0, blend: str = "paste", hole_pixels: str = "missing") -> torch.Tensor:  # fmt: skip
+    def sample(self, x, known, seeds, trace=None, **options) -> torch.Tensor:
+        """x (1, 3, R, R) in [-1, 1] and known (1, 1, R, R), or one row of each per seed -> (len(seeds), 3, R, R).
+        `options`: MaskGITOptions."""
+        o = self.options(**options)
         tokenizer, transformer, n = self.model.tokenizer, self.model.transformer, len(seeds)
-        label = self._label(class_label)
-        if hole_pixels not in self.HOLE_PIXELS:
-            raise PluralfillError(f"hole_pixels must be 'missing' (the hole as flat grey) or 'image' (the official editing), got {hole_pixels!r}")
-        seen = x * known if hole_pixels == "missing" else x
+        label = self._label(getattr(o, "class_label", None))
+        seen = x * known if o.hole_pixels == "missing" else x
         tokens = tokenizer.encode(seen).reshape(x.shape[0], -1).expand(n, -1)
-        unknown = token_hole(known, self.model.config.tokenizer.factor, dilate).expand(n, -1)  # x: 1 or n rows
+        unknown = token_hole(known, self.model.config.tokenizer.factor, o.dilate).expand(n, -1)  # x: 1 or n rows
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
         def logits_fn(tok, hidden):
             return transformer(torch.where(hidden, transformer.mask_id, tok), label)
 
-        out = parallel_decode(logits_fn, tokens, unknown, generators, steps=steps, schedule=schedule,
-                              choice_temperature=choice_temperature, temperature=temperature, top_k=top_k, trace=trace,
-                              start_step=start_step, noise=self.noise)  # fmt: skip
+        out = parallel_decode(logits_fn, tokens, unknown, generators, steps=o.steps, schedule=o.schedule,
+                              choice_temperature=o.choice_temperature, temperature=o.temperature, top_k=o.top_k,
+                              trace=trace, start_step=o.start_step, noise=self.noise)  # fmt: skip
         side = self.model.config.tokenizer.tokens_per_side
         y = tokenizer.decode(out.reshape(n, side, side))
-        if blend == "official":  # over the known pixels only: the hole's own content stays unseen
+        if o.blend == "official":  # over the known pixels only: the hole's own content stays unseen
             y = official_composite(y, torch.where(known.bool(), x, y), unknown.reshape(n, 1, side, side))
-        elif blend != "paste":
-            raise PluralfillError(f"blend must be 'paste' or 'official', got {blend!r}")
         return y
 
     def _probe(self, x, known, tokens):
@@ -80,15 +98,12 @@ class MaskGITInpainter(FixedResolutionInpainter):
         return {"tokens": tokens, "logits": logits, "hidden": hidden, "image": tokenizer.decode(tokens.reshape(-1, side, side))}
 
     def _label(self, class_label):
+        """The class of a class-conditional model (its Options bound the value), None for the others."""
         if not self.model.config.official:
-            if class_label is not None:
-                raise PluralfillError(f"{self.name} is not class-conditional: it takes no class_label")
             return None
-        classes = self.model.config.transformer.num_classes
         if class_label is None:
+            classes = self.model.config.transformer.num_classes
             raise PluralfillError(f"{self.name} is class-conditional: give --class-label N (an ImageNet class, 0-{classes - 1})")
-        if not 0 <= int(class_label) < classes:
-            raise PluralfillError(f"class_label must be in 0-{classes - 1}, got {class_label}")
         return torch.tensor([int(class_label)], device=self.device)
 
     def trace_strip(self, x, known, trace):

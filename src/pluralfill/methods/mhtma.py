@@ -4,64 +4,44 @@ user's lines (white on black, the size of the image) through the `sketch` option
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 import torch
 
-from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
-from pluralfill.io import hole_from_array
-from pluralfill.geometry import Box, shrink
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
+from pluralfill.methods.options import Guide, Windowed, option
 from pluralfill.models.mhtma import MHTMA
 from pluralfill.pixels import to_uint8
 
-BRANCHES = ("on", "off", "high", "low")
+
+class MHTMAOptions(Windowed):
+    attention_branch: Literal["on", "off", "high", "low"] = option(
+        "on", "on; off: the convolution branch alone; high / low: the attention at its highest / lowest learned temperature")
 
 
 class MHTMAInpainter(FixedResolutionInpainter):
-    model_class = MHTMA
-    option_choices = {"attention_branch": BRANCHES}
-    option_help = {"attention_branch": "on; off: the convolution branch alone; high / low: the attention at its "
-                                       "highest / lowest learned temperature"}  # fmt: skip
+    model_class, Options = MHTMA, MHTMAOptions
     records_extras = True  # "temperatures": the heads' temperatures for the image
 
     def __init__(self, model: MHTMA, device: str | torch.device = "cpu"):
         super().__init__(model, device)
         self.resolution = model.config.resolution
         self.deterministic = not model.config.noise
-
-    def _fill(self, image, hole, seeds, sketch=None, attention_branch: str = "on", **options):
-        if attention_branch not in BRANCHES:
-            raise PluralfillError(f"attention_branch must be one of {', '.join(BRANCHES)}, got {attention_branch!r}")
-        if sketch is not None:
-            sketch = hole_from_array(sketch)
-            if sketch.shape != hole.shape:
-                raise PluralfillError(f"sketch is {sketch.shape[1]}x{sketch.shape[0]} but the image is {hole.shape[1]}x{hole.shape[0]}")
-        return super()._fill(image, hole, seeds, sketch=sketch, attention_branch=attention_branch, **options)
-
-    def check_options(self, options: dict) -> dict:
-        if options.get("sketch") is not None and not self.model.config.sketch:
-            raise PluralfillError(f"{self.name} is not sketch-guided: train one with model=mhtma-sketch (or mhtma-tiny-sketch)")
-        return super().check_options(options)
-
-    def option_names(self) -> list[str]:
-        names = super().option_names()
-        return names if self.model.config.sketch else [n for n in names if n != "sketch"]
-
-    def crop_options(self, box: Box, options: dict) -> dict:
-        if options.get("sketch") is None:
-            return options
-        return options | {"sketch": shrink(box(options["sketch"]), (self.resolution,) * 2).to(self.device)}
+        if model.config.sketch:
+            self.guides = (Guide("sketch", "lines", "white lines on black that the fill should follow"),)
 
     @torch.no_grad()
-    def sample(self, x, known, seeds, trace=None, sketch=None, attention_branch: str = "on", extras: dict | None = None):
-        n, r = len(seeds), self.resolution
+    def sample(self, x, known, seeds, trace=None, sketch=None, extras: dict | None = None, **options):
+        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R); `sketch` (1, 1, R, R) of 0 / 1."""
+        n, r, o = len(seeds), self.resolution, self.options(**options)
         noise = None
         if self.model.config.noise:  # one noise map per sample, from that sample's own seed
             noise = torch.stack([torch.randn(1, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
         if sketch is not None:
             sketch = sketch.expand(n, -1, -1, -1)
-        coarse, fine, temperatures = self.model(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), sketch, noise, attention_branch)
+        coarse, fine, temperatures = self.model(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), sketch, noise, o.attention_branch)
         if extras is not None:
             extras["temperatures"] = temperatures[0].tolist()
         if trace is not None:

@@ -5,10 +5,13 @@ MaskGIT's parallel decoding (`parallel`)."""
 
 from __future__ import annotations
 
-import torch
+from typing import Literal
 
-from pluralfill.errors import PluralfillError
+import torch
+from pydantic import model_validator
+
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
+from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
 from pluralfill.models.put import PUT
 from pluralfill.sampling.base import multinomial_rows
 from pluralfill.sampling.parallel import parallel_decode
@@ -22,13 +25,34 @@ DEFAULTS = {"cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
             "tpami2024": {"sampler": "put-tpami", "top_k": 200, "tokens_per_step": 20}}  # fmt: skip
 
 
+class PUTOptions(Windowed, TokenSampling, ParallelDecoding):
+    """Options left at None take the model's generation's defaults (`DEFAULTS`).
+
+    sampler "put": Algorithm 1 (top_k, temperature divides the logits, tokens_per_step, position_by).
+    sampler "put-tpami": the TPAMI sampler (top_k, temperature multiplies the logits, tokens_per_step per pass or
+    -1 for all at once, or schedule cosine_T / linear_T / average_T for T passes).
+    sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
+    """
+
+    sampler: Literal[SAMPLERS] | None = option(None, "put: one token at a time, the most confident first (CVPR 2022); "
+                                                     "put-tpami: the TPAMI schedule; parallel: MaskGIT-style passes")  # fmt: skip
+    tokens_per_step: int | None = option(None, "put and put-tpami samplers: how many tokens each pass fixes (-1: all)",
+                                         ge=-1, le=1024)  # fmt: skip
+    position_by: Literal["probability", "logit"] = option("probability", "put sampler: rank the positions by their "
+                                                                         "top probability or their top logit")  # fmt: skip
+    schedule: str | None = option(None, "parallel: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>; "
+                                        "put-tpami: cosine_T, linear_T or average_T (T passes)")  # fmt: skip
+
+    @model_validator(mode="after")
+    def _rules(self):
+        if self.tokens_per_step == 0:
+            raise FieldProblem("tokens_per_step", "should be a count of at least 1, or -1 (all at once)")
+        known_schedule(self.schedule, (self.sampler,) if self.sampler else ("parallel", "put-tpami"))
+        return self
+
+
 class PUTInpainter(FixedResolutionInpainter):
-    name, model_class, batches_images = "put", PUT, True
-    option_choices = {"sampler": SAMPLERS, "position_by": ("probability", "logit")}
-    option_help = {"sampler": "put: one token at a time, the most confident first (CVPR 2022); put-tpami: the TPAMI "
-                              "schedule; parallel: MaskGIT-style passes",  # fmt: skip
-                   "tokens_per_step": "put sampler: how many tokens each pass fixes",
-                   "position_by": "put sampler: rank the positions by their top probability or their top logit"}
+    name, model_class, batches_images, Options = "put", PUT, True, PUTOptions
 
     def __init__(self, model: PUT, device: str | torch.device = "cpu"):
         super().__init__(model, device)
@@ -36,32 +60,10 @@ class PUTInpainter(FixedResolutionInpainter):
         self.resolution = model.config.pvqvae.resolution
 
     @torch.no_grad()
-    def sample(self, x, known, seeds, trace=None, sampler: str | None = None, top_k: int | None = None,
-               temperature: float = 1.0, tokens_per_step: int | None = None, position_by: str = "probability",
-               steps: int = 12, schedule: str | None = None, choice_temperature: float = 4.5) -> torch.Tensor:  # fmt: skip
+    def sample(self, x, known, seeds, trace=None, **options) -> torch.Tensor:
         """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R) completions; or x and known
-        with one row per seed (samples of different images in one batch). Options left at None take the
-        model's generation's defaults (`DEFAULTS`).
-
-        sampler "put": Algorithm 1 (top_k, temperature divides the logits, tokens_per_step, position_by).
-        sampler "put-tpami": the TPAMI sampler (top_k, temperature multiplies the logits, tokens_per_step
-        per pass or -1 for all at once, or schedule cosine_T / linear_T / average_T for T passes).
-        sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
-        """
-        return self.sample_with(self.model.transformer, x, known, seeds, trace, sampler, top_k, temperature,
-                                tokens_per_step, position_by, steps, schedule, choice_temperature)  # fmt: skip
-
-    def sample_with(self, transformer, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
-                    steps, schedule, choice_temperature) -> torch.Tensor:  # fmt: skip
-        """`sample` with the transformer the samplers call (a guided one for the conditional model)."""
-        defaults = DEFAULTS[self.model.config.generation]
-        sampler = sampler or defaults["sampler"]
-        top_k = defaults["top_k"] if top_k is None else top_k
-        tokens_per_step = defaults["tokens_per_step"] if tokens_per_step is None else tokens_per_step
-        if sampler not in SAMPLERS:
-            raise PluralfillError(f"sampler must be one of {', '.join(SAMPLERS)}, got {sampler!r}")
-        return self._sample(x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by,
-                            steps, schedule, choice_temperature, transformer)  # fmt: skip
+        with one row per seed (samples of different images in one batch). `options`: PUTOptions."""
+        return self._sample(self.model.transformer, x, known, seeds, trace, self.options(**options))
 
     def _token_inputs(self, x, known):
         """What every sampler starts from, computed once per image: (seq, codebook, tokens, known_tokens,
@@ -83,8 +85,12 @@ class PUTInpainter(FixedResolutionInpainter):
             tokens = pvqvae.tokenize(pvqvae.encode(x)).reshape(x.shape[0], h, w)
         return {"tokens": tokens, "logits": logits, "hidden": ~known_tokens, "image": pvqvae.decode(tokens, x, known)}
 
-    def _sample(self, x, known, seeds, trace, sampler, top_k, temperature, tokens_per_step, position_by, steps,
-                schedule, choice_temperature, transformer):  # fmt: skip
+    def _sample(self, transformer, x, known, seeds, trace, o: PUTOptions):
+        """`sample` with the transformer the samplers call (a guided one for the conditional model)."""
+        defaults = DEFAULTS[self.model.config.generation]
+        sampler, schedule, temperature = o.sampler or defaults["sampler"], o.schedule, o.temperature
+        top_k = defaults["top_k"] if o.top_k is None else o.top_k
+        tokens_per_step = defaults["tokens_per_step"] if o.tokens_per_step is None else o.tokens_per_step
         pvqvae, n = self.model.pvqvae, len(seeds)
         seq, codebook, tokens, known_tokens, fraction, (h, w) = self._token_inputs(x, known)
         b = seq.shape[0]
@@ -93,7 +99,7 @@ class PUTInpainter(FixedResolutionInpainter):
         generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         if sampler == "put":
             out = sample_put(transformer, codebook, seq, tokens, known_tokens, generators, top_k=top_k,
-                             temperature=temperature, tokens_per_step=tokens_per_step, position_by=position_by,
+                             temperature=temperature, tokens_per_step=tokens_per_step, position_by=o.position_by,
                              trace=trace, known_fraction=fraction)  # fmt: skip
         elif sampler == "put-tpami":
             out = sample_put_tpami(transformer, codebook, transformer.embed(seq, fraction), tokens, known_tokens,
@@ -107,8 +113,8 @@ class PUTInpainter(FixedResolutionInpainter):
                 codes = transformer.embed_codes(codebook[tok.clamp(max=codebook.shape[0] - 1)], positions)
                 return transformer.forward_embedded(torch.where((unknown | known_tokens)[..., None], x0, codes))
 
-            out = parallel_decode(logits_fn, tokens, ~known_tokens, generators, steps=steps, schedule=schedule or "cosine",
-                                  choice_temperature=choice_temperature, temperature=temperature,
+            out = parallel_decode(logits_fn, tokens, ~known_tokens, generators, steps=o.steps, schedule=schedule or "cosine",
+                                  choice_temperature=o.choice_temperature, temperature=temperature,
                                   top_k=top_k, trace=trace)  # fmt: skip
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 

@@ -17,7 +17,9 @@ export function run(form, onEvent) {
     if (!response.ok) {
       let detail = `${response.status} ${response.statusText}`;
       try { detail = (await response.json()).detail; } catch { /* not JSON */ }
-      onEvent({ error: typeof detail === "string" ? detail : JSON.stringify(detail) });
+      let fields = {};
+      try { fields = JSON.parse(response.headers.get("X-Bad-Fields") || "{}"); } catch { /* none */ }
+      onEvent({ type: "error", error: typeof detail === "string" ? detail : JSON.stringify(detail), fields });
       return;
     }
     const reader = response.body.getReader(), decoder = new TextDecoder(), lines = new LineReader();
@@ -25,7 +27,7 @@ export function run(form, onEvent) {
       const { value, done } = await reader.read();
       if (done) break;
       for (const event of lines.feed(decoder.decode(value, { stream: true }))) {
-        if (event.job) job.id = event.job;
+        if (event.type === "job") job.id = event.job;
         onEvent(event);
       }
     }

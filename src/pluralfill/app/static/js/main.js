@@ -127,7 +127,9 @@ window.addEventListener("keyup", (e) => {
 // ------------------------------------------------------------------ methods and their options
 
 function method() { return methods.find((m) => m.name === $("method").value); }
-function takesSketch() { return !!method()?.sketch; }
+// the guide drawn on the page's line layer: the method's first picture that is drawn (lines or grey values)
+function drawnGuide(m = method()) { return m?.guides?.find((g) => g.kind !== "labels") ?? null; }
+function takesSketch() { return !!drawnGuide(); }
 
 async function loadMethods() {
   methods = await api.methods();
@@ -150,25 +152,32 @@ function field(o) {
   } else if (o.type === "bool") {
     input = `<input id="${id}" type="checkbox"${o.default ? " checked" : ""}>`;
   } else if (o.type === "int" || o.type === "float") {
-    input = `<input id="${id}" type="number" step="${o.type === "int" ? 1 : "any"}" value="${shown}" placeholder="${o.nullable ? "default" : ""}">`;
+    const bound = (k, v, exclusive) => (v === null || v === undefined || exclusive ? "" : ` ${k}="${v}"`);
+    input = `<input id="${id}" type="number" step="${o.step ?? "any"}"${bound("min", o.min, o.min_exclusive)}${bound("max", o.max, o.max_exclusive)} value="${shown}" placeholder="${o.nullable ? "default" : ""}">`;
   } else {
     input = `<input id="${id}" type="text" value="${shown}" placeholder="default">`;
   }
   const hint = `${o.help ? `${o.help}. ` : ""}${o.name}, default: ${shown || "the method's own"}`.replaceAll('"', "&quot;");
-  return `<label data-option="${o.name}" data-type="${o.type}" data-default="${shown}" title="${hint}">${label} ${input}</label>`;
+  return `<label data-option="${o.name}" data-type="${o.type}" data-default="${shown}" title="${hint}">${label} ${input}<small class="bad-field"></small></label>`;
+}
+
+// an upload for each guide the page does not draw (a label map)
+function guideField(g) {
+  return `<label data-guide="${g.name}" title="${g.help.replaceAll('"', "&quot;")}">${g.name.replaceAll("_", " ")} <input type="file" accept="image/png"></label>`;
 }
 
 function showOptions() {
   const m = method();
   if (!m) return;
-  $("options").innerHTML = m.options.filter((o) => o.type !== "picture" && !HIDDEN_OPTIONS.has(o.name)).map(field).join("");
+  $("options").innerHTML = m.options.filter((o) => !HIDDEN_OPTIONS.has(o.name)).map(field).join("")
+    + (m.guides ?? []).filter((g) => g !== drawnGuide(m)).map(guideField).join("");
   $("precision").innerHTML = m.precisions.map((p) => `<option value="${p.name}"${p.available ? "" : ` disabled title="${p.reason}"`}>${p.name}${p.available ? "" : " (not here)"}</option>`).join("");
   $("precision-label").hidden = m.precisions.filter((p) => p.available).length < 2;
   $("n").disabled = m.deterministic;
   $("method-note").textContent = m.deterministic ? "A deterministic fill: one result, whatever the number of samples." : "";
-  document.querySelector('[data-tool="line"]').hidden = !m.sketch;
-  $("lines").hidden = !m.sketch;
-  if (!m.sketch && painter.tool === "line") setTool("brush");
+  document.querySelector('[data-tool="line"]').hidden = !drawnGuide(m);
+  $("lines").hidden = !drawnGuide(m);
+  if (!drawnGuide(m) && painter.tool === "line") setTool("brush");
 }
 $("method").onchange = showOptions;
 
@@ -200,8 +209,18 @@ function status(text, fraction) {
   if (fraction !== undefined) $("progress").querySelector(".bar span").style.width = `${Math.round(fraction * 100)}%`;
 }
 
+// each refused option named beside its field
+function markBadFields(fields) {
+  for (const label of $("options").querySelectorAll("label[data-option]")) {
+    const problem = fields[label.dataset.option];
+    label.classList.toggle("bad", !!problem);
+    label.querySelector(".bad-field").textContent = problem ?? "";
+  }
+}
+
 async function fill() {
   $("error").textContent = "";
+  markBadFields({});
   if (!photo) return void ($("error").textContent = "open a photo first");
   const hole = await layerBlob("hole");
   if (!hole) return void ($("error").textContent = "paint the hole first: what should be filled");
@@ -209,8 +228,12 @@ async function fill() {
   const m = method(), form = new FormData();
   form.append("image", photo.blob, "image");
   form.append("mask", hole, "mask.png");
-  const sketch = m.sketch ? await layerBlob("lines") : null;
-  if (sketch) form.append("sketch", sketch, "sketch.png");
+  const drawn = drawnGuide(m), lines = drawn ? await layerBlob("lines") : null;
+  if (lines) form.append("guides", lines, `${drawn.name}.png`);
+  for (const label of $("options").querySelectorAll("label[data-guide]")) {
+    const file = label.querySelector("input").files[0];
+    if (file) form.append("guides", file, `${label.dataset.guide}.png`);
+  }
   form.append("method", m.name);
   form.append("num_samples", $("n").value);
   form.append("seed", $("seed").value);
@@ -229,20 +252,20 @@ async function fill() {
   status("waiting for the server…", 0);
   window.pluralfill.events = [];
   const job = api.run(form, (e) => {
-    window.pluralfill.events.push(e.png ? { ...e, png: "…" } : e);
-    if (e.job) { total = e.of; gallery.start(total, photo.url); status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0); }
-    if (e.steps) { current = e.step / e.steps; gallery.progress(e.index, current); tick(); }
-    if (e.png) {
+    window.pluralfill.events.push(e.png || e.uncertainty ? { ...e, png: "…", uncertainty: e.uncertainty && "…" } : e);
+    if (e.type === "job") { total = e.of; gallery.start(total, photo.url); status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0); }
+    if (e.type === "pass") { current = e.step / e.steps; gallery.progress(e.index, current); tick(); }
+    if (e.type === "sample") {
       gallery.add(e.index, e.png);
       times.push(e.seconds); current = 0; sampleStart = performance.now(); tick();
     }
-    if (e.uncertainty) { uncertainty[e.kind] = `data:image/png;base64,${e.uncertainty}`; showUncertaintyChoices(); }
-    if (e.error) $("error").textContent = e.error;
-    if (e.cancelled) { status(`cancelled: ${times.length} of ${total} samples made`); gallery.prune(); }
-    if (e.done) {
+    if (e.type === "uncertainty") { uncertainty[e.kind] = `data:image/png;base64,${e.uncertainty}`; showUncertaintyChoices(); }
+    if (e.type === "error") { $("error").textContent = e.error; markBadFields(e.fields ?? {}); }
+    if (e.type === "cancelled") { status(`cancelled: ${times.length} of ${total} samples made`); gallery.prune(); }
+    if (e.type === "done") {
       $("zip").href = `/api/runs/${e.run}.zip`; $("zip").hidden = false;
       status(`done: ${total} sample${total > 1 ? "s" : ""} in ${((performance.now() - started) / 1000).toFixed(1)} s, seed ${e.seed}`
-        + (e.sketch_pixels ? `, guided by ${e.sketch_pixels} line px` : "") + (e.precision !== "fp32" ? `, ${e.precision}` : ""), 1);
+        + (e.guides?.length ? `, guided by ${e.guides.join(" and ")}` : "") + (e.precision !== "fp32" ? `, ${e.precision}` : ""), 1);
     }
   });
   running = job;
