@@ -25,7 +25,7 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from pluralfill.bench import _timed
+from pluralfill.bench import timed as _timed
 from pluralfill.registry import named_configs
 
 

@@ -26,8 +26,11 @@ from pathlib import Path
 import torch
 
 from pluralfill import precision as P
-from pluralfill.bench import PEAK_TFLOPS_BF16, _centred_hole, _forward_flops, _timed, bench_precisions
-from pluralfill.registry import named_configs
+from pluralfill.bench import PEAK_TFLOPS_BF16, bench_precisions
+from pluralfill.bench import centred_hole as _centred_hole
+from pluralfill.bench import timed as _timed
+from pluralfill.bench.put import _forward_flops
+from pluralfill.registry import named_configs, precision_models
 
 ANCHORS = {"put_algorithm1_tokens_per_s": 37.0, "pvqvae_images_per_s": 62.9, "mhtma_s_per_image": 0.1, "dsi_s_per_image": 45.0}
 CONFIGS = {  # official size, tiny
@@ -80,7 +83,7 @@ def run(device: str = "cuda", tiny: bool = False, repeats: int = 2, batch: int =
             if name:
                 m["mfu_bf16_tpami_forward"] = m["tpami_forward_tflops_bf16"] / PEAK_TFLOPS_BF16[name]
     precisions = ["fp32", "bf16"] if "bf16" in P.supported(dev) else ["fp32"]
-    out["precision"] = bench_precisions(precisions, ("torch",), quick=tiny, device=device, repeats=1)
+    out["precision"] = bench_precisions(precision_models(), precisions, ("torch",), quick=tiny, device=device, repeats=1)
     return out
 
 

@@ -52,3 +52,20 @@ def images(tmp_path_factory):
     for p in sorted(SCENES.iterdir())[::130][:12]:
         (d / p.name).symlink_to(p)
     return d
+
+
+class Replay:
+    """Fixed draws in place of a sampling call's random ones (a sampling.base.Randomness for `rows` samples):
+    gumbel(kind, shape) and multinomial(probs), as the authors' code drew them."""
+
+    def __new__(cls, gumbel=None, multinomial=None, rows: int = 1):
+        from pluralfill.sampling.base import Randomness
+
+        class _Replay(Randomness):
+            def gumbel(self, shape, kind="sample"):
+                return gumbel(kind, shape)
+
+            def multinomial(self, probs):
+                return multinomial(probs)
+
+        return _Replay(range(rows))

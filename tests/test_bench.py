@@ -2,12 +2,13 @@ import json
 
 import pytest
 
-from pluralfill.bench import bench_put
+from pluralfill.bench import Request
+from pluralfill.bench.put import bench_put
 from pluralfill.cli import main
 
 
 def test_bench_ratios_are_the_quotients_of_its_timings():
-    r = bench_put("put-tiny", resolution=64, hole=0.4, samples=2, steps=3, repeats=1)
+    r = bench_put(Request("put-tiny", resolution=64, hole=0.4, samples=2, steps=3, repeats=1))
     assert r["tokens"] == 64 and 20 <= r["missing_tokens"] <= 30
     a1, par, ratios = r["algorithm1"], r["parallel"], r["ratios"]
     assert a1["tokens_per_s (1 sample)"] == pytest.approx(r["missing_tokens"] / a1["s_per_image (1 sample)"])
@@ -22,10 +23,10 @@ def test_bench_ratios_are_the_quotients_of_its_timings():
 
 def test_bench_cli_json(capsys):
     with pytest.raises(SystemExit) as e:
-        main(["bench", "--resolution", "64", "-n", "2", "--steps", "2", "--repeats", "1", "--json"])
+        main(["bench", "--method", "put", "--resolution", "64", "-n", "2", "--steps", "2", "--repeats", "1", "--json"])
     assert e.value.code == 0
     printed = json.loads(capsys.readouterr().out)["ratios"]
     assert printed["parallel (2 steps) vs Algorithm 1, per image"] > 0  # measured, not asserted: speed lives in benchmarks/
     with pytest.raises(SystemExit):
-        main(["bench", "--hole", "1.5"])
+        main(["bench", "--method", "put", "--hole", "1.5"])
     assert "--hole must be in (0, 1)" in capsys.readouterr().err

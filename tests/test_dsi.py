@@ -18,6 +18,7 @@ from pluralfill.registry import load_inpainter
 from pluralfill.models.dsi import CONFIGS, DSI
 from pluralfill.models.structure_generator import StructureGenerator, StructureGeneratorConfig
 from pluralfill.sampling.autoregressive import sample_raster
+from pluralfill.sampling.base import Randomness
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 SMALL = StructureGeneratorConfig(side=8, num_codes=16, code_dim=6, channels=16, res_channels=8, num_resnets=4, num_attention=2,
@@ -91,8 +92,7 @@ def test_cached_sampling_draws_the_same_codes_and_keeps_known_ones():
     unknown[18:46] = True
 
     def draw(cache, seeds=(1, 2, 3), entropy=None):
-        gens = [torch.Generator().manual_seed(s) for s in seeds]
-        return sample_raster(model, cond[:1].expand(len(seeds), -1, -1, -1), codebook, known_codes[: len(seeds)], unknown, gens,
+        return sample_raster(model, cond[:1].expand(len(seeds), -1, -1, -1), codebook, known_codes[: len(seeds)], unknown, Randomness(seeds),
                              top_k=8, cache=cache, entropy=entropy)  # fmt: skip
 
     bits = torch.zeros(64)
@@ -168,7 +168,7 @@ def test_sampled_positions_all_as_the_official_sampler_or_the_hole(checkpoint):
     for positions in ("hole", "all"):
         trace = []
         dsi.sample(x, known, [3], trace=trace, top_k=20, positions=positions)
-        codes[positions] = trace[0]
+        codes[positions] = trace[-1].tokens[0].reshape(8, 8)
     outside = torch.ones(8, 8, dtype=torch.bool)
     outside[1:7, 1:7] = False  # the hole's cells and, by default (dilate=1), their neighbours are sampled
     encoded = dsi.model.hvqvae.encode_top(x * known)[0]

@@ -13,7 +13,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SHARED, Replay
 from safetensors.torch import load_file
 from tf_bundle import write_checkpoint
 
@@ -102,14 +102,14 @@ def test_condition_and_structure_logits(model, io):
 
 
 def _forcing(codes):
-    """Noise that makes each draw of the sampler the code the official run drew there (teacher forcing through
-    the shipped sampler): position t of the raster gets a one-hot far above any logit."""
+    """Draws that make each of the sampler's the code the official run drew there (teacher forcing through
+    the shipped sampler): position t of the raster gets Gumbel noise one-hot far above any logit."""
     order = iter(codes.flatten(1).T)  # (L, B): the codes of position t for every row
 
-    def noise(shape):
+    def noise(kind, shape):
         return torch.nn.functional.one_hot(next(order), shape[-1]).float() * 1e4
 
-    return noise
+    return Replay(gumbel=noise, rows=codes.shape[0])
 
 
 def test_the_network_reads_the_code_vectors_written_so_far(model, io):
@@ -137,10 +137,10 @@ def test_the_shipped_sampler_replays_the_official_loop(model, io, cache):
     with torch.no_grad():
         cond = model.structure.condition(image * (1 - hole), hole)
         out = sample_raster(model.structure, cond, model.hvqvae.quantize_top.embedding, torch.zeros(2, s.side**2, dtype=torch.long),
-                            torch.ones(s.side**2, dtype=torch.bool), [], cache=cache, noise=_forcing(codes), trace=trace)  # fmt: skip
-    assert [p for p, _ in trace] == list(range(s.side**2))
-    for t, (_, logits) in enumerate(trace):
-        close(logits, io["sample/step_logits"][t])
+                            torch.ones(s.side**2, dtype=torch.bool), _forcing(codes), cache=cache, trace=trace)  # fmt: skip
+    assert [step.details["position"] for step in trace] == list(range(s.side**2))
+    for t, step in enumerate(trace):
+        close(step.details["logits"], io["sample/step_logits"][t])
     assert torch.equal(out.reshape(codes.shape), codes)
     close(nhwc(model.hvqvae.top_vectors(out.reshape(codes.shape))), io["sample/e_gen_final"], atol=0, rtol=0)
 
@@ -154,21 +154,21 @@ def dsi_inpainter(model, tmp_path):
 
 
 @pytest.mark.parametrize("cache", [False, True])
-def test_the_inpainter_is_the_official_test_py(dsi_inpainter, io, cache):
+def test_the_inpainter_is_the_official_test_py(dsi_inpainter, io, cache, monkeypatch):
     """`DSIInpainter.sample` (what `inpaint` calls) with the official run's draws: test.py's gen_out per image."""
     assert dsi_inpainter.model.config.positions == "all"  # converted models sample as test.py does
     for b in range(2):
-        dsi_inpainter.noise = _forcing(io["sample/codes"][b : b + 1])
+        monkeypatch.setattr("pluralfill.methods.dsi.randomness", lambda seeds, device, b=b: _forcing(io["sample/codes"][b : b + 1]))
         x, known = nchw(io["image"])[b : b + 1], 1 - nchw(io["mask"])[b : b + 1]
         with torch.no_grad():
             y = dsi_inpainter.sample(x, known, [0], cache=cache)
         close(nhwc(y), io["texture/out_sampled"][b : b + 1])
 
 
-def test_inpaint_api_is_the_official_img_gen(dsi_inpainter, io):
+def test_inpaint_api_is_the_official_img_gen(dsi_inpainter, io, monkeypatch):
     """The whole user path: `inpaint` on the uint8 pictures gives test.py's img_gen, rounded to 8 bits."""
     for b in range(2):
-        dsi_inpainter.noise = _forcing(io["sample/codes"][b : b + 1])
+        monkeypatch.setattr("pluralfill.methods.dsi.randomness", lambda seeds, device, b=b: _forcing(io["sample/codes"][b : b + 1]))
         hole = io["mask"][b, :, :, 0].numpy() > 0.5
         (out,) = dsi_inpainter.inpaint(io["image_uint8"][b].numpy(), hole, seed=0)
         ref = (io["texture/complete_sampled"][b] + 1) * 127.5

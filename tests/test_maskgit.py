@@ -13,6 +13,7 @@ from pluralfill.geometry import token_hole
 from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config
 from pluralfill.train.maskgit import mvtm_loss
+from pluralfill.sampling.base import Randomness
 from pluralfill.sampling.parallel import SCHEDULES, mask_ratio, parallel_decode
 
 
@@ -43,27 +44,26 @@ def test_parallel_decoding_follows_the_schedule_and_keeps_known_tokens():
     unknown = torch.zeros(3, 64, dtype=torch.bool)
     unknown[0, 10:50] = True
     unknown[1, ::2] = True
-    gens = [torch.Generator().manual_seed(i) for i in range(3)]
     trace = []
-    out = parallel_decode(_toy_logits(), tokens, unknown, gens, steps=8, schedule="cosine", trace=trace)
+    out = parallel_decode(_toy_logits(), tokens, unknown, Randomness(range(3)), steps=8, schedule="cosine", trace=trace)
     assert torch.equal(out[~unknown], tokens[~unknown])  # known tokens never change
-    assert len(trace) == 8 and not trace[-1][1].any()  # all filled after T steps
+    assert len(trace) == 8 and not trace[-1].unknown.any()  # all filled after T steps
     for row in range(2):
         n0 = int(unknown[row].sum())
-        hidden = [int(u[row].sum()) for _, u in trace[:-1]]
+        hidden = [int(step.unknown[row].sum()) for step in trace[:-1]]
         expected = [max(1, min(math.floor(n0 * mask_ratio("cosine", (t + 1) / 8)), h_prev - 1))
                     for t, h_prev in zip(range(7), [n0] + hidden)]  # fmt: skip
         assert hidden == expected
-        for (_, u_prev), (_, u) in zip(trace, trace[1:]):
-            assert not (u[row] & ~u_prev[row]).any()  # a revealed token is never masked again
-    assert not trace[0][1][2].any() and torch.equal(out[2], tokens[2])  # nothing to fill: untouched
+        for before, after in zip(trace, trace[1:]):
+            assert not (after.unknown[row] & ~before.unknown[row]).any()  # a revealed token is never masked again
+    assert not trace[0].unknown[2].any() and torch.equal(out[2], tokens[2])  # nothing to fill: untouched
 
 
 def test_parallel_decoding_is_seeded_per_sample():
     tokens, unknown = torch.zeros(3, 64, dtype=torch.long), torch.ones(3, 64, dtype=torch.bool)
     fn = _toy_logits()
-    a = parallel_decode(fn, tokens, unknown, [torch.Generator().manual_seed(s) for s in (1, 2, 3)], steps=6)
-    b = parallel_decode(fn, tokens[:1], unknown[:1], [torch.Generator().manual_seed(3)], steps=6)
+    a = parallel_decode(fn, tokens, unknown, Randomness([1, 2, 3]), steps=6)
+    b = parallel_decode(fn, tokens[:1], unknown[:1], Randomness([3]), steps=6)
     assert torch.equal(a[2:], b)  # sample 2 alone == sample 2 in a batch
     assert not torch.equal(a[0], a[1])
 

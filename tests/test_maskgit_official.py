@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, square_hole
+from conftest import SHARED, Replay, square_hole
 from safetensors.torch import load_file
 
 from pluralfill.errors import PluralfillError
@@ -79,7 +79,7 @@ def test_official_decoding_replayed_step_by_step(model, run):
     inputs = g["input_tokens"].long()
     label = inputs[:, :1] - 64
     tokens, unknown = inputs[:, 1:], inputs[:, 1:] < 0
-    seen, logits, trace, record = [], [], [], []
+    seen, logits, trace = [], [], []
 
     def logits_fn(tok, hidden):
         seen.append(torch.where(hidden, -1, tok))
@@ -87,8 +87,9 @@ def test_official_decoding_replayed_step_by_step(model, run):
         return logits[-1]
 
     with torch.no_grad():
-        out = parallel_decode(logits_fn, torch.where(unknown, 0, tokens), unknown, [], steps=steps, start_step=start, trace=trace,
-                              noise=_official_noise(run), record=record)  # fmt: skip
+        out = parallel_decode(logits_fn, torch.where(unknown, 0, tokens), unknown, _official_noise(run), steps=steps,
+                              start_step=start, trace=trace)  # fmt: skip
+    record = [step.details for step in trace]
     f32 = np.float32
     for j in range(steps - start):
         assert torch.equal(seen[j], g["step_input_tokens"][j, :, 1:].long()), j
@@ -100,9 +101,9 @@ def test_official_decoding_replayed_step_by_step(model, run):
             assert f32(record[j]["ratio"]) == g["step_ratio"][j].numpy() and f32(record[j]["mask_ratio"]) == g["step_mask_ratio"][j].numpy()
             assert f32(record[j]["choice_temperature"]) == pytest.approx(float(g["step_choice_temperature"][j]), rel=1e-6)
             assert torch.equal(record[j]["mask_len"], g["step_mask_len"][j].long()), j
-            assert torch.equal(trace[j][1], g["step_remask"][j, :, 1:].bool()), j
-            assert torch.equal(trace[j][1].sum(1), g["step_mask_len"][j].long()), j
-            assert torch.equal(torch.where(trace[j][1], -1, trace[j][0]), g["step_output_tokens"][j, :, 1:].long()), j
+            assert torch.equal(trace[j].unknown, g["step_remask"][j, :, 1:].bool()), j
+            assert torch.equal(trace[j].unknown.sum(1), g["step_mask_len"][j].long()), j
+            assert torch.equal(torch.where(trace[j].unknown, -1, trace[j].tokens), g["step_output_tokens"][j, :, 1:].long()), j
     assert torch.equal(g["final_seqs"][:, :start, 1:], g["input_tokens"][:, None, 1:].expand(-1, start, -1))  # slots before the start
     assert torch.equal(out, g["final_seqs"][:, -1, 1:].long())
     with torch.no_grad():
@@ -115,18 +116,17 @@ def _official_noise(run):
     dropped: our sequences hold the image tokens only)."""
     g = load_file(FIXTURE / "decode.safetensors")
     draws = {"sample": iter(g[f"{run}/step_sample_gumbel"][:, :, 1:]), "choice": iter(g[f"{run}/step_choice_gumbel"][:, :, 1:])}
-    return lambda kind, shape: next(draws[kind])
+    return Replay(gumbel=lambda kind, shape: next(draws[kind]), rows=2)
 
 
 @pytest.fixture
-def editor(model, tmp_path):
-    """The inpainter a user loads from a converted folder, with the official editing's noise injected."""
+def editor(model, tmp_path, monkeypatch):
+    """The inpainter a user loads from a converted folder; each of its calls draws the official editing's noise."""
     import pluralfill
 
     model.save_pretrained(tmp_path / "mg")
-    mg = pluralfill.load_inpainter(tmp_path / "mg")
-    mg.noise = _official_noise("edit")
-    return mg
+    monkeypatch.setattr("pluralfill.methods.maskgit.randomness", lambda seeds, device: _official_noise("edit"))
+    return pluralfill.load_inpainter(tmp_path / "mg")
 
 
 def _edit_inputs():
@@ -145,7 +145,7 @@ def test_inpainter_sample_is_the_official_editing(editor):
         y = editor.sample(x, known, [0, 1], trace=trace, class_label=5, hole_pixels="image", **editor.default_options)
     d = load_file(FIXTURE / "decode.safetensors")
     assert len(trace) == 10  # steps 2..11 of 12, as the official editing
-    assert torch.equal(trace[-1][0], d["edit/final_seqs"][:, -1, 1:].long())
+    assert torch.equal(trace[-1].tokens, d["edit/final_seqs"][:, -1, 1:].long())
     torch.testing.assert_close(((y + 1) / 2).permute(0, 2, 3, 1), d["edit/images"], atol=TOKENIZER_ATOL, rtol=0)
 
 
@@ -176,10 +176,12 @@ def test_inpaint_api_is_the_official_editing(editor):
         assert (got - want.clamp(0, 1)).abs().max() <= 1 / 255 + 1e-6
 
 
-def test_only_the_official_editing_sees_what_is_under_the_hole(editor):
+def test_only_the_official_editing_sees_what_is_under_the_hole(editor, monkeypatch):
     """hole_pixels="missing" gives the same fill whatever the hole holds (an object to remove, the truth of a
     benchmark); "image" does not."""
-    editor.noise = None
+    from pluralfill.sampling.base import randomness
+
+    monkeypatch.setattr("pluralfill.methods.maskgit.randomness", randomness)  # the seeds' own draws
     image = load_file(FIXTURE / "tokenizer_io.safetensors")["images"]
     photo, other = ((image[i].clamp(0, 1) * 255).round().to(torch.uint8).numpy() for i in (0, 1))
     hole = np.zeros((128, 128), bool)

@@ -12,7 +12,7 @@ from PIL import Image
 
 import pluralfill
 from pluralfill import precision as P
-from pluralfill.bench import _centred_hole
+from pluralfill.bench import centred_hole as _centred_hole
 from pluralfill.cli import main
 from pluralfill.errors import PluralfillError
 
@@ -162,13 +162,11 @@ def test_onnx_transformer_samples_as_torch(converted):
     import tempfile
     from pathlib import Path
 
-    from pluralfill.export import export_onnx, with_onnx_transformer
+    from pluralfill.export import onnx_backend
 
     for name, options in (("tpami", {}), ("maskgit", {"class_label": 1})):
         inpainter = pluralfill.load_inpainter(converted[name])
-        folder = Path(tempfile.mkdtemp()) / "onnx"
-        export_onnx(inpainter, folder)
-        ort = with_onnx_transformer(inpainter, folder / "transformer.onnx")
+        ort = onnx_backend(inpainter, cache=Path(tempfile.mkdtemp()))
         x, known = _centred_hole(inpainter.resolution, 0.4, torch.device("cpu"))
         a = inpainter.sample_in_precision(x, known, [0, 1], **options)
         b = ort.sample_in_precision(x, known, [0, 1], **options)
@@ -244,7 +242,7 @@ def test_inpaint_backend_onnx(converted, tmp_path, photo, capsys):
     from pluralfill.hub import home
 
     assert len(list((home() / "onnx").glob("*/transformer.onnx"))) == 1
-    for extra, says in ((["--precision", "int8"], "--backend onnx runs fp32"), (["--method", "telea"], "has none to run there")):
+    for extra, says in ((["--precision", "int8"], "--backend onnx runs fp32"), (["--method", "telea"], "telea declares none")):
         args = [*common, "--backend", "onnx", "-o", tmp_path / "x", *extra]
         if extra[0] == "--method":
             args = ["inpaint", tmp_path / "a.png", "--backend", "onnx", "-o", tmp_path / "x", *extra]

@@ -13,6 +13,7 @@ from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.put import CONFIGS, PUT, put_tiny_config
 from pluralfill.models.pvqvae import masked_input
 from pluralfill.pretrained.put_official import convert
+from pluralfill.sampling.base import Randomness
 from pluralfill.sampling.put import sample_put
 
 FIXTURE = SHARED / "fixtures" / "put_official_tiny"
@@ -114,17 +115,18 @@ def test_greedy_sampler_reproduces_the_official_order_and_image(official):
         types = m.token_types(known)
         tokens = m.tokenize(f, types).reshape(2, 64)
         trace = []
-        gens = [torch.Generator().manual_seed(0) for _ in range(2)]
         spy = LogitsSpy(model.transformer)
         final = sample_put(spy, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(2, 64, -1), tokens,
-                           (types == 1).reshape(2, 64), gens, top_k=1, position_by="logit", trace=trace)  # fmt: skip
+                           (types == 1).reshape(2, 64), Randomness([0, 0]), top_k=1, position_by="logit", trace=trace)  # fmt: skip
         assert torch.equal(final, out["sampler.final_token"])
         torch.testing.assert_close(spy.logits[0], out["sampler.step1.logits"], atol=ATOL, rtol=0)
         torch.testing.assert_close(spy.logits[1], out["sampler.step2.logits"], atol=ATOL, rtol=0)  # after the first code went in
-        assert torch.equal(trace[0][0][:, 0], out["sampler.step1.position"]) and torch.equal(trace[0][1][:, 0], out["sampler.step1.token"])
+        first = trace[0].details
+        assert torch.equal(first["positions"][:, 0], out["sampler.step1.position"]) and torch.equal(first["codes"][:, 0], out["sampler.step1.token"])
         order = torch.full((2, 25), -1)
         codes = torch.full((2, 25), -1)
-        for step, (pos, new, valid) in enumerate(trace):
+        for step, record in enumerate(trace):
+            pos, new, valid = record.details["positions"], record.details["codes"], record.details["valid"]
             order[:, step] = torch.where(valid[:, 0], pos[:, 0], -1)
             codes[:, step] = torch.where(valid[:, 0], new[:, 0], -1)
         assert torch.equal(order, out["sampler.order_position"])
@@ -259,7 +261,7 @@ def test_put_sampler_options(tiny_checkpoint):
     types = m.token_types(known).reshape(1, -1)
     trace = []
     toks = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(1, 64, -1),
-                      m.tokenize(f, m.token_types(known)).reshape(1, 64), types == 1, [torch.Generator().manual_seed(0)],
+                      m.tokenize(f, m.token_types(known)).reshape(1, 64), types == 1, Randomness([0]),
                       top_k=2, trace=trace)  # fmt: skip
     assert len(trace) == int((types != 1).sum()) and (toks < model.config.transformer.vocab_size)[types != 1].all()
     assert torch.equal(toks[types == 1], m.tokenize(f, m.token_types(known)).reshape(1, 64)[types == 1])
@@ -356,7 +358,7 @@ def test_batched_algorithm_1_gives_the_tokens_of_the_plain_one(tiny_checkpoint):
         tokens = m.tokenize(f, m.token_types(known)).reshape(1, -1)
         seeds = [11, 22, 33]
         fast = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(1, 64, -1).expand(3, -1, -1),
-                          tokens.expand(3, -1), (types == 1).expand(3, -1), [torch.Generator().manual_seed(s) for s in seeds],
+                          tokens.expand(3, -1), (types == 1).expand(3, -1), Randomness(seeds),
                           top_k=5)  # fmt: skip
         for i, s in enumerate(seeds):
             assert torch.equal(fast[i], _algorithm1_by_the_book(model, x, known, s, top_k=5)), i

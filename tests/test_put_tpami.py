@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, square_hole
+from conftest import SHARED, Replay, square_hole
 from safetensors.torch import load_file
 
 from pluralfill.errors import PluralfillError
@@ -156,7 +156,8 @@ def test_official_sampler_step_by_step(official, tag):
             ratio = m.known_fraction(known).reshape(2, 64)
             tokens = sample_put_tpami(t, m.quantizer.embedding, t.embed(f.permute(0, 2, 3, 1).reshape(2, 64, -1), ratio),
                                       m.tokenize(f, m.token_types(known)).reshape(2, 64), types == 1,
-                                      lambda probs: next(draws), top_k=top_k, schedule=schedule, trace=trace)  # fmt: skip
+                                      Replay(multinomial=lambda probs: next(draws), rows=2), top_k=top_k, schedule=schedule,
+                                      trace=trace)  # fmt: skip
     finally:
         t.forward_embedded = forward
     steps = out[f"sampler.{tag}.logits"].shape[0]
@@ -164,8 +165,8 @@ def test_official_sampler_step_by_step(official, tag):
     for i in range(steps):
         close(inputs[i], out[f"sampler.{tag}.input_embedding"][i].reshape(2, 64, -1))
         close(logits[i], out[f"sampler.{tag}.logits"][i].reshape(2, 64, -1))
-        missing_before = trace[i - 1][1] if i else types != 1
-        committed = missing_before & ~trace[i][1]
+        missing_before = trace[i - 1].unknown if i else types != 1
+        committed = missing_before & ~trace[i].unknown
         assert torch.equal(committed, out[f"sampler.{tag}.positions"][i].reshape(2, 64).bool()), i
     assert torch.equal(tokens.reshape(2, 8, 8), out[f"sampler.{tag}.final_token"])
     raw = m.decode(tokens.reshape(2, 8, 8), x, known)
@@ -187,7 +188,7 @@ def test_seeded_run_draws_what_the_official_rng_stream_draws(official):
         types = m.token_types(known).reshape(2, 64)
         tokens = sample_put_tpami(t, m.quantizer.embedding, t.embed(f.permute(0, 2, 3, 1).reshape(2, 64, -1),
                                   m.known_fraction(known).reshape(2, 64)), m.tokenize(f, m.token_types(known)).reshape(2, 64),
-                                  types == 1, draw, top_k=8, schedule=4)  # fmt: skip
+                                  types == 1, Replay(multinomial=draw, rows=2), top_k=8, schedule=4)  # fmt: skip
     assert torch.equal(tokens.reshape(2, 8, 8), out["sampler.topk8_n4_seed0.final_token"])
 
 

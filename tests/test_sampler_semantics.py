@@ -11,10 +11,11 @@ import math
 
 import pytest
 import torch
-from conftest import SHARED
+from conftest import SHARED, Replay
 from safetensors.torch import load_file
 
 from pluralfill.sampling.autoregressive import sample_raster
+from pluralfill.sampling.base import Randomness
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put
 from pluralfill.sampling.put_tpami import pass_counts, sample_put_tpami
@@ -80,7 +81,7 @@ def test_tpami_draws_from_softmax_of_the_top_k_logits_times_the_temperature(temp
 
     filled = torch.zeros(2, 6, dtype=torch.bool)
     tokens = sample_put_tpami(FixedLogits(logits), torch.zeros(V, 3), torch.zeros(2, 6, 3), torch.zeros(2, 6, dtype=torch.long),
-                              filled, draw, top_k=top_k, temperature=temperature, schedule=2)  # fmt: skip
+                              filled, Replay(multinomial=draw, rows=2), top_k=top_k, temperature=temperature, schedule=2)  # fmt: skip
     kept = logits if top_k is None else official_top_k(logits, top_k)
     torch.testing.assert_close(seen[0], torch.softmax(kept * temperature, -1), rtol=0, atol=0)
     assert len(seen) == 3  # 6 tokens, 2 a pass
@@ -98,9 +99,8 @@ def test_algorithm1_draws_from_softmax_of_the_top_k_logits_over_the_temperature(
     on 6,000 draws of one missing position against the exact distribution (4 sigma)."""
     rows = 6000
     logits = _logits().expand(rows, 1, V).contiguous()
-    gens = [torch.Generator().manual_seed(i) for i in range(rows)]
     tokens = sample_put(FixedLogits(logits), torch.zeros(V, 3), torch.zeros(rows, 1, 3), torch.zeros(rows, 1, dtype=torch.long),
-                        torch.zeros(rows, 1, dtype=torch.bool), gens, top_k=top_k, temperature=temperature)  # fmt: skip
+                        torch.zeros(rows, 1, dtype=torch.bool), Randomness(range(rows)), top_k=top_k, temperature=temperature)  # fmt: skip
     official_t = 1 / temperature
     kept = logits[0, 0] if top_k is None else official_top_k(logits[0, 0], top_k)
     expected = torch.softmax(kept * official_t, -1)
@@ -123,15 +123,16 @@ def test_parallel_decoding_draw_and_confidence(temperature, top_k):
     g1, g2 = -torch.log(-torch.log(torch.rand(2, 10, V, generator=torch.Generator().manual_seed(2)))), torch.randn(2, 10)
     draws = {"sample": iter([g1, g1]), "choice": iter([g2])}
     trace = []
-    parallel_decode(lambda tok, hidden: logits, torch.zeros(2, 10, dtype=torch.long), torch.ones(2, 10, dtype=torch.bool), [],
-                    steps=2, temperature=temperature, top_k=top_k, trace=trace, noise=lambda kind, shape: next(draws[kind]))  # fmt: skip
+    replay = Replay(gumbel=lambda kind, shape: next(draws[kind]), rows=2)
+    parallel_decode(lambda tok, hidden: logits, torch.zeros(2, 10, dtype=torch.long), torch.ones(2, 10, dtype=torch.bool), replay,
+                    steps=2, temperature=temperature, top_k=top_k, trace=trace)  # fmt: skip
     scaled = logits / temperature
     scaled = scaled if top_k is None else official_top_k(scaled, top_k)
     sampled = (scaled + g1).argmax(-1)
     confidence = torch.log_softmax(scaled, -1).gather(-1, sampled[..., None])[..., 0] + 4.5 * (1 - 0.5) * g2
     keep_masked = math.floor(10 * math.cos(math.pi / 2 * 0.5))  # cosine, step 1 of 2: 7 of 10 stay masked
     remasked = torch.zeros(2, 10, dtype=torch.bool).scatter(1, confidence.topk(keep_masked, largest=False).indices, True)
-    tokens, unknown = trace[0]
+    tokens, unknown = trace[0].tokens, trace[0].unknown
     assert torch.equal(unknown, remasked)
     assert torch.equal(tokens[~unknown], sampled[~unknown])
 
@@ -161,9 +162,10 @@ def test_dsi_draw_is_the_top_k_logits_over_the_temperature(dsi, temperature, top
     with torch.no_grad():
         cond = dsi.structure.condition(image * (1 - hole), hole)
         codes = sample_raster(dsi.structure, cond, dsi.hvqvae.quantize_top.embedding, torch.zeros(2, side * side, dtype=torch.long),
-                              torch.ones(side * side, dtype=torch.bool), [], top_k=top_k, temperature=temperature,
-                              noise=lambda shape: next(order), trace=trace)  # fmt: skip
-    for p, logits in trace:
+                              torch.ones(side * side, dtype=torch.bool), Replay(gumbel=lambda kind, shape: next(order), rows=2),
+                              top_k=top_k, temperature=temperature, trace=trace)  # fmt: skip
+    for step in trace:
+        p, logits = step.details["position"], step.details["logits"]
         scaled = logits / temperature
         scaled = scaled if top_k is None else official_top_k(scaled, top_k)
         assert torch.equal(codes[:, p], (scaled + noise[p]).argmax(-1)), p

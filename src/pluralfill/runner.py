@@ -238,12 +238,12 @@ def demo(output: Path, method: str, num_samples: int = 8, seed: int = 0, overwri
     from PIL import Image
 
     from pluralfill.grid import make_grid
-    from pluralfill.masks import generate_hole
+    from pluralfill.masks import DEMO_PRESET, generate_hole
     from pluralfill.registry import load_inpainter
 
     with files("pluralfill.assets").joinpath("coffee.jpg").open("rb") as f:
         image = io.to_rgb(Image.open(f))
-    hole = generate_hole("mhtma", image.shape[:2], seed=7)
+    hole = generate_hole(DEMO_PRESET, image.shape[:2], seed=7)
     paths = [output / "coffee.png", output / "coffee_hole.png", output / "coffee_grid.png"]
     io.check_writable(paths, overwrite)
     inpainter = load_inpainter(method)

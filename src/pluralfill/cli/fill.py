@@ -9,10 +9,27 @@ import typer
 
 from pluralfill import DEFAULT_METHOD
 from pluralfill import io as pio
-from pluralfill.cli import (Checkpoint, Device, Devices, InvertMask, MaxPixels, Method, NumNodes, Options, Output,
-                            Overwrite, Precision, Seed, _need_onnx, _progress, _say, app, err, out)  # fmt: skip
+from pluralfill.cli import (
+    Checkpoint,
+    Device,
+    Devices,
+    InvertMask,
+    MaxPixels,
+    Method,
+    NumNodes,
+    Options,
+    Output,
+    Overwrite,  # fmt: skip
+    Precision,
+    Seed,
+    _need_onnx,
+    _progress,
+    _say,
+    app,
+    err,
+    out,
+)
 from pluralfill.errors import PluralfillError
-
 
 # ------------------------------------------------------------------------------------------------ inpaint
 
@@ -174,7 +191,8 @@ def evaluate(
     FID network and the sha256 of its weights, images, samples, versions). With --devices the images are
     split across processes and the numbers are those of one process.
     """
-    from pluralfill.metrics.evaluate import choose_metrics, evaluate as run, find_items, parse_bins, plot_curves, tables
+    from pluralfill.metrics.evaluate import choose_metrics, find_items, parse_bins, plot_curves, tables
+    from pluralfill.metrics.evaluate import evaluate as run
     from pluralfill.shards import start_shards
 
     if fmt not in ("md", "csv", "json"):
@@ -197,7 +215,8 @@ def evaluate(
         for s in skipped_items if shard.main else ():
             err.print(f"skipped {s}", highlight=False)
         if chosen_protocol is not None:
-            from pluralfill.metrics.protocols import provenance as made_how, verify
+            from pluralfill.metrics.protocols import provenance as made_how
+            from pluralfill.metrics.protocols import verify
 
             provenance[name] = made_how(chosen_protocol, verify(chosen_protocol, masks, [i.name for i in items]), items, chosen, weights)
         with _progress() as bar:

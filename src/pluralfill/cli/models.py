@@ -9,9 +9,8 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from pluralfill.cli import (Overwrite, _need_onnx, _say, app, err, models_app, out)  # fmt: skip
+from pluralfill.cli import Overwrite, _need_onnx, _say, app, err, models_app, out  # fmt: skip
 from pluralfill.errors import PluralfillError
-
 
 # ------------------------------------------------------------------------------------------------ convert
 
@@ -126,12 +125,29 @@ def info(
     out.print(table)
     if d.get("options"):
         table = Table(title="options (--option NAME=VALUE; the common ones also as flags)")
-        for c in ("option", "type", "default", "what it does"):
+        for c in ("option", "type", "range", "default", "what it does"):
             table.add_column(c)
         for o in d["options"]:
             kind = " | ".join(map(str, o["choices"])) if o["choices"] else o["type"]
-            table.add_row(o["name"], kind, "" if o["default"] is None else str(o["default"]), o["help"])
+            table.add_row(o["name"], kind, _range(o), "" if o["default"] is None else str(o["default"]), o["help"])
         out.print(table)
+    if d.get("guides"):
+        table = Table(title="guides (--guide NAME=FILE, a picture the image's size)")
+        for c in ("guide", "kind", "what it does"):
+            table.add_column(c)
+        for g in d["guides"]:
+            table.add_row(g["name"], g["kind"], g["help"])
+        out.print(table)
+
+
+def _range(option: dict) -> str:
+    """An option's bounds as a user reads them: "0 - 1", ">= 1", "> 0 - 100"."""
+    low, high = option.get("min"), option.get("max")
+    if low is None and high is None:
+        return ""
+    left = "" if low is None else f"{'>' if option.get('min_exclusive') else '>='} {low}"
+    right = "" if high is None else f"{'<' if option.get('max_exclusive') else '<='} {high}"
+    return ", ".join(part for part in (left, right) if part)
 
 
 # ------------------------------------------------------------------------------------------------ export
@@ -149,8 +165,7 @@ def export(
 
     _need_onnx()
     inpainter = load_inpainter(name)
-    if not hasattr(inpainter, "model"):
-        raise PluralfillError(f"{name} is a classical method: it has no network to export")
+    inpainter.export_networks(1)  # one line, before anything is written, for a method without networks
     with err.status(f"exporting {inpainter.name}") as status:
         manifest = export_onnx(inpainter, onnx, overwrite, lambda net: status.update(f"exported {net}"))
     for net, info in manifest["networks"].items():

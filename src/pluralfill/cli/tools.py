@@ -10,10 +10,20 @@ import typer
 from rich.table import Table
 
 from pluralfill import io as pio
-from pluralfill.cli import (Device, InvertMask, MaxPixels, Output, Overwrite, _need_onnx, _progress, app, err,
-                            masks_app, out)  # fmt: skip
+from pluralfill.cli import (
+    Device,
+    InvertMask,
+    MaxPixels,
+    Output,
+    Overwrite,
+    _need_onnx,
+    _progress,
+    app,
+    err,
+    masks_app,  # fmt: skip
+    out,
+)
 from pluralfill.errors import PluralfillError
-
 
 # ------------------------------------------------------------------------------------------------ sketch
 
@@ -128,7 +138,8 @@ def train(
     A run folder gets the resolved config, metrics.csv, TensorBoard logs (tb/), sample sheets (samples/),
     last.ckpt to resume from, and last/ and best/ model folders for --checkpoint.
     """
-    from pluralfill.registry import load_config, train as run_training
+    from pluralfill.registry import load_config
+    from pluralfill.registry import train as run_training
 
     items = list(overrides or [])
     if config is not None and "=" in str(config):  # only overrides given, with --resume
@@ -145,30 +156,31 @@ def train(
 
 @app.command()
 def bench(
-    method: Annotated[str, typer.Option("--method", help="put (Algorithm 1 vs the TPAMI sampler vs parallel, batching), maskgit (editing as the official inference), dsi (cached vs uncached sampling) or precision (TPAMI, MaskGIT and DSI at the official sizes in every precision and backend).")] = "put",
-    config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default put-tiny / dsi.")] = None,
+    method: Annotated[str, typer.Option("--method", "-m", help="A method with a benchmark of its own (pluralfill info marks them), or precision: the declared models at their official sizes in every precision and backend.", show_default=False)],
+    config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default: the benchmark's own.")] = None,
     checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained model folder instead.")] = None,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", help="put-tiny only: image side (256 = 32x32 tokens).")] = None,
+    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Image side, for the configs that take one.")] = None,
     hole: Annotated[float, typer.Option("--hole", help="Fraction of tokens missing.")] = 0.4,
     samples: Annotated[int, typer.Option("-n", "--samples", min=1, help="Samples batched together.")] = 8,
     steps: Annotated[int, typer.Option("--steps", help="Parallel decoding passes.")] = 12,
     device: Device = "cpu",
     repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs after one warm-up; the median counts.")] = 3,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the transformer.")] = False,
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network the sampler calls every pass.")] = False,
     precision: Annotated[Optional[list[str]], typer.Option("--precision", help="--method precision: fp32, bf16 or int8 (repeatable); default: every one the device runs well.")] = None,
     backend: Annotated[Optional[list[str]], typer.Option("--backend", help="--method precision: torch and/or onnx (the transformer pass in onnxruntime; repeatable). [default: both]")] = None,
     quick: Annotated[bool, typer.Option("--quick", help="--method precision: the tiny configs instead of the official sizes.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Measure sampling speed. PUT: passes/s, tokens/s, P-VQVAE images/s, s per image and per sample, peak
-    memory, and the ratios batched vs one by one, parallel vs Algorithm 1 (and bf16 vs fp32 and MFU on CUDA).
-    DSI: structure sampling with and without the layer caches, and whole images for 1 and N samples."""
+    """Measure sampling speed: each method's own benchmark (passes/s, s per image and per sample, peak memory,
+    and the ratios between its samplers and batch sizes), or the precision benchmark. The methods with a
+    benchmark: see `pluralfill info`, or pass a wrong --method to have them listed."""
     from pluralfill import bench as benchmarks
+    from pluralfill.registry import benchmarked, methods, precision_models
 
     if not 0 < hole < 1:
         raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
-    if method not in ("put", "maskgit", "dsi", "precision"):
-        raise PluralfillError(f"--method must be put, maskgit, dsi or precision, got {method!r}")
+    if method != "precision" and method not in benchmarked():
+        raise PluralfillError(f"--method must be precision or one of {', '.join(benchmarked())}, got {method!r}")
     if method != "precision" and (precision or backend or quick):
         raise PluralfillError("--precision, --backend and --quick belong to --method precision")
     if "onnx" in (backend or []):
@@ -176,14 +188,11 @@ def bench(
     ckpt = str(checkpoint) if checkpoint else None
     with err.status("measuring (the slow paths run a forward pass per token: this takes a while)") as status:
         if method == "precision":
-            result = benchmarks.bench_precisions(precision, backend or ["torch", "onnx"], quick=quick, hole=hole, device=device, repeats=repeats,
+            result = benchmarks.bench_precisions(precision_models(), precision, backend or ["torch", "onnx"], quick=quick, hole=hole, device=device, repeats=repeats,
                                                  progress=lambda what: status.update(f"measuring {what}"))  # fmt: skip
-        elif method == "dsi":
-            result = benchmarks.bench_dsi(config or "dsi", ckpt, hole, samples, device, repeats)
-        elif method == "maskgit":
-            result = benchmarks.bench_maskgit(config or "maskgit-imagenet-256", ckpt, hole, samples, device, repeats, steps)
         else:
-            result = benchmarks.bench_put(config or "put-tiny", ckpt, resolution, hole, samples, steps, device, repeats, compile)
+            request = benchmarks.Request(config, ckpt, resolution, hole, samples, steps, device, repeats, compile)
+            result = methods()[method].benchmark(request)
     if as_json:
         print(json.dumps(result, indent=2, default=str).replace("Infinity", '"inf"'))
         return

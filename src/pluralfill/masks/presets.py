@@ -31,6 +31,8 @@ class MaskPreset:
         assert len(self.probabilities) == len(self.parts)
 
 
+DEMO_PRESET = "mhtma"  # the demo's hole: free strokes and a square, a hole a photo of any kind can show
+
 PRESETS: dict[str, MaskPreset] = {
     p.name: p
     for p in [

@@ -3,6 +3,10 @@ per-sample seeds and pasting the known pixels back."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 from PIL import Image
 
@@ -19,6 +23,17 @@ def sample_seed(seed: int | None, index: int) -> int:
     # any integer is a seed: negative ones get a key of their own (SeedSequence takes non-negative entropy)
     key = [seed, index] if seed >= 0 else [-seed, index, 1]
     return int(np.random.SeedSequence(key).generate_state(1)[0])
+
+
+@dataclass
+class Network:
+    """A network an inpainter exports to ONNX: `fn(*inputs.values())` is the tensor named `output`; `module` (a
+    torch module) holds the weights it uses. `inputs` are example tensors of a batch (its first axis is dynamic)."""
+
+    module: Any
+    fn: Callable
+    inputs: dict
+    output: str
 
 
 class Samples(list):
@@ -110,6 +125,17 @@ class Inpainter:
     def _fill(self, image: np.ndarray, hole: np.ndarray, seeds: list[int], **options):
         """One uint8 RGB array per seed, or (those arrays, {extra name: value})."""
         raise NotImplementedError
+
+    # what runs in onnxruntime: `pluralfill export` writes every network; `--backend onnx` runs `onnx_pass`,
+    # the network the sampler calls on every pass, there
+    onnx_pass: str | None = None
+
+    def export_networks(self, batch: int = 2) -> dict[str, Network]:
+        raise PluralfillError(f"{self.name} has no network to export to ONNX")
+
+    def with_pass(self, run: Callable) -> Inpainter:
+        """A copy whose `onnx_pass` network is `run(*its inputs)` (torch tensors in, a torch tensor out)."""
+        raise PluralfillError(f"{self.name} has no network that runs in onnxruntime")
 
     def options(self, **given) -> Options:
         """`given` over the defaults (the model folder's, then the declared ones), checked: an OptionError names

@@ -19,12 +19,14 @@ import torch
 from pluralfill.errors import PluralfillError
 from pluralfill.geometry import token_hole
 from pluralfill.grid import grid_rows, masked_view
+from pluralfill.methods.base import Network
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.methods.options import TokenSampling, Windowed, option
 from pluralfill.models.dsi import DSI
 from pluralfill.nn.weight_norm import frozen_weights
 from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
+from pluralfill.sampling.base import randomness
 
 
 def entropy_image(masked: np.ndarray, entropy: np.ndarray, max_bits: float):
@@ -62,7 +64,6 @@ class DSIInpainter(FixedResolutionInpainter):
     model_class, Options, pictures = DSI, DSIOptions, ("trace", "entropy")
     uncertainty = "entropy"
     records_extras = True  # entropy=True: "entropy" (a picture), "entropy_bits" (side, side) and "entropy_max"
-    noise = None  # sample_raster's noise(shape); None draws it from the seeds (tests inject their own)
 
     def __init__(self, model: DSI, device: str | torch.device = "cpu"):
         if model.texture is None:
@@ -72,7 +73,8 @@ class DSIInpainter(FixedResolutionInpainter):
 
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, extras: dict | None = None, **options):
-        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R). `options`: DSIOptions."""
+        """x (1, 3, R, R) in [-1, 1], known (1, 1, R, R) -> (len(seeds), 3, R, R). `seeds`: one per sample, or a
+        sampling.base.Randomness. `options`: DSIOptions."""
         o = self.options(**options)
         n, m = len(seeds), self.model
         positions = o.positions or m.config.positions
@@ -86,19 +88,16 @@ class DSIInpainter(FixedResolutionInpainter):
             tokens = m.hvqvae.encode_top(masked).reshape(1, -1)
             unknown = token_hole(known, self.resolution // side, o.dilate)[0]
         cond = m.structure.condition(masked, hole).expand(n, -1, -1, -1)
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
         bits = torch.zeros(unknown.shape[0], device=self.device) if o.entropy else None
         codebook = m.hvqvae.quantize_top.embedding
-        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, generators, o.top_k, o.temperature, o.cache, bits,
-                              noise=self.noise)  # fmt: skip
+        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, randomness(seeds, self.device), o.top_k,
+                              o.temperature, o.cache, bits, trace=trace)  # fmt: skip
         if bits is not None and extras is not None:
             shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
             top = math.log2(m.config.structure.num_codes)
             extras["entropy_bits"], extras["entropy_max"] = bits.reshape(side, side).cpu().numpy(), top
             extras["entropy"] = entropy_image(shown, extras["entropy_bits"], top)
         structure = m.hvqvae.top_vectors(codes.reshape(n, side, side))
-        if trace is not None:
-            trace.append(codes[:1].reshape(side, side))
         return m.texture(masked.expand(n, -1, -1, -1), hole.expand(n, -1, -1, -1), structure)
 
     def _probe(self, x, known, tokens):
@@ -114,9 +113,23 @@ class DSIInpainter(FixedResolutionInpainter):
         return {"tokens": tokens, "logits": logits, "hidden": token_hole(known, self.resolution // side, 0),
                 "image": m.texture(masked, hole, structure)}  # fmt: skip
 
+    @torch.no_grad()
+    def export_networks(self, batch: int = 2) -> dict[str, Network]:
+        """The VQ-VAE's top encoder, the structure generator's condition and pass, and the texture generator."""
+        m, (x, known) = self.model, self._example(batch)
+        h, s, side = m.hvqvae, m.structure, m.config.structure.side
+        masked, hole = x * known, 1 - known
+        e = h.top_vectors(h.encode_top(x).reshape(batch, side, side))
+        cond = s.condition(masked, hole)
+        return {"hvqvae_encoder": Network(m, lambda v: h.encode_top(v).reshape(v.shape[0], side, side), {"x": x}, "codes"),
+                "structure_condition": Network(m, s.condition, {"masked": masked, "hole": hole}, "condition"),
+                "structure": Network(m, lambda v, c: s(v, c), {"code_vectors": e, "condition": cond}, "logits"),
+                "texture": Network(m, m.texture, {"masked": masked, "hole": hole, "structure": e}, "image")}  # fmt: skip
+
     def trace_strip(self, x, known, trace):
         """The input and sample 0's structure: each top-latent code drawn in a colour of its own."""
-        (codes,) = trace
+        side = self.model.config.structure.side
+        codes = trace[-1].tokens[0].reshape(side, side)
         hole = known[0, 0].cpu().numpy() < 0.5
         palette = np.random.default_rng(0).integers(0, 256, (self.model.config.structure.num_codes, 3), dtype=np.uint8)
         cell = self.resolution // codes.shape[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +18,19 @@ from pluralfill.geometry import Box, shrink, square_window
 from pluralfill.methods.base import Inpainter
 from pluralfill.methods.options import Windowed
 from pluralfill.pixels import to_tensor, to_uint8
+
+
+class Proxy:
+    """An object that answers as `target` does, except for the attributes given (`call`: how it is called)."""
+
+    def __init__(self, target, **overrides):
+        self.__dict__.update(overrides, _target=target)
+
+    def __getattr__(self, name):
+        return getattr(self.__dict__["_target"], name)
+
+    def __call__(self, *args, **kwargs):  # looked up on the type, so it dispatches to the override "call"
+        return self.__dict__["call"](*args, **kwargs)
 
 
 class FixedResolutionInpainter(Inpainter):
@@ -100,6 +114,14 @@ class FixedResolutionInpainter(Inpainter):
 
     def sample(self, x, known, seeds, trace=None, **options):
         raise NotImplementedError
+
+    def _example(self, batch: int):
+        """A seeded example batch: x (B, 3, R, R) in [-1, 1] and known (B, 1, R, R) with a centred hole."""
+        r = self.resolution
+        x = torch.rand(batch, 3, r, r, generator=torch.Generator().manual_seed(0)) * 2 - 1
+        known = torch.ones(batch, 1, r, r)
+        known[..., r // 4 : 3 * r // 4, r // 4 : 3 * r // 4] = 0
+        return x.to(self.device), known.to(self.device)
 
     def crop_options(self, box: Box, options: dict) -> dict:
         """The guides (pictures of the whole image) cut to the window and scaled to the model as (1, 1, R, R)

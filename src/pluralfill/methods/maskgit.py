@@ -14,6 +14,7 @@ decoded image over the input through the token hole, resized and blurred (radius
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import numpy as np
@@ -22,9 +23,11 @@ from pydantic import create_model, model_validator
 
 from pluralfill.errors import PluralfillError
 from pluralfill.geometry import token_hole
-from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
+from pluralfill.methods.base import Network
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter, Proxy
 from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
 from pluralfill.models.maskgit import MaskGIT
+from pluralfill.sampling.base import randomness
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.trace import trace_strip
 
@@ -53,7 +56,6 @@ def class_conditional(num_classes: int) -> type[MaskGITOptions]:
 
 class MaskGITInpainter(FixedResolutionInpainter):
     name, model_class, batches_images, Options = "maskgit", MaskGIT, True, MaskGITOptions
-    noise = None  # parallel_decode's noise(kind, shape); None draws it from the seeds (tests inject the official)
 
     def __init__(self, model: MaskGIT, device: str | torch.device = "cpu"):
         super().__init__(model, device)
@@ -65,21 +67,20 @@ class MaskGITInpainter(FixedResolutionInpainter):
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, **options) -> torch.Tensor:
         """x (1, 3, R, R) in [-1, 1] and known (1, 1, R, R), or one row of each per seed -> (len(seeds), 3, R, R).
-        `options`: MaskGITOptions."""
+        `seeds`: one per sample, or a sampling.base.Randomness. `options`: MaskGITOptions."""
         o = self.options(**options)
         tokenizer, transformer, n = self.model.tokenizer, self.model.transformer, len(seeds)
         label = self._label(getattr(o, "class_label", None))
         seen = x * known if o.hole_pixels == "missing" else x
         tokens = tokenizer.encode(seen).reshape(x.shape[0], -1).expand(n, -1)
         unknown = token_hole(known, self.model.config.tokenizer.factor, o.dilate).expand(n, -1)  # x: 1 or n rows
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
 
         def logits_fn(tok, hidden):
             return transformer(torch.where(hidden, transformer.mask_id, tok), label)
 
-        out = parallel_decode(logits_fn, tokens, unknown, generators, steps=o.steps, schedule=o.schedule,
+        out = parallel_decode(logits_fn, tokens, unknown, randomness(seeds, self.device), steps=o.steps, schedule=o.schedule,
                               choice_temperature=o.choice_temperature, temperature=o.temperature, top_k=o.top_k,
-                              trace=trace, start_step=o.start_step, noise=self.noise)  # fmt: skip
+                              trace=trace, start_step=o.start_step)  # fmt: skip
         side = self.model.config.tokenizer.tokens_per_side
         y = tokenizer.decode(out.reshape(n, side, side))
         if o.blend == "official":  # over the known pixels only: the hole's own content stays unseen
@@ -106,9 +107,32 @@ class MaskGITInpainter(FixedResolutionInpainter):
             raise PluralfillError(f"{self.name} is class-conditional: give --class-label N (an ImageNet class, 0-{classes - 1})")
         return torch.tensor([int(class_label)], device=self.device)
 
+    onnx_pass = "transformer"
+
+    @torch.no_grad()
+    def export_networks(self, batch: int = 2) -> dict[str, Network]:
+        """The tokenizer's encoder (x) -> tokens and decoder (tokens) -> image, and the transformer's pass
+        (tokens[, class_label]) -> logits."""
+        m, (x, _) = self.model, self._example(batch)
+        tok, t, side = m.tokenizer, m.transformer, m.config.tokenizer.tokens_per_side
+        tokens = tok.encode(x).reshape(batch, -1)
+        inputs = {"tokens": tokens} | ({"class_label": torch.zeros(batch, dtype=torch.long)} if m.config.official else {})
+        return {"tokenizer_encoder": Network(m, lambda v: tok.encode(v).reshape(v.shape[0], -1), {"x": x}, "tokens"),
+                "tokenizer_decoder": Network(m, lambda k: tok.decode(k.reshape(k.shape[0], side, side)), {"tokens": tokens}, "image"),
+                "transformer": Network(m, t, inputs, "logits")}  # fmt: skip
+
+    def with_pass(self, run):
+        def call(tokens, label=None):
+            extra = () if label is None else (label.expand(tokens.shape[0]),)
+            return run(tokens, *extra).to(tokens.device)
+
+        out = copy.copy(self)
+        out.model = Proxy(self.model, transformer=Proxy(self.model.transformer, call=call))
+        return out
+
     def trace_strip(self, x, known, trace):
         side = self.model.config.tokenizer.tokens_per_side
-        states = [(t[:1], u[:1]) for t, u in trace]
+        states = [(step.tokens[:1], step.unknown[:1]) for step in trace]
         return trace_strip(states, lambda t: self.model.tokenizer.decode(t.reshape(1, side, side)), side, self.resolution)
 
 

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 
 from pluralfill.grid import grid_rows, masked_view
+from pluralfill.methods.base import Network
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
 from pluralfill.methods.options import Guide, Windowed, option
 from pluralfill.models.mhtma import MHTMA
@@ -53,6 +54,22 @@ class MHTMAInpainter(FixedResolutionInpainter):
         sketch = torch.zeros_like(known) if self.model.config.sketch else None
         fine = self.model(x, known, sketch, noise, "on")[1]
         return {"tokens": None, "logits": None, "hidden": None, "image": fine}
+
+    @torch.no_grad()
+    def export_networks(self, batch: int = 2) -> dict[str, Network]:
+        """The coarse and refinement networks in one: (x, known[, sketch][, noise]) -> the refined image."""
+        m, (x, known) = self.model, self._example(batch)
+        inputs = {"x": x, "known": known}
+        if m.config.sketch:
+            inputs["sketch"] = torch.zeros_like(known)
+        if m.config.noise:
+            inputs["noise"] = torch.randn(batch, 1, *x.shape[-2:], generator=torch.Generator().manual_seed(1)).to(x.device)
+
+        def generator(*a):
+            named = dict(zip(inputs, a))
+            return m(named["x"], named["known"], named.get("sketch"), named.get("noise"), "on")[1]
+
+        return {"generator": Network(m, generator, inputs, "image")}
 
     def trace_strip(self, x, known, trace):
         """Input with its hole, (the sketch,) the coarse network's output, the refined output."""

@@ -5,15 +5,17 @@ MaskGIT's parallel decoding (`parallel`)."""
 
 from __future__ import annotations
 
+import copy
 from typing import Literal
 
 import torch
 from pydantic import model_validator
 
-from pluralfill.methods.fixed_resolution import FixedResolutionInpainter
+from pluralfill.methods.base import Network
+from pluralfill.methods.fixed_resolution import FixedResolutionInpainter, Proxy
 from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
 from pluralfill.models.put import PUT
-from pluralfill.sampling.base import multinomial_rows
+from pluralfill.sampling.base import randomness
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put
 from pluralfill.sampling.put_tpami import sample_put_tpami
@@ -96,14 +98,14 @@ class PUTInpainter(FixedResolutionInpainter):
         b = seq.shape[0]
         seq, tokens = seq.expand(n, *seq.shape[1:]), tokens.expand(n, -1)
         fraction, known_tokens = fraction.expand(n, -1), known_tokens.expand(n, -1)
-        generators = [torch.Generator(device=self.device).manual_seed(s) for s in seeds]
+        draws = randomness(seeds, self.device)
         if sampler == "put":
-            out = sample_put(transformer, codebook, seq, tokens, known_tokens, generators, top_k=top_k,
+            out = sample_put(transformer, codebook, seq, tokens, known_tokens, draws, top_k=top_k,
                              temperature=temperature, tokens_per_step=tokens_per_step, position_by=o.position_by,
                              trace=trace, known_fraction=fraction)  # fmt: skip
         elif sampler == "put-tpami":
             out = sample_put_tpami(transformer, codebook, transformer.embed(seq, fraction), tokens, known_tokens,
-                                   lambda probs: multinomial_rows(probs, generators), top_k=top_k, temperature=temperature,
+                                   draws, top_k=top_k, temperature=temperature,
                                    schedule=schedule or tokens_per_step, trace=trace)  # fmt: skip
         elif sampler == "parallel":
             x0 = transformer.embed(seq, fraction)
@@ -113,27 +115,43 @@ class PUTInpainter(FixedResolutionInpainter):
                 codes = transformer.embed_codes(codebook[tok.clamp(max=codebook.shape[0] - 1)], positions)
                 return transformer.forward_embedded(torch.where((unknown | known_tokens)[..., None], x0, codes))
 
-            out = parallel_decode(logits_fn, tokens, ~known_tokens, generators, steps=o.steps, schedule=schedule or "cosine",
+            out = parallel_decode(logits_fn, tokens, ~known_tokens, draws, steps=o.steps, schedule=schedule or "cosine",
                                   choice_temperature=o.choice_temperature, temperature=temperature,
                                   top_k=top_k, trace=trace)  # fmt: skip
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 
+    @property
+    def onnx_pass(self):
+        return None if getattr(self.model.transformer, "guided", False) else "transformer"
+
+    @torch.no_grad()
+    def export_networks(self, batch: int = 2) -> dict[str, Network]:
+        """The P-VQVAE's encoder (x, known) -> features and decoder (tokens, reference, known) -> image, and the
+        transformer's pass (embedded) -> logits."""
+        m, (x, known) = self.model, self._example(batch)
+        p, t = m.pvqvae, m.transformer
+        features = p.encode(x, known)
+        side, c = features.shape[-1], features.shape[1]
+        tokens = p.tokenize(features).reshape(batch, side, side)
+        embedded = t.embed(features.permute(0, 2, 3, 1).reshape(batch, side * side, c)).detach()
+        out = {"pvqvae_encoder": Network(m, p.encode, {"x": x, "known": known}, "features"),
+               "pvqvae_decoder": Network(m, lambda k, ref, kn: p.decode(k, ref, kn, share_reference=False),
+                                         {"tokens": tokens, "reference": x, "known": known}, "image")}  # fmt: skip
+        if self.onnx_pass:
+            out["transformer"] = Network(m, t.forward_embedded, {"embedded": embedded}, "logits")
+        return out
+
+    def with_pass(self, run):
+        transformer = Proxy(self.model.transformer, forward_embedded=lambda x, guidance=None: run(x).to(x.device))
+        out = copy.copy(self)
+        out.model = Proxy(self.model, transformer=transformer)
+        return out
+
     def trace_strip(self, x, known, trace):
         pvqvae = self.model.pvqvae
         side = self.resolution // pvqvae.config.patch_size
-        types = pvqvae.token_types(known)
-        if trace and len(trace[0]) == 3:  # Algorithm 1: (positions, codes, valid) per step; rebuild the states
-            tokens = pvqvae.tokenize(pvqvae.encode(x, known), types).reshape(1, -1)
-            types = types.reshape(1, -1)
-            hidden = types != 1
-            states, every = [], max(1, len(trace) // 12)
-            for i, (pos, new, valid) in enumerate(trace):
-                p = pos[:1][valid[:1]]
-                tokens[0, p], hidden[0, p] = new[:1][valid[:1]], False
-                if (i + 1) % every == 0 or i == len(trace) - 1:
-                    states.append((tokens.clone(), hidden.clone()))
-        else:
-            states = [(t[:1], u[:1]) for t, u in trace]
+        every = max(1, len(trace) // 12)  # Algorithm 1 takes hundreds of steps: a dozen of them are shown
+        states = [(step.tokens[:1], step.unknown[:1]) for i, step in enumerate(trace) if (i + 1) % every == 0 or i == len(trace) - 1]
 
         def decode(tokens):
             return pvqvae.decode(tokens.reshape(1, side, side), x, known)

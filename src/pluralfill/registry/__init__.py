@@ -65,6 +65,9 @@ class MethodSpec:
     stages: tuple[Stage, ...] = ()
     converters: tuple[Converter, ...] = ()
     paper: str = ""
+    benchmark: Callable | None = None  # `pluralfill bench --method NAME`: a function of a bench.Request -> results
+    # `pluralfill bench --method precision`: key -> (official config, tiny config, sampling options)
+    precision_models: Mapping[str, tuple[str, str, dict]] = field(default_factory=dict)
 
     @property
     def loads(self) -> tuple[str, ...]:
@@ -254,3 +257,13 @@ def load_config(path=None, overrides: list[str] = (), resume=None):
 def train(cfg, resume=None) -> Path:
     """Run the stage `cfg.stage` names; returns the run folder."""
     return stages()[cfg.stage][1].train(cfg, resume)
+
+
+def precision_models() -> dict:
+    """`pluralfill bench --method precision`'s models: key -> (spec, official config, tiny config, options)."""
+    return {key: (spec, *models) for spec in methods().values() for key, models in spec.precision_models.items()}
+
+
+def benchmarked() -> list[str]:
+    """The methods with a benchmark of their own (`pluralfill bench --method NAME`)."""
+    return [name for name, spec in methods().items() if spec.benchmark is not None]

@@ -1,5 +1,6 @@
 """DSI (Peng et al. 2021): hierarchical VQ-VAE, autoregressive structure generator, texture generator."""
 
+from pluralfill.bench.dsi import bench_dsi
 from pluralfill.methods.dsi import DSIInpainter
 from pluralfill.models.dsi import CONFIGS, DSI, HVQVAEModel
 from pluralfill.pretrained import dsi_official
@@ -19,4 +20,6 @@ register(MethodSpec(
                           "a TensorFlow checkpoint of the official code: its folder (checkpoint, model.ckpt.index, "
                           "model.ckpt.data-00000-of-00001) or prefix; CelebA-HQ, Places2, ImageNet, center or random masks",
                           "https://github.com/USTC-JialunPeng/Diverse-Structure-Inpainting (README: Pre-trained Models)"),),
+    benchmark=bench_dsi,
+    precision_models={"dsi": ("dsi", "dsi-tiny", {})},
 ))  # fmt: skip

@@ -1,5 +1,6 @@
 """MaskGIT (Chang et al. 2022): VQGAN tokenizer + bidirectional transformer, iterative parallel decoding."""
 
+from pluralfill.bench.maskgit import bench_maskgit
 from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.models.maskgit import CONFIGS, MaskGIT
 from pluralfill.models.vqgan import VQGAN
@@ -18,4 +19,6 @@ register(MethodSpec(
     converters=(Converter("maskgit-official", ("TOKENIZER", "TRANSFORMER"), maskgit_official.convert,
                           "the official ImageNet checkpoints: tokenizer_imagenet{256,512}_checkpoint and maskgit_imagenet{256,512}_checkpoint",
                           "https://github.com/google-research/maskgit (README: the Google Cloud Storage links)"),),
+    benchmark=bench_maskgit,
+    precision_models={"maskgit": ("maskgit-imagenet-256", "maskgit-official-tiny", {"steps": 12, "start_step": 2, "class_label": 0})},
 ))  # fmt: skip

@@ -1,6 +1,7 @@
 """PUT (Liu et al. 2022): P-VQVAE + UQ-Transformer, the CVPR-2022 and TPAMI-2024 generations, whose official
 checkpoints convert; and the TPAMI controllable model (segmentation + sketch guidance), convert-only."""
 
+from pluralfill.bench.put import bench_put
 from pluralfill.methods.put import PUTInpainter
 from pluralfill.methods.put_conditional import PUTConditionalInpainter
 from pluralfill.models import put_conditional
@@ -23,6 +24,8 @@ register(MethodSpec(
     stages=(Stage(train.PVQVAEStage, train.train_pvqvae), Stage(train.TransformerStage, train.train_transformer, reads=PVQVAE)),
     converters=(Converter("put-official", ("CHECKPOINT",), put_official.convert,
                           "an official PUT transformer checkpoint, CVPR-2022 or TPAMI-2024 (.pth; it holds its P-VQVAE)", PAGE),),
+    benchmark=bench_put,
+    precision_models={"tpami": ("put-tpami-ffhq-256", "put-tpami-tiny", {})},
 ))  # fmt: skip
 
 register(MethodSpec(

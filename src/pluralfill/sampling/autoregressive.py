@@ -9,20 +9,18 @@ position sampled."""
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
 from pluralfill import progress
 from pluralfill.nn.weight_norm import frozen_weights
-from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
+from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
 
 
 @torch.no_grad()
 def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor,
-                  generators: list[torch.Generator], top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
-                  entropy: torch.Tensor | None = None, noise: Callable[[tuple], torch.Tensor] | None = None,
-                  trace: list | None = None) -> torch.Tensor:  # fmt: skip
+                  randomness: Randomness, top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
+                  entropy: torch.Tensor | None = None, trace: list | None = None) -> torch.Tensor:  # fmt: skip
     """Fill the positions where `unknown` (L,) is True, in raster order; returns (B, L) codes.
 
     model: a StructureGenerator; cond: its condition for each of the B rows; codebook (K, D): the code
@@ -30,9 +28,8 @@ def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: tor
     (L,) tensor that receives the entropy in bits of row 0's distribution at each sampled position (before
     top-K and temperature: the model's own uncertainty). A code is argmax(top_k(logits / temperature) + G):
     a draw from softmax(top_k(logits) / temperature); at temperature 1 without top-K the official
-    `tf.multinomial(log_softmax(logits))`. noise(shape): the Gumbel noise G of each position's draw (default:
-    from the rows' generators; tests inject their own). trace: if a list, receives (position, logits (B, K))
-    at every sampled position, in sampling order.
+    `tf.multinomial(log_softmax(logits))`; G is the randomness's Gumbel noise. trace: if a list, receives a
+    Step at every sampled position, in sampling order, with details "position" and "logits" (B, K).
     """
     check_sampling(temperature)
     side = model.config.side
@@ -60,10 +57,12 @@ def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: tor
                 if entropy is not None:
                     logp = torch.log_softmax(logits[0], dim=-1)
                     entropy[p] = -(logp.exp() * logp).sum() / math.log(2)
+                g = randomness.gumbel(logits.shape).to(logits.device)
+                tokens[:, p] = (top_k_filter(logits / temperature, top_k) + g).argmax(-1)
                 if trace is not None:
-                    trace.append((p, logits.clone()))
-                g = noise(logits.shape) if noise is not None else gumbel_like(logits.shape, generators, logits.device)
-                tokens[:, p] = (top_k_filter(logits / temperature, top_k) + g.to(logits.device)).argmax(-1)
+                    left = unknown.clone()
+                    left[: p + 1] = False
+                    trace.append(Step(tokens.clone(), left.expand_as(tokens), {"position": p, "logits": logits.clone()}))
                 e[:, :, i, j] = codebook[tokens[:, p]]
             if cache:
                 model.write(caches, i, j, e[:, :, i, j])

@@ -1,10 +1,53 @@
-"""What every token sampler shares: top-K filtering and per-sample Gumbel noise."""
+"""What every token sampler shares: the randomness of a call, the trace it records, top-K filtering.
+
+Every sampler (Algorithm 1, the TPAMI sampler, parallel decoding, raster sampling) takes one `Randomness`, whose
+row b is sample b's own stream (so a sample is the same whatever it is batched with), and records one kind of
+`Step` into `trace` when given a list."""
 
 from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from pluralfill.errors import PluralfillError
+
+
+class Randomness:
+    """The random draws of one sampling call: row b from a generator seeded with seeds[b]. A subclass may replay
+    fixed draws instead (the parity tests replay the authors' noise)."""
+
+    def __init__(self, seeds: Sequence[int] = (), device: str | torch.device = "cpu", generators=None):
+        self.generators = list(generators) if generators is not None else [
+            torch.Generator(device=device).manual_seed(int(s)) for s in seeds]  # fmt: skip
+
+    def __len__(self) -> int:
+        return len(self.generators)
+
+    def gumbel(self, shape, kind: str = "sample") -> torch.Tensor:
+        """Gumbel(0, 1) noise of shape (B, ...). kind: what it decides ("sample": a code's draw; "choice": which
+        tokens a parallel pass keeps)."""
+        return gumbel_like(shape, self.generators, self.generators[0].device if self.generators else "cpu")
+
+    def multinomial(self, probs: torch.Tensor) -> torch.Tensor:
+        """(B, ..., V) probabilities -> (B, ...) codes."""
+        return multinomial_rows(probs, self.generators)
+
+
+def randomness(seeds, device) -> Randomness:
+    """`seeds` (one per sample) as a Randomness; a Randomness as it is."""
+    return seeds if isinstance(seeds, Randomness) else Randomness(seeds, device)
+
+
+@dataclass
+class Step:
+    """One step of a sampler, as `trace` records it: the (B, L) codes and the (B, L) positions still missing
+    after it, and what else the step computed under the names its authors use (`details`)."""
+
+    tokens: torch.Tensor
+    unknown: torch.Tensor
+    details: dict = field(default_factory=dict)
 
 
 def top_k_filter(logits: torch.Tensor, k: int | None) -> torch.Tensor:

@@ -24,7 +24,7 @@ import torch
 
 from pluralfill import progress
 from pluralfill.errors import PluralfillError
-from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
+from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
 
 SCHEDULES = ("cosine", "linear", "uniform", "square", "cubic", "arccos", "log", "exp", "pow<k>")
 
@@ -70,7 +70,7 @@ def parallel_decode(
     logits_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
     tokens: torch.Tensor,
     unknown: torch.Tensor,
-    generators: list[torch.Generator],
+    randomness: Randomness,
     steps: int = 12,
     schedule: str = "cosine",
     choice_temperature: float = 4.5,
@@ -78,33 +78,28 @@ def parallel_decode(
     top_k: int | None = None,
     trace: list | None = None,
     start_step: int = 0,
-    noise: Callable[[str, tuple], torch.Tensor] | None = None,
-    record: list | None = None,
 ) -> torch.Tensor:
     """Fill the `unknown` positions of `tokens` (B, L) in passes start_step, ..., steps - 1.
 
     logits_fn(tokens, unknown) -> (B, L, V): the model's predictions when the positions in `unknown` are
-    hidden from it. `trace`, if a list, receives (tokens, unknown) after every step. `noise(kind, shape)`:
-    the standard Gumbel noise of the draw ("sample") and of the choice ("choice"); default: drawn from the
-    row's generator (the official decoder's noise can be injected here). `record`, if a list, receives a dict
-    of every step's quantities under the official decoder's names: sampled_ids (the draw before known tokens are
-    kept), sampled, selected_probs (+inf at known positions), ratio, mask_ratio (for row 0's unknown count: only
-    the log and exp schedules depend on it), mask_len, choice_temperature.
+    hidden from it. `randomness` gives the Gumbel noise of the draw ("sample") and of the choice ("choice").
+    `trace`, if a list, receives a Step after every pass, whose details hold the pass's quantities under the
+    official decoder's names: sampled_ids (the draw before known tokens are kept), sampled, and but for the last
+    pass selected_probs (+inf at known positions), ratio, mask_ratio (for row 0's unknown count: only the log
+    and exp schedules depend on it), mask_len, choice_temperature.
     """
     mask_ratio(schedule, 1.0)  # an unknown name fails before any work
     check_sampling(temperature, steps=steps)
     if not 0 <= start_step < steps:
         raise PluralfillError(f"start_step must be in [0, steps), got {start_step} with steps={steps}")
-    noise = noise or (lambda kind, shape: gumbel_like(shape, generators, tokens.device))
     tokens, unknown = tokens.clone(), unknown.clone()
     n_start = [int(n) for n in unknown.sum(1)]
     for step in range(start_step, steps):
         progress.step(step - start_step, steps - start_step)
         logits = top_k_filter(logits_fn(tokens, unknown).float() / temperature, top_k)
-        drawn = (logits + noise("sample", logits.shape).to(logits.device)).argmax(-1)
+        drawn = (logits + randomness.gumbel(logits.shape, "sample").to(logits.device)).argmax(-1)
         sampled = torch.where(unknown, drawn, tokens)
-        if record is not None:
-            record.append({"sampled_ids": drawn, "sampled": sampled})
+        details = {"sampled_ids": drawn, "sampled": sampled}
         if step == steps - 1:
             tokens, unknown = sampled, torch.zeros_like(unknown)
         else:
@@ -113,15 +108,15 @@ def parallel_decode(
             keep = torch.tensor([[masked_count(schedule, step, steps, n)] for n in n_start], device=tokens.device)
             keep_masked = torch.maximum(torch.ones_like(keep), torch.minimum(remaining - 1, keep))
             logp = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0]
-            confidence = logp + choice_temperature * (1 - ratio) * noise("choice", logp.shape).to(logp.device)
+            confidence = logp + choice_temperature * (1 - ratio) * randomness.gumbel(logp.shape, "choice").to(logp.device)
             confidence = confidence.masked_fill(~unknown, float("inf"))
             cutoff = confidence.sort(dim=1).values.gather(1, keep_masked.clamp(max=confidence.shape[1] - 1))
             still = (confidence < cutoff) & unknown
-            if record is not None:
-                record[-1] |= {"selected_probs": logp.exp().masked_fill(~unknown, float("inf")), "ratio": ratio,
-                               "mask_ratio": mask_ratio(schedule, ratio, n_start[0]), "mask_len": keep_masked[:, 0],
-                               "choice_temperature": choice_temperature * (1 - ratio)}  # fmt: skip
+            if trace is not None:
+                details |= {"selected_probs": logp.exp().masked_fill(~unknown, float("inf")), "ratio": ratio,
+                            "mask_ratio": mask_ratio(schedule, ratio, n_start[0]), "mask_len": keep_masked[:, 0],
+                            "choice_temperature": choice_temperature * (1 - ratio)}  # fmt: skip
             tokens, unknown = torch.where(still, tokens, sampled), still
         if trace is not None:
-            trace.append((tokens.clone(), unknown.clone()))
+            trace.append(Step(tokens.clone(), unknown.clone(), details))
     return tokens

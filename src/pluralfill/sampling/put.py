@@ -2,8 +2,8 @@
 confident about, drawing its code from the top-K, and feed the chosen code's vector back as that
 position's input.
 
-Sampling draws through the Gumbel-max trick with one generator per sample, so sample i of a seeded run
-does not depend on how many other samples were drawn beside it.
+Sampling draws through the Gumbel-max trick with one random stream per sample (`Randomness`), so sample i of a
+seeded run does not depend on how many other samples were drawn beside it.
 """
 
 from __future__ import annotations
@@ -13,9 +13,8 @@ import math
 import torch
 
 from pluralfill import progress
-from pluralfill.errors import PluralfillError
 from pluralfill.models.uq_transformer import UQTransformer
-from pluralfill.sampling.base import check_sampling, gumbel_like, top_k_filter
+from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
 
 
 @torch.no_grad()
@@ -25,7 +24,7 @@ def sample_put(
     features: torch.Tensor,
     tokens: torch.Tensor,
     filled: torch.Tensor,
-    generators: list[torch.Generator],
+    randomness: Randomness,
     top_k: int | None = 50,
     temperature: float = 1.0,
     tokens_per_step: int = 1,
@@ -39,12 +38,11 @@ def sample_put(
     `codebook[k]`. features: (B, L, in_dim) un-quantized features of the masked images. tokens: (B, L) codes
     of the known positions (others ignored). filled: (B, L) bool, True where the token is known.
     position_by: "probability" (the paper: highest max-probability) or "logit" (the official code:
-    highest max-logit). `trace`, if a list, receives (positions, codes, valid) of every step.
+    highest max-logit). `trace`, if a list, receives a Step per step (details: "positions" (B, k) chosen,
+"codes" drawn there, "valid": where a row had a position left to fill).
     known_fraction: (B, L) share of each patch's pixels present, for a transformer with a mask embedding.
     Returns the (B, L) completed tokens.
     """
-    if position_by not in ("probability", "logit"):
-        raise PluralfillError(f"position_by must be 'probability' or 'logit', got {position_by!r}")
     check_sampling(temperature, tokens_per_step=tokens_per_step)
     x = transformer.embed(features, known_fraction)
     tokens, filled = tokens.clone(), filled.clone()
@@ -63,11 +61,11 @@ def sample_put(
         top = score.topk(k, dim=1)
         pos, valid = top.indices, top.values > float("-inf")  # rows with fewer gaps than k pick some filled
         picked = top_k_filter(logits[rows, pos] / temperature, top_k)  # (B, k, V)
-        new = (picked + gumbel_like(picked.shape, generators, x.device)).argmax(-1)
+        new = (picked + randomness.gumbel(picked.shape).to(x.device)).argmax(-1)
         new_x = transformer.embed_codes(codebook[new], pos).to(x.dtype)
         x[rows, pos] = torch.where(valid[..., None], new_x, x[rows, pos])
         tokens[rows, pos] = torch.where(valid, new, tokens[rows, pos])
         filled[rows, pos] = filled[rows, pos] | valid
         if trace is not None:
-            trace.append((pos.clone(), new.clone(), valid.clone()))
+            trace.append(Step(tokens.clone(), ~filled, {"positions": pos.clone(), "codes": new.clone(), "valid": valid.clone()}))
     return tokens

@@ -18,13 +18,12 @@ pass on, as the official code does.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import torch
 
 from pluralfill import progress
 from pluralfill.errors import PluralfillError
-from pluralfill.sampling.base import check_sampling, top_k_filter
+from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
 
 SCHEDULES = ("N (tokens per pass)", "-1 (all at once)", "cosine_T", "linear_T", "average_T", "cosine-1_T", "linear-1_T")
 
@@ -68,7 +67,7 @@ def sample_put_tpami(
     x: torch.Tensor,
     tokens: torch.Tensor,
     filled: torch.Tensor,
-    draw: Callable[[torch.Tensor], torch.Tensor],
+    randomness: Randomness,
     top_k: int | None = 200,
     temperature: float = 1.0,
     schedule: int | str = 20,
@@ -77,9 +76,9 @@ def sample_put_tpami(
     """Fill every position where `filled` is False.
 
     transformer: the UQ-Transformer; x: (B, L, dim) its embedded inputs (`transformer.embed`); codebook:
-    the code vectors a drawn code k feeds back; tokens: (B, L) codes, kept where `filled`; draw(probs
-    (B, L, V)) -> (B, L) codes (one draw per position, as the official sampler draws every position at
-    every pass); `trace`, if a list, receives (tokens, still missing) after every pass.
+    the code vectors a drawn code k feeds back; tokens: (B, L) codes, kept where `filled`; randomness: draws one
+    code at every position at every pass (`multinomial`), as the official sampler does; `trace`, if a list,
+    receives a Step after every pass.
     """
     check_sampling(temperature)
     tokens, filled, x = tokens.clone(), filled.clone(), x.clone()
@@ -90,7 +89,7 @@ def sample_put_tpami(
         progress.step(done, len(passes))
         logits = transformer.forward_embedded(x).float()
         kept = top_k_filter(logits, top_k)
-        sample = draw(torch.softmax(kept * temperature, dim=-1))
+        sample = randomness.multinomial(torch.softmax(kept * temperature, dim=-1))
         if n == -1 or n >= length:
             commit = ~filled
         else:
@@ -101,5 +100,5 @@ def sample_put_tpami(
         tokens = torch.where(commit, sample, tokens)
         filled = filled | commit
         if trace is not None:
-            trace.append((tokens.clone(), ~filled))
+            trace.append(Step(tokens.clone(), ~filled))
     return tokens

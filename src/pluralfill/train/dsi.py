@@ -35,6 +35,7 @@ from pluralfill.models.dsi import CONFIGS, DSI, DSIConfig, HVQVAEModel, fit_to_v
 from pluralfill.nn.discriminators import SNPatchGANDiscriminator
 from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
+from pluralfill.sampling.base import Randomness
 from pluralfill.train.config import OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
 from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, unwrap
 from pluralfill.train.run import seed_step, start
@@ -246,10 +247,10 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
         for i in range(min(3, x.shape[0])):
             hi, mi = hole[i : i + 1], masked[i : i + 1]
             codes = vq.encode_top(mi).reshape(1, -1).expand(3, -1)
-            gens = [torch.Generator(device=fabric.device).manual_seed(step * 10 + j) for j in range(3)]
+            draws = Randomness([step * 10 + j for j in range(3)], fabric.device)
             cond = net.condition(mi, hi).expand(3, -1, -1, -1)
             unknown = token_hole(1 - hi, dcfg.resolution // side, 1)[0]
-            sampled = sample_raster(net, cond, vq.quantize_top.embedding, codes, unknown, gens)
+            sampled = sample_raster(net, cond, vq.quantize_top.embedding, codes, unknown, draws)
             decoded = decode_structure(vq, mi, sampled.reshape(3, side, side))
             rows.append([masked_view(to_uint8(x[i : i + 1])[0], (hi[0, 0] > 0.5).cpu().numpy()), *to_uint8(decoded), to_uint8(x[i : i + 1])[0]])
         return grid_rows(rows)
