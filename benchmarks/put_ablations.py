@@ -70,8 +70,9 @@ def main():
         ceiling = isinstance(inpainter, TrueTokens)
         values, _ = run_and_score(inpainter, images, holes, 1 if ceiling else args.samples, metrics=METRICS,
                                   **({} if ceiling else {"sampler": "put", "top_k": 50}))  # fmt: skip
+        diversity = "—" if ceiling else f"{values['diversity-pixel']:.3f}%"
         print(f"| {name} | {'true tokens' if ceiling else 'samples'} | {values['psnr']:.2f} | {values['ssim']:.4f} | "
-              f"{values['mae']:.3f}% | {'—' if ceiling else f"{values['diversity-pixel']:.3f}%"} |")  # fmt: skip
+              f"{values['mae']:.3f}% | {diversity} |")
 
 
 if __name__ == "__main__":

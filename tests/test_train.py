@@ -85,6 +85,31 @@ def test_a_nested_override_changes_one_field_of_a_named_model():
     assert got.transformer.model_copy(update={"num_layers": 6}) == named.transformer
 
 
+def test_a_moved_setting_still_loads_with_a_note(caplog):
+    """loss.disc_lr (where pluralfill read it before) is read as optim.disc_lr, the one place every stage reads."""
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="pluralfill"):
+        cfg = load_config(CONFIGS / "mhtma-tiny.yaml", ["loss.disc_lr=0.005"])
+    assert cfg.optim.disc_lr == 0.005 and "loss.disc_lr is now optim.disc_lr" in caplog.text
+    assert load_config(CONFIGS / "mhtma-tiny.yaml").optim.disc_lr == 1e-3  # the configs say it where it lives
+    assert load_config(CONFIGS / "maskgit-tiny-tokenizer.yaml").optim.disc_betas == (0.5, 0.9)
+
+
+def test_second_stage_configs_derive_what_they_read_of_the_first():
+    from pluralfill.models.maskgit import CONFIGS as MASKGIT
+    from pluralfill.models.put import CONFIGS as PUT_CONFIGS, PUT
+
+    put = PUT_CONFIGS["put-tiny"]
+    pvqvae = put.pvqvae.model_copy(update={"code_dim": 48, "num_codes": 96, "resolution": 128})
+    fitted = put.fit_to(pvqvae).transformer
+    assert (fitted.in_dim, fitted.vocab_size, fitted.seq_len) == (48, pvqvae.known_codes, (128 // pvqvae.patch_size) ** 2)
+    PUT(put.fit_to(pvqvae))  # its invariants hold
+    mg = MASKGIT["maskgit-tiny"]
+    tokenizer = mg.tokenizer.model_copy(update={"num_codes": 77})
+    assert mg.fit_to(tokenizer).transformer.vocab_size == 77
+
+
 def test_config_errors_are_clear(tmp_path, images):
     with pytest.raises(PluralfillError, match="config error at optim.lrr"):
         load_config(CONFIGS / "put-tiny-pvqvae.yaml", ["optim.lrr=1"])

@@ -110,7 +110,6 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except PluralfillError as e:
         _fail(str(e))
-        sys.exit(2)
     except KeyboardInterrupt:
         err.print("interrupted")
         sys.exit(130)

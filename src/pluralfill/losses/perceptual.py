@@ -3,13 +3,10 @@ PUT (Liu et al. 2022, Eq. 6-7) use them: L1 between activations, and L1 between 
 
 from __future__ import annotations
 
-import os
-
 import torch
 from torch import nn
 
 from pluralfill.nn.vgg import VGGFeatures
-from pluralfill.hub import load_weights
 
 PERCEPTUAL_LAYERS = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
 STYLE_LAYERS = ("relu2_2", "relu3_4", "relu4_4", "relu5_2")
@@ -25,13 +22,9 @@ def gram(x: torch.Tensor) -> torch.Tensor:
 class VGGLoss(nn.Module):
     """`forward(a, b)` with images in [-1, 1] -> (perceptual, style). VGG weights are frozen."""
 
-    def __init__(self, arch: str = "vgg19", weights: str | os.PathLike | None = None, load: bool = True,
-                 perceptual_layers=PERCEPTUAL_LAYERS, style_layers=STYLE_LAYERS):  # fmt: skip
+    def __init__(self, vgg: VGGFeatures, perceptual_layers=PERCEPTUAL_LAYERS, style_layers=STYLE_LAYERS):
         super().__init__()
-        self.vgg = VGGFeatures(arch)
-        if load:
-            load_weights(self.vgg, arch, weights, ignore=("classifier.",))
-        self.vgg.requires_grad_(False).eval()
+        self.vgg = vgg.requires_grad_(False).eval()
         self.perceptual_layers, self.style_layers = tuple(perceptual_layers), tuple(style_layers)
         self.taps = tuple(dict.fromkeys(self.perceptual_layers + self.style_layers))
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1))

@@ -160,6 +160,11 @@ class MaskGITConfig(BaseModel):
     def resolution(self) -> int:
         return self.tokenizer.resolution
 
+    def fit_to(self, tokenizer: VQGANConfig) -> MaskGITConfig:
+        """This config over `tokenizer`, with the transformer's codes and sequence length derived from it."""
+        t = self.transformer.model_copy(update={"vocab_size": tokenizer.num_codes, "seq_len": tokenizer.tokens_per_side**2})
+        return self.model_copy(update={"tokenizer": tokenizer, "transformer": t})
+
 
 class MaskGIT(Pretrained, nn.Module):
     """The tokenizer and the transformer, saved and loaded together."""

@@ -28,6 +28,14 @@ class PUTConfig(BaseModel):
     def resolution(self) -> int:
         return self.pvqvae.resolution
 
+    def fit_to(self, pvqvae: PVQVAEConfig) -> PUTConfig:
+        """This config over `pvqvae`, with what the transformer reads of it derived: its input width, its codes,
+        its sequence length and, reading tokens, how many ids it embeds."""
+        t = self.transformer.model_copy(update={
+            "in_dim": pvqvae.code_dim, "vocab_size": pvqvae.known_codes, "seq_len": (pvqvae.resolution // pvqvae.patch_size) ** 2,
+            "num_input_codes": pvqvae.num_codes if self.transformer.input == "tokens" else 0})  # fmt: skip
+        return self.model_copy(update={"pvqvae": pvqvae, "transformer": t})
+
 
 def _put(name: str, layers: int, dim: int, heads: int = 8) -> PUTConfig:
     """The paper's models; the codebook trains as the official code trains it (no data init, no restarts)."""

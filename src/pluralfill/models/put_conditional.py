@@ -24,7 +24,6 @@ from pluralfill.models.pvqvae import PVQVAE, PVQVAEConfig
 from pluralfill.models.uq_transformer import UQTransformer, UQTransformerConfig
 
 SEG_SCALE = 76.5  # the official segmentation P-VQVAE reads label / 76.5 - 1
-COCO_PANOPTIC_CLASSES = 133  # Mask2Former's label set; 20 more "unknown" ids (133-152) are used in training
 
 
 class PUTConditionalConfig(BaseModel):

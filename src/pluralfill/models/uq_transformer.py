@@ -10,9 +10,9 @@ x = emb_proj(features) * r + mask_emb * (1 - r) + pos_emb, has no key bias, and 
 
 from __future__ import annotations
 
-import torch
 from typing import Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from pluralfill.errors import PluralfillError
 
@@ -51,6 +52,17 @@ class OptimConfig(Strict):
     grad_clip: float | None = 1.0
 
 
+class AdversarialOptim(OptimConfig):
+    """The optimizer settings of a stage with a discriminator: its Adam's peak learning rate and betas (None:
+    the generator's), on the generator's schedule."""
+
+    disc_lr: float | None = None
+    disc_betas: tuple[float, float] | None = None
+
+
+MOVED = {"loss.disc_lr": "optim.disc_lr"}  # settings an older pluralfill read elsewhere
+
+
 class TrainConfig(Strict):
     """What every stage takes. Each stage subclasses it with `stage: Literal[its name]` and its own `loss`
     (and, where it has more, `optim`) section, so a setting another stage uses is an error here."""
@@ -75,6 +87,22 @@ class TrainConfig(Strict):
     sample_every: int = 200
     checkpoint_every: int = 200
     run_dir: str | None = None  # default: runs/<stage>-<model>-<time>
+
+    @model_validator(mode="before")
+    @classmethod
+    def _moved(cls, tree):
+        """A config (or a run folder) from an older pluralfill: each moved key read where it lives now, with a note."""
+        if not isinstance(tree, dict):
+            return tree
+        tree = dict(tree)
+        for old, new in MOVED.items():
+            (section, key), (to_section, to_key) = old.split("."), new.split(".")
+            if isinstance(tree.get(section), dict) and key in tree[section]:
+                tree[section] = dict(tree[section])
+                value = tree[section].pop(key)
+                tree[to_section] = dict(tree.get(to_section) or {}) | {to_key: value}
+                logging.getLogger("pluralfill").warning(f"note: {old} is now {new}; read as {new}={value} (move it in the config)")
+        return tree
 
 
 class SecondStageConfig(TrainConfig):

@@ -36,8 +36,17 @@ from pluralfill.nn.discriminators import SNPatchGANDiscriminator
 from pluralfill.pixels import to_uint8
 from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.sampling.base import Randomness
-from pluralfill.train.config import OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
-from pluralfill.train.loop import data, first_stage, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.config import AdversarialOptim, OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import (
+    add_discriminator,
+    data,
+    discriminator_update,
+    first_stage,
+    fit,
+    setup_generator,
+    step_optimizer,  # fmt: skip
+    unwrap,
+)
 from pluralfill.train.run import seed_step, start
 from pluralfill.train.transformer import VAL_SEED_STEP
 
@@ -71,12 +80,16 @@ class TextureLoss(Strict):
     feature: float = 0.1  # on each of the top and bottom latents
     adversarial: float = 1.0
     late_start_step: int = 0  # the adversarial term joins at this step (official: 0)
-    disc_lr: float | None = None  # None: the generator's (one optimizer serves both officially)
+
+
+class TextureOptim(AdversarialOptim):
+    """disc_lr None: the generator's learning rate, at every step (one optimizer serves both officially)."""
 
 
 class TextureStage(SecondStageConfig):
     stage: Literal["dsi-texture"]
     loss: TextureLoss = TextureLoss()
+    optim: TextureOptim = TextureOptim()
 
 
 def dsi_config(cfg: TrainConfig) -> DSIConfig:
@@ -115,8 +128,8 @@ def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
     fabric, run = start(cfg, resume)
     vcfg = dsi_config(cfg).hvqvae
     model = HVQVAEModel(vcfg)
-    model, opt = fabric.setup(model, optimizer(model.parameters(), cfg))
-    state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
+    state, modules = setup_generator(fabric, model, cfg)
+    model, opt = state["model"], state["optimizer"]
     average = WeightAverage(fabric, state, model, cfg.optim.polyak_decay)
     run.restore(state)
     train, val = data(cfg, vcfg.resolution, fabric.global_rank, num_holes=0)
@@ -207,8 +220,8 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
     dsi = DSI(dcfg)
     dsi.hvqvae.load_state_dict(hvqvae.state_dict())
     vq = dsi.hvqvae.requires_grad_(False).eval().to(fabric.device)
-    structure, opt = fabric.setup(dsi.structure, optimizer(dsi.structure.parameters(), cfg))
-    state = {"structure": structure, "optimizer": opt, "step": 0, "best": math.inf}
+    state, modules = setup_generator(fabric, dsi.structure, cfg, name="structure")
+    structure, opt = state["structure"], state["optimizer"]
     average = WeightAverage(fabric, state, structure, cfg.optim.polyak_decay)
     run.restore(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
@@ -294,14 +307,11 @@ def train_texture(cfg: TextureStage, resume=None) -> Path:
     dsi.structure.load_state_dict(partial.structure.state_dict())
     for frozen in (dsi.hvqvae, dsi.structure):
         frozen.requires_grad_(False).eval().to(fabric.device)
-    texture, opt = fabric.setup(dsi.texture, optimizer(dsi.texture.parameters(), cfg))
-    state = {"texture": texture, "optimizer": opt, "step": 0, "best": math.inf}
+    state, modules = setup_generator(fabric, dsi.texture, cfg, name="texture")
+    texture, opt = state["texture"], state["optimizer"]
     lw = cfg.loss
     if lw.adversarial:
-        disc = SNPatchGANDiscriminator(dcfg.disc_width)
-        disc_opt = torch.optim.Adam(disc.parameters(), lr=lw.disc_lr or cfg.optim.lr, betas=cfg.optim.betas)
-        disc, disc_opt = fabric.setup(disc, disc_opt)
-        state |= {"disc": disc, "disc_optimizer": disc_opt}
+        add_discriminator(fabric, state, modules, SNPatchGANDiscriminator(dcfg.disc_width), cfg)
     run.restore(state)
     train, val = data(cfg, dcfg.resolution, fabric.global_rank, num_holes=1)
     vq = dsi.hvqvae
@@ -320,14 +330,8 @@ def train_texture(cfg: TextureStage, resume=None) -> Path:
         if adversarial:  # real and completed in one call: one power iteration, as the official graph
             d = state["disc"](torch.cat([x, completed.detach()]), hole.repeat(2, 1, 1, 1))
             real, fake = d.chunk(2)
-            dopt = state["disc_optimizer"]
-            _shared_adam_steps(dopt, 2 * (step - lw.late_start_step) + 2)
-            for group in dopt.param_groups:
-                group["lr"] = lw.disc_lr or lr
-            loss = texture_discriminator_loss(real, fake)
-            dopt.zero_grad(set_to_none=True)
-            fabric.backward(loss)
-            dopt.step()
+            _shared_adam_steps(state["disc_optimizer"], 2 * (step - lw.late_start_step) + 2)
+            loss = discriminator_update(fabric, state, texture_discriminator_loss(real, fake), cfg.optim.disc_lr or lr)
             terms["disc"] = loss.detach()
         return terms | {"loss": total}
 
@@ -352,4 +356,4 @@ def train_texture(cfg: TextureStage, resume=None) -> Path:
             rows.append([masked_view(to_uint8(xi)[0], (hi[0, 0] > 0.5).cpu().numpy()), to_uint8(true_fill)[0], *to_uint8(sampled), to_uint8(xi)[0]])
         return grid_rows(rows)
 
-    return fit(run, state, train, step_fn, dsi, [texture] + ([state["disc"]] if "disc" in state else []), validate, sheet)
+    return fit(run, state, train, step_fn, dsi, modules, validate, sheet)

@@ -70,23 +70,46 @@ def step_optimizer(fabric, model, opt, loss, cfg: TrainConfig, lr: float):
     opt.step()
 
 
-def setup_autoencoder(fabric, run: Run, model, cfg: TrainConfig, disc_betas: tuple[float, float]):
+def setup_generator(fabric, model, cfg: TrainConfig, params=None, name: str = "model"):
+    """The Fabric-wrapped network a stage trains and its optimizer (over `params`, default all), as a fresh
+    state {name, "optimizer", "step", "best"} and the list of modules the run saves."""
+    model, opt = fabric.setup(model, optimizer(model.parameters() if params is None else params, cfg))
+    return {name: model, "optimizer": opt, "step": 0, "best": float("inf")}, [model]
+
+
+def add_discriminator(fabric, state: dict, modules: list, disc, cfg: TrainConfig) -> None:
+    """A discriminator with its own Adam (cfg.optim.disc_lr and disc_betas, else the generator's) into the
+    state (as "disc" and "disc_optimizer", so last.ckpt holds both and a resumed GAN continues exactly) and the
+    saved modules."""
+    lr, betas = cfg.optim.disc_lr or cfg.optim.lr, cfg.optim.disc_betas or cfg.optim.betas
+    disc, opt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=lr, betas=betas))
+    state |= {"disc": disc, "disc_optimizer": opt}
+    modules.append(disc)
+
+
+def vgg_features(arch: str, weights, unless: str):
+    """The frozen VGG a perceptual or style loss reads, from `weights` (else the cache, else a download); a
+    missing file says which setting trains without it (`unless`)."""
+    from pluralfill.hub import load_weights
+    from pluralfill.nn.vgg import VGGFeatures
+
+    try:
+        return load_weights(VGGFeatures(arch), arch, weights, ignore=("classifier.",)).requires_grad_(False).eval()
+    except PluralfillError as e:
+        raise PluralfillError(f"{e} -- or train without it: {unless}") from None
+
+
+def setup_autoencoder(fabric, run: Run, model, cfg: TrainConfig):
     """Fabric-wrapped autoencoder, its optimizer and, when the adversarial weight is set, a PatchGAN
     discriminator with its own Adam; restored from last.ckpt when the run resumes.
     Returns (model, optimizer, state, modules)."""
-    opt = optimizer(model.parameters(), cfg)
-    model, opt = fabric.setup(model, opt)
-    state = {"model": model, "optimizer": opt, "step": 0, "best": float("inf")}
-    modules = [model]
-    if cfg.loss.adversarial:
-        from pluralfill.nn.discriminators import EdgeConnectDiscriminator
+    from pluralfill.nn.discriminators import EdgeConnectDiscriminator
 
-        disc = EdgeConnectDiscriminator()
-        disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=cfg.loss.disc_lr, betas=disc_betas))
-        state |= {"disc": disc, "disc_optimizer": dopt}
-        modules.append(disc)
+    state, modules = setup_generator(fabric, model, cfg)
+    if cfg.loss.adversarial:
+        add_discriminator(fabric, state, modules, EdgeConnectDiscriminator(), cfg)
     run.restore(state)
-    return model, opt, state, modules
+    return state["model"], state["optimizer"], state, modules
 
 
 def discriminator_step(fabric, state: dict, loss_fn, real, fake, critic=None) -> torch.Tensor:

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows
 from pluralfill.losses.adversarial import hinge_discriminator_loss, hinge_generator_loss
 from pluralfill.losses.reconstruction import pixel_loss
@@ -27,8 +26,17 @@ from pluralfill.models.maskgit import CONFIGS, MaskGIT, MaskGITConfig
 from pluralfill.models.vqgan import VQGAN
 from pluralfill.pixels import to_uint8
 from pluralfill.sampling.parallel import mask_ratio
-from pluralfill.train.config import SecondStageConfig, Strict, TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_step, first_stage, fit, setup_autoencoder, step_optimizer, unwrap
+from pluralfill.train.config import AdversarialOptim, SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import (
+    data,
+    discriminator_step,
+    first_stage,
+    fit,
+    setup_autoencoder,
+    step_optimizer,
+    unwrap,
+    vgg_features,  # fmt: skip
+)
 from pluralfill.train.run import start
 from pluralfill.train.transformer import frozen_first_stage, train_token_transformer
 
@@ -42,12 +50,17 @@ class TokenizerLoss(Strict):
     commitment: float = 0.25
     late_start_step: int = 10_000  # perceptual and GAN terms join at this step
     vgg_weights: str | None = None  # VGG-16 file; default: cache, then download
-    disc_lr: float = 2e-4
+
+
+class TokenizerOptim(AdversarialOptim):
+    disc_lr: float | None = 2e-4
+    disc_betas: tuple[float, float] | None = (0.5, 0.9)
 
 
 class TokenizerStage(TrainConfig):
     stage: Literal["maskgit-tokenizer"]
     loss: TokenizerLoss = TokenizerLoss()
+    optim: TokenizerOptim = TokenizerOptim()
 
 
 class TransformerLoss(Strict):
@@ -72,11 +85,9 @@ def train_tokenizer(cfg: TokenizerStage, resume=None) -> Path:
     if cfg.loss.perceptual:
         from pluralfill.losses.perceptual import VGGLoss
 
-        try:
-            vgg = VGGLoss("vgg16", cfg.loss.vgg_weights, perceptual_layers=LPIPS_TAPS, style_layers=()).to(fabric.device)
-        except PluralfillError as e:
-            raise PluralfillError(f"{e} -- or train without it: loss.perceptual=0") from None
-    model, opt, state, modules = setup_autoencoder(fabric, run, model, cfg, disc_betas=(0.5, 0.9))
+        features = vgg_features("vgg16", cfg.loss.vgg_weights, unless="loss.perceptual=0")
+        vgg = VGGLoss(features, perceptual_layers=LPIPS_TAPS, style_layers=()).to(fabric.device)
+    model, opt, state, modules = setup_autoencoder(fabric, run, model, cfg)
     train, val = data(cfg, tcfg.resolution, fabric.global_rank, num_holes=0)
     lw, last = cfg.loss, {}
 
@@ -117,11 +128,7 @@ def train_tokenizer(cfg: TokenizerStage, resume=None) -> Path:
 def train_transformer(cfg: TransformerStage, resume=None) -> Path:
     def build(cfg, device):
         tokenizer = first_stage(cfg.first_stage, VQGAN)
-        mcfg = maskgit_config(cfg)
-        mcfg.tokenizer = tokenizer.config  # the transformer must fit the tokenizer it reads
-        mcfg.transformer.vocab_size = tokenizer.config.num_codes
-        mcfg.transformer.seq_len = tokenizer.config.tokens_per_side**2
-        model = MaskGIT(mcfg)
+        model = MaskGIT(maskgit_config(cfg).fit_to(tokenizer.config))
         frozen_first_stage(model.tokenizer, tokenizer, device)
         return model
 

@@ -13,14 +13,12 @@ photo inside the hole (masks/sketch.py).
 from __future__ import annotations
 
 import csv
-import math
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
-from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.adversarial import (
     gradient_penalty,
@@ -33,8 +31,17 @@ from pluralfill.masks.sketch import extract_sketch
 from pluralfill.models.mhtma import CONFIGS, MHTMA, MHTMAConfig
 from pluralfill.nn.discriminators import GlobalLocalDiscriminator, hole_boxes
 from pluralfill.pixels import to_uint8
-from pluralfill.train.config import OptimConfig, Strict, TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_step, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.config import AdversarialOptim, Strict, TrainConfig, model_config
+from pluralfill.train.loop import (
+    add_discriminator,
+    data,
+    discriminator_step,
+    fit,
+    setup_generator,
+    step_optimizer,
+    unwrap,
+    vgg_features,  # fmt: skip
+)
 from pluralfill.train.run import start
 
 PERCEPTUAL_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3")  # VGG-16
@@ -49,10 +56,10 @@ class MHTMALoss(Strict):
     gradient_penalty: float = 10.0  # with gan=wgan-gp
     late_start_step: int = 10_000  # the adversarial term joins at this step
     vgg_weights: str | None = None  # VGG-16 file; default: cache, then download
-    disc_lr: float = 2e-4
 
 
-class MHTMAOptim(OptimConfig):
+class MHTMAOptim(AdversarialOptim):
+    disc_lr: float | None = 2e-4
     temperature_lr_scale: float = 1.0  # the temperature network's learning rate relative to lr
 
 
@@ -106,21 +113,15 @@ def train_mhtma(cfg: MHTMAStage, resume=None) -> Path:
     if lw.perceptual:
         from pluralfill.losses.perceptual import VGGLoss
 
-        try:
-            vgg = VGGLoss("vgg16", lw.vgg_weights, perceptual_layers=PERCEPTUAL_TAPS, style_layers=()).to(fabric.device)
-        except PluralfillError as e:
-            raise PluralfillError(f"{e} -- or train without it: loss.perceptual=0") from None
+        features = vgg_features("vgg16", lw.vgg_weights, unless="loss.perceptual=0")
+        vgg = VGGLoss(features, perceptual_layers=PERCEPTUAL_TAPS, style_layers=()).to(fabric.device)
     temperature = [p for n, p in model.named_parameters() if ".temperature." in n]
     rest = [p for n, p in model.named_parameters() if ".temperature." not in n]
     groups = [{"params": rest}] + ([{"params": temperature, "lr_scale": cfg.optim.temperature_lr_scale}] if temperature else [])
-    model, opt = fabric.setup(model, optimizer(groups, cfg))
-    state = {"model": model, "optimizer": opt, "step": 0, "best": math.inf}
-    modules = [model]
+    state, modules = setup_generator(fabric, model, cfg, groups)
+    model, opt = state["model"], state["optimizer"]
     if lw.adversarial:
-        disc = GlobalLocalDiscriminator(r, mcfg.disc_width, spectral=lw.gan == "hinge")
-        disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=lw.disc_lr, betas=cfg.optim.betas))
-        state |= {"disc": disc, "disc_optimizer": dopt}
-        modules.append(disc)
+        add_discriminator(fabric, state, modules, GlobalLocalDiscriminator(r, mcfg.disc_width, spectral=lw.gan == "hinge"), cfg)
     run.restore(state)
     train, val = data(cfg, r, fabric.global_rank, num_holes=1)
     detector = None

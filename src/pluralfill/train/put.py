@@ -23,7 +23,6 @@ import numpy as np
 import torch
 
 from pluralfill.data import HoleSource
-from pluralfill.errors import PluralfillError
 from pluralfill.grid import grid_rows, masked_view
 from pluralfill.losses.edge_connect import EdgeConnectLoss
 from pluralfill.losses.poly import poly_loss
@@ -32,8 +31,18 @@ from pluralfill.models.put import CONFIGS, PUT, PUTConfig
 from pluralfill.models.pvqvae import PVQVAE
 from pluralfill.nn.discriminators import EdgeConnectDiscriminator
 from pluralfill.pixels import to_uint8
-from pluralfill.train.config import OptimConfig, SecondStageConfig, Strict, TrainConfig, model_config
-from pluralfill.train.loop import data, discriminator_update, first_stage, fit, optimizer, step_optimizer, unwrap
+from pluralfill.train.config import AdversarialOptim, SecondStageConfig, Strict, TrainConfig, model_config
+from pluralfill.train.loop import (
+    add_discriminator,
+    data,
+    discriminator_update,
+    first_stage,
+    fit,
+    setup_generator,
+    step_optimizer,
+    unwrap,  # fmt: skip
+    vgg_features,
+)
 from pluralfill.train.run import lr_at, start
 from pluralfill.train.transformer import frozen_first_stage, train_token_transformer
 
@@ -51,9 +60,9 @@ class PVQVAELoss(Strict):
     vgg_weights: str | None = None  # VGG-19 file; default: cache, then download
 
 
-class PVQVAEOptim(OptimConfig):
-    disc_lr: float = 2e-5  # the discriminator's peak learning rate (same schedule as the generator's)
-    disc_betas: tuple[float, float] = (0.0, 0.9)
+class PVQVAEOptim(AdversarialOptim):
+    disc_lr: float | None = 2e-5  # the discriminator's peak learning rate (same schedule as the generator's)
+    disc_betas: tuple[float, float] | None = (0.0, 0.9)
 
 
 class PVQVAEStage(TrainConfig):
@@ -85,24 +94,12 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
     pcfg = put_config(cfg).pvqvae
     model = PVQVAE(pcfg)
     lw = cfg.loss
-    vgg = None
-    if lw.perceptual or lw.style:
-        from pluralfill.hub import load_weights
-        from pluralfill.nn.vgg import VGGFeatures
-
-        try:
-            vgg = load_weights(VGGFeatures("vgg19"), "vgg19", lw.vgg_weights, ignore=("classifier.",))
-        except PluralfillError as e:
-            raise PluralfillError(f"{e} -- or train without them: loss.perceptual=0 loss.style=0") from None
+    vgg = vgg_features("vgg19", lw.vgg_weights, unless="loss.perceptual=0 loss.style=0") if lw.perceptual or lw.style else None
     loss_fn = pvqvae_loss(lw, vgg).to(fabric.device)
-    model, opt = fabric.setup(model, optimizer(model.parameters(), cfg))
-    state = {"model": model, "optimizer": opt, "step": 0, "best": float("inf")}
-    modules = [model]
-    if lw.adversarial:  # the discriminator and its optimizer are part of last.ckpt: a resumed GAN continues exactly
-        disc = EdgeConnectDiscriminator()
-        disc, dopt = fabric.setup(disc, torch.optim.Adam(disc.parameters(), lr=cfg.optim.disc_lr, betas=cfg.optim.disc_betas))
-        state |= {"disc": disc, "disc_optimizer": dopt}
-        modules.append(disc)
+    state, modules = setup_generator(fabric, model, cfg)
+    model, opt = state["model"], state["optimizer"]
+    if lw.adversarial:
+        add_discriminator(fabric, state, modules, EdgeConnectDiscriminator(), cfg)
     run.restore(state)
     # m (the reference's mask) and m' (the erase mask), from the same mask sources; zero holes only for m
     reference_holes = HoleSource.from_config(cfg.masks)
@@ -161,13 +158,7 @@ def pvqvae_losses(model: PVQVAE, loss_fn: EdgeConnectLoss, x, known, erase, step
 def train_transformer(cfg: TransformerStage, resume=None) -> Path:
     def build(cfg, device):
         pvqvae = first_stage(cfg.first_stage, PVQVAE)
-        put_cfg = put_config(cfg)
-        put_cfg.pvqvae = pvqvae.config  # the transformer must fit the P-VQVAE it reads
-        t = put_cfg.transformer
-        t.in_dim, t.vocab_size = pvqvae.config.code_dim, pvqvae.num_known_codes
-        t.seq_len = (pvqvae.config.resolution // pvqvae.config.patch_size) ** 2
-        t.num_input_codes = pvqvae.config.num_codes if t.input == "tokens" else 0
-        model = PUT(put_cfg)
+        model = PUT(put_config(cfg).fit_to(pvqvae.config))
         frozen_first_stage(model.pvqvae, pvqvae, device)
         return model
 

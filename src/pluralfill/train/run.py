@@ -12,7 +12,6 @@ import math
 import os
 import time
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 import numpy as np
