@@ -2,21 +2,31 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+PIP    := $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt
 
-.PHONY: demo test install clean
+.PHONY: demo test install lint clean
 
-$(STAMP): pyproject.toml constraints.txt
+# the demo and the web app need the package and its app extra; the tests add ONNX and the test tools
+$(VENV)/.demo: pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[app,onnx,test]"
-	touch $(STAMP)
+	$(PIP) -e ".[app]"
+	touch $@
 
-install: $(STAMP)
+$(VENV)/.test: pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) -e ".[app,onnx,test]"
+	touch $@ $(VENV)/.demo
 
-demo: $(STAMP)
+install: $(VENV)/.test
+
+demo: $(VENV)/.demo
 	$(BIN)/pluralfill demo -o demo --overwrite
 
-test: $(STAMP)
+lint: $(VENV)/.test
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+test: lint
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -47,8 +47,12 @@ def held_out(config: Path, n: int) -> tuple[list[np.ndarray], list[str]]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default=pluralfill.DEFAULT_METHOD, help="the learned model (name or folder)")
-    ap.add_argument("--config", type=Path, default=ROOT / "configs" / "put-scenes-small-pvqvae.yaml",
-                    help="its training config: the sources it excludes are the held-out set")  # fmt: skip
+    ap.add_argument(
+        "--config",
+        type=Path,
+        default=ROOT / "configs" / "put-scenes-small-pvqvae.yaml",
+        help="its training config: the sources it excludes are the held-out set",
+    )
     ap.add_argument("--n", type=int, default=100, help="held-out images per bin")
     ap.add_argument("--samples", type=int, default=4, help="samples per image (diversity needs 2 or more)")
     ap.add_argument("--first-stage", help="a P-VQVAE run or folder: score its true-token ceiling instead of --model")
@@ -56,9 +60,12 @@ def main():
     args = ap.parse_args()
 
     images, sources = held_out(args.config, args.n)
-    print(f"# {args.first_stage or args.model} vs classical fills: {len(images)} held-out 256x256 crops of {len(sources)} sources "
-          f"({', '.join(sources)}), {args.samples} samples each, {platform.machine()}, "
-          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# {args.first_stage or args.model} vs classical fills: {len(images)} held-out 256x256 crops of "
+        f"{len(sources)} sources "
+        f"({', '.join(sources)}), {args.samples} samples each, {platform.machine()}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     learned = [] if args.first_stage else [args.model]
     methods = {name: pluralfill.load_inpainter(name) for name in (*learned, "telea", "patchmatch")}
     scored = dict(methods)
@@ -78,8 +85,10 @@ def main():
     print("| method | hole | PSNR ↑ | SSIM ↑ | MAE ↓ | diversity ↑ | s/image |")
     print("|---|---|---|---|---|---|---|")
     for (name, label), v in table.items():
-        print(f"| {Path(name).name} | {label} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['mae']:.3f}% | "
-              f"{v.get('diversity-pixel', float('nan')):.3f}% | {v['s/image']:.2f} |")  # fmt: skip
+        print(
+            f"| {Path(name).name} | {label} | {v['psnr']:.2f} | {v['ssim']:.4f} | {v['mae']:.3f}% | "
+            f"{v.get('diversity-pixel', float('nan')):.3f}% | {v['s/image']:.2f} |"
+        )
     if not args.first_stage:
         print(f"\nexamples: {args.out}/bundled_examples_*.jpg")
 
@@ -105,7 +114,10 @@ def example(methods: dict, images, holes, path: Path, rows: int = 6):
     for i in picks:
         row = [masked_view(images[i], holes[i])]
         for k, inpainter in enumerate(methods.values()):
-            row += [np.asarray(s) for s in inpainter.inpaint(images[i], holes[i], num_samples=3 if k == 0 else 1, seed=int(i))]
+            row += [
+                np.asarray(s)
+                for s in inpainter.inpaint(images[i], holes[i], num_samples=3 if k == 0 else 1, seed=int(i))
+            ]
         tiles.append(row + [images[i]])
     path.parent.mkdir(parents=True, exist_ok=True)
     grid_rows(tiles).save(path, quality=90)

@@ -35,10 +35,14 @@ def main():
     images = [read_image(p) for p in paths]
     holes = {
         "center 25%": [generate_hole("center", 256)] * len(images),
-        "lama-medium (0.2,0.3]": [generate_hole("lama-medium", 256, 0, i, ratio=(0.2, 0.3)) for i in range(len(images))],
+        "lama-medium (0.2,0.3]": [
+            generate_hole("lama-medium", 256, 0, i, ratio=(0.2, 0.3)) for i in range(len(images))
+        ],
     }
-    print(f"# classical fills, {len(images)} images 256x256, {platform.processor() or platform.machine()}, "
-          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# classical fills, {len(images)} images 256x256, {platform.processor() or platform.machine()}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     print("| method | hole | median s/image | worst s/image |")
     print("|---|---|---|---|")
     for name in ("patchmatch", "telea", "navier-stokes"):

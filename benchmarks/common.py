@@ -45,8 +45,15 @@ def budget(steps: int, quick: bool = False) -> list[str]:
     """Overrides every experiment's training runs share: scenes256 without the held-out sources, `steps` steps;
     `quick`: 2 images a batch, no data workers (the --quick modes the tests run)."""
     every = max(1, steps)
-    out = [f"data.train={SCENES}", f"data.exclude=[{', '.join(held_out_sources())}]", f"steps={steps}",
-           f"val_every={every}", f"sample_every={every}", f"checkpoint_every={every}", "log_every=1" if quick else "log_every=10"]  # fmt: skip
+    out = [
+        f"data.train={SCENES}",
+        f"data.exclude=[{', '.join(held_out_sources())}]",
+        f"steps={steps}",
+        f"val_every={every}",
+        f"sample_every={every}",
+        f"checkpoint_every={every}",
+        "log_every=1" if quick else "log_every=10",
+    ]
     return out + (["batch_size=2", "data.num_workers=0"] if quick else ["data.num_workers=1"])
 
 
@@ -62,7 +69,7 @@ def trained(config: str, run: Path, overrides: list[str]) -> Path:
 
 
 def mean_spread(values, digits: int = 2, unit: str = "") -> str:
-    """"mean ± sample standard deviation" over seeds (± 0 for one value)."""
+    """ "mean ± sample standard deviation" over seeds (± 0 for one value)."""
     v = np.asarray(values, dtype=float)
     sd = float(v.std(ddof=1)) if len(v) > 1 else 0.0
     return f"{v.mean():.{digits}f}{unit} ± {sd:.{digits}f}{unit}"
@@ -73,8 +80,11 @@ def held_out_images(run: Path, n: int, resolution: int) -> list[np.ndarray]:
     cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
     data = cfg["data"]
     exclude = data.get("exclude") or []
-    paths = (ImageList(data["val"], exclude=exclude).paths if data.get("val")
-             else ImageList(data["train"], exclude=exclude).split(data["val_fraction"], cfg["seed"])[1])  # fmt: skip
+    paths = (
+        ImageList(data["val"], exclude=exclude).paths
+        if data.get("val")
+        else ImageList(data["train"], exclude=exclude).split(data["val_fraction"], cfg["seed"])[1]
+    )
     return [center_crop(read_image(p), resolution) for p in paths[:n]]
 
 
@@ -82,7 +92,9 @@ def holes_for(images, preset: str, ratio: tuple[float, float], seed: int = 0) ->
     return [generate_hole(preset, im.shape[0], seed, i, ratio=ratio) for i, im in enumerate(images)]
 
 
-def run_and_score(inpainter, images, holes, num_samples: int, metrics=PIXEL_METRICS, inputs=None, seed: int = 0, **options):
+def run_and_score(
+    inpainter, images, holes, num_samples: int, metrics=PIXEL_METRICS, inputs=None, seed: int = 0, **options
+):
     """Inpaint every image, time it, and score with the evaluate command's code. Returns (values, s/image).
     `inputs`: what the inpainter is given, if not the images themselves (e.g. an object pasted under the hole);
     the scores are always against `images`."""
@@ -131,8 +143,10 @@ def toy_run(method: str, runs: Path, seed: int, steps: int, quick: bool = False)
     common = budget(steps, quick) + [f"seed={seed}"]
     if method == "mhtma":
         return trained("mhtma-tiny.yaml", runs / "MHTMA" / f"seed{seed}", common)
-    first, second = {"put": ("put-tiny-pvqvae.yaml", "put-tiny-transformer.yaml"),
-                     "maskgit": ("maskgit-tiny-tokenizer.yaml", "maskgit-tiny-transformer.yaml")}[method]  # fmt: skip
+    first, second = {
+        "put": ("put-tiny-pvqvae.yaml", "put-tiny-transformer.yaml"),
+        "maskgit": ("maskgit-tiny-tokenizer.yaml", "maskgit-tiny-transformer.yaml"),
+    }[method]
     tokenizer = trained(first, runs / method / f"seed{seed}" / "stage1", common)
     return trained(second, runs / method / f"seed{seed}" / "stage2", common + [f"first_stage={tokenizer}"])
 
@@ -145,7 +159,9 @@ def experiment_parser(doc: str, steps: int, n: int, steps_help: str):
     ap.add_argument("--steps", type=int, default=steps, help=steps_help)
     ap.add_argument("--seeds", type=int, default=3, help="training seeds (each a full set of runs)")
     ap.add_argument("--n", type=int, default=n, help="held-out images")
-    ap.add_argument("--runs", type=Path, default=ROOT / "runs" / "toy", help="where the runs go (a run that is there is reused)")
+    ap.add_argument(
+        "--runs", type=Path, default=ROOT / "runs" / "toy", help="where the runs go (a run that is there is reused)"
+    )
     ap.add_argument("--figures", type=Path, default=ROOT / "benchmarks" / "figures")
     ap.add_argument("--quick", action="store_true", help="2 steps, 2 seeds, a few images: the test's run")
     return ap

@@ -63,7 +63,9 @@ def measure(quick: bool, repeats: int) -> list[dict]:
         e = t.embed(seq)
         tokens = p.tokenize(p.encode(x))
         side = maskgit.config.tokenizer.tokens_per_side
-        mg_tokens = maskgit.tokenizer.encode(torch.rand(1, 3, maskgit.config.resolution, maskgit.config.resolution) * 2 - 1).reshape(1, side, side)
+        mg_tokens = maskgit.tokenizer.encode(
+            torch.rand(1, 3, maskgit.config.resolution, maskgit.config.resolution) * 2 - 1
+        ).reshape(1, side, side)
         rd = dsi.config.resolution
         xd, hd = torch.rand(1, 3, rd, rd) * 2 - 1, torch.zeros(1, 1, rd, rd)
         hd[..., rd // 4 : 3 * rd // 4, rd // 4 : 3 * rd // 4] = 1
@@ -78,11 +80,20 @@ def measure(quick: bool, repeats: int) -> list[dict]:
 
     def row(knob, net, default, alternative):
         base, alt = default(), alternative()
-        rows.append({"setting": knob, "network": net, "default_s": base, "alternative_s": alt, "alternative_speedup": base / alt})
+        rows.append(
+            {
+                "setting": knob,
+                "network": net,
+                "default_s": base,
+                "alternative_s": alt,
+                "alternative_speedup": base / alt,
+            }
+        )
 
     threads = torch.get_num_threads()
-    for net, (module, fn) in nets.items():
+    for net, (_module, fn) in nets.items():
         with torch.no_grad():
+
             def one_thread(fn=fn):
                 torch.set_num_threads(1)
                 try:
@@ -91,7 +102,12 @@ def measure(quick: bool, repeats: int) -> list[dict]:
                     torch.set_num_threads(threads)
 
             row(f"threads: 1 vs {threads}", net, lambda fn=fn: _timed(fn, dev, repeats), one_thread)
-            row("inference_mode vs no_grad", net, lambda fn=fn: _timed(fn, dev, repeats), lambda fn=fn: _inference(fn, repeats))
+            row(
+                "inference_mode vs no_grad",
+                net,
+                lambda fn=fn: _timed(fn, dev, repeats),
+                lambda fn=fn: _inference(fn, repeats),
+            )
     with torch.no_grad():
         for net in ("P-VQVAE decoder", "MaskGIT VQGAN decoder", "DSI texture generator"):
             module, fn = nets[net]
@@ -99,13 +115,27 @@ def measure(quick: bool, repeats: int) -> list[dict]:
             module.to(memory_format=torch.channels_last)
             nhwc = _timed(fn, dev, repeats)
             module.to(memory_format=torch.contiguous_format)
-            rows.append({"setting": "channels_last vs NCHW", "network": net, "default_s": nchw, "alternative_s": nhwc,
-                         "alternative_speedup": nchw / nhwc})  # fmt: skip
+            rows.append(
+                {
+                    "setting": "channels_last vs NCHW",
+                    "network": net,
+                    "default_s": nchw,
+                    "alternative_s": nhwc,
+                    "alternative_speedup": nchw / nhwc,
+                }
+            )
         sdpa = _timed(nets["TPAMI transformer pass"][1], dev, repeats)
         with _plain_attention():
             plain = _timed(nets["TPAMI transformer pass"][1], dev, repeats)
-        rows.append({"setting": "plain attention vs SDPA", "network": "TPAMI transformer pass", "default_s": sdpa, "alternative_s": plain,
-                     "alternative_speedup": sdpa / plain})  # fmt: skip
+        rows.append(
+            {
+                "setting": "plain attention vs SDPA",
+                "network": "TPAMI transformer pass",
+                "default_s": sdpa,
+                "alternative_s": plain,
+                "alternative_speedup": sdpa / plain,
+            }
+        )
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             compiled = torch.compile(t.forward_embedded)
@@ -114,8 +144,15 @@ def measure(quick: bool, repeats: int) -> list[dict]:
             except Exception as err:  # no C compiler, or an inductor failure: reported, not fatal
                 alt = float("nan")
                 print(f"torch.compile failed: {type(err).__name__}: {str(err)[:200]}")
-        rows.append({"setting": "torch.compile vs eager", "network": "TPAMI transformer pass", "default_s": sdpa, "alternative_s": alt,
-                     "alternative_speedup": sdpa / alt})  # fmt: skip
+        rows.append(
+            {
+                "setting": "torch.compile vs eager",
+                "network": "TPAMI transformer pass",
+                "default_s": sdpa,
+                "alternative_s": alt,
+                "alternative_speedup": sdpa / alt,
+            }
+        )
     return rows
 
 
@@ -130,10 +167,16 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="tiny configs, 1 repeat")
     a = ap.parse_args(argv)
     rows = measure(a.quick, 1 if a.quick else a.repeats)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, {'tiny configs' if a.quick else 'official sizes'}\n")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"{'tiny configs' if a.quick else 'official sizes'}\n"
+    )
     print("| setting | network | default (s) | alternative (s) | alternative's speed-up |\n|---|---|---|---|---|")
     for r in rows:
-        print(f"| {r['setting']} | {r['network']} | {r['default_s']:.4f} | {r['alternative_s']:.4f} | {r['alternative_speedup']:.2f}x |")
+        print(
+            f"| {r['setting']} | {r['network']} | {r['default_s']:.4f} | {r['alternative_s']:.4f} | "
+            f"{r['alternative_speedup']:.2f}x |"
+        )
     return rows
 
 

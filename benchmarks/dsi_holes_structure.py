@@ -10,7 +10,8 @@ Diversity comes from the structure generator alone (the texture pass is determin
 the two structure generators anew (`center` masks; `deepfill` masks: DSI's random rectangles and strokes), over
 one hierarchical VQ-VAE and one texture generator (trained with random masks) that every seed shares. Test
 holes, drawn once for every row: `center` (25%) and `deepfill` in (0.1, 0.5]. Quality: PSNR, SSIM, MAE averaged
-over samples; diversity: the mean pairwise difference of the samples over the image, known pixels included (LPIPS needs weights).
+over samples; diversity: the mean pairwise difference of the samples over the image, known pixels included
+(LPIPS needs weights).
 Writes figures/dsi_holes_structure.jpg.
 """
 
@@ -71,10 +72,20 @@ def main(argv=None):
     args = parse_experiment(ap, argv, vq_steps=2, texture_steps=2, n=1, samples=2)
     root = args.runs / "dsi-masks"
     vq = trained("dsi-tiny-hvqvae.yaml", root / "hvqvae", budget(args.vq_steps, args.quick))
-    structures = {(kind, s): trained("dsi-tiny-structure.yaml", root / f"structure-{kind}" / f"seed{s}",
-                                     budget(args.steps, args.quick) + [f"seed={s}", f"first_stage={vq}", f"masks.preset={preset}"])
-                  for kind, preset in TRAIN_MASKS.items() for s in range(args.seeds)}  # fmt: skip
-    texture = trained("dsi-tiny-texture.yaml", root / "texture", budget(args.texture_steps, args.quick) + [f"first_stage={structures['random', 0]}"])
+    structures = {
+        (kind, s): trained(
+            "dsi-tiny-structure.yaml",
+            root / f"structure-{kind}" / f"seed{s}",
+            budget(args.steps, args.quick) + [f"seed={s}", f"first_stage={vq}", f"masks.preset={preset}"],
+        )
+        for kind, preset in TRAIN_MASKS.items()
+        for s in range(args.seeds)
+    }
+    texture = trained(
+        "dsi-tiny-texture.yaml",
+        root / "texture",
+        budget(args.texture_steps, args.quick) + [f"first_stage={structures['random', 0]}"],
+    )
     base = pluralfill.load_inpainter(texture / "best")
     truth = TrueStructure(base.model, base.device)
 
@@ -92,25 +103,39 @@ def main(argv=None):
         values, _ = run_and_score(truth, images, hs, 1, metrics=METRICS[:3])
         scores["truth", test] = {m: [values[m]] for m in METRICS[:3]}
 
-    print(f"# DSI at dsi-tiny (64 px, 8x8 top latent): {len(images)} held-out crops, {args.samples} samples each, {args.seeds} seeds; "
-          f"structure {args.steps} steps, shared VQ-VAE {args.vq_steps}, texture {args.texture_steps}; {platform.machine()}, "
-          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# DSI at dsi-tiny (64 px, 8x8 top latent): {len(images)} held-out crops, {args.samples} samples each, "
+        f"{args.seeds} seeds; "
+        f"structure {args.steps} steps, shared VQ-VAE {args.vq_steps}, texture {args.texture_steps}; "
+        f"{platform.machine()}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     print("| structure | test holes | PSNR ↑ | SSIM ↑ | MAE ↓ | diversity ↑ (% of 0-255) |")
     print("|---|---|---|---|---|---|")
     for (kind, test), per in scores.items():
         who = "from the truth (one pass)" if kind == "truth" else f"sampled, trained on {kind} masks"
         div = mean_spread(per["diversity-pixel"], 3, "%") if "diversity-pixel" in per else "— (deterministic)"
-        print(f"| {who} | {test} | {mean_spread(per['psnr'])} | {mean_spread(per['ssim'], 4)} | {mean_spread(per['mae'], 3, '%')} | {div} |")
+        print(
+            f"| {who} | {test} | {mean_spread(per['psnr'])} | {mean_spread(per['ssim'], 4)} | "
+            f"{mean_spread(per['mae'], 3, '%')} | {div} |"
+        )
     for test in holes:
-        print(f"\n{test} holes: diversity, random-mask training vs centre-mask training: "
-              f"{verdict(scores['random', test]['diversity-pixel'], scores['centre', test]['diversity-pixel'])} (the supplement: random higher); "
-              f"quality (PSNR) of sampled structure vs the truth's: {mean_spread(scores['random', test]['psnr'])} vs {scores['truth', test]['psnr'][0]:.2f}")  # fmt: skip
-    print(f"random-mask training, diversity on centre vs random holes: {mean_spread(scores['random', 'centre']['diversity-pixel'], 3, '%')} "
-          f"vs {mean_spread(scores['random', 'random']['diversity-pixel'], 3, '%')}")
+        print(
+            f"\n{test} holes: diversity, random-mask training vs centre-mask training: "
+            f"{verdict(scores['random', test]['diversity-pixel'], scores['centre', test]['diversity-pixel'])} (the "
+            f"supplement: random higher); "
+            f"quality (PSNR) of sampled structure vs the truth's: {mean_spread(scores['random', test]['psnr'])} vs "
+            f"{scores['truth', test]['psnr'][0]:.2f}"
+        )
+    print(
+        f"random-mask training, diversity on centre vs random holes: "
+        f"{mean_spread(scores['random', 'centre']['diversity-pixel'], 3, '%')} "
+        f"vs {mean_spread(scores['random', 'random']['diversity-pixel'], 3, '%')}"
+    )
 
     rows = []
     models = {kind: with_structure(base, structures[kind, 0]) for kind in TRAIN_MASKS}
-    for test, hs in holes.items():
+    for _test, hs in holes.items():
         for i in range(min(2, len(images))):
             row = [masked_view(images[i], hs[i])]
             for kind in TRAIN_MASKS:
@@ -118,8 +143,11 @@ def main(argv=None):
             rows.append(row + [np.asarray(truth.inpaint(images[i], hs[i])[0]), images[i]])
     args.figures.mkdir(parents=True, exist_ok=True)
     grid_rows(rows).save(args.figures / "dsi_holes_structure.jpg", quality=90)
-    print(f"\nwrote {args.figures / 'dsi_holes_structure.jpg'}: input | {args.samples} samples (random-mask structure) | {args.samples} samples "
-          "(centre-mask structure) | texture from the truth's structure | original; centre holes, then random")
+    print(
+        f"\nwrote {args.figures / 'dsi_holes_structure.jpg'}: input | {args.samples} samples (random-mask structure) | "
+        f"{args.samples} samples "
+        "(centre-mask structure) | texture from the truth's structure | original; centre holes, then random"
+    )
     return scores
 
 

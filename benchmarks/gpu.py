@@ -32,11 +32,19 @@ from pluralfill.bench import timed as _timed
 from pluralfill.bench.put import _forward_flops
 from pluralfill.registry import named_configs, precision_models
 
-ANCHORS = {"put_algorithm1_tokens_per_s": 37.0, "pvqvae_images_per_s": 62.9, "mhtma_s_per_image": 0.1, "dsi_s_per_image": 45.0}
+ANCHORS = {
+    "put_algorithm1_tokens_per_s": 37.0,
+    "pvqvae_images_per_s": 62.9,
+    "mhtma_s_per_image": 0.1,
+    "dsi_s_per_image": 45.0,
+}
 CONFIGS = {  # official size, tiny
-    "put": ("put-ffhq", "put-tiny"), "tpami": ("put-tpami-ffhq-256", "put-tpami-tiny"),
-    "maskgit": ("maskgit-imagenet-256", "maskgit-official-tiny"), "mhtma": ("mhtma", "mhtma-tiny"), "dsi": ("dsi", "dsi-tiny"),
-}  # fmt: skip
+    "put": ("put-ffhq", "put-tiny"),
+    "tpami": ("put-tpami-ffhq-256", "put-tpami-tiny"),
+    "maskgit": ("maskgit-imagenet-256", "maskgit-official-tiny"),
+    "mhtma": ("mhtma", "mhtma-tiny"),
+    "dsi": ("dsi", "dsi-tiny"),
+}
 
 
 def _build(key: str, tiny: bool, device: str):
@@ -47,8 +55,13 @@ def _build(key: str, tiny: bool, device: str):
 
 def run(device: str = "cuda", tiny: bool = False, repeats: int = 2, batch: int = 16) -> dict:
     dev = torch.device(device)
-    out: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-                 "torch": torch.__version__, "tiny": tiny, "anchors": ANCHORS, "measured": {}}  # fmt: skip
+    out: dict = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "tiny": tiny,
+        "anchors": ANCHORS,
+        "measured": {},
+    }
     m = out["measured"]
 
     def per_image(inpainter, n, **options):
@@ -62,7 +75,9 @@ def run(device: str = "cuda", tiny: bool = False, repeats: int = 2, batch: int =
         m["put_algorithm1_tokens_per_s"] = missing / per_image(put, 1, sampler="put", tokens_per_step=1, top_k=50)
         p, xb, kb = put.model.pvqvae, x.expand(batch, -1, -1, -1).contiguous(), known.expand(batch, -1, -1, -1)
         types = p.token_types(kb)
-        m["pvqvae_images_per_s"] = batch / _timed(lambda: p.decode(p.tokenize(p.encode(xb, kb), types), xb, kb), dev, repeats)
+        m["pvqvae_images_per_s"] = batch / _timed(
+            lambda: p.decode(p.tokenize(p.encode(xb, kb), types), xb, kb), dev, repeats
+        )
         tpami = _build("tpami", tiny, device)
         m["tpami_s_per_image (batch 1)"] = per_image(tpami, 1)
         m[f"tpami_s_per_sample (batch {batch})"] = per_image(tpami, batch)
@@ -83,23 +98,36 @@ def run(device: str = "cuda", tiny: bool = False, repeats: int = 2, batch: int =
             if name:
                 m["mfu_bf16_tpami_forward"] = m["tpami_forward_tflops_bf16"] / PEAK_TFLOPS_BF16[name]
     precisions = ["fp32", "bf16"] if "bf16" in P.supported(dev) else ["fp32"]
-    out["precision"] = bench_precisions(precision_models(), precisions, ("torch",), quick=tiny, device=device, repeats=1)
+    out["precision"] = bench_precisions(
+        precision_models(), precisions, ("torch",), quick=tiny, device=device, repeats=1
+    )
     return out
 
 
 def markdown(result: dict) -> str:
     m, a = result["measured"], result["anchors"]
-    lines = [f"Device: {result['device']}, torch {result['torch']}" + (" (tiny configs)" if result["tiny"] else ""), "",
-             "| measurement | value | the seed's anchor |", "|---|---|---|"]  # fmt: skip
+    lines = [
+        f"Device: {result['device']}, torch {result['torch']}" + (" (tiny configs)" if result["tiny"] else ""),
+        "",
+        "| measurement | value | the seed's anchor |",
+        "|---|---|---|",
+    ]
     for k, v in m.items():
-        lines.append(f"| {k} | {v:.4g} | {a[k] if k in a else ''} |")
-    lines += ["", "| model | run | s / sample | vs fp32 | peak MB | PSNR vs fp32 | greedy tokens | bound |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(f"| {k} | {v:.4g} | {a.get(k, '')} |")
+    lines += [
+        "",
+        "| model | run | s / sample | vs fp32 | peak MB | PSNR vs fp32 | greedy tokens | bound |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for key, entry in result["precision"]["models"].items():
         base = entry["runs"]["torch fp32"]["s_per_sample"]
         for name, r in entry["runs"].items():
             psnr = "identical" if r["psnr_db_vs_fp32"] == float("inf") else f"{r['psnr_db_vs_fp32']:.1f} dB"
-            lines.append(f"| {key} | {name} | {r['s_per_sample']:.3f} | {base / r['s_per_sample']:.2f}x | {r['peak_memory_mb']:.0f} | "
-                         f"{psnr} | {100 * r['greedy_agreement_vs_fp32']:.1f}% | {'holds' if r['bound_holds'] else 'misses'} |")  # fmt: skip
+            lines.append(
+                f"| {key} | {name} | {r['s_per_sample']:.3f} | {base / r['s_per_sample']:.2f}x | "
+                f"{r['peak_memory_mb']:.0f} | "
+                f"{psnr} | {100 * r['greedy_agreement_vs_fp32']:.1f}% | {'holds' if r['bound_holds'] else 'misses'} |"
+            )
     return "\n".join(lines) + "\n"
 
 

@@ -37,22 +37,38 @@ def measure(checkpoint, n: int, seeds: int, samples: int, preset: str = "lama-me
     for seed in range(seeds):
         holes = holes_for(images, preset, (0.2, 0.4), seed=seed)
         pasted = [np.where(h[..., None], o, im) for im, h, o in zip(images, holes, objects)]
-        for name, hole_pixels, given in (("missing", "missing", None), ("image (truth)", "image", None), ("image (object)", "image", pasted)):
-            values, _ = run_and_score(mg, images, holes, samples, metrics=METRICS, inputs=given, seed=seed, hole_pixels=hole_pixels)
+        for name, hole_pixels, given in (
+            ("missing", "missing", None),
+            ("image (truth)", "image", None),
+            ("image (object)", "image", pasted),
+        ):
+            values, _ = run_and_score(
+                mg, images, holes, samples, metrics=METRICS, inputs=given, seed=seed, hole_pixels=hole_pixels
+            )
             rows[name].append(values)
-    for name, runs in rows.items():
+    for _name, runs in rows.items():
         for r, base in zip(runs, rows["missing"]):
             r |= {"d_psnr": r["psnr"] - base["psnr"], "d_ssim": r["ssim"] - base["ssim"]}
-    return {name: {m: (float(np.mean([r[m] for r in runs])), float(np.std([r[m] for r in runs]))) for m in (*METRICS, "d_psnr", "d_ssim")}
-            for name, runs in rows.items()}  # fmt: skip
+    return {
+        name: {
+            m: (float(np.mean([r[m] for r in runs])), float(np.std([r[m] for r in runs])))
+            for m in (*METRICS, "d_psnr", "d_ssim")
+        }
+        for name, runs in rows.items()
+    }
 
 
 def table(result: dict) -> str:
     names = (*METRICS, "PSNR vs missing", "SSIM vs missing")
     lines = ["| tokenizer input under the hole | " + " | ".join(names) + " |", "|---" * (len(names) + 1) + "|"]
     for name, values in result.items():
-        lines.append(f"| {name} | " + " | ".join(f"{m:+.4f} ± {s:.4f}" if k.startswith("d_") else f"{m:.4f} ± {s:.4f}"
-                                                 for k, (m, s) in values.items()) + " |")  # fmt: skip
+        lines.append(
+            f"| {name} | "
+            + " | ".join(
+                f"{m:+.4f} ± {s:.4f}" if k.startswith("d_") else f"{m:.4f} ± {s:.4f}" for k, (m, s) in values.items()
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -68,8 +84,11 @@ def main(argv=None):
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.seeds, args.samples = 2, 1, 1
-    print(f"# MaskGIT hole_pixels: {args.checkpoint}, {args.n} held-out images, {args.preset} holes in (0.2, 0.4], "
-          f"{args.samples} samples, {args.seeds} seeds; {args.device}, {platform.machine()}, {torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# MaskGIT hole_pixels: {args.checkpoint}, {args.n} held-out images, {args.preset} holes in (0.2, 0.4], "
+        f"{args.samples} samples, {args.seeds} seeds; {args.device}, {platform.machine()}, {torch.get_num_threads()} "
+        f"threads\n"
+    )
     print(table(measure(args.checkpoint, args.n, args.seeds, args.samples, args.preset, args.device)))
 
 

@@ -31,9 +31,11 @@ def main():
     mg = pluralfill.load_inpainter(args.checkpoint, device=args.device)
     images = held_out_images(args.checkpoint, args.n, mg.resolution)
     holes = holes_for(images, args.preset, (0.2, 0.4))
-    print(f"# MaskGIT schedules: {mg.name}, {len(images)} held-out images at {mg.resolution}px, {args.preset} holes "
-          f"in (0.2, 0.4], {args.samples} samples, {args.steps} steps; {args.device}, {platform.machine()}, "
-          f"{torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# MaskGIT schedules: {mg.name}, {len(images)} held-out images at {mg.resolution}px, {args.preset} holes "
+        f"in (0.2, 0.4], {args.samples} samples, {args.steps} steps; {args.device}, {platform.machine()}, "
+        f"{torch.get_num_threads()} threads\n"
+    )
     if "fid" not in metrics:
         print("(FID and LPIPS left out: their weights are not in the cache)\n")
     print("| schedule | " + " | ".join(metrics) + " | s / image |")

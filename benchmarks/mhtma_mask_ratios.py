@@ -38,8 +38,11 @@ METRICS = ("mae", "psnr", "ssim")
 CLASSICAL = {"telea": "telea", "PatchMatch": "patchmatch", "pluralistic default": pluralfill.DEFAULT_METHOD}
 LEARNED = {"PUT": "put", "MaskGIT": "maskgit", "MHTMA": "mhtma"}
 # Zhou et al. 2023, Table IV (Places2, 256 px): MHTMA ("ours") per bin; FID left out (no Inception weights here)
-PAPER = {"mae": (0.5820, 1.217, 2.007, 2.763, 3.415), "psnr": (31.16, 27.14, 24.66, 23.03, 22.01),
-         "ssim": (0.9647, 0.9282, 0.8838, 0.8408, 0.7999)}  # fmt: skip
+PAPER = {
+    "mae": (0.5820, 1.217, 2.007, 2.763, 3.415),
+    "psnr": (31.16, 27.14, 24.66, 23.03, 22.01),
+    "ssim": (0.9647, 0.9282, 0.8838, 0.8408, 0.7999),
+}
 
 
 def label(b) -> str:
@@ -57,7 +60,9 @@ def plot(scores: dict, bins, out: Path) -> None:
     for ax, m, name in zip(axes, METRICS, ("MAE (%) ↓", "PSNR (dB) ↑", "SSIM ↑")):
         for method, per in scores.items():
             v = np.array([per[m][b] for b in range(len(bins))])  # (bins, seeds)
-            ax.errorbar(x, v.mean(1), yerr=v.std(1, ddof=1) if v.shape[1] > 1 else None, marker="o", capsize=3, label=method)
+            ax.errorbar(
+                x, v.mean(1), yerr=v.std(1, ddof=1) if v.shape[1] > 1 else None, marker="o", capsize=3, label=method
+            )
         ax.set_xticks(x, [label(b) for b in bins], fontsize=8)
         ax.set(xlabel="hole ratio", title=name)
     axes[0].legend(fontsize=7)
@@ -74,7 +79,10 @@ def main(argv=None):
     images = held_out_split(args.n, 64)
     methods = {name: [pluralfill.load_inpainter(m)] * args.seeds for name, m in CLASSICAL.items()}
     for name, kind in LEARNED.items():
-        methods[name] = [pluralfill.load_inpainter(toy_run(kind, args.runs, s, args.steps, args.quick) / "best") for s in range(args.seeds)]
+        methods[name] = [
+            pluralfill.load_inpainter(toy_run(kind, args.runs, s, args.steps, args.quick) / "best")
+            for s in range(args.seeds)
+        ]
     scores = {name: {m: [[] for _ in bins] for m in METRICS} for name in methods}
     examples = []
     for b, ratio in enumerate(bins):
@@ -90,22 +98,40 @@ def main(argv=None):
                     examples[-1].append(np.asarray(models[0].inpaint(images[0], holes[0], seed=0)[0]))
         examples[-1].append(images[0])
 
-    print(f"# MHTMA Table IV at toy size: {len(images)} held-out crops at 64 px a bin, lama-medium holes, {args.seeds} seeds, "
-          f"{args.steps} steps a network; {platform.machine()}, {torch.get_num_threads()} threads\n")  # fmt: skip
-    for m, title, digits, unit, higher in (("mae", "MAE ↓", 3, "%", False), ("psnr", "PSNR (dB) ↑", 2, "", True), ("ssim", "SSIM ↑", 4, "", True)):
+    print(
+        f"# MHTMA Table IV at toy size: {len(images)} held-out crops at 64 px a bin, lama-medium holes, {args.seeds} "
+        f"seeds, "
+        f"{args.steps} steps a network; {platform.machine()}, {torch.get_num_threads()} threads\n"
+    )
+    for m, title, digits, unit, higher in (
+        ("mae", "MAE ↓", 3, "%", False),
+        ("psnr", "PSNR (dB) ↑", 2, "", True),
+        ("ssim", "SSIM ↑", 4, "", True),
+    ):
         print(f"## {title} (mean ± sd over seeds)\n")
-        print("| ratio | " + " | ".join(methods) + " | paper MHTMA | MHTMA vs PatchMatch | MHTMA vs PUT | MHTMA vs MaskGIT |")
+        print(
+            "| ratio | "
+            + " | ".join(methods)
+            + " | paper MHTMA | MHTMA vs PatchMatch | MHTMA vs PUT | MHTMA vs MaskGIT |"
+        )
         print("|---" * (len(methods) + 5) + "|")
         for b, ratio in enumerate(bins):
             cells = [mean_spread(scores[name][m][b], digits, unit) for name in methods]
-            verdicts = [verdict(scores["MHTMA"][m][b], scores[other][m][b], higher) for other in ("PatchMatch", "PUT", "MaskGIT")]
-            print(f"| {label(ratio)} | " + " | ".join(cells) + f" | {PAPER[m][b]}{unit} | " + " | ".join(verdicts) + " |")
+            verdicts = [
+                verdict(scores["MHTMA"][m][b], scores[other][m][b], higher)
+                for other in ("PatchMatch", "PUT", "MaskGIT")
+            ]
+            print(
+                f"| {label(ratio)} | " + " | ".join(cells) + f" | {PAPER[m][b]}{unit} | " + " | ".join(verdicts) + " |"
+            )
         print()
     args.figures.mkdir(parents=True, exist_ok=True)
     plot(scores, bins, args.figures / "mhtma_mask_ratios.png")
     grid_rows(examples).save(args.figures / "mhtma_mask_ratios_examples.jpg", quality=90)
-    print(f"wrote {args.figures / 'mhtma_mask_ratios.png'} and {args.figures / 'mhtma_mask_ratios_examples.jpg'} "
-          f"(a row per bin: input | {' | '.join(methods)} | original)")
+    print(
+        f"wrote {args.figures / 'mhtma_mask_ratios.png'} and {args.figures / 'mhtma_mask_ratios_examples.jpg'} "
+        f"(a row per bin: input | {' | '.join(methods)} | original)"
+    )
     return scores
 
 

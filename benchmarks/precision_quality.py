@@ -35,10 +35,24 @@ from pluralfill.registry import find_converter
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 FIXTURES = SHARED / "fixtures"
 CONVERSIONS = {  # converter, files, options
-    "PUT CVPR (fixture)": ("put-official", [FIXTURES / "put_official_tiny" / "transformer_official_format.pth"], {"num_heads": 4}),
-    "PUT TPAMI (fixture)": ("put-official", [FIXTURES / "put_tpami_official_tiny" / "transformer_official_format.pth"], {"num_heads": 4}),
-    "MaskGIT (fixture)": ("maskgit-official", [FIXTURES / "maskgit_official_tiny" / "tokenizer_imagenet128_checkpoint",
-                                               FIXTURES / "maskgit_official_tiny" / "maskgit_imagenet128_checkpoint"], {}),
+    "PUT CVPR (fixture)": (
+        "put-official",
+        [FIXTURES / "put_official_tiny" / "transformer_official_format.pth"],
+        {"num_heads": 4},
+    ),
+    "PUT TPAMI (fixture)": (
+        "put-official",
+        [FIXTURES / "put_tpami_official_tiny" / "transformer_official_format.pth"],
+        {"num_heads": 4},
+    ),
+    "MaskGIT (fixture)": (
+        "maskgit-official",
+        [
+            FIXTURES / "maskgit_official_tiny" / "tokenizer_imagenet128_checkpoint",
+            FIXTURES / "maskgit_official_tiny" / "maskgit_imagenet128_checkpoint",
+        ],
+        {},
+    ),
     "DSI (fixture)": ("dsi-official", [FIXTURES / "dsi_official_tiny"], {"resolution": 64}),
 }
 # dsi is left out at full size: without bf16 units its bf16 convolutions run emulated, over 20 minutes a probe
@@ -47,7 +61,9 @@ FULL_SIZE = ("put-ffhq", "put-tpami-ffhq-256", "maskgit-imagenet-256", "mhtma")
 
 
 def images(n: int) -> list[np.ndarray]:
-    paths = sorted((SHARED / "data" / "scenes256" / "train").glob("*.jpg")) or sorted((SHARED / "data" / "scenes256" / "train").iterdir())
+    paths = sorted((SHARED / "data" / "scenes256" / "train").glob("*.jpg")) or sorted(
+        (SHARED / "data" / "scenes256" / "train").iterdir()
+    )
     return [read_image(p) for p in paths[-n:]]
 
 
@@ -104,16 +120,23 @@ def measure(inpainter, pictures, seeds: int) -> dict:
 
 
 def table(results: dict) -> str:
-    lines = ["| model | precision | decoded PSNR vs fp32 (dB) | worst | greedy tokens vs fp32 | worst | bound held |",
-             "|---|---|---|---|---|---|---|"]  # fmt: skip
+    lines = [
+        "| model | precision | decoded PSNR vs fp32 (dB) | worst | greedy tokens vs fp32 | worst | bound held |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, per in results.items():
         for p, m in per.items():
             b = P.BOUNDS[p]
             psnr = f"{m['psnr'][0]:.1f} ± {m['psnr'][1]:.1f}" if m["psnr"][0] < 99 else "identical"
-            tokens = "n/a" if m["agreement"] is None else f"{100 * m['agreement'][0]:.1f} ± {100 * m['agreement'][1]:.1f}%"
+            tokens = (
+                "n/a" if m["agreement"] is None else f"{100 * m['agreement'][0]:.1f} ± {100 * m['agreement'][1]:.1f}%"
+            )
             worst = "n/a" if m["agreement"] is None else f"{100 * m['agreement'][2]:.1f}%"
-            lines.append(f"| {name} | {p} (≥ {b.psnr_db:g} dB, ≥ {100 * b.agreement:g}%) | {psnr} | {m['psnr'][2]:.1f} | {tokens} | {worst} | "
-                         f"{100 * m['holds']:.0f}% of inputs |")  # fmt: skip
+            lines.append(
+                f"| {name} | {p} (≥ {b.psnr_db:g} dB, ≥ {100 * b.agreement:g}%) | {psnr} | {m['psnr'][2]:.1f} | "
+                f"{tokens} | {worst} | "
+                f"{100 * m['holds']:.0f}% of inputs |"
+            )
     return "\n".join(lines)
 
 
@@ -121,7 +144,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, default=4, help="images")
     ap.add_argument("--seeds", type=int, default=3, help="hole sets")
-    ap.add_argument("--full-size", action="store_true", help="also the named configs at the official sizes (random weights)")
+    ap.add_argument(
+        "--full-size", action="store_true", help="also the named configs at the official sizes (random weights)"
+    )
     ap.add_argument("--quick", action="store_true", help="the fixtures only, 1 image, 1 seed")
     a = ap.parse_args(argv)
     n, seeds = (1, 1) if a.quick else (a.n, a.seeds)

@@ -26,10 +26,17 @@ from pluralfill.registry import load_config, train
 from pluralfill.train.loop import first_stage
 
 ROOT = Path(__file__).resolve().parents[1]
-STAGE1 = {"P-VQVAE": [], "P-VQVAE^conv": ["model.pvqvae.encoder=conv"], "P-VQVAE^one": ["model.pvqvae.codebook=one"],
-          "P-VQVAE^no.ref": ["model.pvqvae.reference=false"]}  # fmt: skip
-STAGE2 = {"UQ-Transformer": [], "UQ-Transformer^qua0": ["model.transformer.input=quantized"],
-          "UQ-Transformer^tok": ["model.transformer.input=tokens"]}  # fmt: skip
+STAGE1 = {
+    "P-VQVAE": [],
+    "P-VQVAE^conv": ["model.pvqvae.encoder=conv"],
+    "P-VQVAE^one": ["model.pvqvae.codebook=one"],
+    "P-VQVAE^no.ref": ["model.pvqvae.reference=false"],
+}
+STAGE2 = {
+    "UQ-Transformer": [],
+    "UQ-Transformer^qua0": ["model.transformer.input=quantized"],
+    "UQ-Transformer^tok": ["model.transformer.input=tokens"],
+}
 METRICS = ("psnr", "ssim", "mae", "diversity-pixel")
 
 
@@ -57,22 +64,34 @@ def main():
         base = base or run
         rows.append((name, TrueTokens(first_stage(str(run), PVQVAE))))
     for name, change in STAGE2.items():
-        run = trained("put-tiny-transformer.yaml", args.runs / name.replace("^", "-"), budget + change + [f"first_stage={base}"])
+        run = trained(
+            "put-tiny-transformer.yaml", args.runs / name.replace("^", "-"), budget + change + [f"first_stage={base}"]
+        )
         rows.append((name, pluralfill.load_inpainter(run)))
 
     images = held_out_images(base, args.n, 64)
     holes = holes_for(images, "lama-medium", (0.1, 0.5), seed=1)
-    print(f"# PUT ablations at put-tiny (64 px), {args.steps} steps a stage, {len(images)} held-out crops, lama-medium "
-          f"holes in (0.1, 0.5], {args.samples} samples; {platform.machine()}, {torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# PUT ablations at put-tiny (64 px), {args.steps} steps a stage, {len(images)} held-out crops, lama-medium "
+        f"holes in (0.1, 0.5], {args.samples} samples; {platform.machine()}, {torch.get_num_threads()} threads\n"
+    )
     print("| variant | scored by | PSNR ↑ | SSIM ↑ | MAE ↓ | diversity ↑ |")
     print("|---|---|---|---|---|---|")
     for name, inpainter in rows:
         ceiling = isinstance(inpainter, TrueTokens)
-        values, _ = run_and_score(inpainter, images, holes, 1 if ceiling else args.samples, metrics=METRICS,
-                                  **({} if ceiling else {"sampler": "put", "top_k": 50}))  # fmt: skip
+        values, _ = run_and_score(
+            inpainter,
+            images,
+            holes,
+            1 if ceiling else args.samples,
+            metrics=METRICS,
+            **({} if ceiling else {"sampler": "put", "top_k": 50}),
+        )
         diversity = "—" if ceiling else f"{values['diversity-pixel']:.3f}%"
-        print(f"| {name} | {'true tokens' if ceiling else 'samples'} | {values['psnr']:.2f} | {values['ssim']:.4f} | "
-              f"{values['mae']:.3f}% | {diversity} |")
+        print(
+            f"| {name} | {'true tokens' if ceiling else 'samples'} | {values['psnr']:.2f} | {values['ssim']:.4f} | "
+            f"{values['mae']:.3f}% | {diversity} |"
+        )
 
 
 if __name__ == "__main__":

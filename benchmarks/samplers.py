@@ -17,7 +17,9 @@ import pluralfill
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--checkpoint", required=True, help="a PUT run folder (its config.yaml says which images are held out)")
+    ap.add_argument(
+        "--checkpoint", required=True, help="a PUT run folder (its config.yaml says which images are held out)"
+    )
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--samples", type=int, default=4)
     ap.add_argument("--steps", type=int, default=12)
@@ -32,8 +34,11 @@ def main():
         "Algorithm 1 (1 token/step, top-50)": dict(sampler="put"),
         f"parallel ({args.steps} steps, cosine)": dict(sampler="parallel", steps=args.steps),
     }
-    print(f"# PUT samplers: {put.name}, {len(images)} held-out images at {put.resolution}px, {args.preset} holes "
-          f"in (0.2, 0.4], {args.samples} samples each; {args.device}, {platform.machine()}, {torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# PUT samplers: {put.name}, {len(images)} held-out images at {put.resolution}px, {args.preset} holes "
+        f"in (0.2, 0.4], {args.samples} samples each; {args.device}, {platform.machine()}, {torch.get_num_threads()} "
+        f"threads\n"
+    )
     print("| sampler | PSNR | SSIM | MAE % | diversity % | s / image |")
     print("|---|---|---|---|---|---|")
     times = {}

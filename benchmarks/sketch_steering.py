@@ -40,8 +40,10 @@ def line_recall(fill: np.ndarray, lines: np.ndarray, within: int = 2) -> float:
 
 def drawn_lines(s: int) -> dict[str, np.ndarray]:
     out = {}
-    for name, (y0, y1, x0, x1) in {"horizontal": (s // 2, s // 2 + 1, s // 8, 7 * s // 8),
-                                   "vertical": (s // 8, 7 * s // 8, s // 2, s // 2 + 1)}.items():  # fmt: skip
+    for name, (y0, y1, x0, x1) in {
+        "horizontal": (s // 2, s // 2 + 1, s // 8, 7 * s // 8),
+        "vertical": (s // 8, 7 * s // 8, s // 2, s // 2 + 1),
+    }.items():
         out[name] = np.zeros((s, s), bool)
         out[name][y0:y1, x0:x1] = True
     return out
@@ -75,14 +77,22 @@ def measure(model, images, s: int):
 
 def main(argv=None):
     ap = experiment_parser(__doc__, 150, 16, "training steps of each toy run")
-    ap.add_argument("--checkpoint", help="a sketch-guided MHTMA of your own (run folder); default: train the toy one per seed")
+    ap.add_argument(
+        "--checkpoint", help="a sketch-guided MHTMA of your own (run folder); default: train the toy one per seed"
+    )
     ap.add_argument("--size", type=int, default=64, help="image side the test runs at")
     args = parse_experiment(ap, argv, n=1)
     if args.checkpoint:
         folders = [Path(args.checkpoint)]
     else:
-        folders = [trained("mhtma-tiny-sketch.yaml", args.runs / "mhtma-sketch" / f"seed{s}", budget(args.steps, args.quick) + [f"seed={s}"])
-                   for s in range(args.seeds)]  # fmt: skip
+        folders = [
+            trained(
+                "mhtma-tiny-sketch.yaml",
+                args.runs / "mhtma-sketch" / f"seed{s}",
+                budget(args.steps, args.quick) + [f"seed={s}"],
+            )
+            for s in range(args.seeds)
+        ]
     images = held_out_split(args.n, args.size)
     per_seed, rows = [], None
     for folder in folders:
@@ -91,20 +101,35 @@ def main(argv=None):
         rows = rows or picture
     col = {k: [v[k] for v in per_seed] for k in per_seed[0]}
 
-    print(f"# Sketch steering: {len(folders)} model(s), {len(images)} held-out crops at {args.size} px, a centred square hole "
-          f"(25%); {platform.machine()}, {torch.get_num_threads()} threads\n")  # fmt: skip
+    print(
+        f"# Sketch steering: {len(folders)} model(s), {len(images)} held-out crops at {args.size} px, a centred square "
+        f"hole "
+        f"(25%); {platform.machine()}, {torch.get_num_threads()} threads\n"
+    )
     print("| measure | without the sketch | with the sketch | verdict (with vs without) |")
     print("|---|---|---|---|")
-    print(f"| line recall: the photo's sketch reproduced within 2 px ↑ | {mean_spread(col['recall without'], 3)} | "
-          f"{mean_spread(col['recall with'], 3)} | {verdict(col['recall with'], col['recall without'])} |")
-    print(f"| PSNR of the fill, the photo's sketch given ↑ | {mean_spread(col['psnr without'])} | {mean_spread(col['psnr with'])} | "
-          f"{verdict(col['psnr with'], col['psnr without'])} |")  # fmt: skip
-    print(f"\ndrawn lines: mean change of the fill (0-255) within 3 px of the line {mean_spread(col['near'])}, elsewhere in the hole "
-          f"{mean_spread(col['far'])} (near vs elsewhere: {verdict(col['near'], col['far'])}; the paper: the fill follows the line)")  # fmt: skip
+    print(
+        f"| line recall: the photo's sketch reproduced within 2 px ↑ | {mean_spread(col['recall without'], 3)} | "
+        f"{mean_spread(col['recall with'], 3)} | {verdict(col['recall with'], col['recall without'])} |"
+    )
+    print(
+        f"| PSNR of the fill, the photo's sketch given ↑ | {mean_spread(col['psnr without'])} | "
+        f"{mean_spread(col['psnr with'])} | "
+        f"{verdict(col['psnr with'], col['psnr without'])} |"
+    )
+    print(
+        f"\ndrawn lines: mean change of the fill (0-255) within 3 px of the line {mean_spread(col['near'])}, elsewhere "
+        f"in the hole "
+        f"{mean_spread(col['far'])} (near vs elsewhere: {verdict(col['near'], col['far'])}; the paper: the fill "
+        f"follows the line)"
+    )
     args.figures.mkdir(parents=True, exist_ok=True)
     out = args.figures / "mhtma_sketch_steering.jpg"
     grid_rows(rows).save(out, quality=90)
-    print(f"wrote {out}: input | no sketch | the photo's sketch | fill | horizontal line | fill | vertical line | fill | original")
+    print(
+        f"wrote {out}: input | no sketch | the photo's sketch | fill | horizontal line | fill | vertical line | fill | "
+        f"original"
+    )
     return col
 
 

@@ -46,7 +46,9 @@ def _serve():
 def _screen(page, x, y):
     return page.evaluate(
         """([x, y]) => { const v = window.pluralfill.view, r = v.el.getBoundingClientRect();
-           return [r.left + v.t.x + x * v.t.scale, r.top + v.t.y + y * v.t.scale]; }""", [x, y])  # fmt: skip
+           return [r.left + v.t.x + x * v.t.scale, r.top + v.t.y + y * v.t.scale]; }""",
+        [x, y],
+    )
 
 
 def measure(page, path: Path, width: int, height: int, strokes: int, moves: int) -> dict:
@@ -86,8 +88,15 @@ def measure(page, path: Path, width: int, height: int, strokes: int, moves: int)
         page.evaluate(FRAME)
         wheel.append((time.perf_counter() - t) * 1000)
     med = statistics.median
-    return {"open": opened, "stroke move": med(per_move), "undo": med(undo), "redo": med(redo),
-            "wheel zoom": med(wheel), "history MB": history_mb, "layer MB": width * height * 4 / 2**20}  # fmt: skip
+    return {
+        "open": opened,
+        "stroke move": med(per_move),
+        "undo": med(undo),
+        "redo": med(redo),
+        "wheel zoom": med(wheel),
+        "history MB": history_mb,
+        "layer MB": width * height * 4 / 2**20,
+    }
 
 
 def main(argv=None) -> dict:

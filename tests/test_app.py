@@ -8,8 +8,8 @@ import time
 import zipfile
 
 import numpy as np
-import torch
 import pytest
+import torch
 from conftest import square_hole
 from PIL import Image
 
@@ -31,7 +31,10 @@ def client():
 
 
 def _post(client, image, hole, **form):
-    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png")}
+    files = {
+        "image": ("i.png", _png(image), "image/png"),
+        "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+    }
     return client.post("/api/inpaint", files=files, data={k: str(v) for k, v in form.items()})
 
 
@@ -79,9 +82,18 @@ def test_api_streams_n_samples_and_zips_what_the_cli_reproduces(client, photo, t
     z = client.get(f"/api/runs/{done['run']}.zip")
     assert z.status_code == 200
     archive = zipfile.ZipFile(io.BytesIO(z.content))
-    assert set(archive.namelist()) == {"sample0.png", "sample1.png", "sample2.png", "image.png", "mask.png", "settings.json"}
+    assert set(archive.namelist()) == {
+        "sample0.png",
+        "sample1.png",
+        "sample2.png",
+        "image.png",
+        "mask.png",
+        "settings.json",
+    }
     settings = json.loads(archive.read("settings.json"))
-    assert settings["options"] == {"patch_size": 2} and settings["seed"] == 7 and settings["method"] == "patchmatch-plural"
+    assert (
+        settings["options"] == {"patch_size": 2} and settings["seed"] == 7 and settings["method"] == "patchmatch-plural"
+    )
     # the zip's command, run in the unpacked zip, writes the same samples
     archive.extractall(tmp_path)
     import shlex
@@ -103,16 +115,27 @@ def test_api_methods_lists_typed_options_and_what_is_missing(client):
     put = methods["put-scenes-small"]
     assert put["kind"] == "bundled" and put["available"]
     fields = {o["name"]: o for o in put["options"]}
-    assert fields["sampler"]["choices"] == ["put", "put-tpami", "parallel"] and fields["sampler"]["default"] == "parallel"
-    assert fields["steps"]["default"] == 8 and fields["temperature"]["type"] == "float" and fields["trace"]["type"] == "bool"
-    assert all(o["help"] for m in (put, methods["patchmatch"], methods["telea"]) for o in m["options"])  # each says what it does
+    assert (
+        fields["sampler"]["choices"] == ["put", "put-tpami", "parallel"] and fields["sampler"]["default"] == "parallel"
+    )
+    assert (
+        fields["steps"]["default"] == 8
+        and fields["temperature"]["type"] == "float"
+        and fields["trace"]["type"] == "bool"
+    )
+    assert all(
+        o["help"] for m in (put, methods["patchmatch"], methods["telea"]) for o in m["options"]
+    )  # each says what it does
     precisions = {p["name"]: p for p in put["precisions"]}
     assert precisions["fp32"]["available"] and "auto" in precisions
     from pluralfill.precision import supported
 
     assert precisions["bf16"]["available"] == ("bf16" in supported("cpu"))
     assert precisions["bf16"]["available"] or "bf16" in precisions["bf16"]["reason"]
-    assert not methods["patchmatch"]["precisions"][1]["available"] and "classical" in methods["patchmatch"]["precisions"][1]["reason"]
+    assert (
+        not methods["patchmatch"]["precisions"][1]["available"]
+        and "classical" in methods["patchmatch"]["precisions"][1]["reason"]
+    )
     # declared methods without weights here: listed, disabled, with what to do
     for name in ("maskgit", "dsi", "mhtma"):
         assert not methods[name]["available"] and "pluralfill models add" in methods[name]["reason"]
@@ -130,8 +153,14 @@ def test_api_rejects_bad_requests(client, photo):
     assert "unknown method" in _post(client, photo, hole, method="../../etc").json()["detail"]
     assert "needs trained weights" in _post(client, photo, hole, method="maskgit").json()["detail"]
     assert "has no option" in _post(client, photo, hole, method="telea", options='{"steps": 3}').json()["detail"]
-    assert "should be a valid integer" in _post(client, photo, hole, method="telea", options='{"radius": "wide"}').json()["detail"]
-    r = client.post("/api/inpaint", files={"image": ("x", b"garbage", "image/png"), "mask": ("m", _png(hole.astype(np.uint8)), "image/png")})
+    assert (
+        "should be a valid integer"
+        in _post(client, photo, hole, method="telea", options='{"radius": "wide"}').json()["detail"]
+    )
+    r = client.post(
+        "/api/inpaint",
+        files={"image": ("x", b"garbage", "image/png"), "mask": ("m", _png(hole.astype(np.uint8)), "image/png")},
+    )
     assert r.status_code == 400 and "not an image" in r.json()["detail"]
     assert _post(client, photo, hole, num_samples=99).status_code == 422
     assert client.post("/api/jobs/nosuchjob/cancel").status_code == 404
@@ -178,11 +207,22 @@ def test_api_offers_learned_checkpoints(tmp_path, photo):
     client = TestClient(create_app([tmp_path / "put"]))
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     name = "put-tiny (put)"
-    assert name in methods and methods[name]["kind"] == "checkpoint" and methods[name]["checkpoint"] == str(tmp_path / "put")
+    assert (
+        name in methods
+        and methods[name]["kind"] == "checkpoint"
+        and methods[name]["checkpoint"] == str(tmp_path / "put")
+    )
     assert {"sampler", "steps", "top_k"} <= {o["name"] for o in methods[name]["options"]}
     hole = square_hole(128, 128, 0.3)
-    r = _post(client, np.ascontiguousarray(photo[::2, ::2]), hole, method=name, num_samples=2, seed=1,
-              options='{"sampler": "parallel", "steps": 3}')  # fmt: skip
+    r = _post(
+        client,
+        np.ascontiguousarray(photo[::2, ::2]),
+        hole,
+        method=name,
+        num_samples=2,
+        seed=1,
+        options='{"sampler": "parallel", "steps": 3}',
+    )
     _, samples, done = _events(r)
     assert [m["index"] for m in samples] == [0, 1] and done["type"] == "done"
 
@@ -199,10 +239,20 @@ def test_api_runs_a_learned_model_in_another_precision(tmp_path, photo):
     assert runs_in("put-tiny (put)") == [*supported("cpu"), "auto"] and runs_in("patchmatch") == ["fp32"]
     hole, small = square_hole(128, 128, 0.3), np.ascontiguousarray(photo[::2, ::2])
     for precision in ("int8", "auto"):
-        r = _post(client, small, hole, method="put-tiny (put)", num_samples=1, seed=1, precision=precision,
-                  options='{"sampler": "parallel", "steps": 2}')  # fmt: skip
+        r = _post(
+            client,
+            small,
+            hole,
+            method="put-tiny (put)",
+            num_samples=1,
+            seed=1,
+            precision=precision,
+            options='{"sampler": "parallel", "steps": 2}',
+        )
         done = json.loads(r.text.splitlines()[-1])
-        assert done["type"] == "done" and done["precision"] in supported("cpu"), r.text[-300:]  # bf16 too, where the CPU has it
+        assert done["type"] == "done" and done["precision"] in supported("cpu"), r.text[
+            -300:
+        ]  # bf16 too, where the CPU has it
         assert precision != "int8" or done["precision"] == "int8"
     r = _post(client, small, hole, method="patchmatch", precision="int8")
     assert r.status_code == 400 and "fp32" in r.json()["detail"]
@@ -221,14 +271,19 @@ def test_sketch_lines_reach_the_sketch_model(sketch_app, photo):
     client = TestClient(sketch_app)
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     name = "mhtma-tiny-sketch (sketch)"
-    assert methods[name]["guides"] == [{"name": "sketch", "kind": "lines", "help": "white lines on black that the fill should follow"}]
+    assert methods[name]["guides"] == [
+        {"name": "sketch", "kind": "lines", "help": "white lines on black that the fill should follow"}
+    ]
     assert methods["telea"]["guides"] == []
     image = np.ascontiguousarray(photo[::2, ::2])
     hole = square_hole(128, 128, 0.4)
     lines = np.zeros((128, 128), np.uint8)
     lines[64, 30:100] = 255
-    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
-             "sketch": ("s.png", _png(lines), "image/png")}  # fmt: skip
+    files = {
+        "image": ("i.png", _png(image), "image/png"),
+        "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+        "sketch": ("s.png", _png(lines), "image/png"),
+    }
     r = client.post("/api/inpaint", files=files, data={"method": name, "num_samples": "1"})
     done = json.loads(r.text.splitlines()[-1])
     assert done["type"] == "done" and done["guides"] == ["sketch"]
@@ -242,7 +297,8 @@ def test_sketch_lines_reach_the_sketch_model(sketch_app, photo):
 def test_a_grey_sketch_reaches_puts_conditional_model_as_the_library_takes_it(tmp_path, photo):
     """PUT's edge maps are grey (0-255): the served samples equal `inpaint(..., sketch=grey)` from the library."""
     import pluralfill
-    from pluralfill.models.put_conditional import CONFIGS as GUIDED, PUTConditional
+    from pluralfill.models.put_conditional import CONFIGS as GUIDED
+    from pluralfill.models.put_conditional import PUTConditional
 
     torch.manual_seed(0)
     model = PUTConditional(GUIDED["put-tpami-conditional-tiny"])
@@ -255,10 +311,20 @@ def test_a_grey_sketch_reaches_puts_conditional_model_as_the_library_takes_it(tm
     edges = np.zeros((128, 128), np.uint8)
     edges[40:90, 60] = 255
     edges[70, 20:110] = 128  # a faint edge stays faint
-    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
-             "sketch": ("s.png", _png(edges), "image/png")}  # fmt: skip
-    events = [json.loads(line) for line in client.post("/api/inpaint", files=files, data={"method": name, "num_samples": "1", "seed": "3"}).text.splitlines()]
-    served = np.asarray(Image.open(io.BytesIO(base64.b64decode(next(e for e in events if e["type"] == "sample")["png"]))))
+    files = {
+        "image": ("i.png", _png(image), "image/png"),
+        "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+        "sketch": ("s.png", _png(edges), "image/png"),
+    }
+    events = [
+        json.loads(line)
+        for line in client.post(
+            "/api/inpaint", files=files, data={"method": name, "num_samples": "1", "seed": "3"}
+        ).text.splitlines()
+    ]
+    served = np.asarray(
+        Image.open(io.BytesIO(base64.b64decode(next(e for e in events if e["type"] == "sample")["png"])))
+    )
     library = np.asarray(pluralfill.load_inpainter(tmp_path / "guided").inpaint(image, hole, 1, 3, sketch=edges)[0])
     np.testing.assert_array_equal(served, library)
     plain = np.asarray(pluralfill.load_inpainter(tmp_path / "guided").inpaint(image, hole, 1, 3, sketch=edges > 0)[0])
@@ -278,7 +344,15 @@ def test_api_streams_each_sampler_pass_and_dsi_entropy_over_the_photo(tmp_path, 
     DSI(CONFIGS["dsi-tiny"]).save_pretrained(tmp_path / "dsi")
     client = TestClient(create_app([tmp_path / "put", tmp_path / "dsi"]))
     image, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.3)
-    r = _post(client, image, hole, method="put-tiny (put)", num_samples=1, seed=0, options='{"sampler": "parallel", "steps": 5}')
+    r = _post(
+        client,
+        image,
+        hole,
+        method="put-tiny (put)",
+        num_samples=1,
+        seed=0,
+        options='{"sampler": "parallel", "steps": 5}',
+    )
     lines = [json.loads(x) for x in r.text.splitlines()]
     passes = [m for m in lines if "steps" in m]
     assert passes and all(m["steps"] == 5 and m["index"] == 0 for m in passes)  # throttled: at least the first
@@ -341,13 +415,23 @@ def test_a_closed_connection_cancels_its_job(photo, monkeypatch):
     while not server.started:
         time.sleep(0.05)
     hole = square_hole(256, 256, 0.5)
-    files = lambda: {"image": ("i.png", _png(photo), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png")}  # noqa: E731
+
+    def files():
+        return {
+            "image": ("i.png", _png(photo), "image/png"),
+            "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+        }
+
     url = f"http://127.0.0.1:{port}/api/inpaint"
     try:
-        with httpx.Client(timeout=60) as http:
-            with http.stream("POST", url, files=files(), data={"method": "patchmatch-plural", "num_samples": "16", "seed": "1"}) as r:
-                lines = r.iter_lines()
-                assert json.loads(next(lines))["of"] == 16 and "png" in json.loads(next(lines))
+        with (
+            httpx.Client(timeout=60) as http,
+            http.stream(
+                "POST", url, files=files(), data={"method": "patchmatch-plural", "num_samples": "16", "seed": "1"}
+            ) as r,
+        ):
+            lines = r.iter_lines()
+            assert json.loads(next(lines))["of"] == 16 and "png" in json.loads(next(lines))
         with httpx.Client(timeout=60) as http:
             for _ in range(600):  # the only runner: busy (503) until the closed job has stopped
                 if http.post(url, files=files(), data={"method": "telea"}).status_code == 200:
@@ -371,7 +455,16 @@ def test_the_zip_command_carries_every_setting_that_changes_the_samples(tmp_path
     client = TestClient(create_app([tmp_path / "put"]))
     small, hole = np.ascontiguousarray(photo[::4, ::4]), square_hole(64, 64, 0.4)
     options = {"sampler": "parallel", "steps": 3, "temperature": 1.5, "top_k": 20}
-    r = _post(client, small, hole, method="put-tiny (put)", num_samples=2, seed=11, precision="int8", options=json.dumps(options))
+    r = _post(
+        client,
+        small,
+        hole,
+        method="put-tiny (put)",
+        num_samples=2,
+        seed=11,
+        precision="int8",
+        options=json.dumps(options),
+    )
     _, samples, done = _events(r)
     assert done["type"] == "done" and done["precision"] == "int8", r.text[-300:]
     archive = zipfile.ZipFile(io.BytesIO(client.get(f"/api/runs/{done['run']}.zip").content))
@@ -394,8 +487,11 @@ def test_a_transparent_sketch_draws_only_where_it_is_opaque(sketch_app, photo):
     layer = np.full((128, 128, 4), 255, np.uint8)  # white everywhere ...
     layer[..., 3] = 0  # ... and transparent,
     layer[64, 30:100, 3] = 255  # but for one opaque line
-    files = {"image": ("i.png", _png(image), "image/png"), "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
-             "sketch": ("s.png", _png(layer), "image/png")}  # fmt: skip
+    files = {
+        "image": ("i.png", _png(image), "image/png"),
+        "mask": ("m.png", _png(hole.astype(np.uint8) * 255), "image/png"),
+        "sketch": ("s.png", _png(layer), "image/png"),
+    }
     r = client.post("/api/inpaint", files=files, data={"method": "mhtma-tiny-sketch (sketch)", "num_samples": "1"})
     done = json.loads(r.text.splitlines()[-1])
     assert done["type"] == "done" and done["guides"] == ["sketch"]

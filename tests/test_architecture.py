@@ -100,7 +100,7 @@ def test_every_method_is_declared_once_and_complete():
         assert spec.configs, spec.name
         for name in spec.configs:  # `info` builds every named config from the declaration
             assert describe(name)["method"] in spec.loads
-    for name, (spec, stage) in stages().items():  # each stage's config class names that stage
+    for name, (_spec, stage) in stages().items():  # each stage's config class names that stage
         assert stage.config.model_fields["stage"].annotation.__args__ == (name,)
 
 
@@ -113,11 +113,17 @@ def test_every_shipped_config_validates_against_its_stage(path):
 
 
 def test_a_setting_of_another_stage_is_an_error_that_names_the_stage_and_what_it_takes():
-    with pytest.raises(PluralfillError, match=r"loss.gan: the put-pvqvae stage has no such setting; loss takes: pixel, gradient"):
+    with pytest.raises(
+        PluralfillError, match=r"loss.gan: the put-pvqvae stage has no such setting; loss takes: pixel, gradient"
+    ):
         load_config(CONFIGS / "put-tiny-pvqvae.yaml", ["loss.gan=wgan-gp"])
-    with pytest.raises(PluralfillError, match="the maskgit-transformer stage has no such setting; loss takes: mask_schedule"):
+    with pytest.raises(
+        PluralfillError, match="the maskgit-transformer stage has no such setting; loss takes: mask_schedule"
+    ):
         load_config(CONFIGS / "maskgit-tiny-transformer.yaml", ["loss.random_quantize=0.3"])
-    with pytest.raises(PluralfillError, match="first_stage: the put-pvqvae stage has no such setting; the config takes: stage, model"):
+    with pytest.raises(
+        PluralfillError, match="first_stage: the put-pvqvae stage has no such setting; the config takes: stage, model"
+    ):
         load_config(CONFIGS / "put-tiny-pvqvae.yaml", ["first_stage=runs/x"])
     with pytest.raises(PluralfillError, match="optim.polyak_decay: the mhtma stage has no such setting"):
         load_config(CONFIGS / "mhtma-tiny.yaml", ["optim.polyak_decay=0.999"])
@@ -144,8 +150,14 @@ def test_convert_and_info_read_the_declarations(capsys):
         main(["convert"])
     printed = capsys.readouterr().out
     assert e.value.code == 0 and all(name in printed for name in converters())
-    for args, message in [(["convert", "put-official", "a.pth"], "put-official takes CHECKPOINT OUTPUT, got 1 path(s)"),
-                          (["convert", "no-such", "a", "b"], "unknown converter 'no-such'; converters: dsi-official, maskgit-official, put-official, put-tpami-conditional")]:  # fmt: skip
+    for args, message in [
+        (["convert", "put-official", "a.pth"], "put-official takes CHECKPOINT OUTPUT, got 1 path(s)"),
+        (
+            ["convert", "no-such", "a", "b"],
+            "unknown converter 'no-such'; converters: dsi-official, maskgit-official, put-official, "
+            "put-tpami-conditional",
+        ),
+    ]:
         with pytest.raises(SystemExit) as e:
             main(args)
         assert e.value.code == 2 and message in capsys.readouterr().err

@@ -24,7 +24,9 @@ def _maskgit_run(folder: Path) -> Path:
     from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config
 
     MaskGIT(maskgit_tiny_config()).save_pretrained(folder / "best")
-    (folder / "config.yaml").write_text(yaml.safe_dump({"seed": 0, "data": {"train": str(SCENES), "val_fraction": 0.02}}))
+    (folder / "config.yaml").write_text(
+        yaml.safe_dump({"seed": 0, "data": {"train": str(SCENES), "val_fraction": 0.02}})
+    )
     return folder
 
 
@@ -55,8 +57,16 @@ def test_gpu_script_on_the_cpu_with_tiny_configs(tmp_path):
     bench = _import("gpu")
     bench.main(["--tiny", "--device", "cpu", "--repeats", "1", "--batch", "2", "--out", str(tmp_path)])
     result = json.loads((tmp_path / "gpu.json").read_text())
-    for key in ("put_algorithm1_tokens_per_s", "pvqvae_images_per_s", "tpami_s_per_image (batch 1)", "tpami_s_per_sample (batch 2)",
-                "maskgit_s_per_image (batch 1)", "maskgit_s_per_sample (batch 2)", "mhtma_s_per_image", "dsi_s_per_image"):
+    for key in (
+        "put_algorithm1_tokens_per_s",
+        "pvqvae_images_per_s",
+        "tpami_s_per_image (batch 1)",
+        "tpami_s_per_sample (batch 2)",
+        "maskgit_s_per_image (batch 1)",
+        "maskgit_s_per_sample (batch 2)",
+        "mhtma_s_per_image",
+        "dsi_s_per_image",
+    ):
         assert result["measured"][key] > 0, key
     assert set(result["precision"]["models"]) == {"tpami", "maskgit", "dsi"}
     table = (tmp_path / "gpu.md").read_text()
@@ -67,7 +77,13 @@ def test_gpu_script_on_the_cpu_with_tiny_configs(tmp_path):
 def test_cpu_knobs_quick(capsys):
     rows = _import("cpu_knobs").main(["--quick"])
     settings = {r["setting"].split(":")[0] for r in rows}
-    assert settings == {"threads", "inference_mode vs no_grad", "channels_last vs NCHW", "plain attention vs SDPA", "torch.compile vs eager"}
+    assert settings == {
+        "threads",
+        "inference_mode vs no_grad",
+        "channels_last vs NCHW",
+        "plain attention vs SDPA",
+        "torch.compile vs eager",
+    }
     assert all(r["default_s"] > 0 for r in rows)
 
 
@@ -86,7 +102,8 @@ def test_webapp_responsiveness_quick(capsys):
 
 
 # The seeds' experiments (benchmarks/RESULTS.md): each --quick run trains every model it needs for 2 steps. They share
-# one runs folder, as the full runs do: the MHTMA row of the ablations is Table IV's MHTMA, its PUT runs are put_diversity's.
+# one runs folder, as the full runs do: the MHTMA row of the ablations is Table IV's MHTMA, its PUT runs are
+# put_diversity's.
 @pytest.fixture(scope="module")
 def toy_runs(tmp_path_factory):
     return tmp_path_factory.mktemp("toy") / "runs"
@@ -107,7 +124,9 @@ def test_mhtma_ablations_quick(toy_runs, tmp_path, capsys):
     heads = {name: np.asarray(t).shape[-1] for name, t in result["temperatures"].items()}
     assert heads == {bench.MHTMA: 2, "single-head temperature": 1}
     assert list(result["branches"]) == list(bench.BRANCHES)
-    assert (tmp_path / "mhtma_temperatures.png").stat().st_size > 0 and (tmp_path / "mhtma_branches.jpg").stat().st_size > 0
+    assert (tmp_path / "mhtma_temperatures.png").stat().st_size > 0 and (
+        tmp_path / "mhtma_branches.jpg"
+    ).stat().st_size > 0
     out = capsys.readouterr().out
     assert "| no attention |" in out and "| WGAN-GP |" in out and "| HAL-SN |" in out
 
@@ -120,7 +139,9 @@ def test_mhtma_mask_ratios_quick(toy_runs, tmp_path):
     for per in scores.values():
         assert [len(b) for b in per["psnr"]] == [2, 2]  # 2 bins, 2 seeds
     # the smallest holes are the easiest for every method
-    assert all(np.mean(per["psnr"][0]) > np.mean(per["psnr"][1]) for name, per in scores.items() if name in bench.CLASSICAL)
+    assert all(
+        np.mean(per["psnr"][0]) > np.mean(per["psnr"][1]) for name, per in scores.items() if name in bench.CLASSICAL
+    )
     assert (tmp_path / "mhtma_mask_ratios.png").is_file() and (tmp_path / "mhtma_mask_ratios_examples.jpg").is_file()
 
 
@@ -131,7 +152,9 @@ def test_put_diversity_quick(toy_runs, tmp_path):
     assert list(table) == list(bench.TOP_K)
     for per in table.values():
         assert list(per) == [1, 2] and per[1]["diversity"] == [0.0, 0.0]
-        assert all(b >= m - 1e-9 for b, m in zip(per[2]["best"], per[2]["mean"]))  # best of two is never below their mean
+        assert all(
+            b >= m - 1e-9 for b, m in zip(per[2]["best"], per[2]["mean"])
+        )  # best of two is never below their mean
     assert (tmp_path / "put_diversity.png").is_file() and (tmp_path / "put_topk_samples.jpg").is_file()
 
 

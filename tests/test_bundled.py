@@ -14,7 +14,6 @@ from pluralfill.errors import PluralfillError
 from pluralfill.methods.put import PUTInpainter
 from pluralfill.models.put import PUT, put_tiny_config
 
-
 BUNDLED = "put-scenes-small"
 
 
@@ -80,8 +79,19 @@ def test_inpaint_without_method_uses_the_default(tmp_path, photo):
 
     Image.fromarray(photo).save(tmp_path / "photo.png")
     Image.fromarray(square_hole(frac=0.3)).save(tmp_path / "hole.png")
-    result = CliRunner().invoke(app, ["inpaint", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "hole.png"),
-                                      "-n", "2", "-o", str(tmp_path / "out")])  # fmt: skip
+    result = CliRunner().invoke(
+        app,
+        [
+            "inpaint",
+            str(tmp_path / "photo.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "-n",
+            "2",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_sample0.png", "photo_sample1.png"]
     assert pluralfill.DEFAULT_METHOD in result.output

@@ -45,15 +45,30 @@ def test_inpaint_one_photo_with_grid(capsys, tmp_path, photo):
     Image.fromarray(photo).save(tmp_path / "photo.jpg")
     Image.fromarray(square_hole(frac=0.25).astype(np.uint8) * 255).save(tmp_path / "hole.png")
     o = tmp_path / "out"
-    code, _, err = run(capsys, "inpaint", tmp_path / "photo.jpg", "--mask", tmp_path / "hole.png", "--method", "telea",
-                       "-n", "3", "--seed", "0", "-o", o, "--grid")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "inpaint",
+        tmp_path / "photo.jpg",
+        "--mask",
+        tmp_path / "hole.png",
+        "--method",
+        "telea",
+        "-n",
+        "3",
+        "--seed",
+        "0",
+        "-o",
+        o,
+        "--grid",
+    )
     assert code == 0, err
     assert "deterministic" in err  # telea writes one sample and says so
     assert sorted(p.name for p in o.iterdir()) == ["photo_grid.png", "photo_sample0.png"]
     # running again refuses to overwrite, and leaves the files alone
     before = (o / "photo_sample0.png").read_bytes()
-    code, _, err = run(capsys, "inpaint", tmp_path / "photo.jpg", "--mask", tmp_path / "hole.png", "--method",
-                       "telea", "-o", o)  # fmt: skip
+    code, _, err = run(
+        capsys, "inpaint", tmp_path / "photo.jpg", "--mask", tmp_path / "hole.png", "--method", "telea", "-o", o
+    )
     assert code == 2 and err.startswith("error: output exists") and "--overwrite" in err
     assert (o / "photo_sample0.png").read_bytes() == before
 
@@ -98,8 +113,19 @@ def test_resize_and_invert_mask(capsys, tmp_path, photo):
     Image.fromarray(photo).save(tmp_path / "photo.png")
     known = ~square_hole(64, 64, 0.5)  # white = known, at a quarter of the size
     Image.fromarray(known.astype(np.uint8) * 255).save(tmp_path / "known.png")
-    code, _, err = run(capsys, "inpaint", tmp_path / "photo.png", "--mask", tmp_path / "known.png", "--invert-mask",
-                       "--resize-mask", "--method", "telea", "-o", tmp_path / "o")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "inpaint",
+        tmp_path / "photo.png",
+        "--mask",
+        tmp_path / "known.png",
+        "--invert-mask",
+        "--resize-mask",
+        "--method",
+        "telea",
+        "-o",
+        tmp_path / "o",
+    )
     assert code == 0, err
     out = np.asarray(Image.open(tmp_path / "o" / "photo_sample0.png"))
     hole = square_hole(256, 256, 0.5)
@@ -107,15 +133,43 @@ def test_resize_and_invert_mask(capsys, tmp_path, photo):
 
 
 def test_errors_never_show_a_traceback(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pluralfill.cli", "inpaint", str(tmp_path / "x.png"), "--mask",
-                        str(tmp_path / "y.png"), "-o", str(tmp_path)], capture_output=True, text=True)  # fmt: skip
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pluralfill.cli",
+            "inpaint",
+            str(tmp_path / "x.png"),
+            "--mask",
+            str(tmp_path / "y.png"),
+            "-o",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 2 and "Traceback" not in r.stderr and r.stderr.startswith("error: image not found")
 
 
 def test_masks_generate_and_stats(capsys, tmp_path):
     o = tmp_path / "m"
-    code, out, err = run(capsys, "masks", "generate", "--preset", "lama-thick", "--size", "64", "--ratio", "0.3-0.5",
-                         "-n", "12", "--seed", "0", "-o", o)  # fmt: skip
+    code, out, err = run(
+        capsys,
+        "masks",
+        "generate",
+        "--preset",
+        "lama-thick",
+        "--size",
+        "64",
+        "--ratio",
+        "0.3-0.5",
+        "-n",
+        "12",
+        "--seed",
+        "0",
+        "-o",
+        o,
+    )
     assert code == 0, err
     rows = list(csv.DictReader(open(o / "masks.csv")))
     assert len(rows) == 12 and all(0.3 < float(r["ratio"]) <= 0.5 for r in rows)
@@ -123,17 +177,38 @@ def test_masks_generate_and_stats(capsys, tmp_path):
         hole = np.asarray(Image.open(o / r["file"])) >= 128
         assert hole.mean() == pytest.approx(float(r["ratio"]), abs=1e-6)
     first = (o / rows[0]["file"]).read_bytes()
-    assert run(capsys, "masks", "generate", "--preset", "lama-thick", "--size", "64", "--ratio", "0.3-0.5", "-n", "12",
-               "--seed", "0", "-o", tmp_path / "again")[0] == 0  # fmt: skip
+    assert (
+        run(
+            capsys,
+            "masks",
+            "generate",
+            "--preset",
+            "lama-thick",
+            "--size",
+            "64",
+            "--ratio",
+            "0.3-0.5",
+            "-n",
+            "12",
+            "--seed",
+            "0",
+            "-o",
+            tmp_path / "again",
+        )[0]
+        == 0
+    )
     assert (tmp_path / "again" / rows[0]["file"]).read_bytes() == first  # deterministic
     code, out, _ = run(capsys, "masks", "stats", o)
     assert code == 0 and "(0.3, 0.4]" in out and "12 masks" in out
 
-    code, _, err = run(capsys, "masks", "generate", "--preset", "put", "--size", "32", "--bins", "-n", "2", "-o",
-                       tmp_path / "b")  # fmt: skip
+    code, _, err = run(
+        capsys, "masks", "generate", "--preset", "put", "--size", "32", "--bins", "-n", "2", "-o", tmp_path / "b"
+    )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "b").iterdir())[:2] == ["0-0.1", "0.1-0.2"]
-    code, _, err = run(capsys, "masks", "generate", "--preset", "center", "--ratio", "0.5-0.6", "-n", "1", "-o", tmp_path / "c")
+    code, _, err = run(
+        capsys, "masks", "generate", "--preset", "center", "--ratio", "0.5-0.6", "-n", "1", "-o", tmp_path / "c"
+    )
     assert code == 2 and "did not give a hole fraction" in err
     code, _, err = run(capsys, "masks", "generate", "--preset", "nope", "-o", tmp_path / "d")
     assert code == 2 and "unknown mask preset" in err
@@ -170,7 +245,9 @@ def test_evaluate_tables_and_plot(capsys, tmp_path, photos):
     assert 0.5 < ssim_all < 1.0
     assert table["metrics"]["mae"]["(0, 0.1]"] < table["metrics"]["mae"]["(0.3, 0.4]"]  # bigger holes, more error
     assert table["metrics"]["diversity-pixel"]["all"] > 0
-    code, out, _ = run(capsys, "evaluate", "--pred", pred, "--gt", gt, "--masks", masks, "--format", "csv", "--bins", "none")
+    code, out, _ = run(
+        capsys, "evaluate", "--pred", pred, "--gt", gt, "--masks", masks, "--format", "csv", "--bins", "none"
+    )
     assert out.splitlines()[0] == "metric,all" and out.splitlines()[1] == "images,4"
 
 
@@ -186,14 +263,18 @@ def test_evaluate_with_lpips_and_fid_weights(capsys, tmp_path, photos):
     torch.manual_seed(0)
     lp = LPIPS("alex")
     torch.save(lp.net.state_dict(), cache / hub.WEIGHTS["alexnet"].filename)
-    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(lp.net.channels)},
-               cache / hub.WEIGHTS["lpips-alex"].filename)  # fmt: skip
+    torch.save(
+        {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(lp.net.channels)},
+        cache / hub.WEIGHTS["lpips-alex"].filename,
+    )
     inception = FIDInceptionV3()
     for m in inception.modules():
         if isinstance(m, torch.nn.BatchNorm2d):
             m.running_var.fill_(1.0)
     torch.save(inception.state_dict(), cache / hub.WEIGHTS["inception-fid"].filename)
-    code, out, err = run(capsys, "evaluate", "--pred", pred, "--gt", gt, "--masks", masks, "--format", "json", "--bins", "none")
+    code, out, err = run(
+        capsys, "evaluate", "--pred", pred, "--gt", gt, "--masks", masks, "--format", "json", "--bins", "none"
+    )
     assert code == 0, err
     m = json.loads(out)["metrics"]
     assert set(m) == {"mae", "psnr", "ssim", "diversity-pixel", "lpips", "diversity-lpips", "fid", "p-ids", "u-ids"}
@@ -203,7 +284,12 @@ def test_evaluate_with_lpips_and_fid_weights(capsys, tmp_path, photos):
 def test_info(capsys):
     code, out, _ = run(capsys, "info", "patchmatch", "--json")
     d = json.loads(out)
-    assert code == 0 and {k: d[k] for k in ("name", "method", "resolution", "parameters")} == {"name": "patchmatch", "method": "patchmatch", "resolution": "any", "parameters": {}}
+    assert code == 0 and {k: d[k] for k in ("name", "method", "resolution", "parameters")} == {
+        "name": "patchmatch",
+        "method": "patchmatch",
+        "resolution": "any",
+        "parameters": {},
+    }
     assert [o["name"] for o in d["options"]] == ["patch_size", "leave_out", "block", "view"]
     code, out, _ = run(capsys, "info", "patchmatch-plural")
     assert code == 0 and "leave_out" in out and "0.5" in out and "what it does" in out
@@ -227,9 +313,29 @@ def test_compare_methods_and_masks_for_images(capsys, tmp_path, photos):
     gt, _, pred = _results(tmp_path, photos, n_samples=1)
     code, _, err = run(capsys, "masks", "generate", "--preset", "box", "--for-images", gt, "-o", tmp_path / "m2")
     assert code == 0, err
-    assert sorted(p.name for p in (tmp_path / "m2").iterdir()) == ["im0.png", "im1.png", "im2.png", "im3.png", "masks.csv"]
-    code, out, err = run(capsys, "evaluate", "--pred", pred, "--pred", gt, "--gt", gt, "--masks", tmp_path / "m2",
-                         "--format", "json", "--plot", tmp_path / "cmp.png")  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "m2").iterdir()) == [
+        "im0.png",
+        "im1.png",
+        "im2.png",
+        "im3.png",
+        "masks.csv",
+    ]
+    code, out, err = run(
+        capsys,
+        "evaluate",
+        "--pred",
+        pred,
+        "--pred",
+        gt,
+        "--gt",
+        gt,
+        "--masks",
+        tmp_path / "m2",
+        "--format",
+        "json",
+        "--plot",
+        tmp_path / "cmp.png",
+    )
     assert code == 0, err
 
     def strict(x):

@@ -45,7 +45,9 @@ def _sandbox(root: Path) -> Path:
     (work / "configs").symlink_to(ROOT / "configs")
     crops = sorted(SCENES.iterdir())[-4:]
     Image.open(crops[0]).convert("RGB").save(work / "photo.jpg")
-    Image.fromarray(generate_hole("lama-medium", 256, 0, 0, ratio=(0.15, 0.3)).astype(np.uint8) * 255).save(work / "hole.png")
+    Image.fromarray(generate_hole("lama-medium", 256, 0, 0, ratio=(0.15, 0.3)).astype(np.uint8) * 255).save(
+        work / "hole.png"
+    )
     for d in ("photos", "masks", "gt"):
         (work / d).mkdir()
     for i, p in enumerate(crops[1:3]):
@@ -56,13 +58,17 @@ def _sandbox(root: Path) -> Path:
         hole.save(work / "photos" / f"p{i}_mask.png")
         hole.save(work / "masks" / f"p{i}.png")
     # the official checkpoints the docs download, as the tiny official-format files of the fixtures
-    shutil.copy(SHARED / "fixtures" / "put_official_tiny" / "transformer_official_format.pth", work / "transformer_ffhq.pth")
+    shutil.copy(
+        SHARED / "fixtures" / "put_official_tiny" / "transformer_official_format.pth", work / "transformer_ffhq.pth"
+    )
     shutil.copytree(SHARED / "fixtures" / "dsi_official_tiny", work / "CelebA-HQ_center")
     return work
 
 
 def _cases():
-    return [pytest.param(page, marks=pytest.mark.slow, id=str(page.relative_to(ROOT))) for page in PAGES if blocks(page)]
+    return [
+        pytest.param(page, marks=pytest.mark.slow, id=str(page.relative_to(ROOT))) for page in PAGES if blocks(page)
+    ]
 
 
 @pytest.mark.parametrize("page", _cases())
@@ -91,5 +97,7 @@ def test_every_page_is_linked_from_the_readme():
 
 
 def test_the_runner_reads_blocks_as_written():
-    script = "pluralfill inpaint a.png \\\n    --mask b.png -o out   # a comment\n# a line of comment\n\npluralfill models\n"
+    script = (
+        "pluralfill inpaint a.png \\\n    --mask b.png -o out   # a comment\n# a line of comment\n\npluralfill models\n"
+    )
     assert commands(script) == ["pluralfill inpaint a.png      --mask b.png -o out", "pluralfill models"]

@@ -14,15 +14,27 @@ from conftest import square_hole
 from PIL import Image
 
 from pluralfill.errors import PluralfillError
-from pluralfill.registry import load_inpainter
 from pluralfill.models.dsi import CONFIGS, DSI
 from pluralfill.models.structure_generator import StructureGenerator, StructureGeneratorConfig
+from pluralfill.registry import load_inpainter
 from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.sampling.base import Randomness
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-SMALL = StructureGeneratorConfig(side=8, num_codes=16, code_dim=6, channels=16, res_channels=8, num_resnets=4, num_attention=2,
-                                 num_heads=2, num_out_resnets=2, cond_channels=2, cond_res_channels=2, dropout=0.0)  # fmt: skip
+SMALL = StructureGeneratorConfig(
+    side=8,
+    num_codes=16,
+    code_dim=6,
+    channels=16,
+    res_channels=8,
+    num_resnets=4,
+    num_attention=2,
+    num_heads=2,
+    num_out_resnets=2,
+    cond_channels=2,
+    cond_res_channels=2,
+    dropout=0.0,
+)
 
 
 def _generator(dtype=torch.float32):
@@ -46,7 +58,14 @@ def test_paper_sizes():
     q = dsi.hvqvae.quantize_top
     assert (q.num_codes, q.dim) == (512, 64) and dsi.config.hvqvae.top_side == 32
     s = dsi.config.structure
-    assert (s.channels, s.res_channels, s.num_resnets, s.num_attention, s.num_heads, s.num_out_resnets) == (128, 128, 20, 4, 8, 20)
+    assert (s.channels, s.res_channels, s.num_resnets, s.num_attention, s.num_heads, s.num_out_resnets) == (
+        128,
+        128,
+        20,
+        4,
+        8,
+        20,
+    )
     assert sum(b.attention is not None for b in dsi.structure.ul_stream) == 4
     assert 8 * s.cond_channels == 256 and dsi.config.texture.width == 64 and dsi.config.disc_width == 64
 
@@ -92,8 +111,17 @@ def test_cached_sampling_draws_the_same_codes_and_keeps_known_ones():
     unknown[18:46] = True
 
     def draw(cache, seeds=(1, 2, 3), entropy=None):
-        return sample_raster(model, cond[:1].expand(len(seeds), -1, -1, -1), codebook, known_codes[: len(seeds)], unknown, Randomness(seeds),
-                             top_k=8, cache=cache, entropy=entropy)  # fmt: skip
+        return sample_raster(
+            model,
+            cond[:1].expand(len(seeds), -1, -1, -1),
+            codebook,
+            known_codes[: len(seeds)],
+            unknown,
+            Randomness(seeds),
+            top_k=8,
+            cache=cache,
+            entropy=entropy,
+        )
 
     bits = torch.zeros(64)
     fast = draw(True, entropy=bits)
@@ -110,7 +138,9 @@ def test_feature_scores_rank_codes_by_distance_whatever_the_codebook_scale():
     torch.manual_seed(0)
     codebook, features = torch.randn(16, 8), torch.randn(5, 8)
     scores = [feature_scores(features * s, codebook * s) for s in (1.0, 1e-3)]
-    torch.testing.assert_close(scores[0], scores[1], atol=1e-4, rtol=1e-4)  # a compact codebook is scored like a spread one
+    torch.testing.assert_close(
+        scores[0], scores[1], atol=1e-4, rtol=1e-4
+    )  # a compact codebook is scored like a spread one
     assert torch.equal(scores[0].argmax(-1), torch.cdist(features, codebook).argmin(-1))
     assert scores[0].abs().max() <= 10.0
 
@@ -123,8 +153,16 @@ def test_top_latent_carries_the_structure_after_a_little_training(images):
     from pluralfill.train.dsi import decode_structure
 
     torch.manual_seed(0)
-    x = torch.stack([torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((64, 64)))).permute(2, 0, 1)
-                     for p in sorted(images.iterdir())[:8]]).float() / 127.5 - 1  # fmt: skip
+    x = (
+        torch.stack(
+            [
+                torch.from_numpy(np.array(Image.open(p).convert("RGB").resize((64, 64)))).permute(2, 0, 1)
+                for p in sorted(images.iterdir())[:8]
+            ]
+        ).float()
+        / 127.5
+        - 1
+    )
     model = HVQVAE(HVQVAEConfig(resolution=64, hidden=32, residual=16, num_codes=32, code_dim=16))
     opt = torch.optim.Adam(model.parameters(), lr=2e-3)
     for _ in range(100):
@@ -190,11 +228,24 @@ def test_structure_only_checkpoint_says_what_is_missing(tmp_path):
 def test_three_stages_train_and_inpaint_from_the_cli(images, tmp_path, photo, capsys):
     from pluralfill.cli import main
 
-    common = [f"data.train={images}", "data.num_workers=0", "batch_size=4", "log_every=1", "val_every=4", "sample_every=4",
-              "checkpoint_every=4", "val_batches=1", "optim.warmup_steps=1", "steps=8"]  # fmt: skip
+    common = [
+        f"data.train={images}",
+        "data.num_workers=0",
+        "batch_size=4",
+        "log_every=1",
+        "val_every=4",
+        "sample_every=4",
+        "checkpoint_every=4",
+        "val_batches=1",
+        "optim.warmup_steps=1",
+        "steps=8",
+    ]
     runs = {}
-    for stage, extra in [("hvqvae", ["optim.polyak_decay=0.9"]), ("structure", [f"first_stage={tmp_path / 'hvqvae'}"]),
-                         ("texture", [f"first_stage={tmp_path / 'structure'}"])]:  # fmt: skip
+    for stage, extra in [
+        ("hvqvae", ["optim.polyak_decay=0.9"]),
+        ("structure", [f"first_stage={tmp_path / 'hvqvae'}"]),
+        ("texture", [f"first_stage={tmp_path / 'structure'}"]),
+    ]:
         with pytest.raises(SystemExit) as e:
             main(["train", str(CONFIG_DIR / f"dsi-tiny-{stage}.yaml"), *common, f"run_dir={tmp_path / stage}", *extra])
         assert e.value.code == 0, capsys.readouterr().err
@@ -205,15 +256,35 @@ def test_three_stages_train_and_inpaint_from_the_cli(images, tmp_path, photo, ca
     with open(runs["structure"] / "metrics.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     nll = [float(r["train/nll_bits"]) for r in rows if r.get("train/nll_bits")]
-    assert nll[-1] < nll[0] <= math.log2(128) + 3  # starts a little above uniform over 128 codes (the official init), falls
+    assert (
+        nll[-1] < nll[0] <= math.log2(128) + 3
+    )  # starts a little above uniform over 128 codes (the official init), falls
     assert any(r.get("val/vqvae_mse") for r in rows) and any(r.get("val/nll_bits_hole") for r in rows)
     with open(runs["texture"] / "metrics.csv", newline="") as f:
-        assert {"train/pixel", "train/feature_top", "train/feature_bottom", "train/adversarial", "train/disc"} <= set(csv.DictReader(f).fieldnames)
+        assert {"train/pixel", "train/feature_top", "train/feature_bottom", "train/adversarial", "train/disc"} <= set(
+            csv.DictReader(f).fieldnames
+        )
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.4).astype(np.uint8) * 255).save(tmp_path / "h.png")
     with pytest.raises(SystemExit) as e:
-        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "dsi", "--checkpoint",
-              str(runs["texture"]), "-n", "3", "--entropy", "--trace", "-o", str(tmp_path / "out")])  # fmt: skip
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "p.png"),
+                "--mask",
+                str(tmp_path / "h.png"),
+                "--method",
+                "dsi",
+                "--checkpoint",
+                str(runs["texture"]),
+                "-n",
+                "3",
+                "--entropy",
+                "--trace",
+                "-o",
+                str(tmp_path / "out"),
+            ]
+        )
     assert e.value.code == 0, capsys.readouterr().err
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     assert names == ["p_entropy.png", "p_sample0.png", "p_sample1.png", "p_sample2.png", "p_trace.png"]

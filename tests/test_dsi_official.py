@@ -86,7 +86,10 @@ def test_vqvae_features_codes_and_decoder(model, io):
         close(model.hvqvae.quantize_bottom.embedding.t(), io["vq/embed_b"], atol=0, rtol=0)
         close(0.25 * enc["commitment"], io["vq/commit_loss_weighted"], atol=1e-8, rtol=1e-5)
         close(nhwc(model.hvqvae.decode(enc["quant_t"], enc["quant_b"])), io["vq/dec_b"])
-        looked_up = model.hvqvae.decode(model.hvqvae.top_vectors(io["vq/idx_t"]), model.hvqvae.quantize_bottom.lookup(io["vq/idx_b"]).permute(0, 3, 1, 2))
+        looked_up = model.hvqvae.decode(
+            model.hvqvae.top_vectors(io["vq/idx_t"]),
+            model.hvqvae.quantize_bottom.lookup(io["vq/idx_b"]).permute(0, 3, 1, 2),
+        )
         close(nhwc(looked_up), io["vq/dec_from_idx"])
 
 
@@ -136,8 +139,16 @@ def test_the_shipped_sampler_replays_the_official_loop(model, io, cache):
     trace = []
     with torch.no_grad():
         cond = model.structure.condition(image * (1 - hole), hole)
-        out = sample_raster(model.structure, cond, model.hvqvae.quantize_top.embedding, torch.zeros(2, s.side**2, dtype=torch.long),
-                            torch.ones(s.side**2, dtype=torch.bool), _forcing(codes), cache=cache, trace=trace)  # fmt: skip
+        out = sample_raster(
+            model.structure,
+            cond,
+            model.hvqvae.quantize_top.embedding,
+            torch.zeros(2, s.side**2, dtype=torch.long),
+            torch.ones(s.side**2, dtype=torch.bool),
+            _forcing(codes),
+            cache=cache,
+            trace=trace,
+        )
     assert [step.details["position"] for step in trace] == list(range(s.side**2))
     for t, step in enumerate(trace):
         close(step.details["logits"], io["sample/step_logits"][t])
@@ -158,7 +169,9 @@ def test_the_inpainter_is_the_official_test_py(dsi_inpainter, io, cache, monkeyp
     """`DSIInpainter.sample` (what `inpaint` calls) with the official run's draws: test.py's gen_out per image."""
     assert dsi_inpainter.model.config.positions == "all"  # converted models sample as test.py does
     for b in range(2):
-        monkeypatch.setattr("pluralfill.methods.dsi.randomness", lambda seeds, device, b=b: _forcing(io["sample/codes"][b : b + 1]))
+        monkeypatch.setattr(
+            "pluralfill.methods.dsi.randomness", lambda seeds, device, b=b: _forcing(io["sample/codes"][b : b + 1])
+        )
         x, known = nchw(io["image"])[b : b + 1], 1 - nchw(io["mask"])[b : b + 1]
         with torch.no_grad():
             y = dsi_inpainter.sample(x, known, [0], cache=cache)
@@ -168,7 +181,9 @@ def test_the_inpainter_is_the_official_test_py(dsi_inpainter, io, cache, monkeyp
 def test_inpaint_api_is_the_official_img_gen(dsi_inpainter, io, monkeypatch):
     """The whole user path: `inpaint` on the uint8 pictures gives test.py's img_gen, rounded to 8 bits."""
     for b in range(2):
-        monkeypatch.setattr("pluralfill.methods.dsi.randomness", lambda seeds, device, b=b: _forcing(io["sample/codes"][b : b + 1]))
+        monkeypatch.setattr(
+            "pluralfill.methods.dsi.randomness", lambda seeds, device, b=b: _forcing(io["sample/codes"][b : b + 1])
+        )
         hole = io["mask"][b, :, :, 0].numpy() > 0.5
         (out,) = dsi_inpainter.inpaint(io["image_uint8"][b].numpy(), hole, seed=0)
         ref = (io["texture/complete_sampled"][b] + 1) * 127.5
@@ -179,8 +194,11 @@ def test_inpaint_api_is_the_official_img_gen(dsi_inpainter, io, monkeypatch):
 def test_texture_generator_and_attention_transfer(model, io, tag):
     image, hole = nchw(io["image"]), nchw(io["mask"])
     masked = image * (1 - hole)
-    structure = {"gt": nchw(io["structure/e_given"]), "sampled": nchw(io["sample/e_gen_final"]),
-                 "pattern": model.hvqvae.top_vectors(io["texture/idx_pattern"])}[tag]  # fmt: skip
+    structure = {
+        "gt": nchw(io["structure/e_given"]),
+        "sampled": nchw(io["sample/e_gen_final"]),
+        "pattern": model.hvqvae.top_vectors(io["texture/idx_pattern"]),
+    }[tag]
     model.texture.keep_attention = True
     try:
         with torch.no_grad():
@@ -199,8 +217,15 @@ def test_texture_generator_and_attention_transfer(model, io, tag):
 def test_the_three_training_steps_are_the_official_losses(model, io):
     """The step functions `pluralfill train` runs for dsi-hvqvae, dsi-structure and dsi-texture, on the fixture
     batch with the stages' default weights (the official ones): every recorded loss and its inputs."""
-    from pluralfill.train.dsi import (HVQVAELoss, StructureLoss, TextureLoss, hvqvae_losses, structure_losses,
-                                      structure_step_loss, texture_losses)  # fmt: skip
+    from pluralfill.train.dsi import (
+        HVQVAELoss,
+        StructureLoss,
+        TextureLoss,
+        hvqvae_losses,
+        structure_losses,
+        structure_step_loss,
+        texture_losses,
+    )
 
     image, hole = nchw(io["image"]), nchw(io["mask_train"]).expand(2, -1, -1, -1)
     masked = image * (1 - hole)
@@ -235,7 +260,12 @@ def test_the_three_training_steps_are_the_official_losses(model, io):
     close(terms["pixel"], io["loss/ae_loss"], atol=1e-6, rtol=1e-5)
     close(TextureLoss().feature * terms["feature_top"], io["loss/fea_loss1"], atol=1e-6, rtol=1e-5)
     close(TextureLoss().feature * terms["feature_bottom"], io["loss/fea_loss2"], atol=1e-6, rtol=1e-5)
-    close(TextureLoss().feature * (terms["feature_top"] + terms["feature_bottom"]), io["loss/fea_loss"], atol=1e-6, rtol=1e-5)
+    close(
+        TextureLoss().feature * (terms["feature_top"] + terms["feature_bottom"]),
+        io["loss/fea_loss"],
+        atol=1e-6,
+        rtol=1e-5,
+    )
     close(terms["adversarial"], io["loss/gen_adv"], atol=1e-6, rtol=1e-5)
     close(total, io["loss/gen_loss"], atol=1e-6, rtol=1e-5)
     (d,) = calls
@@ -300,7 +330,9 @@ def test_wrong_truncated_and_foreign_files_get_one_line(tmp_path):
     (garbage / "model.ckpt.index").write_bytes(b"\x00" * 100)
     with pytest.raises(PluralfillError, match="not a TensorFlow checkpoint index"):
         convert(garbage / "model.ckpt")
-    foreign = write_checkpoint(tmp_path / "foreign" / "model.ckpt", {"generator/conv/kernel": np.zeros((3, 3, 3, 8), np.float32)})
+    foreign = write_checkpoint(
+        tmp_path / "foreign" / "model.ckpt", {"generator/conv/kernel": np.zeros((3, 3, 3, 8), np.float32)}
+    )
     with pytest.raises(PluralfillError, match="is not a DSI checkpoint"):
         convert(foreign)
     params = {k: v.numpy() for k, v in load_file(FIXTURE / "params.safetensors").items()}
@@ -310,7 +342,9 @@ def test_wrong_truncated_and_foreign_files_get_one_line(tmp_path):
     params["structure_pixelcnn/wnconv2d_5/V"] = params["structure_pixelcnn/wnconv2d_5/V"][:, :, :4]
     with pytest.raises(PluralfillError, match=r"structure_pixelcnn/wnconv2d_5/V is \[2, 2, 4, 8\]"):
         convert(write_checkpoint(tmp_path / "shape" / "model.ckpt", params), resolution=64)
-    params = {k: v.numpy() for k, v in load_file(FIXTURE / "params.safetensors").items()} | {"extra/thing": np.zeros(3, np.float32)}
+    params = {k: v.numpy() for k, v in load_file(FIXTURE / "params.safetensors").items()} | {
+        "extra/thing": np.zeros(3, np.float32)
+    }
     with pytest.raises(PluralfillError, match="unknown entries .* extra/thing"):
         convert(write_checkpoint(tmp_path / "extra" / "model.ckpt", params), resolution=64)
     with pytest.raises(PluralfillError, match="does not match dsi"):
@@ -338,7 +372,9 @@ def test_a_full_size_official_checkpoint_converts_and_inpaints_from_the_cli(tmp_
     from PIL import Image
 
     prefix, manifest = _full_size_checkpoint(tmp_path / "CelebA-HQ_center")
-    code, err = _cli(["convert", "dsi-official", str(prefix.parent), str(tmp_path / "dsi-celeba"), "--config", "dsi"], capsys)
+    code, err = _cli(
+        ["convert", "dsi-official", str(prefix.parent), str(tmp_path / "dsi-celeba"), "--config", "dsi"], capsys
+    )
     assert code == 0, err
     from pluralfill.models.dsi import DSI
 
@@ -351,8 +387,21 @@ def test_a_full_size_official_checkpoint_converts_and_inpaints_from_the_cli(tmp_
     hole = np.zeros((256, 256), np.uint8)
     hole[96:160, 96:160] = 255
     Image.fromarray(hole).save(tmp_path / "hole.png")
-    code, err = _cli(["inpaint", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "hole.png"), "--checkpoint",
-                      str(tmp_path / "dsi-celeba"), "-n", "2", "-o", str(tmp_path / "out")], capsys)  # fmt: skip
+    code, err = _cli(
+        [
+            "inpaint",
+            str(tmp_path / "photo.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "--checkpoint",
+            str(tmp_path / "dsi-celeba"),
+            "-n",
+            "2",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["photo_sample0.png", "photo_sample1.png"]
 
@@ -373,7 +422,10 @@ def test_convert_and_inpaint_from_the_cli(tmp_path, photo, capsys):
 
     code, err = _cli(["convert", "dsi-official", str(FIXTURE), str(tmp_path / "tiny"), "--resolution", "64"], capsys)
     assert code == 0, err
-    assert torch.equal(DSI.from_pretrained(tmp_path / "tiny").structure.head.weight_v, convert(FIXTURE, resolution=64).structure.head.weight_v)
+    assert torch.equal(
+        DSI.from_pretrained(tmp_path / "tiny").structure.head.weight_v,
+        convert(FIXTURE, resolution=64).structure.head.weight_v,
+    )
     code, err = _cli(["convert", "dsi-official", str(FIXTURE), str(tmp_path / "tiny")], capsys)
     assert code == 2 and "output exists" in err
     code, err = _cli(["convert", "dsi-official", str(FIXTURE), str(tmp_path / "x"), "--num-heads", "2"], capsys)
@@ -382,8 +434,22 @@ def test_convert_and_inpaint_from_the_cli(tmp_path, photo, capsys):
     hole = np.zeros((256, 256), np.uint8)
     hole[64:192, 64:192] = 255
     Image.fromarray(hole).save(tmp_path / "hole.png")
-    code, err = _cli(["inpaint", str(tmp_path / "photo.png"), "--mask", str(tmp_path / "hole.png"), "--checkpoint", str(tmp_path / "tiny"),
-                      "-n", "2", "-o", str(tmp_path / "out"), "--entropy"], capsys)  # fmt: skip
+    code, err = _cli(
+        [
+            "inpaint",
+            str(tmp_path / "photo.png"),
+            "--mask",
+            str(tmp_path / "hole.png"),
+            "--checkpoint",
+            str(tmp_path / "tiny"),
+            "-n",
+            "2",
+            "-o",
+            str(tmp_path / "out"),
+            "--entropy",
+        ],
+        capsys,
+    )
     assert code == 0, err
     a, b = (np.asarray(Image.open(tmp_path / "out" / f"photo_sample{i}.png")) for i in (0, 1))
     assert a.shape == (256, 256, 3) and not np.array_equal(a, b)
@@ -400,15 +466,31 @@ def test_the_official_recipes_are_the_configs():
     configs = Path(__file__).resolve().parents[1] / "configs"
     vq, st, tx = (load_config(configs / f"dsi-{s}.yaml") for s in ("hvqvae", "structure", "texture"))
     for cfg in (vq, st, tx):
-        assert cfg.batch_size == 8 and cfg.steps == 1_000_000 and cfg.optim.optimizer == "adam" and cfg.optim.grad_clip is None
-    assert (vq.optim.lr, vq.optim.betas, vq.optim.polyak_decay, vq.loss.commitment) == (1e-4, (0.9, 0.999), 0.9997, 0.25)
+        assert (
+            cfg.batch_size == 8
+            and cfg.steps == 1_000_000
+            and cfg.optim.optimizer == "adam"
+            and cfg.optim.grad_clip is None
+        )
+    assert (vq.optim.lr, vq.optim.betas, vq.optim.polyak_decay, vq.loss.commitment) == (
+        1e-4,
+        (0.9, 0.999),
+        0.9997,
+        0.25,
+    )
     assert math.isclose(st.optim.lr, 0.18 * 128**-0.5) and st.optim.polyak_decay == 0.9997 and st.loss.towers == 2
     assert CONFIGS["dsi"].structure.dropout == 0.1 and CONFIGS["dsi"].hvqvae.ema_decay == 0.99
     meet = 16000 ** (1.5 / 1.35)  # where the warm-up line meets the decay
     assert lr_at(0, st) == pytest.approx(st.optim.lr * 16000**-1.5)
     assert lr_at(int(meet) - 1000, st) < lr_at(int(meet), st) > lr_at(int(meet) + 1000, st)
     assert lr_at(999_999, st) == pytest.approx(st.optim.lr * 1_000_000**-0.35)
-    assert (tx.optim.lr, tx.optim.betas, tx.loss.feature, tx.loss.adversarial, tx.loss.late_start_step) == (1e-4, (0.5, 0.999), 0.1, 1.0, 0)
+    assert (tx.optim.lr, tx.optim.betas, tx.loss.feature, tx.loss.adversarial, tx.loss.late_start_step) == (
+        1e-4,
+        (0.5, 0.999),
+        0.1,
+        1.0,
+        0,
+    )
     assert st.masks.preset == tx.masks.preset == "center"
 
 

@@ -9,7 +9,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, square_hole, run_cli as _cli
+from conftest import SHARED, square_hole
+from conftest import run_cli as _cli
 from PIL import Image
 
 import pluralfill
@@ -49,8 +50,11 @@ def test_agreement_counts_exactly():
     got = reference.clone()
     got[0, :2] = torch.tensor([0.0, 1, 0, 0, 0])
     assert P.agreement(got, reference) == 0.95
-    assert P.judge("int8", {"logits": got, "image": torch.zeros(1, 3, 4, 4)},
-                   {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": None}).holds  # fmt: skip
+    assert P.judge(
+        "int8",
+        {"logits": got, "image": torch.zeros(1, 3, 4, 4)},
+        {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": None},
+    ).holds
 
 
 def test_agreement_is_judged_on_the_hidden_positions_only():
@@ -62,8 +66,11 @@ def test_agreement_is_judged_on_the_hidden_positions_only():
     assert P.agreement(got, reference, hidden) == 1.0
     got[0, 4] = torch.tensor([0.0, 1, 0, 0])
     assert P.agreement(got, reference, hidden) == 0.75
-    verdict = P.judge("int8", {"logits": got, "image": torch.zeros(1, 3, 4, 4)},
-                      {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": hidden})  # fmt: skip
+    verdict = P.judge(
+        "int8",
+        {"logits": got, "image": torch.zeros(1, 3, 4, 4)},
+        {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": hidden},
+    )
     assert verdict.agreement == 0.75
 
 
@@ -201,7 +208,7 @@ def test_the_onnx_cache_follows_every_weight(tiny_put, tmp_path):
     assert first.name == changed.name
 
 
-# ------------------------------------------------------------------------------------------------ MaskGIT, official composite
+# ------------------------------------------------------------------------------------- MaskGIT, official composite
 
 
 @pytest.fixture(scope="module")
@@ -360,7 +367,10 @@ def test_top_k_zero_means_every_code(tiny_put, photo):
     image, hole = np.ascontiguousarray(photo[::4, ::4]), square_hole(64, 64, 0.4)
     vocab = put.model.config.transformer.vocab_size
     for sampler in ("put", "parallel", "put-tpami"):
-        run = lambda k: [np.asarray(s) for s in put.inpaint(image, hole, 2, seed=2, sampler=sampler, top_k=k)]  # noqa: E731
+
+        def run(k, sampler=sampler):
+            return [np.asarray(s) for s in put.inpaint(image, hole, 2, seed=2, sampler=sampler, top_k=k)]
+
         every, zero, one = run(vocab), run(0), run(1)
         assert all(np.array_equal(a, b) for a, b in zip(every, zero)), sampler
         assert not all(np.array_equal(a, b) for a, b in zip(every, one)), sampler
@@ -396,8 +406,10 @@ def test_two_threads_on_one_inpainter_get_what_they_get_one_after_the_other(tiny
     hole_a, hole_b = np.zeros(a.shape[:2], bool), np.zeros(b.shape[:2], bool)
     hole_a[20:40, 100:130] = True
     hole_b[70:100, 10:50] = True
-    fills = [lambda: put.inpaint(a, hole_a, 2, seed=1, sampler="put", tokens_per_step=2, trace=True),
-             lambda: put.inpaint(b, hole_b, 3, seed=2, sampler="parallel", steps=3, trace=True)]  # fmt: skip
+    fills = [
+        lambda: put.inpaint(a, hole_a, 2, seed=1, sampler="put", tokens_per_step=2, trace=True),
+        lambda: put.inpaint(b, hole_b, 3, seed=2, sampler="parallel", steps=3, trace=True),
+    ]
     alone = [fill() for fill in fills]
     with ThreadPoolExecutor(2) as pool:
         together = [f.result() for f in [pool.submit(fill) for fill in fills]]

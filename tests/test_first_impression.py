@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, square_hole, run_cli as _cli
+from conftest import SHARED, square_hole
+from conftest import run_cli as _cli
 from PIL import Image
 
 import pluralfill
@@ -15,8 +16,6 @@ from pluralfill.errors import PluralfillError
 from pluralfill.methods.classical import left_out
 
 PUT_FIXTURE = SHARED / "fixtures" / "put_official_tiny" / "transformer_official_format.pth"
-
-
 
 
 def _spread(samples, hole) -> float:
@@ -50,11 +49,16 @@ def test_left_out_spares_the_band_around_the_hole_and_keeps_a_sector():
     assert not (sector & near).any() and 0.6 < sector[~near].mean() < 0.9  # three quarters of the directions hidden
 
 
-@pytest.mark.parametrize("option, message", [({"patch_size": "abc"}, 'option patch_size="abc": should be a valid integer'),
-                                             ({"patch_size": 0}, "option patch_size=0: should be greater than or equal to 1"),
-                                             ({"leave_out": 1.5}, "option leave_out=1.5: should be less than 1"),
-                                             ({"block": 0}, "option block=0: should be greater than 0"),
-                                             ({"view": 0}, "option view=0: should be greater than 0")])  # fmt: skip
+@pytest.mark.parametrize(
+    "option, message",
+    [
+        ({"patch_size": "abc"}, 'option patch_size="abc": should be a valid integer'),
+        ({"patch_size": 0}, "option patch_size=0: should be greater than or equal to 1"),
+        ({"leave_out": 1.5}, "option leave_out=1.5: should be less than 1"),
+        ({"block": 0}, "option block=0: should be greater than 0"),
+        ({"view": 0}, "option view=0: should be greater than 0"),
+    ],
+)
 def test_bad_option_values_are_one_line(photo, option, message):
     with pytest.raises(PluralfillError, match=message):
         pluralfill.load_inpainter("patchmatch-plural").inpaint(photo, square_hole(frac=0.2), 1, seed=0, **option)
@@ -79,12 +83,26 @@ def test_grey_photos_stay_grey_and_alpha_is_kept(tmp_path, photo, capsys):
     rgba.putalpha(Image.fromarray(alpha))
     rgba.save(tmp_path / "rgba.png")
     Image.fromarray(square_hole(frac=0.3)).save(tmp_path / "h.png")
-    code, _, err = _cli(["inpaint", str(tmp_path / "grey.png"), str(tmp_path / "rgba.png"), "--mask", str(tmp_path / "h.png"),
-                         "-o", str(tmp_path / "out"), "-n", "2"], capsys)  # fmt: skip
+    code, _, err = _cli(
+        [
+            "inpaint",
+            str(tmp_path / "grey.png"),
+            str(tmp_path / "rgba.png"),
+            "--mask",
+            str(tmp_path / "h.png"),
+            "-o",
+            str(tmp_path / "out"),
+            "-n",
+            "2",
+        ],
+        capsys,
+    )
     assert code == 0, err
     out_grey = Image.open(tmp_path / "out" / "grey_sample0.png")
     assert out_grey.mode == "L"
-    np.testing.assert_array_equal(np.asarray(out_grey)[~square_hole(frac=0.3)], np.asarray(grey)[~square_hole(frac=0.3)])
+    np.testing.assert_array_equal(
+        np.asarray(out_grey)[~square_hole(frac=0.3)], np.asarray(grey)[~square_hole(frac=0.3)]
+    )
     out_rgba = Image.open(tmp_path / "out" / "rgba_sample1.png")
     assert out_rgba.mode == "RGBA" and np.array_equal(np.asarray(out_rgba)[..., 3], alpha)
     assert "alpha channel" in err and "transparent pixels" in err
@@ -103,8 +121,15 @@ def test_unwritable_output_names_the_folder(tmp_path, photo, capsys):
         target.chmod(0o500)
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.3)).save(tmp_path / "h.png")
-    code, _, err = _cli(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "-o", str(target)], capsys)
-    assert code != 0 and str(target.parent if target.name == "out" else target) in err and ".tmp" not in err and "Traceback" not in err
+    code, _, err = _cli(
+        ["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "-o", str(target)], capsys
+    )
+    assert (
+        code != 0
+        and str(target.parent if target.name == "out" else target) in err
+        and ".tmp" not in err
+        and "Traceback" not in err
+    )
 
 
 def test_a_checkpoint_file_an_empty_folder_and_a_finished_run(tmp_path, photo, capsys):
@@ -121,8 +146,20 @@ def test_resuming_a_finished_run_says_so(images, tmp_path, capsys):
     from pathlib import Path
 
     configs = Path(__file__).resolve().parents[1] / "configs"
-    args = ["train", str(configs / "put-tiny-pvqvae.yaml"), f"data.train={images}", "data.num_workers=0", "batch_size=2", "steps=2",
-            "val_every=2", "sample_every=2", "checkpoint_every=2", "val_batches=1", "log_every=1", f"run_dir={tmp_path / 'run'}"]  # fmt: skip
+    args = [
+        "train",
+        str(configs / "put-tiny-pvqvae.yaml"),
+        f"data.train={images}",
+        "data.num_workers=0",
+        "batch_size=2",
+        "steps=2",
+        "val_every=2",
+        "sample_every=2",
+        "checkpoint_every=2",
+        "val_batches=1",
+        "log_every=1",
+        f"run_dir={tmp_path / 'run'}",
+    ]
     code, _, err = _cli(args, capsys)
     assert code == 0, err
     code, _, err = _cli(["train", "--resume", str(tmp_path / "run")], capsys)
@@ -131,7 +168,9 @@ def test_resuming_a_finished_run_says_so(images, tmp_path, capsys):
 
 def test_help_shows_flags_as_flags_and_says_defaults(capsys):
     code, out, _ = _cli(["inpaint", "--help"], capsys)
-    assert code == 0 and "<bool>" not in out and "--grid " in out and "patchmatch-plural" in out and "seed 00" not in out
+    assert (
+        code == 0 and "<bool>" not in out and "--grid " in out and "patchmatch-plural" in out and "seed 00" not in out
+    )
     code, out, _ = _cli(["demo", "--help"], capsys)
     assert "Samples to draw" in out and "the same grid" in out
     for command in ("sketch", "evaluate", "train", "bench", "serve", "convert", "info", "models"):
@@ -142,7 +181,14 @@ def test_help_shows_flags_as_flags_and_says_defaults(capsys):
 def _random_put_checkpoint(path):
     state = torch.load(PUT_FIXTURE, weights_only=True)["model"]
     g = torch.Generator().manual_seed(0)
-    torch.save({"model": {k: torch.randn(v.shape, generator=g) * 0.02 if v.is_floating_point() else v for k, v in state.items()}}, path)
+    torch.save(
+        {
+            "model": {
+                k: torch.randn(v.shape, generator=g) * 0.02 if v.is_floating_point() else v for k, v in state.items()
+            }
+        },
+        path,
+    )
     return path
 
 
@@ -152,7 +198,9 @@ def test_the_model_store_installs_lists_uses_and_removes(tmp_path, photo, capsys
     assert code == 0, err
     assert "installed put-mine (put-official)" in out and "--method put-mine" in out
     code, out, _ = _cli(["models"], capsys)
-    assert "put-mine" in out and "put-scenes-small" in out and "github.com/liuqk3/PUT" in out and "USTC-JialunPeng" in out
+    assert (
+        "put-mine" in out and "put-scenes-small" in out and "github.com/liuqk3/PUT" in out and "USTC-JialunPeng" in out
+    )
     assert "put-mine" in pluralfill.available_methods()
     code, _, err = _cli(["models", "add", str(ckpt), "--name", "put-mine"], capsys)
     assert code == 2 and "installed already" in err
@@ -165,8 +213,21 @@ def test_the_model_store_installs_lists_uses_and_removes(tmp_path, photo, capsys
     # inpaint --method NAME and the web app use it
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.3)).save(tmp_path / "h.png")
-    code, _, err = _cli(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "put-mine", "-n", "2",
-                         "-o", str(tmp_path / "out")], capsys)  # fmt: skip
+    code, _, err = _cli(
+        [
+            "inpaint",
+            str(tmp_path / "p.png"),
+            "--mask",
+            str(tmp_path / "h.png"),
+            "--method",
+            "put-mine",
+            "-n",
+            "2",
+            "-o",
+            str(tmp_path / "out"),
+        ],
+        capsys,
+    )
     assert code == 0, err
     assert len(list((tmp_path / "out").glob("p_sample*.png"))) == 2
     from fastapi.testclient import TestClient
@@ -180,8 +241,11 @@ def test_the_model_store_installs_lists_uses_and_removes(tmp_path, photo, capsys
     buf_i, buf_m = (__import__("io").BytesIO() for _ in range(2))
     Image.fromarray(small).save(buf_i, format="PNG")
     Image.fromarray(hole.astype(np.uint8) * 255).save(buf_m, format="PNG")
-    r = client.post("/api/inpaint", files={"image": ("i.png", buf_i.getvalue(), "image/png"), "mask": ("m.png", buf_m.getvalue(), "image/png")},
-                    data={"method": "put-mine", "num_samples": "1", "seed": "1"})  # fmt: skip
+    r = client.post(
+        "/api/inpaint",
+        files={"image": ("i.png", buf_i.getvalue(), "image/png"), "mask": ("m.png", buf_m.getvalue(), "image/png")},
+        data={"method": "put-mine", "num_samples": "1", "seed": "1"},
+    )
     assert r.status_code == 200 and json.loads(r.text.splitlines()[-1])["type"] == "done"
     code, out, _ = _cli(["models", "remove", "put-mine"], capsys)
     assert code == 0 and "removed put-mine" in out

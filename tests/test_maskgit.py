@@ -12,9 +12,9 @@ from pluralfill.errors import PluralfillError
 from pluralfill.geometry import token_hole
 from pluralfill.methods.maskgit import MaskGITInpainter
 from pluralfill.models.maskgit import MaskGIT, maskgit_tiny_config
-from pluralfill.train.maskgit import mvtm_loss
 from pluralfill.sampling.base import Randomness
 from pluralfill.sampling.parallel import SCHEDULES, mask_ratio, parallel_decode
+from pluralfill.train.maskgit import mvtm_loss
 
 
 def test_schedules():
@@ -51,8 +51,10 @@ def test_parallel_decoding_follows_the_schedule_and_keeps_known_tokens():
     for row in range(2):
         n0 = int(unknown[row].sum())
         hidden = [int(step.unknown[row].sum()) for step in trace[:-1]]
-        expected = [max(1, min(math.floor(n0 * mask_ratio("cosine", (t + 1) / 8)), h_prev - 1))
-                    for t, h_prev in zip(range(7), [n0] + hidden)]  # fmt: skip
+        expected = [
+            max(1, min(math.floor(n0 * mask_ratio("cosine", (t + 1) / 8)), h_prev - 1))
+            for t, h_prev in zip(range(7), [n0] + hidden)
+        ]
         assert hidden == expected
         for before, after in zip(trace, trace[1:]):
             assert not (after.unknown[row] & ~before.unknown[row]).any()  # a revealed token is never masked again
@@ -146,16 +148,46 @@ def test_cli_maskgit_trace_and_put_parallel(tiny, tmp_path, photo, capsys):
     PUT(put_tiny_config()).save_pretrained(put_folder)
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
-    for ckpt, extra, out in [(folder, ["--steps", "6", "--schedule", "square"], "mg"),
-                             (put_folder, ["--sampler", "parallel", "--steps", "4"], "put")]:  # fmt: skip
+    for ckpt, extra, out in [
+        (folder, ["--steps", "6", "--schedule", "square"], "mg"),
+        (put_folder, ["--sampler", "parallel", "--steps", "4"], "put"),
+    ]:
         with pytest.raises(SystemExit) as e:
-            main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(ckpt),
-                  "-n", "2", "--seed", "0", "--trace", "-o", str(tmp_path / out), *extra])  # fmt: skip
+            main(
+                [
+                    "inpaint",
+                    str(tmp_path / "p.png"),
+                    "--mask",
+                    str(tmp_path / "h.png"),
+                    "--checkpoint",
+                    str(ckpt),
+                    "-n",
+                    "2",
+                    "--seed",
+                    "0",
+                    "--trace",
+                    "-o",
+                    str(tmp_path / out),
+                    *extra,
+                ]
+            )
         assert e.value.code == 0, capsys.readouterr().err
         assert sorted(p.name for p in (tmp_path / out).iterdir()) == ["p_sample0.png", "p_sample1.png", "p_trace.png"]
     with pytest.raises(SystemExit):
-        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "telea", "--steps",
-              "3", "-o", str(tmp_path / "x")])  # fmt: skip
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "p.png"),
+                "--mask",
+                str(tmp_path / "h.png"),
+                "--method",
+                "telea",
+                "--steps",
+                "3",
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
     assert "telea has no option 'steps'" in capsys.readouterr().err
 
 
@@ -174,7 +206,18 @@ def test_bad_decoding_options_are_one_line_errors(tiny, tmp_path, photo, capsys,
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
     with pytest.raises(SystemExit) as e:
-        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(folder), *args,
-              "-o", str(tmp_path / "o")])  # fmt: skip
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "p.png"),
+                "--mask",
+                str(tmp_path / "h.png"),
+                "--checkpoint",
+                str(folder),
+                *args,
+                "-o",
+                str(tmp_path / "o"),
+            ]
+        )
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1

@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from pluralfill.errors import PluralfillError
 from pluralfill.geometry import token_hole
-from pluralfill.methods.maskgit import MaskGITInpainter, MaskGITOptions
+from pluralfill.methods.maskgit import MaskGITOptions
 from pluralfill.pretrained.maskgit_official import convert, read_flax_checkpoint
 from pluralfill.sampling.parallel import mask_ratio, masked_count, parallel_decode
 
@@ -48,7 +48,9 @@ def test_tokenizer_encode_codes_decode(model):
     tok = model.tokenizer
     with torch.no_grad():
         x = nchw(io["images"])
-        torch.testing.assert_close(tok.features(x).permute(0, 2, 3, 1), io["encoder_output"], atol=TOKENIZER_ATOL, rtol=0)
+        torch.testing.assert_close(
+            tok.features(x).permute(0, 2, 3, 1), io["encoder_output"], atol=TOKENIZER_ATOL, rtol=0
+        )
         codes = tok.encode(x)
         assert torch.equal(codes, io["codes"].long())
         torch.testing.assert_close(tok.codebook[codes], io["quantized"], atol=0, rtol=0)
@@ -61,7 +63,9 @@ def test_transformer_logits_for_generation_and_editing_inputs(model):
     with torch.no_grad():
         logits = model.transformer.forward_ids(io["input_ids"].long())  # -1 wraps to the last row
         torch.testing.assert_close(logits, io["logits"], atol=ATOL, rtol=1e-5)
-        torch.testing.assert_close(model.transformer.forward_ids(io["input_ids_mask_as_last_index"].long()), io["logits"], atol=ATOL, rtol=1e-5)
+        torch.testing.assert_close(
+            model.transformer.forward_ids(io["input_ids_mask_as_last_index"].long()), io["logits"], atol=ATOL, rtol=1e-5
+        )
         # the inpainting call: image tokens + a class label, logits of the image positions over the codes
         ids = io["input_ids"].long()
         images = torch.where(ids[:, 1:] < 0, model.transformer.mask_id, ids[:, 1:])
@@ -87,24 +91,44 @@ def test_official_decoding_replayed_step_by_step(model, run):
         return logits[-1]
 
     with torch.no_grad():
-        out = parallel_decode(logits_fn, torch.where(unknown, 0, tokens), unknown, _official_noise(run), steps=steps,
-                              start_step=start, trace=trace)  # fmt: skip
+        out = parallel_decode(
+            logits_fn,
+            torch.where(unknown, 0, tokens),
+            unknown,
+            _official_noise(run),
+            steps=steps,
+            start_step=start,
+            trace=trace,
+        )
     record = [step.details for step in trace]
     f32 = np.float32
     for j in range(steps - start):
         assert torch.equal(seen[j], g["step_input_tokens"][j, :, 1:].long()), j
         torch.testing.assert_close(logits[j], g["step_logits"][j, :, 1:], atol=ATOL, rtol=1e-5)
         assert torch.equal(record[j]["sampled_ids"], g["step_sampled_ids"][j, :, 1:].long()), j
-        assert torch.equal(record[j]["sampled"], g["final_seqs"][:, start + j, 1:].long()), j  # every slot of final_seqs
+        assert torch.equal(record[j]["sampled"], g["final_seqs"][:, start + j, 1:].long()), (
+            j
+        )  # every slot of final_seqs
         if j < steps - start - 1:  # the last step keeps every sample (the official re-masks one, unused)
-            torch.testing.assert_close(record[j]["selected_probs"], g["step_selected_probs"][j, :, 1:], atol=1e-6, rtol=1e-5)
-            assert f32(record[j]["ratio"]) == g["step_ratio"][j].numpy() and f32(record[j]["mask_ratio"]) == g["step_mask_ratio"][j].numpy()
-            assert f32(record[j]["choice_temperature"]) == pytest.approx(float(g["step_choice_temperature"][j]), rel=1e-6)
+            torch.testing.assert_close(
+                record[j]["selected_probs"], g["step_selected_probs"][j, :, 1:], atol=1e-6, rtol=1e-5
+            )
+            assert (
+                f32(record[j]["ratio"]) == g["step_ratio"][j].numpy()
+                and f32(record[j]["mask_ratio"]) == g["step_mask_ratio"][j].numpy()
+            )
+            assert f32(record[j]["choice_temperature"]) == pytest.approx(
+                float(g["step_choice_temperature"][j]), rel=1e-6
+            )
             assert torch.equal(record[j]["mask_len"], g["step_mask_len"][j].long()), j
             assert torch.equal(trace[j].unknown, g["step_remask"][j, :, 1:].bool()), j
             assert torch.equal(trace[j].unknown.sum(1), g["step_mask_len"][j].long()), j
-            assert torch.equal(torch.where(trace[j].unknown, -1, trace[j].tokens), g["step_output_tokens"][j, :, 1:].long()), j
-    assert torch.equal(g["final_seqs"][:, :start, 1:], g["input_tokens"][:, None, 1:].expand(-1, start, -1))  # slots before the start
+            assert torch.equal(
+                torch.where(trace[j].unknown, -1, trace[j].tokens), g["step_output_tokens"][j, :, 1:].long()
+            ), j
+    assert torch.equal(
+        g["final_seqs"][:, :start, 1:], g["input_tokens"][:, None, 1:].expand(-1, start, -1)
+    )  # slots before the start
     assert torch.equal(out, g["final_seqs"][:, -1, 1:].long())
     with torch.no_grad():
         images = (model.tokenizer.decode(out.reshape(2, 8, 8)) + 1) / 2
@@ -115,7 +139,10 @@ def _official_noise(run):
     """The recorded Gumbel draws of an official decode, in the order parallel_decode asks for them (class token
     dropped: our sequences hold the image tokens only)."""
     g = load_file(FIXTURE / "decode.safetensors")
-    draws = {"sample": iter(g[f"{run}/step_sample_gumbel"][:, :, 1:]), "choice": iter(g[f"{run}/step_choice_gumbel"][:, :, 1:])}
+    draws = {
+        "sample": iter(g[f"{run}/step_sample_gumbel"][:, :, 1:]),
+        "choice": iter(g[f"{run}/step_choice_gumbel"][:, :, 1:]),
+    }
     return Replay(gumbel=lambda kind, shape: next(draws[kind]), rows=2)
 
 
@@ -188,7 +215,10 @@ def test_only_the_official_editing_sees_what_is_under_the_hole(editor, monkeypat
     hole[32:96, 32:96] = True
     covered = np.where(hole[..., None], other, photo)
     for hole_pixels, same in (("missing", True), ("image", False)):
-        a, b = (np.asarray(editor.inpaint(p, hole, seed=3, class_label=5, hole_pixels=hole_pixels)[0]) for p in (photo, covered))
+        a, b = (
+            np.asarray(editor.inpaint(p, hole, seed=3, class_label=5, hole_pixels=hole_pixels)[0])
+            for p in (photo, covered)
+        )
         assert np.array_equal(a, b) == same, hole_pixels
 
 
@@ -212,11 +242,20 @@ def test_editing_token_hole_is_the_official_latent_mask(model):
 def test_schedules_in_float32_with_the_official_counts():
     table = json.loads((FIXTURE / "mask_schedule.json").read_text())
     gamma = table["gamma"]
-    official = {"uniform": "linear", "cosine": "cosine", "log": "log", "exp": "exp", "pow2": "pow2", "pow2.5": "pow2.5", "pow3": "pow3"}
+    official = {
+        "uniform": "linear",
+        "cosine": "cosine",
+        "log": "log",
+        "exp": "exp",
+        "pow2": "pow2",
+        "pow2.5": "pow2.5",
+        "pow3": "pow3",
+    }
     for theirs, ours in official.items():
         for n, values in gamma["gamma"][theirs].items():
             got = np.float32([mask_ratio(ours, r, int(n)) for r in gamma["r"]])
-            # XLA's log2 is not correctly rounded (the log schedule divides two of them: 2 ulps); the others match exactly
+            # XLA's log2 is not correctly rounded (the log schedule divides two of them: 2 ulps); the others match
+            # exactly
             ulps = np.abs(got.view(np.int32) - np.float32(values).view(np.int32))
             assert ulps.max() <= (2 if theirs == "log" else 0), (theirs, n)
     flagged = 0
@@ -241,7 +280,9 @@ def test_full_size_manifests_equal_the_named_configs():
 
 def test_bad_files_are_named_in_one_line(tmp_path):
     tok, tr = FIXTURE / "tokenizer_imagenet128_checkpoint", FIXTURE / "maskgit_imagenet128_checkpoint"
-    with pytest.raises(PluralfillError, match="is the MaskGIT transformer, given as the tokenizer .*TOKENIZER TRANSFORMER"):
+    with pytest.raises(
+        PluralfillError, match="is the MaskGIT transformer, given as the tokenizer .*TOKENIZER TRANSFORMER"
+    ):
         convert(tr, tok)
     (tmp_path / "cut").write_bytes(tok.read_bytes()[:5000])
     with pytest.raises(PluralfillError, match="cannot read .*cut as a flax msgpack checkpoint"):
@@ -298,15 +339,39 @@ def test_full_size_official_checkpoints_convert_and_inpaint(tmp_path, photo, cap
     rng = np.random.default_rng(0)
     for part in ("tokenizer", "transformer"):
         manifest = json.loads((FIXTURE / f"manifest_imagenet256_{part}.json").read_text())
-        params = {k.removeprefix("params/"): rng.standard_normal(shape, dtype=np.float32) * 0.02 for k, shape in manifest["params"].items()}
+        params = {
+            k.removeprefix("params/"): rng.standard_normal(shape, dtype=np.float32) * 0.02
+            for k, shape in manifest["params"].items()
+        }
         write_flax_checkpoint(tmp_path / manifest["checkpoint"], params)
     with pytest.raises(SystemExit) as e:
-        main(["convert", "maskgit-official", str(tmp_path / "tokenizer_imagenet256_checkpoint"),
-              str(tmp_path / "maskgit_imagenet256_checkpoint"), str(tmp_path / "mg")])  # fmt: skip
+        main(
+            [
+                "convert",
+                "maskgit-official",
+                str(tmp_path / "tokenizer_imagenet256_checkpoint"),
+                str(tmp_path / "maskgit_imagenet256_checkpoint"),
+                str(tmp_path / "mg"),
+            ]
+        )
     assert e.value.code == 0 and "maskgit-imagenet-256" in capsys.readouterr().out
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray((square_hole(frac=0.4) * 255).astype(np.uint8)).save(tmp_path / "hole.png")
     with pytest.raises(SystemExit) as e:
-        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "hole.png"), "--checkpoint", str(tmp_path / "mg"),
-              "--class-label", "207", "-n", "4", "-o", str(tmp_path / "out")])  # fmt: skip
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "p.png"),
+                "--mask",
+                str(tmp_path / "hole.png"),
+                "--checkpoint",
+                str(tmp_path / "mg"),
+                "--class-label",
+                "207",
+                "-n",
+                "4",
+                "-o",
+                str(tmp_path / "out"),
+            ]
+        )
     assert e.value.code == 0 and len(list((tmp_path / "out").glob("p_sample*.png"))) == 4

@@ -86,13 +86,30 @@ def test_a_toy_method_reaches_info_options_guides_pictures_and_export(toy, toy_p
     assert not (d / "bad").exists()
 
     # the guide from a file, the extra picture written by the runner
-    code, _, err = _cli(["inpaint", d / "p.png", "--method", "toy", "--guide", f"tint={d / 'tint.png'}",
-                         "--option", "strength=0.5", "--option", "glow=true", "-o", d / "out"], capsys)  # fmt: skip
+    code, _, err = _cli(
+        [
+            "inpaint",
+            d / "p.png",
+            "--method",
+            "toy",
+            "--guide",
+            f"tint={d / 'tint.png'}",
+            "--option",
+            "strength=0.5",
+            "--option",
+            "glow=true",
+            "-o",
+            d / "out",
+        ],
+        capsys,
+    )
     assert code == 0, err
     filled = np.asarray(Image.open(d / "out" / "p_sample0.png"))
     assert (filled[square_hole(frac=0.2)] == 100).all()  # 200 x 0.5
     assert np.array_equal(np.asarray(Image.open(d / "out" / "p_glow.png")), filled[..., 0])
-    code, _, err = _cli(["inpaint", d / "p.png", "--method", "toy", "--guide", f"shade={d / 'tint.png'}", "-o", d / "o2"], capsys)
+    code, _, err = _cli(
+        ["inpaint", d / "p.png", "--method", "toy", "--guide", f"shade={d / 'tint.png'}", "-o", d / "o2"], capsys
+    )
     assert code == 2 and "toy takes no shade guide; its guides: tint" in err
 
     # its network, exported and checked against onnxruntime
@@ -120,23 +137,37 @@ def test_a_toy_method_reaches_the_web_api(toy, photo):
         return buf.getvalue()
 
     hole = square_hole(frac=0.2)
-    files = [("image", ("i.png", png(photo), "image/png")), ("mask", ("m.png", png(hole.astype(np.uint8) * 255), "image/png")),
-             ("guides", ("tint.png", png(np.full(hole.shape, 60, np.uint8)), "image/png"))]  # fmt: skip
-    r = client.post("/api/inpaint", files=files, data={"method": "toy", "options": json.dumps({"strength": 1, "glow": "yes"})})
+    files = [
+        ("image", ("i.png", png(photo), "image/png")),
+        ("mask", ("m.png", png(hole.astype(np.uint8) * 255), "image/png")),
+        ("guides", ("tint.png", png(np.full(hole.shape, 60, np.uint8)), "image/png")),
+    ]
+    r = client.post(
+        "/api/inpaint", files=files, data={"method": "toy", "options": json.dumps({"strength": 1, "glow": "yes"})}
+    )
     events = [json.loads(line) for line in r.text.splitlines()]
     assert events[-1]["type"] == "done" and events[-1]["guides"] == ["tint"], events[-1]
     sample = np.asarray(Image.open(io.BytesIO(__import__("base64").b64decode(events[1]["png"]))))
     assert (sample[hole] == 60).all()
     # every bad field at once: in the message and, by field, in a header the page reads
-    r = client.post("/api/inpaint", files=files[:2], data={"method": "toy", "options": json.dumps({"strength": -1, "glow": "maybe"})})
+    r = client.post(
+        "/api/inpaint",
+        files=files[:2],
+        data={"method": "toy", "options": json.dumps({"strength": -1, "glow": "maybe"})},
+    )
     assert r.status_code == 400
     assert set(json.loads(r.headers["X-Bad-Fields"])) == {"strength", "glow"}
     assert "option strength=-1" in r.json()["detail"] and 'option glow="maybe"' in r.json()["detail"]
 
 
 FAMILIES = ("put", "maskgit", "dsi", "mhtma")
-FRONT_ENDS = ["runner.py", "export.py", "bench/__init__.py", *(f"cli/{p.name}" for p in (SRC / "cli").glob("*.py")),
-              *(f"app/{p.name}" for p in (SRC / "app").glob("*.py"))]  # fmt: skip
+FRONT_ENDS = [
+    "runner.py",
+    "export.py",
+    "bench/__init__.py",
+    *(f"cli/{p.name}" for p in (SRC / "cli").glob("*.py")),
+    *(f"app/{p.name}" for p in (SRC / "app").glob("*.py")),
+]
 
 
 def _words(identifier: str) -> list[str]:
@@ -157,7 +188,9 @@ def test_the_front_ends_name_no_method_family(path):
                     found.append(tok.string)
             elif tok.type == tokenize.STRING:
                 text = tok.string.strip("rbfRBF").strip("\"'")
-                if text.lower() in FAMILIES or re.fullmatch(rf"pluralfill\.(methods|models|train|bench)\.({'|'.join(FAMILIES)})\w*", text):
+                if text.lower() in FAMILIES or re.fullmatch(
+                    rf"pluralfill\.(methods|models|train|bench)\.({'|'.join(FAMILIES)})\w*", text
+                ):
                     found.append(tok.string)
             previous = tok.string
     assert not found, f"{path} names {found}"

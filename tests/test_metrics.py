@@ -20,15 +20,17 @@ def test_pixel_metrics_match_scikit_image(photos):
     pairs = [(p, _noisy(p, rng)) for p in photos]
     pairs.append((rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)))
     for a, b in pairs:
-        ref = structural_similarity(a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                    data_range=255, channel_axis=2)  # fmt: skip
+        ref = structural_similarity(
+            a, b, gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255, channel_axis=2
+        )
         assert ssim(a, b).item() == pytest.approx(ref, abs=1e-9)
         assert psnr(a, b).item() == pytest.approx(peak_signal_noise_ratio(a, b, data_range=255), abs=1e-9)
         assert mae(a, b).item() == pytest.approx(np.abs(a.astype(float) - b).mean() / 255 * 100)
     a, b = pairs[0]
     luma = lambda x: x.astype(float) @ [0.299, 0.587, 0.114]  # noqa: E731
-    ref = structural_similarity(luma(a), luma(b), gaussian_weights=True, sigma=1.5, use_sample_covariance=False,
-                                data_range=255)  # fmt: skip
+    ref = structural_similarity(
+        luma(a), luma(b), gaussian_weights=True, sigma=1.5, use_sample_covariance=False, data_range=255
+    )
     assert ssim(a, b, gray=True).item() == pytest.approx(ref, abs=1e-9)
 
 
@@ -125,7 +127,9 @@ def test_diversity(photos):
     same = [photos[0]] * 3
     assert diversity.pixel_diversity(same) == 0.0
     varied = photos[:3]
-    expected = np.mean([np.abs(varied[i].astype(float) - varied[j]).mean() / 255 * 100 for i, j in [(0, 1), (0, 2), (1, 2)]])
+    expected = np.mean(
+        [np.abs(varied[i].astype(float) - varied[j]).mean() / 255 * 100 for i, j in [(0, 1), (0, 2), (1, 2)]]
+    )
     assert diversity.pixel_diversity(varied) == pytest.approx(expected)
     assert np.isnan(diversity.pixel_diversity(photos[:1]))
     torch.manual_seed(0)

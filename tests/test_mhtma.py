@@ -14,11 +14,11 @@ from PIL import Image
 from pluralfill.errors import PluralfillError
 from pluralfill.losses.adversarial import gradient_penalty
 from pluralfill.masks.sketch import extract_sketch
-from pluralfill.registry import load_inpainter
 from pluralfill.models.mhtma import CONFIGS, MHTMA
 from pluralfill.nn.discriminators import GlobalLocalDiscriminator, hole_boxes
 from pluralfill.nn.patch_attention import PatchAttention, TemperatureNet, hole_keys
 from pluralfill.nn.pidinet import PiDiNet, PixelDifferenceConv2d, load_pidinet
+from pluralfill.registry import load_inpainter
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -138,7 +138,9 @@ def test_global_local_discriminator_and_hole_windows():
     d = GlobalLocalDiscriminator(64, 8)
     assert d(torch.randn(2, 3, 64, 64), corners).shape == (2, 1)
     spectral = [n for n, _ in d.named_parameters() if n.endswith("weight_orig")]
-    assert spectral and not [n for n, _ in GlobalLocalDiscriminator(64, 8, spectral=False).named_parameters() if "orig" in n]
+    assert spectral and not [
+        n for n, _ in GlobalLocalDiscriminator(64, 8, spectral=False).named_parameters() if "orig" in n
+    ]
 
 
 def test_gradient_penalty_of_a_linear_critic():
@@ -193,7 +195,9 @@ def test_attention_branch_and_sketch_options(checkpoints, photo):
     plain = load_inpainter(checkpoints / "plain")
     outs = {b: np.asarray(plain.inpaint(photo, hole, seed=0, attention_branch=b)[0]) for b in ("on", "off")}
     assert not np.array_equal(outs["on"], outs["off"])
-    with pytest.raises(PluralfillError, match="option attention_branch=\"sideways\": should be 'on', 'off', 'high' or 'low'"):
+    with pytest.raises(
+        PluralfillError, match="option attention_branch=\"sideways\": should be 'on', 'off', 'high' or 'low'"
+    ):
         plain.inpaint(photo, hole, attention_branch="sideways")
     with pytest.raises(PluralfillError, match="mhtma-tiny takes no sketch guide; its guides: none"):
         plain.inpaint(photo, hole, sketch=np.zeros_like(hole))
@@ -227,12 +231,16 @@ def _direct_difference(kind, x, w):
     if kind == "cd":
         p = F.unfold(x, 3, padding=1).reshape(x.shape[0], x.shape[1], 9, -1)
         diff = p - p[:, :, 4:5]
-        return torch.einsum("oik,bikl->bol", w.reshape(w.shape[0], w.shape[1], 9), diff).reshape(x.shape[0], -1, *x.shape[2:])
+        return torch.einsum("oik,bikl->bol", w.reshape(w.shape[0], w.shape[1], 9), diff).reshape(
+            x.shape[0], -1, *x.shape[2:]
+        )
     if kind == "rd":
         p = F.unfold(x, 5, padding=2).reshape(x.shape[0], x.shape[1], 25, -1)
         outer, inner = [0, 2, 4, 10, 14, 20, 22, 24], [6, 7, 8, 11, 13, 16, 17, 18]
         diff = p[:, :, outer] - p[:, :, inner]
-        return torch.einsum("oik,bikl->bol", w.reshape(w.shape[0], w.shape[1], 9)[:, :, 1:], diff).reshape(x.shape[0], -1, *x.shape[2:])
+        return torch.einsum("oik,bikl->bol", w.reshape(w.shape[0], w.shape[1], 9)[:, :, 1:], diff).reshape(
+            x.shape[0], -1, *x.shape[2:]
+        )
     raise AssertionError(kind)
 
 
@@ -291,15 +299,31 @@ def _metric(run, key):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant, extra", [("mhtma-tiny.yaml", []),
-                                            ("mhtma-tiny-sketch.yaml", ["loss.gan=wgan-gp", "model.attention=atma"])])  # fmt: skip
+@pytest.mark.parametrize(
+    "variant, extra",
+    [("mhtma-tiny.yaml", []), ("mhtma-tiny-sketch.yaml", ["loss.gan=wgan-gp", "model.attention=atma"])],
+)
 def test_train_and_inpaint_from_the_cli(images, tmp_path, photo, capsys, variant, extra):
     from pluralfill.cli import main
     from pluralfill.registry import load_config, train
 
-    cfg = load_config(CONFIG_DIR / variant, [f"data.train={images}", f"run_dir={tmp_path / 'run'}", "data.num_workers=0",
-                                             "batch_size=3", "steps=6", "log_every=1", "val_every=3", "sample_every=3",
-                                             "checkpoint_every=3", "val_batches=1", "optim.warmup_steps=1", *extra])  # fmt: skip
+    cfg = load_config(
+        CONFIG_DIR / variant,
+        [
+            f"data.train={images}",
+            f"run_dir={tmp_path / 'run'}",
+            "data.num_workers=0",
+            "batch_size=3",
+            "steps=6",
+            "log_every=1",
+            "val_every=3",
+            "sample_every=3",
+            "checkpoint_every=3",
+            "val_batches=1",
+            "optim.warmup_steps=1",
+            *extra,
+        ],
+    )
     run = train(cfg)
     for name in ("temperatures.png", "samples/step_000006.png", "best/config.json", "last/model.safetensors"):
         assert (run / name).exists(), name
@@ -309,8 +333,19 @@ def test_train_and_inpaint_from_the_cli(images, tmp_path, photo, capsys, variant
     assert _metric(run, "train/disc")  # the discriminator trained
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
-    args = ["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(run),
-            "-n", "4", "--trace", "-o", str(tmp_path / "out")]  # fmt: skip
+    args = [
+        "inpaint",
+        str(tmp_path / "p.png"),
+        "--mask",
+        str(tmp_path / "h.png"),
+        "--checkpoint",
+        str(run),
+        "-n",
+        "4",
+        "--trace",
+        "-o",
+        str(tmp_path / "out"),
+    ]
     if "sketch" in variant:
         lines = np.zeros((256, 256), np.uint8)
         lines[128, 40:220] = 255

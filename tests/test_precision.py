@@ -7,7 +7,8 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import SHARED, run_cli as _cli
+from conftest import SHARED
+from conftest import run_cli as _cli
 from PIL import Image
 
 import pluralfill
@@ -19,13 +20,19 @@ from pluralfill.errors import PluralfillError
 FIXTURES = SHARED / "fixtures"
 CONVERSIONS = {
     "put": ["put-official", FIXTURES / "put_official_tiny" / "transformer_official_format.pth", "--num-heads", "4"],
-    "tpami": ["put-official", FIXTURES / "put_tpami_official_tiny" / "transformer_official_format.pth", "--num-heads", "4"],
-    "maskgit": ["maskgit-official", FIXTURES / "maskgit_official_tiny" / "tokenizer_imagenet128_checkpoint",
-                FIXTURES / "maskgit_official_tiny" / "maskgit_imagenet128_checkpoint"],
+    "tpami": [
+        "put-official",
+        FIXTURES / "put_tpami_official_tiny" / "transformer_official_format.pth",
+        "--num-heads",
+        "4",
+    ],
+    "maskgit": [
+        "maskgit-official",
+        FIXTURES / "maskgit_official_tiny" / "tokenizer_imagenet128_checkpoint",
+        FIXTURES / "maskgit_official_tiny" / "maskgit_imagenet128_checkpoint",
+    ],
     "dsi": ["dsi-official", FIXTURES / "dsi_official_tiny", "--resolution", "64"],
 }
-
-
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +90,11 @@ def test_int8_and_bf16_change_the_transformer_but_not_the_tokens_much(converted)
 
 
 def test_choose_takes_the_fastest_that_holds():
-    v = [P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0), P.Verdict("bf16", 40.0, 0.99, 0.5, 2.0), P.Verdict("int8", 31.0, 0.96, 0.4, 2.5)]
+    v = [
+        P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0),
+        P.Verdict("bf16", 40.0, 0.99, 0.5, 2.0),
+        P.Verdict("int8", 31.0, 0.96, 0.4, 2.5),
+    ]
     assert P.choose(v).precision == "int8"
     v[2].agreement = 0.94  # int8 misses its token bound: bf16
     assert P.choose(v).precision == "bf16" and not v[2].holds and "misses" in v[2].line()
@@ -111,14 +122,41 @@ def test_inpaint_cli_in_each_precision(converted, tmp_path, photo, capsys):
     Image.fromarray(hole).save(tmp_path / "a_mask.png")
     outs = {}
     for p in ("fp32", "int8", "bf16", "auto"):
-        code, out, err = _cli(["inpaint", tmp_path / "a.png", "--checkpoint", converted["tpami"], "-n", "2", "--seed", "3",
-                               "--precision", p, "-o", tmp_path / p], capsys)  # fmt: skip
+        code, out, err = _cli(
+            [
+                "inpaint",
+                tmp_path / "a.png",
+                "--checkpoint",
+                converted["tpami"],
+                "-n",
+                "2",
+                "--seed",
+                "3",
+                "--precision",
+                p,
+                "-o",
+                tmp_path / p,
+            ],
+            capsys,
+        )
         assert code == 0, err
         outs[p] = np.asarray(Image.open(tmp_path / p / "a_sample0.png"), dtype=np.float64)
         if p == "auto":
             assert "precision auto: int8:" in err and "precision auto: running in " in err
     assert all(o.shape == (64, 64, 3) for o in outs.values())
-    code, _, err = _cli(["inpaint", tmp_path / "a.png", "--checkpoint", converted["tpami"], "--precision", "half", "-o", tmp_path / "x"], capsys)
+    code, _, err = _cli(
+        [
+            "inpaint",
+            tmp_path / "a.png",
+            "--checkpoint",
+            converted["tpami"],
+            "--precision",
+            "half",
+            "-o",
+            tmp_path / "x",
+        ],
+        capsys,
+    )
     assert code == 2 and err.strip().count("\n") == 0 and "precision must be one of" in err
     assert not (tmp_path / "x").exists()
 
@@ -137,16 +175,22 @@ def test_export_onnx_equals_pytorch(converted, tmp_path, name, capsys):
     code, out, err = _cli(["export", source, "--onnx", tmp_path / "onnx"], capsys)
     assert code == 0, err
     manifest = json.loads((tmp_path / "onnx" / "manifest.json").read_text())
-    expected = {"put": {"pvqvae_encoder", "pvqvae_decoder", "transformer"}, "tpami": {"pvqvae_encoder", "pvqvae_decoder", "transformer"},
-                "maskgit": {"tokenizer_encoder", "tokenizer_decoder", "transformer"},
-                "dsi": {"hvqvae_encoder", "structure_condition", "structure", "texture"}, "mhtma": {"generator"}}[name]  # fmt: skip
+    expected = {
+        "put": {"pvqvae_encoder", "pvqvae_decoder", "transformer"},
+        "tpami": {"pvqvae_encoder", "pvqvae_decoder", "transformer"},
+        "maskgit": {"tokenizer_encoder", "tokenizer_decoder", "transformer"},
+        "dsi": {"hvqvae_encoder", "structure_condition", "structure", "texture"},
+        "mhtma": {"generator"},
+    }[name]
     assert set(manifest["networks"]) == expected
     # a batch of 3, which the export never saw, through onnxruntime against the PyTorch network
     from pluralfill.export import networks
 
     nets = networks(pluralfill.load_inpainter(source), batch=3)
     for net, (module, inputs, _) in nets.items():
-        session = onnxruntime.InferenceSession(str(tmp_path / "onnx" / f"{net}.onnx"), providers=["CPUExecutionProvider"])
+        session = onnxruntime.InferenceSession(
+            str(tmp_path / "onnx" / f"{net}.onnx"), providers=["CPUExecutionProvider"]
+        )
         used = {i.name for i in session.get_inputs()}
         got = session.run(None, {k: v.numpy() for k, v in inputs.items() if k in used})[0]
         with torch.no_grad():
@@ -178,7 +222,12 @@ def test_bench_precision_quick_json(capsys):
     code, out, err = _cli(["bench", "--method", "precision", "--quick", "--json", "--precision", "int8"], capsys)
     assert code == 0, err
     result = json.loads(out)
-    for key in ("tpami: int8 vs fp32", "maskgit: int8 vs fp32", "tpami: onnx fp32 vs fp32", "maskgit: onnx int8 vs fp32"):
+    for key in (
+        "tpami: int8 vs fp32",
+        "maskgit: int8 vs fp32",
+        "tpami: onnx fp32 vs fp32",
+        "maskgit: onnx int8 vs fp32",
+    ):
         assert result["ratios"][key] > 0, key
     assert "dsi: int8 vs fp32" not in result["ratios"] and result["models"]["dsi"]["linear_share"] == 0
     run = result["models"]["tpami"]["runs"]["torch int8"]
@@ -195,7 +244,17 @@ def test_evaluate_precision(tmp_path, photo, capsys):
     hole = np.zeros(photo.shape[:2], np.uint8)
     hole[50:150, 50:150] = 255
     Image.fromarray(hole).save(tmp_path / "masks" / "a.png")
-    args = ["evaluate", "--pred", tmp_path / "pred", "--gt", tmp_path / "gt", "--masks", tmp_path / "masks", "--metrics", "psnr"]
+    args = [
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        tmp_path / "gt",
+        "--masks",
+        tmp_path / "masks",
+        "--metrics",
+        "psnr",
+    ]
     code, out, err = _cli([*args, "--precision", "bf16"], capsys)
     assert code == 0 and "psnr" in out, err
     code, _, err = _cli([*args, "--precision", "int8"], capsys)
@@ -213,6 +272,7 @@ def test_inpaint_runs_the_networks_in_the_precision(converted, photo):
     for p in ("fp32", "bf16", "int8"):
         inpainter = fp32.at_precision(p)
         head = inpainter.model.transformer.head
+
         def note(module, inputs, output, p=p):  # returns None: the output is left as it is
             seen.setdefault(p, (type(module).__module__, output.dtype))
 
@@ -232,7 +292,18 @@ def test_inpaint_backend_onnx(converted, tmp_path, photo, capsys):
     hole = np.zeros((128, 128), np.uint8)
     hole[40:90, 40:90] = 255
     Image.fromarray(hole).save(tmp_path / "a_mask.png")
-    common = ["inpaint", tmp_path / "a.png", "--checkpoint", converted["maskgit"], "--class-label", "3", "-n", "2", "--seed", "1"]
+    common = [
+        "inpaint",
+        tmp_path / "a.png",
+        "--checkpoint",
+        converted["maskgit"],
+        "--class-label",
+        "3",
+        "-n",
+        "2",
+        "--seed",
+        "1",
+    ]
     for backend in ("torch", "onnx"):
         code, _, err = _cli([*common, "--backend", backend, "-o", tmp_path / backend], capsys)
         assert code == 0, err
@@ -242,7 +313,10 @@ def test_inpaint_backend_onnx(converted, tmp_path, photo, capsys):
     from pluralfill.hub import home
 
     assert len(list((home() / "onnx").glob("*/transformer.onnx"))) == 1
-    for extra, says in ((["--precision", "int8"], "--backend onnx runs fp32"), (["--method", "telea"], "telea declares none")):
+    for extra, says in (
+        (["--precision", "int8"], "--backend onnx runs fp32"),
+        (["--method", "telea"], "telea declares none"),
+    ):
         args = [*common, "--backend", "onnx", "-o", tmp_path / "x", *extra]
         if extra[0] == "--method":
             args = ["inpaint", tmp_path / "a.png", "--backend", "onnx", "-o", tmp_path / "x", *extra]

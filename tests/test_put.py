@@ -45,7 +45,9 @@ def test_pvqvae_matches_official_encoder_quantizer_decoder(official):
         types = m.token_types(known)
         assert torch.equal(types, out["codec.masked.token_type"][:, 0])
         assert torch.equal(m.tokenize(f, types), out["codec.masked.token"])
-        torch.testing.assert_close(m.quantizer.distance(f.permute(0, 2, 3, 1)), out["codec.masked.distance"], atol=ATOL, rtol=0)
+        torch.testing.assert_close(
+            m.quantizer.distance(f.permute(0, 2, 3, 1)), out["codec.masked.distance"], atol=ATOL, rtol=0
+        )
         full = m.encode(x)
         torch.testing.assert_close(full, out["codec.full.feature"], atol=ATOL, rtol=0)
         tokens = m.tokenize(full)
@@ -72,7 +74,6 @@ def test_transformer_matches_official_logits_and_loss(official):
         assert torch.equal(types.long(), out["codec.masked.token_type"].reshape(2, 64).long())
         target = m.tokenize(m.encode(x)).reshape(2, 64)
         assert torch.equal(target, out["transformer.token_target"])
-
 
 
 def test_the_transformer_training_step_is_the_official_loss(official):
@@ -116,13 +117,26 @@ def test_greedy_sampler_reproduces_the_official_order_and_image(official):
         tokens = m.tokenize(f, types).reshape(2, 64)
         trace = []
         spy = LogitsSpy(model.transformer)
-        final = sample_put(spy, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(2, 64, -1), tokens,
-                           (types == 1).reshape(2, 64), Randomness([0, 0]), top_k=1, position_by="logit", trace=trace)  # fmt: skip
+        final = sample_put(
+            spy,
+            m.quantizer.embedding,
+            f.permute(0, 2, 3, 1).reshape(2, 64, -1),
+            tokens,
+            (types == 1).reshape(2, 64),
+            Randomness([0, 0]),
+            top_k=1,
+            position_by="logit",
+            trace=trace,
+        )
         assert torch.equal(final, out["sampler.final_token"])
         torch.testing.assert_close(spy.logits[0], out["sampler.step1.logits"], atol=ATOL, rtol=0)
-        torch.testing.assert_close(spy.logits[1], out["sampler.step2.logits"], atol=ATOL, rtol=0)  # after the first code went in
+        torch.testing.assert_close(
+            spy.logits[1], out["sampler.step2.logits"], atol=ATOL, rtol=0
+        )  # after the first code went in
         first = trace[0].details
-        assert torch.equal(first["positions"][:, 0], out["sampler.step1.position"]) and torch.equal(first["codes"][:, 0], out["sampler.step1.token"])
+        assert torch.equal(first["positions"][:, 0], out["sampler.step1.position"]) and torch.equal(
+            first["codes"][:, 0], out["sampler.step1.token"]
+        )
         order = torch.full((2, 25), -1)
         codes = torch.full((2, 25), -1)
         for step, record in enumerate(trace):
@@ -240,7 +254,9 @@ def test_inpaint_folder_batches_images_and_reports_a_bad_one(tiny_checkpoint, ph
     assert run("inpaint", src, "--checkpoint", folder, "-n", "2", "--seed", "3", "-o", tmp_path / "all") == 1
     written = sorted(p.name for p in (tmp_path / "all").iterdir())
     assert written == [f"im{i}_sample{k}.png" for i in (0, 1, 3) for k in (0, 1)]
-    assert run("inpaint", src / "im3.png", "--checkpoint", folder, "-n", "2", "--seed", "3", "-o", tmp_path / "one") == 0
+    assert (
+        run("inpaint", src / "im3.png", "--checkpoint", folder, "-n", "2", "--seed", "3", "-o", tmp_path / "one") == 0
+    )
     for k in (0, 1):
         a = np.asarray(Image.open(tmp_path / "all" / f"im3_sample{k}.png"), dtype=int)
         assert np.abs(a - np.asarray(Image.open(tmp_path / "one" / f"im3_sample{k}.png"))).max() <= 1
@@ -260,9 +276,16 @@ def test_put_sampler_options(tiny_checkpoint):
     f = m.encode(x, known)
     types = m.token_types(known).reshape(1, -1)
     trace = []
-    toks = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(1, 64, -1),
-                      m.tokenize(f, m.token_types(known)).reshape(1, 64), types == 1, Randomness([0]),
-                      top_k=2, trace=trace)  # fmt: skip
+    toks = sample_put(
+        model.transformer,
+        m.quantizer.embedding,
+        f.permute(0, 2, 3, 1).reshape(1, 64, -1),
+        m.tokenize(f, m.token_types(known)).reshape(1, 64),
+        types == 1,
+        Randomness([0]),
+        top_k=2,
+        trace=trace,
+    )
     assert len(trace) == int((types != 1).sum()) and (toks < model.config.transformer.vocab_size)[types != 1].all()
     assert torch.equal(toks[types == 1], m.tokenize(f, m.token_types(known)).reshape(1, 64)[types == 1])
 
@@ -276,12 +299,41 @@ def test_put_from_the_cli(tiny_checkpoint, tmp_path, photo, capsys):
     Image.fromarray(photo).save(tmp_path / "p.png")
     Image.fromarray(square_hole(frac=0.3).astype(np.uint8) * 255).save(tmp_path / "h.png")
     with pytest.raises(SystemExit) as e:
-        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--checkpoint", str(folder), "-n",
-              "3", "--seed", "0", "-o", str(tmp_path / "o"), "--option", "top_k=10", "--option", "tokens_per_step=4"])  # fmt: skip
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "p.png"),
+                "--mask",
+                str(tmp_path / "h.png"),
+                "--checkpoint",
+                str(folder),
+                "-n",
+                "3",
+                "--seed",
+                "0",
+                "-o",
+                str(tmp_path / "o"),
+                "--option",
+                "top_k=10",
+                "--option",
+                "tokens_per_step=4",
+            ]
+        )
     assert e.value.code == 0
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [f"p_sample{k}.png" for k in range(3)]
     with pytest.raises(SystemExit):
-        main(["inpaint", str(tmp_path / "p.png"), "--mask", str(tmp_path / "h.png"), "--method", "put-ffhq", "-o", str(tmp_path / "x")])
+        main(
+            [
+                "inpaint",
+                str(tmp_path / "p.png"),
+                "--mask",
+                str(tmp_path / "h.png"),
+                "--method",
+                "put-ffhq",
+                "-o",
+                str(tmp_path / "x"),
+            ]
+        )
     assert "needs trained weights" in capsys.readouterr().err
 
 
@@ -357,8 +409,14 @@ def test_batched_algorithm_1_gives_the_tokens_of_the_plain_one(tiny_checkpoint):
         types = m.token_types(known).reshape(1, -1)
         tokens = m.tokenize(f, m.token_types(known)).reshape(1, -1)
         seeds = [11, 22, 33]
-        fast = sample_put(model.transformer, m.quantizer.embedding, f.permute(0, 2, 3, 1).reshape(1, 64, -1).expand(3, -1, -1),
-                          tokens.expand(3, -1), (types == 1).expand(3, -1), Randomness(seeds),
-                          top_k=5)  # fmt: skip
+        fast = sample_put(
+            model.transformer,
+            m.quantizer.embedding,
+            f.permute(0, 2, 3, 1).reshape(1, 64, -1).expand(3, -1, -1),
+            tokens.expand(3, -1),
+            (types == 1).expand(3, -1),
+            Randomness(seeds),
+            top_k=5,
+        )
         for i, s in enumerate(seeds):
             assert torch.equal(fast[i], _algorithm1_by_the_book(model, x, known, s, top_k=5)), i

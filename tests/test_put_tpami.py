@@ -43,7 +43,9 @@ def test_converter_reads_the_tpami_layout(official):
     assert cfg.generation == "tpami2024" and cfg.pvqvae.upsample == "nearest" and cfg.pvqvae.stage_res_blocks == 2
     assert (cfg.pvqvae.num_codes, cfg.pvqvae.known_codes, cfg.transformer.vocab_size) == (40, 32, 32)
     assert cfg.transformer.mask_embedding and not cfg.transformer.key_bias
-    assert cfg.pvqvae.model_dump() == CONFIGS["put-tpami-tiny"].pvqvae.model_dump()  # the named tiny config is this file's
+    assert (
+        cfg.pvqvae.model_dump() == CONFIGS["put-tpami-tiny"].pvqvae.model_dump()
+    )  # the named tiny config is this file's
 
 
 def test_encoder_quantizer_match(official):
@@ -53,7 +55,10 @@ def test_encoder_quantizer_match(official):
         close(m.normalize(x), out["codec.preprocessed"])
         close(m.normalize(masked_input(x, known)), out["codec.masked_input"])
         f = m.encode(x, known)
-        close(m.quantizer.lookup(m.tokenize(f, m.token_types(known))).permute(0, 3, 1, 2), out["codec.masked.feature_quantize"])
+        close(
+            m.quantizer.lookup(m.tokenize(f, m.token_types(known))).permute(0, 3, 1, 2),
+            out["codec.masked.feature_quantize"],
+        )
         close(m.encoder(m.normalize(masked_input(x, known))), out["codec.masked.encoder_out"])
         close(f, out["codec.masked.feature"])
         types = m.token_types(known)
@@ -89,7 +94,9 @@ def test_decoder_and_its_reference_branch_match(official):
 
 def test_imagenet_normalization_variant_matches(official):
     model, x, known, out = official
-    m = PUT(model.config.model_copy(update={"pvqvae": model.config.pvqvae.model_copy(update={"normalization": "imagenet"})}))
+    m = PUT(
+        model.config.model_copy(update={"pvqvae": model.config.pvqvae.model_copy(update={"normalization": "imagenet"})})
+    )
     m.load_state_dict(model.state_dict())
     m = m.pvqvae.eval()
     with torch.no_grad():
@@ -119,8 +126,12 @@ def test_transformer_logits_and_poly_loss_match(official):
             terms = poly_loss(logits[where], target[where], epsilon=1.0)
             torch.testing.assert_close(terms["loss"], out[f"transformer.{name}loss"], rtol=1e-5, atol=0)
             torch.testing.assert_close(terms["ce_loss"], out[f"transformer.{name}ce_loss"], rtol=1e-5, atol=0)
-        torch.testing.assert_close(poly_loss(logits[types != 1], target[types != 1])["poly_n_loss"], out["transformer.poly_n_loss"],
-                                   rtol=1e-5, atol=0)  # fmt: skip
+        torch.testing.assert_close(
+            poly_loss(logits[types != 1], target[types != 1])["poly_n_loss"],
+            out["transformer.poly_n_loss"],
+            rtol=1e-5,
+            atol=0,
+        )
         picked = logits[types != 1]
         accuracy = (picked.argmax(-1) == target[types != 1]).float().mean()
         probability = picked.softmax(-1).gather(-1, target[types != 1][:, None]).mean()
@@ -154,10 +165,17 @@ def test_official_sampler_step_by_step(official, tag):
             f = m.encode(x, known)
             types = m.token_types(known).reshape(2, 64)
             ratio = m.known_fraction(known).reshape(2, 64)
-            tokens = sample_put_tpami(t, m.quantizer.embedding, t.embed(f.permute(0, 2, 3, 1).reshape(2, 64, -1), ratio),
-                                      m.tokenize(f, m.token_types(known)).reshape(2, 64), types == 1,
-                                      Replay(multinomial=lambda probs: next(draws), rows=2), top_k=top_k, schedule=schedule,
-                                      trace=trace)  # fmt: skip
+            tokens = sample_put_tpami(
+                t,
+                m.quantizer.embedding,
+                t.embed(f.permute(0, 2, 3, 1).reshape(2, 64, -1), ratio),
+                m.tokenize(f, m.token_types(known)).reshape(2, 64),
+                types == 1,
+                Replay(multinomial=lambda probs: next(draws), rows=2),
+                top_k=top_k,
+                schedule=schedule,
+                trace=trace,
+            )
     finally:
         t.forward_embedded = forward
     steps = out[f"sampler.{tag}.logits"].shape[0]
@@ -186,9 +204,16 @@ def test_seeded_run_draws_what_the_official_rng_stream_draws(official):
     with torch.no_grad():
         f = m.encode(x, known)
         types = m.token_types(known).reshape(2, 64)
-        tokens = sample_put_tpami(t, m.quantizer.embedding, t.embed(f.permute(0, 2, 3, 1).reshape(2, 64, -1),
-                                  m.known_fraction(known).reshape(2, 64)), m.tokenize(f, m.token_types(known)).reshape(2, 64),
-                                  types == 1, Replay(multinomial=draw, rows=2), top_k=8, schedule=4)  # fmt: skip
+        tokens = sample_put_tpami(
+            t,
+            m.quantizer.embedding,
+            t.embed(f.permute(0, 2, 3, 1).reshape(2, 64, -1), m.known_fraction(known).reshape(2, 64)),
+            m.tokenize(f, m.token_types(known)).reshape(2, 64),
+            types == 1,
+            Replay(multinomial=draw, rows=2),
+            top_k=8,
+            schedule=4,
+        )
     assert torch.equal(tokens.reshape(2, 8, 8), out["sampler.topk8_n4_seed0.final_token"])
 
 
@@ -218,19 +243,26 @@ def test_named_configs_match_the_official_manifests():
 def random_official_checkpoint(manifest: dict, path, seed: int = 0):
     """A checkpoint in the official layout (container and key order) with random values of the manifest's shapes."""
     g = torch.Generator().manual_seed(seed)
-    state = {k: (torch.randn(shape, generator=g) * 0.02).to(getattr(torch, dtype)) for k, shape, dtype, _ in manifest["state_dict"]}
+    state = {
+        k: (torch.randn(shape, generator=g) * 0.02).to(getattr(torch, dtype))
+        for k, shape, dtype, _ in manifest["state_dict"]
+    }
     torch.save({"last_epoch": 0, "last_iter": 0, "model": state}, path)
     return state
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("data, res", [("ffhq", 256), ("ffhq", 512), ("imagenet", 256), ("imagenet", 512),
-                                       ("naturalscene", 256), ("naturalscene", 512)])  # fmt: skip
+@pytest.mark.parametrize(
+    "data, res",
+    [("ffhq", 256), ("ffhq", 512), ("imagenet", 256), ("imagenet", 512), ("naturalscene", 256), ("naturalscene", 512)],
+)
 def test_full_size_checkpoints_convert_with_every_key_used(tmp_path, data, res):
     manifests = json.loads((FIXTURE / "full_size_manifests.json").read_text())
     run = tmp_path / f"tpami2024_vit_base_{data}_res{res}" / "checkpoint"
     run.mkdir(parents=True)
-    state = random_official_checkpoint(manifests[f"configs/put_tpami2024/{data}/vit_base_{data}_res{res}.yaml"], run / "last.pth")
+    state = random_official_checkpoint(
+        manifests[f"configs/put_tpami2024/{data}/vit_base_{data}_res{res}.yaml"], run / "last.pth"
+    )
     assert generation(state) == "tpami2024"
     model = convert(run / "last.pth")
     assert model.config.pvqvae.normalization == ("imagenet" if data == "imagenet" else "symmetric")
@@ -243,7 +275,10 @@ def test_full_size_checkpoints_convert_with_every_key_used(tmp_path, data, res):
 
 def test_bad_files_get_one_line_that_says_what_they_are(tmp_path, official):
     state = torch.load(FIXTURE / "transformer_official_format.pth", weights_only=True)["model"]
-    torch.save({"model": {k[len("content_codec.") :]: v for k, v in state.items() if k.startswith("content_codec.")}}, tmp_path / "pvq.pth")
+    torch.save(
+        {"model": {k[len("content_codec.") :]: v for k, v in state.items() if k.startswith("content_codec.")}},
+        tmp_path / "pvq.pth",
+    )
     with pytest.raises(PluralfillError, match="is a P-VQVAE checkpoint"):
         convert(tmp_path / "pvq.pth")
     raw = (FIXTURE / "transformer_official_format.pth").read_bytes()
@@ -265,7 +300,9 @@ def test_tpami_inpainter_defaults_to_the_tpami_sampler(official, photo, tmp_path
     put = PUTInpainter.from_pretrained(tmp_path / "tpami")
     hole = square_hole(frac=0.4)
     a = np.asarray(put.inpaint(photo, hole, num_samples=2, seed=3)[1])
-    b = np.asarray(put.inpaint(photo, hole, num_samples=2, seed=3, sampler="put-tpami", tokens_per_step=20, top_k=200)[1])
+    b = np.asarray(
+        put.inpaint(photo, hole, num_samples=2, seed=3, sampler="put-tpami", tokens_per_step=20, top_k=200)[1]
+    )
     np.testing.assert_array_equal(a, b)
     alone = np.asarray(put.inpaint(photo, hole, seed=3, first_sample=1)[0])
     np.testing.assert_array_equal(a, alone)  # sample i on its own
@@ -277,7 +314,8 @@ def test_tpami_inpainter_defaults_to_the_tpami_sampler(official, photo, tmp_path
 
 @pytest.fixture(scope="module")
 def conditional(tmp_path_factory):
-    from pluralfill.models.put_conditional import CONFIGS as GUIDED, PUTConditional
+    from pluralfill.models.put_conditional import CONFIGS as GUIDED
+    from pluralfill.models.put_conditional import PUTConditional
 
     torch.manual_seed(0)
     model = PUTConditional(GUIDED["put-tpami-conditional-tiny"])
@@ -324,7 +362,16 @@ def test_conditional_from_the_cli_with_guidance_files(conditional, tmp_path, pho
     Image.fromarray((square_hole(frac=0.4) * 255).astype(np.uint8)).save(tmp_path / "p_mask.png")
     Image.fromarray(np.full((256, 256), 7, np.uint8)).save(tmp_path / "seg.png")
     Image.fromarray(np.zeros((256, 256, 3), np.uint8)).save(tmp_path / "rgb.png")
-    main_args = ["inpaint", str(tmp_path / "p.png"), "--checkpoint", str(conditional), "-n", "2", "-o", str(tmp_path / "out")]
+    main_args = [
+        "inpaint",
+        str(tmp_path / "p.png"),
+        "--checkpoint",
+        str(conditional),
+        "-n",
+        "2",
+        "-o",
+        str(tmp_path / "out"),
+    ]
     with pytest.raises(SystemExit) as e:
         main(main_args + ["--segmentation", str(tmp_path / "seg.png")])
     assert e.value.code == 0 and len(list((tmp_path / "out").glob("p_sample*.png"))) == 2
@@ -346,7 +393,9 @@ def test_full_size_conditional_checkpoint_converts(tmp_path):
     assert model.config.pvqvae.normalization == "imagenet"
     assert sum(v.numel() for v in model.state_dict().values()) == sum(v.numel() for v in state.values())
     assert sum(model.parameter_counts().values()) == manifest["total_parameters"]
-    with pytest.raises(PluralfillError, match="conditional .* convert it with `pluralfill convert put-tpami-conditional`"):
+    with pytest.raises(
+        PluralfillError, match="conditional .* convert it with `pluralfill convert put-tpami-conditional`"
+    ):
         convert(run / "last.pth")
 
 
@@ -357,6 +406,7 @@ def test_the_official_run_config_says_which_normalization(tmp_path):
     (run / "checkpoint" / "last.pth").write_bytes((FIXTURE / "transformer_official_format.pth").read_bytes())
     (run / "configs" / "config.yaml").write_text(
         "model:\n  params:\n    content_codec_config:\n      params:\n        im_process_info:\n"
-        "          scale: 255.0\n          mean: [0.485, 0.456, 0.406]\n          std: [0.229, 0.224, 0.225]\n")
+        "          scale: 255.0\n          mean: [0.485, 0.456, 0.406]\n          std: [0.229, 0.224, 0.225]\n"
+    )
     model = convert(run / "checkpoint" / "last.pth", num_heads=4)
     assert model.config.pvqvae.normalization == "imagenet" and model.config.name == "put-tpami2024_vit_base_x_res256"

@@ -24,7 +24,15 @@ RTOL = 1e-5  # each loss term, as the fixture's README suggests
 
 @pytest.fixture(scope="module")
 def official():
-    cfg = PVQVAEConfig(resolution=32, channels=32, code_dim=32, num_codes=32, num_res_blocks=2, restart_dead_codes=False, data_init=False)
+    cfg = PVQVAEConfig(
+        resolution=32,
+        channels=32,
+        code_dim=32,
+        num_codes=32,
+        num_res_blocks=2,
+        restart_dead_codes=False,
+        data_init=False,
+    )
     model = PVQVAE(cfg)
     state = load_file(SHARED / "fixtures" / "put_official_tiny" / "pvqvae_state_dict.safetensors")
     model.load_state_dict({rename_pvqvae(k, cfg, tpami=False): v for k, v in state.items()})
@@ -49,10 +57,16 @@ def fresh(official):
 def test_official_pvqvae_training_forward(official):
     _, _, _, x, known, erase, out, _ = official
     pvqvae, _, _ = fresh(official)
-    for name in ("embedding", "embedding_avg", "cluster_size"):  # the converted codebook is the official one before the step
+    for name in (
+        "embedding",
+        "embedding_avg",
+        "cluster_size",
+    ):  # the converted codebook is the official one before the step
         assert torch.equal(getattr(pvqvae.quantizer, name), out[f"pvqvae.codebook_before.{name}"]), name
     raw = load_file(FIXTURE / "inputs.safetensors")["image_raw"] / 127.5 - 1
-    torch.testing.assert_close(masked_input(raw, erase), x, atol=1e-6, rtol=0)  # the dataset's erase: m' blacks out pixels
+    torch.testing.assert_close(
+        masked_input(raw, erase), x, atol=1e-6, rtol=0
+    )  # the dataset's erase: m' blacks out pixels
     target = masked_input(x, erase)
     torch.testing.assert_close(masked_input(target, known), out["pvqvae.masked_reference"], atol=0, rtol=0)
     with torch.no_grad():  # the quantizer's output with the codebook before its update
@@ -67,7 +81,9 @@ def test_official_pvqvae_training_forward(official):
     # the EMA update ran in the forward, from the official all-zero counts (the codes blow up: compare relatively)
     for name in ("embedding", "embedding_avg", "cluster_size"):  # the forward updates it the same at either step
         for step in (4999, 5000):
-            torch.testing.assert_close(getattr(pvqvae.quantizer, name), out[f"step{step}.codebook_after_gen.{name}"], rtol=RTOL, atol=1e-6)
+            torch.testing.assert_close(
+                getattr(pvqvae.quantizer, name), out[f"step{step}.codebook_after_gen.{name}"], rtol=RTOL, atol=1e-6
+            )
 
 
 @pytest.mark.parametrize("step", [4999, 5000])
@@ -79,9 +95,18 @@ def test_every_loss_term_and_the_totals(official, step):
     assert to_unit(rec).sub(out["loss_in.rec01"]).abs().max() < 1e-6
     assert to_unit(target).sub(out["loss_in.image01"]).abs().max() < 1e-6
     terms = loss_fn.terms(rec, target, known, step, disc)
-    names = {"pixel": "rec_loss", "gradient": "grad_loss", "perceptual": "content_loss", "style": "style_loss",
-             "adversarial": "adv_loss"}  # fmt: skip
-    expected = {ours: scalars[f"step{step}.gen.{theirs}"] for ours, theirs in names.items() if f"step{step}.gen.{theirs}" in scalars}
+    names = {
+        "pixel": "rec_loss",
+        "gradient": "grad_loss",
+        "perceptual": "content_loss",
+        "style": "style_loss",
+        "adversarial": "adv_loss",
+    }
+    expected = {
+        ours: scalars[f"step{step}.gen.{theirs}"]
+        for ours, theirs in names.items()
+        if f"step{step}.gen.{theirs}" in scalars
+    }
     assert set(terms) == set(expected)  # the late terms join at 5000, not before
     for name, value in expected.items():
         assert terms[name].item() == pytest.approx(value, rel=RTOL), name
@@ -101,8 +126,12 @@ def test_every_loss_term_and_the_totals(official, step):
     calls = 1 if step == 4999 else 3
     for layer in range(1, 6):
         sn = getattr(disc, f"conv{layer}")[0]
-        torch.testing.assert_close(sn.weight_u, out[f"step{step}.disc_call{calls}.conv{layer}.u_after"], atol=1e-6, rtol=0)
-        torch.testing.assert_close(sn.weight_v, out[f"step{step}.disc_call{calls}.conv{layer}.v_after"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(
+            sn.weight_u, out[f"step{step}.disc_call{calls}.conv{layer}.u_after"], atol=1e-6, rtol=0
+        )
+        torch.testing.assert_close(
+            sn.weight_v, out[f"step{step}.disc_call{calls}.conv{layer}.v_after"], atol=1e-6, rtol=0
+        )
 
 
 @pytest.mark.parametrize("step", [4999, 5000])
@@ -116,9 +145,19 @@ def test_the_training_step_is_the_official_generator_step(official, step):
     loss_fn = pvqvae_loss(PVQVAELoss(), vgg)
     total, terms, rec, target = pvqvae_losses(pvqvae, loss_fn, x, known, erase, step, disc, PVQVAELoss().commitment)
     rec.retain_grad()
-    names = {"pixel": "rec_loss", "gradient": "grad_loss", "perceptual": "content_loss", "style": "style_loss",
-             "adversarial": "adv_loss", "commitment": "quantize_loss"}  # fmt: skip
-    expected = {ours: scalars[f"step{step}.gen.{theirs}"] for ours, theirs in names.items() if f"step{step}.gen.{theirs}" in scalars}
+    names = {
+        "pixel": "rec_loss",
+        "gradient": "grad_loss",
+        "perceptual": "content_loss",
+        "style": "style_loss",
+        "adversarial": "adv_loss",
+        "commitment": "quantize_loss",
+    }
+    expected = {
+        ours: scalars[f"step{step}.gen.{theirs}"]
+        for ours, theirs in names.items()
+        if f"step{step}.gen.{theirs}" in scalars
+    }
     assert set(terms) == set(expected)
     for name, value in expected.items():
         assert terms[name].item() == pytest.approx(value, rel=RTOL), name
@@ -137,7 +176,13 @@ class DiscriminatorCalls(torch.nn.Module):
 
     def forward(self, x):
         logit = self.disc(x)
-        sn = {f"conv{i}": (getattr(self.disc, f"conv{i}")[0].weight_u.clone(), getattr(self.disc, f"conv{i}")[0].weight_v.clone()) for i in range(1, 6)}
+        sn = {
+            f"conv{i}": (
+                getattr(self.disc, f"conv{i}")[0].weight_u.clone(),
+                getattr(self.disc, f"conv{i}")[0].weight_v.clone(),
+            )
+            for i in range(1, 6)
+        }
         self.calls.append((logit.detach(), sn))
         return logit
 
@@ -153,7 +198,9 @@ def test_every_discriminator_call_of_the_step(official, step):
     pvqvae, _, disc = fresh(official)
     for i in range(1, 6):  # the loaded state is the official one before any call
         conv = getattr(disc, f"conv{i}")[0]
-        assert torch.equal(conv.weight_u, out[f"disc.sn.call0.conv{i}.u"]) and torch.equal(conv.weight_v, out[f"disc.sn.call0.conv{i}.v"])
+        assert torch.equal(conv.weight_u, out[f"disc.sn.call0.conv{i}.u"]) and torch.equal(
+            conv.weight_v, out[f"disc.sn.call0.conv{i}.v"]
+        )
     spy = DiscriminatorCalls(disc)
     loss_fn = pvqvae_loss(PVQVAELoss(), vgg)
     _, _, rec, target = pvqvae_losses(pvqvae, loss_fn, x, known, erase, step, spy, PVQVAELoss().commitment)
@@ -222,7 +269,9 @@ def test_the_loss_feeds_the_official_vgg_inputs_and_gets_its_features(official):
             if layer == "relu2_2":
                 torch.testing.assert_close(g, ref[f"style.gram.{side}.{layer}"], **tol)
             else:
-                torch.testing.assert_close(torch.diagonal(g, dim1=1, dim2=2), ref[f"style.gram_diag.{side}.{layer}"], **tol)
+                torch.testing.assert_close(
+                    torch.diagonal(g, dim1=1, dim2=2), ref[f"style.gram_diag.{side}.{layer}"], **tol
+                )
                 torch.testing.assert_close(g[:, :64, :64], ref[f"style.gram_block64.{side}.{layer}"], **tol)
 
 
@@ -230,8 +279,10 @@ def test_official_scheduler_reproduces_the_worked_example():
     from pluralfill.train.run import lr_at
 
     recipe = json.loads((FIXTURE / "recipe.json").read_text())["scheduler_semantics_example"]
-    cfg = load_config(CONFIGS / "put-ffhq-pvqvae.yaml", ["data.train=x", "steps=20", "optim.warmup_steps=5", "optim.lr=2e-4",
-                                                         "optim.min_lr=1e-6"])  # fmt: skip
+    cfg = load_config(
+        CONFIGS / "put-ffhq-pvqvae.yaml",
+        ["data.train=x", "steps=20", "optim.warmup_steps=5", "optim.lr=2e-4", "optim.min_lr=1e-6"],
+    )
     got = [lr_at(k, cfg) for k in range(22)]
     assert got == pytest.approx(recipe["lr_used_at_iteration_0_to_21"], rel=1e-9, abs=1e-12)
 
@@ -246,11 +297,29 @@ def test_paper_configs_follow_the_official_recipe(data, ours):
     one = {k: _value(v) for k, v in recipe["stage1_pvqvae"][data].items()}
     cfg = load_config(CONFIGS / f"put-{ours}-pvqvae.yaml", ["data.train=x"])
     o, lw = cfg.optim, cfg.loss
-    assert (o.optimizer, tuple(o.betas), o.weight_decay, o.schedule) == ("adam", tuple(one["generator_betas"]), 0.0, "put")
-    assert (o.lr, o.warmup_steps, o.min_lr) == (one["generator_warmup_lr"], one["generator_warmup"], one["generator_min_lr"])
+    assert (o.optimizer, tuple(o.betas), o.weight_decay, o.schedule) == (
+        "adam",
+        tuple(one["generator_betas"]),
+        0.0,
+        "put",
+    )
+    assert (o.lr, o.warmup_steps, o.min_lr) == (
+        one["generator_warmup_lr"],
+        one["generator_warmup"],
+        one["generator_min_lr"],
+    )
     assert (o.disc_lr, tuple(o.disc_betas)) == (one["discriminator_warmup_lr"], tuple(one["discriminator_betas"]))
-    assert lw.late_start_step == one["disc_start"] == one["content_start"] == one["style_start"] == one["gradient_start"]
-    assert (lw.pixel, lw.gradient, lw.perceptual, lw.style, lw.adversarial, lw.commitment) == (1.0, one["g_gradient_loss_weight"], 0.1, 250.0, 0.1, 1.0)
+    assert (
+        lw.late_start_step == one["disc_start"] == one["content_start"] == one["style_start"] == one["gradient_start"]
+    )
+    assert (lw.pixel, lw.gradient, lw.perceptual, lw.style, lw.adversarial, lw.commitment) == (
+        1.0,
+        one["g_gradient_loss_weight"],
+        0.1,
+        250.0,
+        0.1,
+        1.0,
+    )
     assert cfg.batch_size == one["batch_size_per_gpu"] and o.grad_clip is None
     assert cfg.erase_probability == one["erase_image_with_mask"] and cfg.masks.zero_probability == one["zero_mask"]
     assert cfg.masks.folder_probability == one["use_provided_mask"] and cfg.masks.preset == "put-keep-0-0.5"
@@ -262,18 +331,39 @@ def test_paper_configs_follow_the_official_recipe(data, ours):
     two = {k: _value(v) for k, v in recipe["stage2_transformer"][data].items()}
     cfg = load_config(CONFIGS / f"put-{ours}-transformer.yaml", ["data.train=x"])
     o = cfg.optim
-    assert (o.optimizer, tuple(o.betas), o.weight_decay, o.schedule) == ("adamw", tuple(two["betas"]), two["weight_decay"], "put")
+    assert (o.optimizer, tuple(o.betas), o.weight_decay, o.schedule) == (
+        "adamw",
+        tuple(two["betas"]),
+        two["weight_decay"],
+        "put",
+    )
     assert (o.lr, o.warmup_steps, o.min_lr) == (two["warmup_lr"], two["warmup"], two["min_lr"])
-    assert cfg.batch_size == two["batch_size_per_gpu"] and cfg.loss.random_quantize == two["random_quantize"] and o.grad_clip is None
+    assert (
+        cfg.batch_size == two["batch_size_per_gpu"]
+        and cfg.loss.random_quantize == two["random_quantize"]
+        and o.grad_clip is None
+    )
     assert cfg.masks.folder_probability == two["use_provided_mask"] and cfg.masks.zero_probability == two["zero_mask"]
     assert cfg.masks.low_resolution_probability == two["mask_low_to_high"]
     assert MODELS[model].transformer.num_layers == two["n_layer"] and MODELS[model].transformer.dim == two["n_embd"]
 
 
 def _cfg(name, images, run, *extra):
-    return load_config(CONFIGS / name, [f"data.train={images}", f"run_dir={run}", "data.num_workers=0", "batch_size=2",
-                                        "log_every=1", "val_every=3", "sample_every=3", "checkpoint_every=3", "val_batches=1",
-                                        *extra])  # fmt: skip
+    return load_config(
+        CONFIGS / name,
+        [
+            f"data.train={images}",
+            f"run_dir={run}",
+            "data.num_workers=0",
+            "batch_size=2",
+            "log_every=1",
+            "val_every=3",
+            "sample_every=3",
+            "checkpoint_every=3",
+            "val_batches=1",
+            *extra,
+        ],
+    )
 
 
 @pytest.mark.slow
@@ -281,7 +371,13 @@ def test_stage1_resumes_the_gan_exactly(images, tmp_path):
     """The discriminator and its optimizer are in last.ckpt: 3 steps, stop, resume to 6 == 6 steps straight."""
     from pluralfill.registry import train
 
-    gan = ["loss.adversarial=0.1", "loss.perceptual=0", "loss.style=0", "loss.late_start_step=1", "optim.warmup_steps=2"]
+    gan = [
+        "loss.adversarial=0.1",
+        "loss.perceptual=0",
+        "loss.style=0",
+        "loss.late_start_step=1",
+        "optim.warmup_steps=2",
+    ]
     a = train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "a", "steps=6", *gan))
     b = train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "b", "steps=3", *gan))
     train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "b", "steps=6", *gan), resume=b)
@@ -310,4 +406,7 @@ def test_transformer_ablations_train_and_sample(images, tmp_path, override):
     hole = np.zeros((64, 64), bool)
     hole[16:40, 16:40] = True
     for sampler in ("put", "put-tpami", "parallel"):
-        assert len(put.inpaint(np.zeros((64, 64, 3), np.uint8), hole, num_samples=2, seed=0, sampler=sampler, steps=3)) == 2
+        assert (
+            len(put.inpaint(np.zeros((64, 64, 3), np.uint8), hole, num_samples=2, seed=0, sampler=sampler, steps=3))
+            == 2
+        )

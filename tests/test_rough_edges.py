@@ -7,13 +7,11 @@ import pickle
 
 import numpy as np
 import pytest
-from conftest import SHARED, run_cli as _cli
+from conftest import SHARED
+from conftest import run_cli as _cli
 from PIL import Image
 
-
 FIXTURES = SHARED / "fixtures"
-
-
 
 
 def _folders(root):
@@ -31,20 +29,37 @@ def _folders(root):
     put = PUT(put_tiny_config())
     dsi = DSI(DSI_CONFIGS["dsi-tiny"])
     mg = MaskGIT(maskgit_tiny_config())
-    saved = {"put": put, "pvqvae": put.pvqvae, "dsi": dsi, "dsi-hvqvae": HVQVAEModel(dsi.config.hvqvae), "maskgit": mg, "vqgan": mg.tokenizer,
-             "mhtma": MHTMA(MHTMA_CONFIGS["mhtma-tiny"])}  # fmt: skip
+    saved = {
+        "put": put,
+        "pvqvae": put.pvqvae,
+        "dsi": dsi,
+        "dsi-hvqvae": HVQVAEModel(dsi.config.hvqvae),
+        "maskgit": mg,
+        "vqgan": mg.tokenizer,
+        "mhtma": MHTMA(MHTMA_CONFIGS["mhtma-tiny"]),
+    }
     assert isinstance(put.pvqvae, PVQVAE) and isinstance(mg.tokenizer, VQGAN)
     for name, model in saved.items():
         model.save_pretrained(root / name)  # what the training stages write
     return saved
 
 
-@pytest.mark.parametrize("converter,files,flags", [
-    ("put-official", ["put_official_tiny/transformer_official_format.pth"], ["--num-heads", "4"]),
-    ("put-official", ["put_tpami_official_tiny/transformer_official_format.pth"], ["--num-heads", "4"]),
-    ("maskgit-official", ["maskgit_official_tiny/tokenizer_imagenet128_checkpoint", "maskgit_official_tiny/maskgit_imagenet128_checkpoint"], []),
-    ("dsi-official", ["dsi_official_tiny"], ["--resolution", "64"]),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "converter,files,flags",
+    [
+        ("put-official", ["put_official_tiny/transformer_official_format.pth"], ["--num-heads", "4"]),
+        ("put-official", ["put_tpami_official_tiny/transformer_official_format.pth"], ["--num-heads", "4"]),
+        (
+            "maskgit-official",
+            [
+                "maskgit_official_tiny/tokenizer_imagenet128_checkpoint",
+                "maskgit_official_tiny/maskgit_imagenet128_checkpoint",
+            ],
+            [],
+        ),
+        ("dsi-official", ["dsi_official_tiny"], ["--resolution", "64"]),
+    ],
+)
 def test_info_on_converted_folders(tmp_path, capsys, converter, files, flags):
     code, _, err = _cli(["convert", converter, *[FIXTURES / f for f in files], tmp_path / "m", *flags], capsys)
     assert code == 0, err
@@ -78,7 +93,9 @@ def test_any_integer_is_a_seed(tmp_path, capsys, photo):
     hole[20:40, 20:40] = 255
     Image.fromarray(hole).save(tmp_path / "a_mask.png")
     for method in ("telea", "patchmatch", "put-scenes-small"):
-        code, _, err = _cli(["inpaint", tmp_path / "a.png", "--method", method, "--seed", "-1", "-o", tmp_path / method], capsys)
+        code, _, err = _cli(
+            ["inpaint", tmp_path / "a.png", "--method", method, "--seed", "-1", "-o", tmp_path / method], capsys
+        )
         assert code == 0, (method, err)
 
 
@@ -98,15 +115,18 @@ def test_hostile_pickle_is_refused_in_one_line(tmp_path, capsys, payload):
         assert not (tmp_path / "out").exists()
 
 
-@pytest.mark.parametrize("args,says", [
-    (["inpaint", "x.png", "-o", "o", "-n", "0"], "Invalid value for '-n' / '--num-samples'"),
-    (["inpaint", "--nope"], "No such option: --nope"),
-    (["train", "{config}"], "is not a training config: expected a YAML mapping"),
-    (["serve", "--port", "99999999"], "Invalid value for '--port'"),
-    (["export", "put-scenes-small", "--onnx", "{config}"], "--onnx must be a folder"),
-    (["bench", "--method", "precision", "--precision", "fp16"], "precision must be one of fp32, bf16, int8, auto"),
-    (["inpaint", "{config}", "--mask", "{config}", "-o", "out"], "cannot read image"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "args,says",
+    [
+        (["inpaint", "x.png", "-o", "o", "-n", "0"], "Invalid value for '-n' / '--num-samples'"),
+        (["inpaint", "--nope"], "No such option: --nope"),
+        (["train", "{config}"], "is not a training config: expected a YAML mapping"),
+        (["serve", "--port", "99999999"], "Invalid value for '--port'"),
+        (["export", "put-scenes-small", "--onnx", "{config}"], "--onnx must be a folder"),
+        (["bench", "--method", "precision", "--precision", "fp16"], "precision must be one of fp32, bf16, int8, auto"),
+        (["inpaint", "{config}", "--mask", "{config}", "-o", "out"], "cannot read image"),
+    ],
+)
 def test_wrong_input_is_one_line_and_exit_2(tmp_path, capsys, args, says):
     config = tmp_path / "not-a-config.yaml"
     config.write_text("- a list\n- not a mapping\n")
@@ -124,6 +144,13 @@ def test_one_vqgan_config_reads_both_tokenizers_and_old_folders():
     assert isinstance(official, VQGANConfig) and official.kind == "official" and official.attn_resolutions == ()
     assert official.tokens_per_side == 16 and CONFIGS["maskgit-tiny"].tokenizer.kind == "ours"
     # a folder converted before the two were one names the official fields as the official code does
-    old = {"kind": "official", "resolution": 128, "filters": 32, "channel_multipliers": [1, 1, 1, 1, 2], "num_res_blocks": 1,
-           "embedding_dim": 16, "num_codes": 64}  # fmt: skip
+    old = {
+        "kind": "official",
+        "resolution": 128,
+        "filters": 32,
+        "channel_multipliers": [1, 1, 1, 1, 2],
+        "num_res_blocks": 1,
+        "embedding_dim": 16,
+        "num_codes": 64,
+    }
     assert VQGANConfig.model_validate(old) == CONFIGS["maskgit-official-tiny"].tokenizer

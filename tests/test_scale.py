@@ -71,8 +71,13 @@ def test_a_killed_run_resumes_to_the_same_files(data, tmp_path):
     reference = _run([*common, tmp_path / "ref"])
     assert reference.returncode == 0, reference.stderr
     env = {**os.environ, "PLURALFILL_OFFLINE": "1"}
-    proc = subprocess.Popen([*PLURALFILL, *map(str, common), str(tmp_path / "run")], env=env, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = subprocess.Popen(
+        [*PLURALFILL, *map(str, common), str(tmp_path / "run")],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and len(list((tmp_path / "run").glob("*.png"))) < 4 and proc.poll() is None:
         time.sleep(0.05)
@@ -99,18 +104,56 @@ def _random_weights(folder: Path) -> list[str]:
     torch.save(inception.state_dict(), folder / "inception.pth")
     ref = LPIPS("alex")
     torch.save(ref.net.state_dict(), folder / "alexnet.pth")
-    torch.save({f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(ref.net.channels)}, folder / "heads.pth")
-    return ["--inception", folder / "inception.pth", "--lpips-backbone", folder / "alexnet.pth", "--lpips-heads", folder / "heads.pth"]
+    torch.save(
+        {f"lin{i}.model.1.weight": torch.rand(1, c, 1, 1) for i, c in enumerate(ref.net.channels)}, folder / "heads.pth"
+    )
+    return [
+        "--inception",
+        folder / "inception.pth",
+        "--lpips-backbone",
+        folder / "alexnet.pth",
+        "--lpips-heads",
+        folder / "heads.pth",
+    ]
 
 
 @pytest.mark.slow
 def test_two_processes_give_the_numbers_of_one(data, tmp_path):
     images, masks = data
-    done = _run(["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "1", "-o", tmp_path / "pred"])
+    done = _run(
+        [
+            "inpaint",
+            images,
+            "--mask-dir",
+            masks,
+            "--method",
+            "patchmatch-plural",
+            "-n",
+            "2",
+            "--seed",
+            "1",
+            "-o",
+            tmp_path / "pred",
+        ]
+    )
     assert done.returncode == 0, done.stderr
     weights = _random_weights(tmp_path)
-    common = ["evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", masks, "--format", "json",
-              "--metrics", "mae,psnr,ssim,lpips,fid,u-ids", "--bins", "0.1-0.25,0.25-0.4", *weights]  # fmt: skip
+    common = [
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        images,
+        "--masks",
+        masks,
+        "--format",
+        "json",
+        "--metrics",
+        "mae,psnr,ssim,lpips,fid,u-ids",
+        "--bins",
+        "0.1-0.25,0.25-0.4",
+        *weights,
+    ]
     # one thread a process in both runs: a convolution's sums are ordered by its thread count, and the check is exact
     one, two = _run(common, threads=1), _run([*common, "--devices", "2"], threads=1)
     assert one.returncode == 0 and two.returncode == 0, one.stderr + two.stderr
@@ -137,33 +180,94 @@ def test_protocol_masks_are_checked_and_the_results_say_how_they_were_made(data,
 
     images, _ = data
     source = _fake_pconv(tmp_path / "testing_mask_dataset")
-    code, out, err = cli("masks", "protocol", "put", "pconv", "--for-images", images, "--source", source, "-o", tmp_path / "put-masks")
+    code, out, err = cli(
+        "masks", "protocol", "put", "pconv", "--for-images", images, "--source", source, "-o", tmp_path / "put-masks"
+    )
     assert code == 0, err
     manifest = json.loads((tmp_path / "put-masks" / "protocol.json").read_text())
     assert manifest["protocol"] == "put" and len(manifest["masks"]) == 8
-    code, _, err = cli("inpaint", images, "--mask-dir", tmp_path / "put-masks", "--protocol", "put", "--method", "telea", "--seed", "0",
-                       "-o", tmp_path / "pred")  # fmt: skip
+    code, _, err = cli(
+        "inpaint",
+        images,
+        "--mask-dir",
+        tmp_path / "put-masks",
+        "--protocol",
+        "put",
+        "--method",
+        "telea",
+        "--seed",
+        "0",
+        "-o",
+        tmp_path / "pred",
+    )
     assert code == 0, err
     weights = _random_weights(tmp_path)
-    code, out, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", tmp_path / "put-masks", "--protocol", "put",
-                         *weights, "-o", tmp_path / "put.md")  # fmt: skip
+    code, out, err = cli(
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        images,
+        "--masks",
+        tmp_path / "put-masks",
+        "--protocol",
+        "put",
+        *weights,
+        "-o",
+        tmp_path / "put.md",
+    )
     assert code == 0, err
-    for expected in ("protocol: put", "mask_set: pconv", f"mask_fingerprint: {manifest['fingerprint'][:12]}", "weights_sha256",
-                     "images: 8", "ssim: luma", "pluralfill: ", "(0.2, 0.4]", "fid"):  # fmt: skip
+    for expected in (
+        "protocol: put",
+        "mask_set: pconv",
+        f"mask_fingerprint: {manifest['fingerprint'][:12]}",
+        "weights_sha256",
+        "images: 8",
+        "ssim: luma",
+        "pluralfill: ",
+        "(0.2, 0.4]",
+        "fid",
+    ):
         assert expected in out, expected
     assert (tmp_path / "put.md").read_text().strip() == out.strip()
     # the wrong masks, changed masks, or none prepared: one line each
     code, _, err = cli("masks", "protocol", "lama", "thin-256", "--for-images", images, "-o", tmp_path / "lama-masks")
     assert code == 0, err
-    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", tmp_path / "lama-masks", "--protocol", "put", *weights)
+    code, _, err = cli(
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        images,
+        "--masks",
+        tmp_path / "lama-masks",
+        "--protocol",
+        "put",
+        *weights,
+    )
     assert code == 2 and "holds masks for protocol 'lama', not put" in err and len(err.strip().splitlines()) == 1
-    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", data[1], "--protocol", "lama", *weights)
+    code, _, err = cli(
+        "evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", data[1], "--protocol", "lama", *weights
+    )
     assert code == 2 and "was not prepared for a protocol" in err
     hole = np.asarray(Image.open(tmp_path / "put-masks" / "img03.png"))
     Image.fromarray(255 - hole).save(tmp_path / "put-masks" / "img03.png")
-    code, _, err = cli("evaluate", "--pred", tmp_path / "pred", "--gt", images, "--masks", tmp_path / "put-masks", "--protocol", "put", *weights)
+    code, _, err = cli(
+        "evaluate",
+        "--pred",
+        tmp_path / "pred",
+        "--gt",
+        images,
+        "--masks",
+        tmp_path / "put-masks",
+        "--protocol",
+        "put",
+        *weights,
+    )
     assert code == 2 and "img03.png changed since it was prepared for put" in err
-    code, _, err = cli("masks", "protocol", "put", "pconv", "--for-images", images, "--source", images, "-o", tmp_path / "x")
+    code, _, err = cli(
+        "masks", "protocol", "put", "pconv", "--for-images", images, "--source", images, "-o", tmp_path / "x"
+    )
     assert code == 2 and "holds no files like pconv" in err
 
 
@@ -189,7 +293,9 @@ def test_the_world_comes_from_torchrun_when_not_given(monkeypatch):
     monkeypatch.setenv("WORLD_SIZE", "4")
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     assert resolve_world(None, None) == (2, 2) and resolve_world(2, 2) == (2, 2)
-    with pytest.raises(PluralfillError, match=r"--devices 3 but the launcher started 2 \(WORLD_SIZE=4, LOCAL_WORLD_SIZE=2\)"):
+    with pytest.raises(
+        PluralfillError, match=r"--devices 3 but the launcher started 2 \(WORLD_SIZE=4, LOCAL_WORLD_SIZE=2\)"
+    ):
         resolve_world(3, None)
 
 
@@ -199,16 +305,33 @@ def test_torchrun_without_devices(data, tmp_path):
     process; --devices that contradicts torchrun is one line and exit 2 on every rank."""
     images, masks = data
     common = ["inpaint", images, "--mask-dir", masks, "--method", "patchmatch-plural", "-n", "2", "--seed", "5"]
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", "29531", "-m", "pluralfill"]
+    torchrun = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        "29531",
+        "-m",
+        "pluralfill",
+    ]
     env = {**os.environ, "PLURALFILL_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
-    two = subprocess.run([*torchrun, *map(str, [*common, "-o", tmp_path / "two"])], capture_output=True, text=True, env=env, timeout=600)
+    two = subprocess.run(
+        [*torchrun, *map(str, [*common, "-o", tmp_path / "two"])], capture_output=True, text=True, env=env, timeout=600
+    )
     assert two.returncode == 0, two.stderr[-2000:]
     assert "in 2 processes" in two.stderr and "Traceback" not in two.stderr
     one = _run([*common, "-o", tmp_path / "one"])
     assert one.returncode == 0, one.stderr
     assert _files(tmp_path / "one") == _files(tmp_path / "two")
-    bad = subprocess.run([*torchrun, *map(str, [*common, "-o", tmp_path / "bad", "--devices", "3"])], capture_output=True, text=True,
-                         env={**env, "MASTER_PORT": "29532"}, timeout=600)  # fmt: skip
+    bad = subprocess.run(
+        [*torchrun, *map(str, [*common, "-o", tmp_path / "bad", "--devices", "3"])],
+        capture_output=True,
+        text=True,
+        env={**env, "MASTER_PORT": "29532"},
+        timeout=600,
+    )
     # torchrun itself reports a failed child with its own traceback; ours is the one line, from no frame of ours
     assert bad.returncode != 0 and "error: --devices 3 but the launcher started 2" in bad.stderr
     assert not re.search(r"pluralfill/[\w/]+\.py\", line", bad.stderr), bad.stderr[-2000:]
@@ -238,8 +361,23 @@ sys.exit(main())
 def _torchrun_with_a_slow_rank(tmp_path: Path, slow_rank: int, args: list, port: int) -> subprocess.CompletedProcess:
     script = tmp_path / "slow_rank.py"
     script.write_text(_SLOW_RANK)
-    env = {**os.environ, "PLURALFILL_OFFLINE": "1", "OMP_NUM_THREADS": "1", "SLOW_RANK": str(slow_rank), "SLOW_SECONDS": "4"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(port), str(script)]
+    env = {
+        **os.environ,
+        "PLURALFILL_OFFLINE": "1",
+        "OMP_NUM_THREADS": "1",
+        "SLOW_RANK": str(slow_rank),
+        "SLOW_SECONDS": "4",
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--nproc-per-node",
+        "2",
+        "--master-port",
+        str(port),
+        str(script),
+    ]
     return subprocess.run([*cmd, *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
 
 

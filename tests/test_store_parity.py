@@ -8,7 +8,8 @@ import shutil
 import pytest
 import torch
 import yaml
-from conftest import SHARED, run_cli as _cli
+from conftest import SHARED
+from conftest import run_cli as _cli
 from safetensors.torch import load_file
 
 import pluralfill
@@ -16,8 +17,6 @@ from pluralfill.hub import installed_models
 
 PUT_TINY = SHARED / "fixtures" / "put_official_tiny"
 DSI_TINY = SHARED / "fixtures" / "dsi_official_tiny"
-
-
 
 
 def _put_logits(name):
@@ -32,11 +31,16 @@ def _put_logits(name):
 
 def test_put_heads_from_the_flag_or_said_as_assumed(capsys):
     official = load_file(PUT_TINY / "outputs.safetensors")["transformer.logits"]
-    code, out, err = _cli(["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--name", "put-guess"], capsys)
+    code, out, err = _cli(
+        ["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--name", "put-guess"], capsys
+    )
     assert code == 0, err
     assert "assumed num_heads = 1 " in out and "--num-heads" in out  # width 64: the official configs' 64-wide heads
     assert (_put_logits("put-guess") - official).abs().max() > 1e-4  # the wrong count shows in the logits
-    code, out, err = _cli(["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--name", "put-four", "--num-heads", "4"], capsys)
+    code, out, err = _cli(
+        ["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--name", "put-four", "--num-heads", "4"],
+        capsys,
+    )
     assert code == 0 and "assumed" not in out, err
     torch.testing.assert_close(_put_logits("put-four"), official, atol=1e-5, rtol=0)
 
@@ -48,12 +52,16 @@ def test_put_heads_from_the_official_run_config(tmp_path, capsys):
     (run / "configs").mkdir()
     shutil.copy(PUT_TINY / "transformer_official_format.pth", run / "checkpoint" / "last.pth")
     official_configs = json.loads((PUT_TINY / "config.json").read_text())["official_configs"]
-    (run / "configs" / "config.yaml").write_text(yaml.safe_dump({"model": {"params": {"transformer_config": official_configs["transformer"]}}}))
+    (run / "configs" / "config.yaml").write_text(
+        yaml.safe_dump({"model": {"params": {"transformer_config": official_configs["transformer"]}}})
+    )
     code, out, err = _cli(["models", "add", str(run / "checkpoint" / "last.pth")], capsys)
     assert code == 0 and "assumed" not in out, err
     name = "put-tiny_run"
     assert name in installed_models()
-    torch.testing.assert_close(_put_logits(name), load_file(PUT_TINY / "outputs.safetensors")["transformer.logits"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        _put_logits(name), load_file(PUT_TINY / "outputs.safetensors")["transformer.logits"], atol=1e-5, rtol=0
+    )
 
 
 def test_dsi_resolution_from_the_flag_or_said_as_assumed(tmp_path, capsys):
@@ -68,7 +76,9 @@ def test_dsi_resolution_from_the_flag_or_said_as_assumed(tmp_path, capsys):
 
 def test_a_flag_for_another_format_is_one_line(capsys):
     """--resolution is DSI's: a PUT file given with it is tried as DSI only, and refused in one line."""
-    code, _, err = _cli(["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--resolution", "64"], capsys)
+    code, _, err = _cli(
+        ["models", "add", str(PUT_TINY / "transformer_official_format.pth"), "--resolution", "64"], capsys
+    )
     assert code == 2 and "dsi-official" in err and "put-official" not in err and len(err.strip().splitlines()) == 1
 
 
@@ -77,7 +87,9 @@ def _official_run(root, fixture, transformer_config: dict):
     (root / "checkpoint").mkdir(parents=True)
     (root / "configs").mkdir()
     shutil.copy(fixture / "transformer_official_format.pth", root / "checkpoint" / "last.pth")
-    (root / "configs" / "config.yaml").write_text(yaml.safe_dump({"model": {"params": {"transformer_config": transformer_config}}}))
+    (root / "configs" / "config.yaml").write_text(
+        yaml.safe_dump({"model": {"params": {"transformer_config": transformer_config}}})
+    )
     return root / "checkpoint" / "last.pth"
 
 
@@ -100,9 +112,23 @@ def test_put_heads_flag_wins_over_the_run_config_and_tpami_reads_num_heads(tmp_p
     assert code == 0 and "assumed" not in out and _heads("tpami-from-config") == 4, err  # width 64 alone would say 1
 
 
-@pytest.mark.parametrize("name, ok", [("a", True), ("put-ffhq.v2_b", True), ("x" * 64, True), ("x" * 65, False),
-                                      ("Put", False), ("-put", False), (".put", False), ("../put", False),
-                                      ("put ffhq", False), ("telea", False), ("put-scenes-small", False), ("", False)])  # fmt: skip
+@pytest.mark.parametrize(
+    "name, ok",
+    [
+        ("a", True),
+        ("put-ffhq.v2_b", True),
+        ("x" * 64, True),
+        ("x" * 65, False),
+        ("Put", False),
+        ("-put", False),
+        (".put", False),
+        ("../put", False),
+        ("put ffhq", False),
+        ("telea", False),
+        ("put-scenes-small", False),
+        ("", False),
+    ],
+)
 def test_models_add_names(name, ok, capsys):
     code, out, err = _cli(["models", "add", str(DSI_TINY), "--name", name, "--resolution", "64"], capsys)
     assert (code == 0) == ok, err

@@ -20,9 +20,21 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 def _cfg(stage_file, images, run_dir, *extra):
-    return load_config(CONFIGS / stage_file, [f"data.train={images}", f"run_dir={run_dir}", "data.num_workers=0",
-                                              "batch_size=4", "log_every=2", "val_every=5", "sample_every=5",
-                                              "checkpoint_every=5", "val_batches=1", *extra])  # fmt: skip
+    return load_config(
+        CONFIGS / stage_file,
+        [
+            f"data.train={images}",
+            f"run_dir={run_dir}",
+            "data.num_workers=0",
+            "batch_size=4",
+            "log_every=2",
+            "val_every=5",
+            "sample_every=5",
+            "checkpoint_every=5",
+            "val_batches=1",
+            *extra,
+        ],
+    )
 
 
 def _metric(run, key):
@@ -35,13 +47,27 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
     stage1 = train(_cfg("put-tiny-pvqvae.yaml", images, tmp_path / "s1", "steps=15", "optim.warmup_steps=2"))
     pixel = _metric(stage1, "train/pixel")
     assert pixel[-1] < pixel[0]  # the reconstruction improves
-    for name in ("config.yaml", "last.ckpt", "metrics.csv", "best/config.json", "last/model.safetensors",
-                 "samples/step_000015.png"):  # fmt: skip
+    for name in (
+        "config.yaml",
+        "last.ckpt",
+        "metrics.csv",
+        "best/config.json",
+        "last/model.safetensors",
+        "samples/step_000015.png",
+    ):
         assert (stage1 / name).exists(), name
     assert list((stage1 / "tb").iterdir())
 
-    stage2 = train(_cfg("put-tiny-transformer.yaml", images, tmp_path / "s2", f"first_stage={stage1}", "steps=10",
-                        "optim.warmup_steps=2"))  # fmt: skip
+    stage2 = train(
+        _cfg(
+            "put-tiny-transformer.yaml",
+            images,
+            tmp_path / "s2",
+            f"first_stage={stage1}",
+            "steps=10",
+            "optim.warmup_steps=2",
+        )
+    )
     loss = _metric(stage2, "train/loss")
     assert loss[-1] < loss[0]
     # the stage-2 folder is an inpainting checkpoint
@@ -62,8 +88,10 @@ def test_both_stages_train_and_resume_exactly(images, tmp_path):
     with open(b / "metrics.csv", "a", newline="") as f:  # a row a killed run logged after its last checkpoint
         csv.DictWriter(f, keys).writerow({"step": 7, "train/loss": 99.0})
     train(cfg_b, resume=b)
-    logged = [int(float(r["step"])) for r in csv.DictReader(open(b / "metrics.csv")) if r.get("train/loss")]  # noqa: SIM115
-    assert 99.0 not in _metric(b, "train/loss") and logged == sorted(set(logged))  # the stale row is gone, no step twice
+    logged = [int(float(r["step"])) for r in csv.DictReader(open(b / "metrics.csv")) if r.get("train/loss")]
+    assert 99.0 not in _metric(b, "train/loss") and logged == sorted(
+        set(logged)
+    )  # the stale row is gone, no step twice
     wa, wb = load_file(a / "last" / "model.safetensors"), load_file(b / "last" / "model.safetensors")
     for k in wa:
         assert torch.equal(wa[k], wb[k]), k
@@ -78,7 +106,9 @@ def test_a_nested_override_changes_one_field_of_a_named_model():
     from pluralfill.models.put import PUTConfig
     from pluralfill.train.config import model_config
 
-    cfg = load_config(CONFIGS / "put-scenes-small-pvqvae.yaml", ["model.pvqvae.patch_size=8", "model.transformer.num_layers=4"])
+    cfg = load_config(
+        CONFIGS / "put-scenes-small-pvqvae.yaml", ["model.pvqvae.patch_size=8", "model.transformer.num_layers=4"]
+    )
     got, named = model_config(cfg, MODELS, PUTConfig), MODELS["put-scenes-small"]
     assert (got.pvqvae.patch_size, got.transformer.num_layers) == (8, 4)
     assert got.pvqvae.model_copy(update={"patch_size": 16}) == named.pvqvae  # the other fields stay the named model's
@@ -98,12 +128,17 @@ def test_a_moved_setting_still_loads_with_a_note(caplog):
 
 def test_second_stage_configs_derive_what_they_read_of_the_first():
     from pluralfill.models.maskgit import CONFIGS as MASKGIT
-    from pluralfill.models.put import CONFIGS as PUT_CONFIGS, PUT
+    from pluralfill.models.put import CONFIGS as PUT_CONFIGS
+    from pluralfill.models.put import PUT
 
     put = PUT_CONFIGS["put-tiny"]
     pvqvae = put.pvqvae.model_copy(update={"code_dim": 48, "num_codes": 96, "resolution": 128})
     fitted = put.fit_to(pvqvae).transformer
-    assert (fitted.in_dim, fitted.vocab_size, fitted.seq_len) == (48, pvqvae.known_codes, (128 // pvqvae.patch_size) ** 2)
+    assert (fitted.in_dim, fitted.vocab_size, fitted.seq_len) == (
+        48,
+        pvqvae.known_codes,
+        (128 // pvqvae.patch_size) ** 2,
+    )
     PUT(put.fit_to(pvqvae))  # its invariants hold
     mg = MASKGIT["maskgit-tiny"]
     tokenizer = mg.tokenizer.model_copy(update={"num_codes": 77})
@@ -134,11 +169,32 @@ def test_ddp_two_processes_on_cpu(images, tmp_path):
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     # a clean launch: nothing left in the environment by the in-process runs of other tests
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PL_", "LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_"))}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PL_", "LOCAL_RANK", "RANK", "WORLD_SIZE", "NODE_RANK", "MASTER_"))
+    }
     env |= {"PYTHONUNBUFFERED": "1", "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)}
-    cmd = [sys.executable, "-m", "pluralfill.cli", "train", str(CONFIGS / "put-tiny-pvqvae.yaml"), f"data.train={images}",
-           f"run_dir={tmp_path / 'ddp'}", "steps=4", "batch_size=2", "data.num_workers=0", "accelerator=cpu", "devices=2",
-           "strategy=ddp", "log_every=2", "val_every=4", "sample_every=4", "checkpoint_every=4", "val_batches=1"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "pluralfill.cli",
+        "train",
+        str(CONFIGS / "put-tiny-pvqvae.yaml"),
+        f"data.train={images}",
+        f"run_dir={tmp_path / 'ddp'}",
+        "steps=4",
+        "batch_size=2",
+        "data.num_workers=0",
+        "accelerator=cpu",
+        "devices=2",
+        "strategy=ddp",
+        "log_every=2",
+        "val_every=4",
+        "sample_every=4",
+        "checkpoint_every=4",
+        "val_batches=1",
+    ]
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300, cwd=tmp_path)
     (tmp_path / "ddp.log").write_text(r.stdout + r.stderr)
     assert r.returncode == 0, f"exit {r.returncode}: {(r.stdout + r.stderr)[-3000:]}"
@@ -168,9 +224,20 @@ def test_stage1_with_gan_perceptual_style_file_list_and_mask_folder(images, tmp_
         hole = np.zeros((40, 40), np.uint8)
         hole[5 + 5 * i : 25 + 5 * i, 10:30] = 255
         Image.fromarray(hole).save(masks / f"m{i}.png")
-    run = train(_cfg("put-tiny-pvqvae.yaml", listing, tmp_path / "run", "steps=3", "loss.late_start_step=0",
-                     "loss.adversarial=0.1", "loss.perceptual=0.1", "loss.style=250", f"masks.folder={masks}",
-                     "masks.preset=null"))  # fmt: skip
+    run = train(
+        _cfg(
+            "put-tiny-pvqvae.yaml",
+            listing,
+            tmp_path / "run",
+            "steps=3",
+            "loss.late_start_step=0",
+            "loss.adversarial=0.1",
+            "loss.perceptual=0.1",
+            "loss.style=250",
+            f"masks.folder={masks}",
+            "masks.preset=null",
+        )
+    )
     rows = list(csv.DictReader(open(run / "metrics.csv")))
     logged = {k for r in rows for k, v in r.items() if v}
     assert {"train/perceptual", "train/style", "train/adversarial", "train/disc"} <= logged
@@ -199,15 +266,33 @@ def test_maskgit_stages_train(images, tmp_path):
 
     hub.cache_dir().mkdir(parents=True)  # random VGG-16 in the torchvision layout
     torch.save(VGGFeatures("vgg16").state_dict(), hub.cache_dir() / hub.WEIGHTS["vgg16"].filename)
-    tok = train(_cfg("maskgit-tiny-tokenizer.yaml", images, tmp_path / "tok", "steps=10", "optim.warmup_steps=2",
-                     "loss.perceptual=0.1", "loss.adversarial=0.1", "loss.late_start_step=5"))  # fmt: skip
+    tok = train(
+        _cfg(
+            "maskgit-tiny-tokenizer.yaml",
+            images,
+            tmp_path / "tok",
+            "steps=10",
+            "optim.warmup_steps=2",
+            "loss.perceptual=0.1",
+            "loss.adversarial=0.1",
+            "loss.late_start_step=5",
+        )
+    )
     pixel = _metric(tok, "train/pixel")
     assert pixel[-1] < pixel[0]
     logged = {k for r in csv.DictReader(open(tok / "metrics.csv")) for k, v in r.items() if v}
     assert {"train/perceptual", "train/adversarial", "train/disc"} <= logged
     assert (tok / "best" / "config.json").exists() and (tok / "samples" / "step_000010.png").exists()
-    mg = train(_cfg("maskgit-tiny-transformer.yaml", images, tmp_path / "mg", f"first_stage={tok}", "steps=10",
-                    "optim.warmup_steps=2"))  # fmt: skip
+    mg = train(
+        _cfg(
+            "maskgit-tiny-transformer.yaml",
+            images,
+            tmp_path / "mg",
+            f"first_stage={tok}",
+            "steps=10",
+            "optim.warmup_steps=2",
+        )
+    )
     loss = _metric(mg, "train/loss")
     assert loss[-1] < loss[0]
     from pluralfill import load_inpainter

@@ -19,12 +19,14 @@ import pytest
 from PIL import Image
 
 pytest.importorskip("fastapi")
-from pluralfill.app.server import create_app  # noqa: E402
+from pluralfill.app.server import create_app
 
 ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "build" / "screenshots"
-PAINTED = "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;" \
-          " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"  # fmt: skip
+PAINTED = (
+    "(c) => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data; let n = 0;"
+    " for (let i = 3; i < d.length; i += 4) n += d[i] > 0; return n; }"
+)
 
 
 def _system_tool(command: str, package: str) -> str:
@@ -93,7 +95,9 @@ def _screen(page, x, y):
     """The screen point over photo pixel (x, y), through the view's zoom and pan."""
     return page.evaluate(
         """([x, y]) => { const v = window.pluralfill.view, r = v.el.getBoundingClientRect();
-           return [r.left + v.t.x + x * v.t.scale, r.top + v.t.y + y * v.t.scale]; }""", [x, y])  # fmt: skip
+           return [r.left + v.t.x + x * v.t.scale, r.top + v.t.y + y * v.t.scale]; }""",
+        [x, y],
+    )
 
 
 def _drag(page, points, steps=6):
@@ -185,7 +189,15 @@ def test_page_paints_with_every_tool_and_undoes(photo_file, tmp_path):
 
 @pytest.mark.slow
 def test_page_zooms_pans_and_paints_under_the_pointer_on_a_4000x3000_photo(tmp_path):
-    big = np.asarray(Image.open(ROOT.parent / "shared/data/scenes256/train" / sorted(os.listdir(ROOT.parent / "shared/data/scenes256/train"))[0]).convert("RGB").resize((4000, 3000)))
+    big = np.asarray(
+        Image.open(
+            ROOT.parent
+            / "shared/data/scenes256/train"
+            / sorted(os.listdir(ROOT.parent / "shared/data/scenes256/train"))[0]
+        )
+        .convert("RGB")
+        .resize((4000, 3000))
+    )
     Image.fromarray(big).save(tmp_path / "big.jpg", quality=90)
     with _browser(create_app()) as page:
         _open(page, tmp_path / "big.jpg", 4000)
@@ -211,12 +223,20 @@ def test_page_zooms_pans_and_paints_under_the_pointer_on_a_4000x3000_photo(tmp_p
         # a stroke lands on the photo pixels under the pointer, at any zoom
         _brush(page, 40)
         _drag(page, [(1900, 1500), (2100, 1500)])
-        px = page.evaluate("() => { const c = document.getElementById('hole').getContext('2d'); return [c.getImageData(2000, 1500, 1, 1).data[3], c.getImageData(2000, 1560, 1, 1).data[3], c.getImageData(1800, 1500, 1, 1).data[3]]; }")
+        px = page.evaluate(
+            "() => { const c = document.getElementById('hole').getContext('2d'); return [c.getImageData(2000, 1500, 1, "
+            "1).data[3], c.getImageData(2000, 1560, 1, 1).data[3], c.getImageData(1800, 1500, 1, 1).data[3]]; }"
+        )
         assert px[0] > 0 and px[1] == 0 and px[2] == 0
         # undo keeps only the stroke's rectangle, not the 48 MB layer
         assert page.evaluate("window.pluralfill.history.bytes()") < 8 * 260 * 60
         page.keyboard.press("Control+z")
-        assert page.evaluate("() => document.getElementById('hole').getContext('2d').getImageData(2000, 1500, 1, 1).data[3]") == 0
+        assert (
+            page.evaluate(
+                "() => document.getElementById('hole').getContext('2d').getImageData(2000, 1500, 1, 1).data[3]"
+            )
+            == 0
+        )
         page.keyboard.press("f")
         assert abs(page.evaluate("window.pluralfill.view.t.scale") - fitted) < 1e-6
         _shot(page, "zoom.png")
@@ -244,7 +264,11 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
         page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
         assert page.locator("#gallery img.result").count() == 3 and page.locator("#error").inner_text() == ""
         events = page.evaluate("window.pluralfill.events")
-        assert events[0]["of"] == 3 and [e["index"] for e in events if e["type"] == "sample"] == [0, 1, 2] and events[-1]["type"] == "done"
+        assert (
+            events[0]["of"] == 3
+            and [e["index"] for e in events if e["type"] == "sample"] == [0, 1, 2]
+            and events[-1]["type"] == "done"
+        )
         assert page.locator("#progress .text").inner_text().startswith("done: 3 samples")
         # the spread of the samples over the photo
         page.select_option("#uncertainty", "spread")
@@ -262,7 +286,10 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
         assert page.locator("#view-img-b").is_visible()
         page.select_option("#view-b", "2")  # two samples against each other
         page.keyboard.press("t")
-        assert page.locator("#view-img-b").is_visible() and page.eval_on_selector("#view-img-b", "e => e.style.clipPath") == "none"
+        assert (
+            page.locator("#view-img-b").is_visible()
+            and page.eval_on_selector("#view-img-b", "e => e.style.clipPath") == "none"
+        )
         page.keyboard.press("t")
         assert not page.locator("#view-img-b").is_visible()
         page.mouse.move(700, 450)
@@ -278,7 +305,11 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
             page.click("#zip")
         archive = zipfile.ZipFile(download.value.path())
         settings = json.loads(archive.read("settings.json"))
-        assert settings["seed"] == 11 and settings["num_samples"] == 3 and "pluralfill inpaint image.png" in settings["command"]
+        assert (
+            settings["seed"] == 11
+            and settings["num_samples"] == 3
+            and "pluralfill inpaint image.png" in settings["command"]
+        )
         assert {"sample0.png", "sample2.png", "image.png", "mask.png"} <= set(archive.namelist())
         sample1 = np.asarray(Image.open(io.BytesIO(archive.read("sample1.png"))))
         # use a sample as input: the photo becomes it, the hole empties; Ctrl+Z brings both back
@@ -286,9 +317,10 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
         page.locator("#gallery .use").nth(1).click()
         page.wait_for_function(f"document.getElementById('photo').src !== '{original}'")
         assert _hole_px(page) == 0 and "round 2" in page.locator("#round").inner_text()
-        shown = page.evaluate("""() => { const i = document.getElementById('photo'), c = document.createElement('canvas');
+        shown = page.evaluate("""() => {
+            const i = document.getElementById('photo'), c = document.createElement('canvas');
             c.width = i.naturalWidth; c.height = i.naturalHeight; const x = c.getContext('2d'); x.drawImage(i, 0, 0);
-            return Array.from(x.getImageData(120, 120, 1, 1).data.slice(0, 3)); }""")  # fmt: skip
+            return Array.from(x.getImageData(120, 120, 1, 1).data.slice(0, 3)); }""")
         assert shown == sample1[120, 120].tolist()
         page.keyboard.press("Control+z")
         page.wait_for_function(f"document.getElementById('photo').src === '{original}'")
@@ -351,7 +383,12 @@ def test_page_draws_sketch_lines_on_their_own_layer(tmp_path, photo_file):
         assert not page.locator("[data-tool=line]").is_visible()
         page.select_option("#method", name)
         assert page.locator("[data-tool=line]").is_visible()
-        assert page.locator("#opt-attention_branch").evaluate("e => [...e.options].map((o) => o.value)") == ["on", "off", "high", "low"]
+        assert page.locator("#opt-attention_branch").evaluate("e => [...e.options].map((o) => o.value)") == [
+            "on",
+            "off",
+            "high",
+            "low",
+        ]
         _open(page, photo_file, 256)
         _brush(page, 40)
         _drag(page, [(60, 128), (196, 128)])  # the hole

@@ -53,5 +53,7 @@ def write_checkpoint(prefix: str | Path, tensors: dict[str, np.ndarray]) -> Path
     handles = _varint(meta_at) + _varint(len(meta_block) - 5) + _varint(index_at) + _varint(len(index_block) - 5)
     footer = handles.ljust(40, b"\x00") + struct.pack("<Q", 0xDB4775248B80FB57)
     prefix.with_name(prefix.name + ".index").write_bytes(data_block + meta_block + index_block + footer)
-    (prefix.parent / "checkpoint").write_text(f'model_checkpoint_path: "{prefix.name}"\nall_model_checkpoint_paths: "{prefix.name}"\n')
+    (prefix.parent / "checkpoint").write_text(
+        f'model_checkpoint_path: "{prefix.name}"\nall_model_checkpoint_paths: "{prefix.name}"\n'
+    )
     return prefix

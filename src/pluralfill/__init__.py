@@ -28,5 +28,14 @@ def __getattr__(name):
     raise AttributeError(f"module 'pluralfill' has no attribute {name!r}")
 
 
-__all__ = ["DEFAULT_METHOD", "Inpainter", "PluralfillError", "Samples", "available_methods", "bundled_models", "describe",
-           "load_inpainter", "__version__"]
+__all__ = [
+    "DEFAULT_METHOD",
+    "Inpainter",
+    "PluralfillError",
+    "Samples",
+    "__version__",
+    "available_methods",
+    "bundled_models",
+    "describe",
+    "load_inpainter",
+]

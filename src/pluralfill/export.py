@@ -41,7 +41,9 @@ class _Network(torch.nn.Module):
 
 def networks(inpainter, batch: int = 2) -> dict:
     """name -> (module, example inputs {name: tensor}, output name) for every network the inpainter declares."""
-    return {name: (_Network(n.module, n.fn), n.inputs, n.output) for name, n in inpainter.export_networks(batch).items()}
+    return {
+        name: (_Network(n.module, n.fn), n.inputs, n.output) for name, n in inpainter.export_networks(batch).items()
+    }
 
 
 def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None) -> dict:
@@ -58,9 +60,15 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
     nets = networks(inpainter)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    manifest = {"model": inpainter.name, "method": getattr(getattr(inpainter, "model", None), "method", inpainter.name),
-                "resolution": getattr(inpainter, "resolution", None),
-                "opset": OPSET, "torch": torch.__version__, "onnx": onnx.__version__, "networks": {}}  # fmt: skip
+    manifest = {
+        "model": inpainter.name,
+        "method": getattr(getattr(inpainter, "model", None), "method", inpainter.name),
+        "resolution": getattr(inpainter, "resolution", None),
+        "opset": OPSET,
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "networks": {},
+    }
     try:
         for name, (module, inputs, output) in nets.items():
             path = staging / f"{name}.onnx"
@@ -68,8 +76,16 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
             with torch.no_grad(), warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # the tracer's notes on shapes it fixes: only the batch is dynamic
                 expected = module(*inputs.values())
-                torch.onnx.export(module.eval(), tuple(inputs.values()), str(path), input_names=list(inputs), output_names=[output],
-                                  dynamic_axes=axes, opset_version=OPSET, dynamo=False)  # fmt: skip
+                torch.onnx.export(
+                    module.eval(),
+                    tuple(inputs.values()),
+                    str(path),
+                    input_names=list(inputs),
+                    output_names=[output],
+                    dynamic_axes=axes,
+                    opset_version=OPSET,
+                    dynamo=False,
+                )
             session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
             used = {i.name for i in session.get_inputs()}
             diff = 0.0
@@ -78,9 +94,15 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
                 got = session.run(None, {k: v[rows].numpy() for k, v in inputs.items() if k in used})[0]
                 diff = max(diff, float(np.abs(got.astype(np.float64) - want.double().numpy()).max()))
             if diff > ATOL:
-                raise PluralfillError(f"{name}: onnxruntime differs from PyTorch by {diff:.2e} (> {ATOL:g}); not written")
-            manifest["networks"][name] = {"file": path.name, "inputs": {k: list(v.shape[1:]) for k, v in inputs.items()},
-                                          "output": output, "max_abs_diff": diff}  # fmt: skip
+                raise PluralfillError(
+                    f"{name}: onnxruntime differs from PyTorch by {diff:.2e} (> {ATOL:g}); not written"
+                )
+            manifest["networks"][name] = {
+                "file": path.name,
+                "inputs": {k: list(v.shape[1:]) for k, v in inputs.items()},
+                "output": output,
+                "max_abs_diff": diff,
+            }
             if progress is not None:
                 progress(name)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
@@ -104,7 +126,10 @@ class OnnxPass:
         self.names = [i.name for i in self.session.get_inputs()]
 
     def __call__(self, *inputs):
-        feeds = {n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy() for n, t in zip(self.names, inputs)}
+        feeds = {
+            n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
+            for n, t in zip(self.names, inputs)
+        }
         return torch.from_numpy(self.session.run(None, feeds)[0])
 
 
@@ -134,8 +159,12 @@ def onnx_backend(inpainter, cache: Path | None = None):
     from pluralfill.hub import home
 
     if not getattr(inpainter, "onnx_pass", None):
-        raise PluralfillError(f"--backend onnx runs a method's per-pass network in onnxruntime; {inpainter.name} declares none")
-    model = getattr(inpainter, "model", None) or torch.nn.ModuleList({id(n.module): n.module for n in inpainter.export_networks(1).values()}.values())
+        raise PluralfillError(
+            f"--backend onnx runs a method's per-pass network in onnxruntime; {inpainter.name} declares none"
+        )
+    model = getattr(inpainter, "model", None) or torch.nn.ModuleList(
+        {id(n.module): n.module for n in inpainter.export_networks(1).values()}.values()
+    )
     state = model.state_dict()
     digest = hashlib.sha256()
     for key in sorted(state):  # every name, shape and value: a cache that missed one change would run an old model

@@ -199,8 +199,10 @@ def read_pickle(path: Path, expected: str):
     except pickle.UnpicklingError as e:  # the weights-only unpickler met something it will not build
         named = re.search(r"GLOBAL ([\w.]+)", str(e))
         what = f" ({named.group(1)})" if named else ""
-        raise PluralfillError(f"{path} is a pickle that asks to build objects beyond tensors{what}: refused, since unpickling it could "
-                              f"run code; expected {expected}") from None  # fmt: skip
+        raise PluralfillError(
+            f"{path} is a pickle that asks to build objects beyond tensors{what}: refused, since unpickling it could "
+            f"run code; expected {expected}"
+        ) from None
     except Exception as e:
         first = str(e).strip().splitlines()[0].split(". ")[0] if str(e).strip() else type(e).__name__
         raise PluralfillError(f"cannot read {path} as {expected} (truncated, or not a PyTorch file): {first}") from None

@@ -167,20 +167,32 @@ def _sized(im: Image.Image, path, image_size, resize: bool, what: str) -> Image.
     return im
 
 
-def read_grey(path, image_size: tuple[int, int] | None = None, resize: bool = False,
-              max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "sketch") -> np.ndarray:  # fmt: skip
+def read_grey(
+    path,
+    image_size: tuple[int, int] | None = None,
+    resize: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    what: str = "sketch",
+) -> np.ndarray:
     """A guidance picture (a sketch, an edge map) as uint8 HxW grey values, transparency on black."""
     im = Image.fromarray(to_rgb(_open(path, max_pixels, what), background=(0, 0, 0))).convert("L")
     return np.asarray(_sized(im, path, image_size, resize, what)).copy()
 
 
-def read_labels(path, image_size: tuple[int, int] | None = None, resize: bool = False,
-                max_pixels: int | None = DEFAULT_MAX_PIXELS, what: str = "segmentation") -> np.ndarray:  # fmt: skip
+def read_labels(
+    path,
+    image_size: tuple[int, int] | None = None,
+    resize: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
+    what: str = "segmentation",
+) -> np.ndarray:
     """A label map (one channel of class ids: a grey, palette or 16-bit PNG) as int64 HxW."""
     im = _open(path, max_pixels, what)
     if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-        raise PluralfillError(f"{what} {path} is a {im.mode} image: a label map has one channel of class ids "
-                              "(save it as a grey or palette PNG)")  # fmt: skip
+        raise PluralfillError(
+            f"{what} {path} is a {im.mode} image: a label map has one channel of class ids "
+            "(save it as a grey or palette PNG)"
+        )
     return np.asarray(_sized(im, path, image_size, resize, what)).astype(np.int64)
 
 
@@ -244,7 +256,15 @@ def atomic_write(path: Path, write, overwrite: bool) -> None:
             os.unlink(tmp)
 
 
-_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".webp": "WEBP", ".bmp": "BMP", ".tif": "TIFF", ".tiff": "TIFF"}
+_FORMATS = {
+    ".png": "PNG",
+    ".jpg": "JPEG",
+    ".jpeg": "JPEG",
+    ".webp": "WEBP",
+    ".bmp": "BMP",
+    ".tif": "TIFF",
+    ".tiff": "TIFF",
+}
 
 
 def write_image(path: str | os.PathLike, image, overwrite: bool = False) -> Path:
@@ -357,5 +377,7 @@ def find_jobs(
     names = [j.name for j in jobs]
     dup = {n for n in names if names.count(n) > 1}
     if dup:
-        raise PluralfillError(f"several inputs share the output name {sorted(dup)[0]!r}: rename one or use separate runs")
+        raise PluralfillError(
+            f"several inputs share the output name {sorted(dup)[0]!r}: rename one or use separate runs"
+        )
     return jobs, unpaired

@@ -78,11 +78,18 @@ def check(precision: str, device: str | torch.device) -> str:
     if precision not in CHOICES:
         raise PluralfillError(f"precision must be one of {', '.join(CHOICES)}, got {precision!r}")
     if precision == "int8" and device.type != "cpu":
-        raise PluralfillError(f"int8 runs on the CPU only (PyTorch's dynamic int8 kernels are CPU kernels), not on {device.type}: use bf16 there")
+        raise PluralfillError(
+            f"int8 runs on the CPU only (PyTorch's dynamic int8 kernels are CPU kernels), not on {device.type}: use "
+            f"bf16 there"
+        )
     if precision == "int8" and int8_engine() is None:
-        raise PluralfillError("int8 needs one of PyTorch's quantized CPU engines (x86, fbgemm, qnnpack); this build has none")
+        raise PluralfillError(
+            "int8 needs one of PyTorch's quantized CPU engines (x86, fbgemm, qnnpack); this build has none"
+        )
     if precision == "bf16" and device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        raise PluralfillError(f"bf16 needs a GPU from Ampere on; {torch.cuda.get_device_name(device)} has no bf16: use fp32")
+        raise PluralfillError(
+            f"bf16 needs a GPU from Ampere on; {torch.cuda.get_device_name(device)} has no bf16: use fp32"
+        )
     if precision == "bf16" and device.type not in ("cpu", "cuda"):
         raise PluralfillError(f"bf16 runs on cpu and cuda here, not on {device.type}")
     return precision
@@ -92,7 +99,9 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
     """A copy of `module` whose nn.Linear layers hold int8 weights (per tensor) and quantize their inputs on
     the fly; convolutions, norms and embeddings stay fp32."""
     if linear_share(module) == 0:
-        raise PluralfillError(f"{type(module).__name__} has no Linear layer: int8 (dynamic, Linear layers only) would run it as fp32")
+        raise PluralfillError(
+            f"{type(module).__name__} has no Linear layer: int8 (dynamic, Linear layers only) would run it as fp32"
+        )
     torch.backends.quantized.engine = int8_engine()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao's deprecation notice: see the module docstring
@@ -102,7 +111,9 @@ def quantize_int8(module: torch.nn.Module) -> torch.nn.Module:
 def linear_share(module: torch.nn.Module) -> float:
     """The share of a module's parameters that sit in nn.Linear layers: what int8 quantizes."""
     total = sum(p.numel() for p in module.parameters())
-    linear = sum(p.numel() for m in module.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters(recurse=False))
+    linear = sum(
+        p.numel() for m in module.modules() if isinstance(m, torch.nn.Linear) for p in m.parameters(recurse=False)
+    )
     return linear / max(total, 1)
 
 
@@ -154,12 +165,16 @@ class Verdict:
         bound = BOUNDS[self.precision]
         need = f">= {bound.psnr_db:g} dB" + ("" if self.agreement is None else f", >= {100 * bound.agreement:g}%")
         state = "holds" if self.holds else "misses"
-        return f"{self.precision}: {self.psnr_db:.1f} dB{tokens}, {self.speedup:.2f}x fp32 a pass; {state} its bound ({need})"
+        return (
+            f"{self.precision}: {self.psnr_db:.1f} dB{tokens}, {self.speedup:.2f}x fp32 a pass; {state} its bound "
+            f"({need})"
+        )
 
 
 def measure(make, x: torch.Tensor, known: torch.Tensor, precisions=PRECISIONS, repeats: int = 1) -> list[Verdict]:
     """Each precision's probe on (x, known) against fp32's. make(precision) -> an inpainter with `probe`;
     fp32 comes first and its tokens are handed to the others, so the decoded images share their tokens."""
+
     def timed(inpainter, tokens):
         result = inpainter.probe(x, known, tokens)
         t = time.perf_counter()

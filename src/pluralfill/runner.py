@@ -39,7 +39,9 @@ def find_fill_jobs(images, mask, mask_dir, output: Path, resume: bool, seed, ove
     if output.exists() and not output.is_dir():
         raise PluralfillError(f"output must be a folder, but {output} is a file")
     if resume and seed is None:
-        raise PluralfillError("--resume needs --seed: the samples still to make must come from the seed of those written")
+        raise PluralfillError(
+            "--resume needs --seed: the samples still to make must come from the seed of those written"
+        )
     if resume and overwrite:
         raise PluralfillError("give --resume (keep what is written) or --overwrite (replace it), not both")
     return jobs, unpaired
@@ -70,7 +72,9 @@ def parse_guides(pairs: list[str], inpainter) -> dict[str, Path]:
         if not sep or not path:
             raise PluralfillError(f"--guide expects NAME=FILE, got {pair!r}")
         if name not in declared:
-            raise PluralfillError(f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}")
+            raise PluralfillError(
+                f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}"
+            )
         if not Path(path).exists():
             raise PluralfillError(f"--guide {name}: {path} does not exist")
         guides[name] = Path(path)
@@ -122,15 +126,23 @@ def plan_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings, resume:
     whose outputs are not all written (outputs are written atomically, so a file that exists is whole);
     otherwise all, refused in one line if an output exists and `overwrite` is off."""
     if resume:
-        return [i for i, j in enumerate(jobs) if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))]
+        return [
+            i for i, j in enumerate(jobs) if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))
+        ]
     io.check_writable(planned_outputs(jobs, inpainter, outdir, s), s.overwrite)
     return list(range(len(jobs)))
 
 
-def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
-              on_error: Callable[[Job, PluralfillError], None] | None = None,
-              advance: Callable[[], None] | None = None, on_note: Callable[[str], None] | None = None,
-              keep_going: bool = False) -> int:  # fmt: skip
+def fill_jobs(
+    jobs: list[Job],
+    inpainter,
+    outdir: Path,
+    s: FillSettings,
+    on_error: Callable[[Job, PluralfillError], None] | None = None,
+    advance: Callable[[], None] | None = None,
+    on_note: Callable[[str], None] | None = None,
+    keep_going: bool = False,
+) -> int:
     """Fill and write every job; returns how many failed. A failure is passed to `on_error` (with one job,
     or without `on_error`, it is raised; `keep_going`: even the one job's error goes to `on_error`). Refuses
     before any work if an output exists and `overwrite` is off.
@@ -163,14 +175,18 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         image, look = io.read_image_look(job.image, s.max_pixels)
         if look.alpha is not None and on_note is not None and not noted:
             noted.append(job)
-            on_note(f"{job.image.name} has an alpha channel: its transparent pixels are read as white and filled like any "
-                    "others, and the alpha is written back unchanged")  # fmt: skip
+            on_note(
+                f"{job.image.name} has an alpha channel: its transparent pixels are read as white and filled like any "
+                "others, and the alpha is written back unchanged"
+            )
         size = (image.shape[1], image.shape[0])
         hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
         job_options = dict(options)
         for guide in inpainter.guides:  # read at each image's size
             if guide.name in s.guides:
-                job_options[guide.name] = guide.read(guide_file(s.guides[guide.name], job), size, s.resize_mask, s.max_pixels)
+                job_options[guide.name] = guide.read(
+                    guide_file(s.guides[guide.name], job), size, s.resize_mask, s.max_pixels
+                )
         return image, hole, job_options, look
 
     def write(job, image, hole, samples, look):
@@ -195,8 +211,14 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         results = None
         if len(ready) > 1:
             try:
-                results = inpainter.inpaint_many([r[1] for r in ready], [r[2] for r in ready], s.num_samples, s.seed,
-                                                 composite=s.composite, **options)  # fmt: skip
+                results = inpainter.inpaint_many(
+                    [r[1] for r in ready],
+                    [r[2] for r in ready],
+                    s.num_samples,
+                    s.seed,
+                    composite=s.composite,
+                    **options,
+                )
             except PluralfillError:
                 pass  # one image of the group is at fault: take them one by one to say which
         if results is None:
@@ -204,7 +226,9 @@ def fill_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings,
         for (job, image, hole, job_options, look), samples in zip(ready, results):
             try:
                 if samples is None:
-                    samples = inpainter.inpaint(image, hole, s.num_samples, s.seed, composite=s.composite, **job_options)
+                    samples = inpainter.inpaint(
+                        image, hole, s.num_samples, s.seed, composite=s.composite, **job_options
+                    )
                 write(job, image, hole, samples, look)
             except PluralfillError as e:
                 report(job, e)

@@ -105,8 +105,10 @@ def resolve_world(devices: int | None, num_nodes: int | None) -> tuple[int, int]
     local, nodes = launched
     for flag, given, actual in (("--devices", devices, local), ("--num-nodes", num_nodes, nodes)):
         if given is not None and given != actual:
-            raise PluralfillError(f"{flag} {given} but the launcher started {actual} (WORLD_SIZE={os.environ['WORLD_SIZE']}, "
-                                  f"LOCAL_WORLD_SIZE={os.environ.get('LOCAL_WORLD_SIZE', '?')}): drop {flag} under torchrun")  # fmt: skip
+            raise PluralfillError(
+                f"{flag} {given} but the launcher started {actual} (WORLD_SIZE={os.environ['WORLD_SIZE']}, "
+                f"LOCAL_WORLD_SIZE={os.environ.get('LOCAL_WORLD_SIZE', '?')}): drop {flag} under torchrun"
+            )
     return local, nodes
 
 

@@ -33,7 +33,9 @@ class Installed:
 def _check_name(name: str) -> None:
     if not NAME.match(name):
         raise PluralfillError(f"model name {name!r}: use lower-case letters, digits, '.', '_' and '-' (up to 64)")
-    if name in methods() or name in bundled_models():  # a named config's name is fine: the installed model is what it names
+    if (
+        name in methods() or name in bundled_models()
+    ):  # a named config's name is fine: the installed model is what it names
         raise PluralfillError(f"{name!r} is already a method or a bundled model; pick another --name")
 
 
@@ -61,7 +63,9 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
         _check_name(name)
         folder = models_dir() / name
         if folder.exists() and not overwrite:
-            raise PluralfillError(f"a model named {name} is installed already (pass --overwrite to replace it, or --name)")
+            raise PluralfillError(
+                f"a model named {name} is installed already (pass --overwrite to replace it, or --name)"
+            )
         model.save_pretrained(folder, overwrite=overwrite)
         return Installed(name, folder, conv.name, getattr(model, "assumed", {}))
     if not tried:
@@ -69,7 +73,9 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
             flags = ", ".join(f"--{k.replace('_', '-')}" for k in options)
             raise PluralfillError(f"no official format of {len(files)} file(s) takes {flags}")
         counts = sorted({len(c.inputs) for c in converters().values()})
-        raise PluralfillError(f"no official format takes {len(files)} file(s); the converters take {' or '.join(map(str, counts))}")
+        raise PluralfillError(
+            f"no official format takes {len(files)} file(s); the converters take {' or '.join(map(str, counts))}"
+        )
     raise PluralfillError(f"{files[0]} is not an official checkpoint pluralfill knows ({'; '.join(tried)})")
 
 
@@ -109,8 +115,15 @@ def listing() -> list[str]:
     installed = installed_models()
     lines = ["models to use with --method NAME:"]
     for kind, found in (("bundled", bundled_models()), ("installed", installed)):
-        lines += [f"  {name}  ({kind}, {read_config(folder).get('method', '?')}) {folder}" for name, folder in found.items()]
+        lines += [
+            f"  {name}  ({kind}, {read_config(folder).get('method', '?')}) {folder}" for name, folder in found.items()
+        ]
     if not installed:
         lines.append(f"  nothing installed in {models_dir()} yet")
-    lines.append("official models: download, then `pluralfill models add FILE...` (or `pluralfill convert` into a folder):")
-    return lines + [f"  {c.name}: {' '.join(c.inputs)}\n      {c.summary}\n      published at {c.weights_page}" for c in converters().values()]
+    lines.append(
+        "official models: download, then `pluralfill models add FILE...` (or `pluralfill convert` into a folder):"
+    )
+    return lines + [
+        f"  {c.name}: {' '.join(c.inputs)}\n      {c.summary}\n      published at {c.weights_page}"
+        for c in converters().values()
+    ]

@@ -36,8 +36,11 @@ class Catalog:
 
         if method not in self.offered:
             missing = next((m["reason"] for m in self.missing() if m["name"] == method), None)
-            raise PluralfillError(f"{method} needs trained weights: {missing}" if missing else
-                                  f"unknown method {method!r}; this server offers: {', '.join(self.offered)}")  # fmt: skip
+            raise PluralfillError(
+                f"{method} needs trained weights: {missing}"
+                if missing
+                else f"unknown method {method!r}; this server offers: {', '.join(self.offered)}"
+            )
         if method not in self.loaded:
             self.loaded[method] = load_inpainter(self.offered[method], device=self.device)
         base = self.loaded[method]
@@ -56,7 +59,11 @@ class Catalog:
 
         if not hasattr(inpainter, "at_precision"):
             return [{"name": "fp32", "available": True, "reason": None}] + [
-                {"name": p, "available": False, "reason": "a classical fill runs in numpy: precision applies to learned models"}
+                {
+                    "name": p,
+                    "available": False,
+                    "reason": "a classical fill runs in numpy: precision applies to learned models",
+                }
                 for p in P.PRECISIONS[1:]
             ]
         usable = P.usable(inpainter.model, self.device)
@@ -67,9 +74,11 @@ class Catalog:
                 try:
                     P.check(p, self.device)
                     reason = (
-                        f"{inpainter.name} has no Linear layers for int8 to quantize" if p == "int8"
-                        else f"bf16 is emulated on this {self.device} (slower than fp32): it needs a GPU or a CPU with bf16"
-                    )  # fmt: skip
+                        f"{inpainter.name} has no Linear layers for int8 to quantize"
+                        if p == "int8"
+                        else f"bf16 is emulated on this {self.device} (slower than fp32): it needs a GPU or a CPU with "
+                        f"bf16"
+                    )
                 except PluralfillError as e:
                     reason = str(e)
             out.append({"name": p, "available": reason is None, "reason": reason})
@@ -81,15 +90,20 @@ class Catalog:
         for name in self.offered:
             inp = self.get(name)
             kinds_here.add(getattr(getattr(inp, "model", None), "method", None))
-            out.append({
-                "name": name, "kind": self.kinds[name], "available": True, "reason": None,
-                "deterministic": inp.deterministic,
-                "options": inp.option_specs(),
-                "precisions": self.precisions(inp),
-                "guides": inp.guide_specs(),
-                "uncertainty": inp.uncertainty,
-                "checkpoint": self.offered[name] if self.kinds[name] == "checkpoint" else None,
-            })  # fmt: skip
+            out.append(
+                {
+                    "name": name,
+                    "kind": self.kinds[name],
+                    "available": True,
+                    "reason": None,
+                    "deterministic": inp.deterministic,
+                    "options": inp.option_specs(),
+                    "precisions": self.precisions(inp),
+                    "guides": inp.guide_specs(),
+                    "uncertainty": inp.uncertainty,
+                    "checkpoint": self.offered[name] if self.kinds[name] == "checkpoint" else None,
+                }
+            )
         return out + self.missing(kinds_here)
 
     def missing(self, kinds_here=None) -> list[dict]:
@@ -101,9 +115,23 @@ class Catalog:
         out = []
         for name, spec in methods().items():
             if spec.model is not None and not kinds_here & set(spec.loads) and name not in self.offered:
-                reason = (f"no {name} model on this server: `pluralfill models add` official weights, "
-                          f"or start it with `pluralfill serve --checkpoint RUN` after `pluralfill train`")  # fmt: skip
-                out.append({"name": name, "kind": "needs weights", "available": False, "reason": reason,
-                            "deterministic": False, "options": [], "precisions": [], "guides": [],
-                            "uncertainty": None, "checkpoint": None, "summary": spec.summary})  # fmt: skip
+                reason = (
+                    f"no {name} model on this server: `pluralfill models add` official weights, "
+                    f"or start it with `pluralfill serve --checkpoint RUN` after `pluralfill train`"
+                )
+                out.append(
+                    {
+                        "name": name,
+                        "kind": "needs weights",
+                        "available": False,
+                        "reason": reason,
+                        "deterministic": False,
+                        "options": [],
+                        "precisions": [],
+                        "guides": [],
+                        "uncertainty": None,
+                        "checkpoint": None,
+                        "summary": spec.summary,
+                    }
+                )
         return out

@@ -39,9 +39,9 @@ from pluralfill import DEFAULT_METHOD, progress
 from pluralfill.app.catalog import Catalog
 from pluralfill.app.jobs import WAIT, Busy, Jobs
 from pluralfill.errors import PluralfillError
-from pluralfill.methods.options import OptionError
 from pluralfill.geometry import spread
 from pluralfill.io import check_hole, hole_from_array, to_rgb
+from pluralfill.methods.options import OptionError
 
 MAX_UPLOAD_MB = 20
 MAX_PIXELS = 16_000_000
@@ -113,7 +113,9 @@ def _options(text: str) -> dict:
 
 def _bad_request(e: PluralfillError) -> HTTPException:
     """A refused request: the message, and for option errors every bad field with what is wrong with it."""
-    return HTTPException(400, str(e), headers={"X-Bad-Fields": json.dumps(e.problems)} if isinstance(e, OptionError) else None)
+    return HTTPException(
+        400, str(e), headers={"X-Bad-Fields": json.dumps(e.problems)} if isinstance(e, OptionError) else None
+    )
 
 
 class Event(BaseModel):
@@ -129,7 +131,9 @@ class Event(BaseModel):
     steps: int | None = Field(None, description="pass: passes in all")
     seconds: float | None = Field(None, description="sample, done: seconds taken")
     png: str | None = Field(None, description="sample: the sample (base64 PNG)")
-    uncertainty: str | None = Field(None, description="uncertainty: the map (base64 PNG, transparent where nothing was measured)")
+    uncertainty: str | None = Field(
+        None, description="uncertainty: the map (base64 PNG, transparent where nothing was measured)"
+    )
     kind: str | None = Field(None, description="uncertainty: what the map measures")
     unit: str | None = None
     max: float | None = Field(None, description="uncertainty: the top of its colour scale")
@@ -175,8 +179,12 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
                 inpainter = catalog.get(method, precision)
             declared = {g.name for g in inpainter.guides}
             for name in set(guides) - declared:
-                raise PluralfillError(f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}")
-            pictures = {g.name: g.check(g.picture(guides[g.name]), hole.shape) for g in inpainter.guides if g.name in guides}
+                raise PluralfillError(
+                    f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}"
+                )
+            pictures = {
+                g.name: g.check(g.picture(guides[g.name]), hole.shape) for g in inpainter.guides if g.name in guides
+            }
             typed = inpainter.check_options(options)
             check_hole(hole, inpainter.fills_from_nothing, inpainter.name)
         except PluralfillError as e:
@@ -192,14 +200,29 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
             with progress.listen(job.pass_done(i)):
                 made = inpainter.inpaint(picture, hole, 1, seed, first_sample=i, **typed, **guides)
             pngs.append(_png(made[0]))
-            job.emit({"type": "sample", "index": i, "of": count, "seconds": round(time.perf_counter() - t, 3),
-                      "png": base64.b64encode(pngs[-1]).decode()})  # fmt: skip
+            job.emit(
+                {
+                    "type": "sample",
+                    "index": i,
+                    "of": count,
+                    "seconds": round(time.perf_counter() - t, 3),
+                    "png": base64.b64encode(pngs[-1]).decode(),
+                }
+            )
             measure = inpainter.uncertainty
             if i == 0 and measure and f"{measure}_bits" in made.extras:
                 bits = spread(made.extras[f"{measure}_bits"], made.extras["window"], hole.shape)
                 top = float(made.extras[f"{measure}_max"])
-                job.emit({"type": "uncertainty", "uncertainty": base64.b64encode(heat_png(bits, top)).decode(), "kind": measure,
-                          "unit": "bits", "max": top, "index": 0})  # fmt: skip
+                job.emit(
+                    {
+                        "type": "uncertainty",
+                        "uncertainty": base64.b64encode(heat_png(bits, top)).decode(),
+                        "kind": measure,
+                        "unit": "bits",
+                        "max": top,
+                        "index": 0,
+                    }
+                )
         return pngs
 
     def keep(run, inpainter, pngs, picture, hole, guides, settings):
@@ -209,16 +232,25 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         while len(results) > KEPT_RESULTS:
             results.popitem(last=False)
 
-    @app.post("/api/inpaint", responses={200: {"description": "one Event a line (application/x-ndjson)",
-                                               "content": {"application/x-ndjson": {"schema": Event.model_json_schema()}}}})  # fmt: skip
+    @app.post(
+        "/api/inpaint",
+        responses={
+            200: {
+                "description": "one Event a line (application/x-ndjson)",
+                "content": {"application/x-ndjson": {"schema": Event.model_json_schema()}},
+            }
+        },
+    )
     def inpaint(
         image: UploadFile = File(..., description="the photo"),
         mask: UploadFile = File(..., description="the hole: white = missing, same size as the photo"),
         method: str = Form(DEFAULT_METHOD),
         num_samples: int = Form(4, ge=1, le=MAX_SAMPLES),
         seed: int | None = Form(None),
-        options: str = Form("{}", description="method options as a JSON object, e.g. {\"steps\": 12}"),
-        guides: list[UploadFile] = File([], description="guide pictures the photo's size, each named NAME.png after its guide"),
+        options: str = Form("{}", description='method options as a JSON object, e.g. {"steps": 12}'),
+        guides: list[UploadFile] = File(
+            [], description="guide pictures the photo's size, each named NAME.png after its guide"
+        ),
         sketch: UploadFile | None = File(None, description="the same as a guide named sketch.png"),
         precision: str = Form("fp32", description="fp32, bf16, int8 or auto: see the method's `precisions`"),
     ):
@@ -227,21 +259,41 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
         picture = _read_upload(image.file.read(), "image")
         hole = hole_from_array(_read_upload(mask.file.read(), "mask", mode_mask=True))
         if hole.shape != picture.shape[:2]:
-            raise HTTPException(400, f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}")
-        inpainter, typed, pictures = prepare(method, precision, picture, hole, _options(options), _read_guides(guides, sketch))
+            raise HTTPException(
+                400, f"mask is {hole.shape[1]}x{hole.shape[0]} but the image is {picture.shape[1]}x{picture.shape[0]}"
+            )
+        inpainter, typed, pictures = prepare(
+            method, precision, picture, hole, _options(options), _read_guides(guides, sketch)
+        )
         seed = int(np.random.SeedSequence().generate_state(1)[0] % 2**31) if seed is None else seed
         count = 1 if inpainter.deterministic else num_samples
-        settings = {"method": method, "checkpoint": catalog.offered[method] if catalog.kinds[method] == "checkpoint" else None,
-                    "num_samples": count, "seed": seed, "options": typed, "precision": getattr(inpainter, "precision", "fp32"),
-                    "guides": sorted(pictures), "size": [picture.shape[1], picture.shape[0]]}  # fmt: skip
+        settings = {
+            "method": method,
+            "checkpoint": catalog.offered[method] if catalog.kinds[method] == "checkpoint" else None,
+            "num_samples": count,
+            "seed": seed,
+            "options": typed,
+            "precision": getattr(inpainter, "precision", "fp32"),
+            "guides": sorted(pictures),
+            "size": [picture.shape[1], picture.shape[0]],
+        }
         run = uuid.uuid4().hex[:12]
 
         def work(job):
             started = time.perf_counter()
             pngs = fill(job, inpainter, picture, hole, typed, pictures, count, seed)
             keep(run, inpainter, pngs, picture, hole, pictures, settings)
-            job.emit({"type": "done", "run": run, "seed": seed, "method": method, "guides": sorted(pictures),
-                      "seconds": round(time.perf_counter() - started, 3), "precision": settings["precision"]})  # fmt: skip
+            job.emit(
+                {
+                    "type": "done",
+                    "run": run,
+                    "seed": seed,
+                    "method": method,
+                    "guides": sorted(pictures),
+                    "seconds": round(time.perf_counter() - started, 3),
+                    "precision": settings["precision"],
+                }
+            )
 
         try:
             job = jobs.submit(work)
@@ -259,7 +311,8 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
 
     @app.get("/api/runs/{run}.zip")
     def download(run: str):
-        """A finished run: sample{i}.png, the inputs (image.png, mask.png, a NAME.png per guide) and settings.json, whose
+        """A finished run: sample{i}.png, the inputs (image.png, mask.png, a NAME.png per guide) and settings.json,
+        whose
         `command` makes the same samples with the CLI."""
         if run not in results:
             raise HTTPException(404, "no such run (only the last few are kept)")
@@ -270,8 +323,11 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
             for name, png in kept["inputs"].items():
                 z.writestr(name, png)
             z.writestr("settings.json", json.dumps(kept["settings"], indent=2))
-        return Response(buf.getvalue(), media_type="application/zip",
-                        headers={"Content-Disposition": f'attachment; filename="pluralfill-{run}.zip"'})  # fmt: skip
+        return Response(
+            buf.getvalue(),
+            media_type="application/zip",
+            headers={"Content-Disposition": f'attachment; filename="pluralfill-{run}.zip"'},
+        )
 
     return app
 

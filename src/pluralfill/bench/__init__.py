@@ -13,6 +13,7 @@ import resource
 import statistics
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 
@@ -121,8 +122,16 @@ class _PeakRSS:
             self.mb = self.peak - self.start
 
 
-def bench_precisions(models: dict, precisions=None, backends=("torch", "onnx"), quick: bool = False,
-                     hole: float = 0.4, device: str = "cpu", repeats: int = 1, progress=None) -> dict:  # fmt: skip
+def bench_precisions(
+    models: dict,
+    precisions=None,
+    backends=("torch", "onnx"),
+    quick: bool = False,
+    hole: float = 0.4,
+    device: str = "cpu",
+    repeats: int = 1,
+    progress=None,
+) -> dict:
     """One sample end to end (encode, every sampling pass, decode) of each model (key -> (MethodSpec, official
     config, tiny config, sampling options), as registry.precision_models gives them) at each precision, against
     fp32 in the same run; the quality probe of each precision (decoded PSNR and greedy-token agreement vs
@@ -139,8 +148,14 @@ def bench_precisions(models: dict, precisions=None, backends=("torch", "onnx"), 
         P.check(p, dev)
     if "fp32" not in precisions:
         precisions.insert(0, "fp32")  # the reference every ratio is taken against
-    result: dict = {"device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu", "threads": torch.get_num_threads(),
-                    "bf16_in_hardware": P.native_bf16(dev), "hole": hole, "models": {}, "ratios": {}}  # fmt: skip
+    result: dict = {
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "bf16_in_hardware": P.native_bf16(dev),
+        "hole": hole,
+        "models": {},
+        "ratios": {},
+    }
     for key, (spec, full, tiny, options) in models.items():
         inpainter = build(spec.inpainter, spec.model, spec.configs, tiny if quick else full, None, device)
         x, known = centred_hole(inpainter.resolution, hole, dev)
@@ -154,16 +169,26 @@ def bench_precisions(models: dict, precisions=None, backends=("torch", "onnx"), 
             graph = folder / "onnx" / f"{inpainter.onnx_pass}.onnx"
             runs["onnx fp32"] = with_onnx_pass(inpainter, graph)
             runs["onnx int8"] = with_onnx_pass(inpainter, quantize_onnx(graph, folder / "int8.onnx"))
-        entry = {"model": inpainter.name, "resolution": inpainter.resolution, "linear_share": P.linear_share(inpainter.model), "runs": {}}
+        entry = {
+            "model": inpainter.name,
+            "resolution": inpainter.resolution,
+            "linear_share": P.linear_share(inpainter.model),
+            "runs": {},
+        }
         reference = runs["torch fp32"].probe(x, known)
         for name, run in runs.items():
             if progress is not None:
                 progress(f"{key}: {name}")
             with _PeakRSS(dev) as memory:
-                seconds = timed(lambda: run.sample_in_precision(x, known, [0], **options), dev, repeats)
+                seconds = timed(partial(run.sample_in_precision, x, known, [0], **options), dev, repeats)
             quality = P.judge(name.split()[1], run.probe(x, known, reference["tokens"]), reference)
-            entry["runs"][name] = {"s_per_sample": seconds, "peak_memory_mb": memory.mb, "psnr_db_vs_fp32": quality.psnr_db,
-                                   "greedy_agreement_vs_fp32": quality.agreement, "bound_holds": quality.holds}  # fmt: skip
+            entry["runs"][name] = {
+                "s_per_sample": seconds,
+                "peak_memory_mb": memory.mb,
+                "psnr_db_vs_fp32": quality.psnr_db,
+                "greedy_agreement_vs_fp32": quality.agreement,
+                "bound_holds": quality.holds,
+            }
         base = entry["runs"]["torch fp32"]["s_per_sample"]
         for name, r in entry["runs"].items():
             if name != "torch fp32":
@@ -181,10 +206,23 @@ def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
         for key, entry in result["models"].items():
             base = entry["runs"]["torch fp32"]["s_per_sample"]
             for name, r in entry["runs"].items():
-                rows.append([key, name, f"{r['s_per_sample']:.3f}", f"{base / r['s_per_sample']:.2f}x", f"{r['peak_memory_mb']:.0f}",
-                             f"{r['psnr_db_vs_fp32']:.1f} dB", f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
-                             "holds" if r["bound_holds"] else "misses"])  # fmt: skip
-        return f"one sample end to end, {result['device']} ({result['threads']} threads), hole {result['hole']:.0%}", columns, rows
+                rows.append(
+                    [
+                        key,
+                        name,
+                        f"{r['s_per_sample']:.3f}",
+                        f"{base / r['s_per_sample']:.2f}x",
+                        f"{r['peak_memory_mb']:.0f}",
+                        f"{r['psnr_db_vs_fp32']:.1f} dB",
+                        f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
+                        "holds" if r["bound_holds"] else "misses",
+                    ]
+                )
+        return (
+            f"one sample end to end, {result['device']} ({result['threads']} threads), hole {result['hole']:.0%}",
+            columns,
+            rows,
+        )
     rows = []
     for group, values in result.items():  # every group of measurements, then the single ones
         if isinstance(values, dict):

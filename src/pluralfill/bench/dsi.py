@@ -26,7 +26,11 @@ def bench_dsi(r: Request, positions: str = "all") -> dict:
     model = inpainter.model
     res, side = model.config.resolution, model.config.structure.side
     x, known = centred_hole(res, r.hole, dev)
-    every = torch.ones(side * side, dtype=torch.bool, device=dev) if positions == "all" else token_hole(known, res // side, 1)[0]
+    every = (
+        torch.ones(side * side, dtype=torch.bool, device=dev)
+        if positions == "all"
+        else token_hole(known, res // side, 1)[0]
+    )
     row = torch.zeros(side * side, dtype=torch.bool, device=dev)
     row[(side // 2) * side : (side // 2 + 1) * side] = True
     with torch.no_grad():
@@ -36,7 +40,9 @@ def bench_dsi(r: Request, positions: str = "all") -> dict:
 
     def structure(n: int, unknown, cache: bool):
         draws = Randomness(range(n), dev)
-        return sample_raster(model.structure, cond.expand(n, -1, -1, -1), codebook, tokens.expand(n, -1), unknown, draws, cache=cache)
+        return sample_raster(
+            model.structure, cond.expand(n, -1, -1, -1), codebook, tokens.expand(n, -1), unknown, draws, cache=cache
+        )
 
     same = torch.equal(structure(2, row, True), structure(2, row, False))
     t_row_cached = timed(lambda: structure(1, row, True), dev, repeats)
@@ -54,8 +60,12 @@ def bench_dsi(r: Request, positions: str = "all") -> dict:
         "sampled_positions": int(every.sum()),
         "device": str(dev) if dev.type != "cpu" else "cpu",
         "threads": torch.get_num_threads(),
-        "structure": {"one_row_uncached_s": t_row_plain, "one_row_cached_s": t_row_cached, "all_positions_cached_s": t_cached,
-                      "sampled_codes_per_s_cached": int(every.sum()) / t_cached},  # fmt: skip
+        "structure": {
+            "one_row_uncached_s": t_row_plain,
+            "one_row_cached_s": t_row_cached,
+            "all_positions_cached_s": t_cached,
+            "sampled_codes_per_s_cached": int(every.sum()) / t_cached,
+        },
         "image": {"s_per_image_1_sample": t_image_1, f"s_per_sample_{samples}_batched": t_image_n / samples},
         "ratios": {
             "cached_vs_uncached": t_row_plain / t_row_cached,
@@ -64,5 +74,3 @@ def bench_dsi(r: Request, positions: str = "all") -> dict:
         },
         "peak_memory_mb": peak_memory_mb(dev),
     }
-
-

@@ -21,7 +21,8 @@ def bench_maskgit(r: Request, start_step: int = 2) -> dict:
         one = timed(lambda: inpainter.sample(x, known, [0], **options), dev, repeats)
         many = timed(lambda: inpainter.sample(x, known, list(range(samples)), **options), dev, repeats)
     return {
-        "title": f"{cfg.name} at {cfg.resolution} px, {steps - start_step} passes over {cfg.tokenizer.tokens_per_side**2} tokens",
+        "title": f"{cfg.name} at {cfg.resolution} px, {steps - start_step} passes over "
+        f"{cfg.tokenizer.tokens_per_side**2} tokens",
         "model": cfg.name,
         "resolution": cfg.resolution,
         "tokens": cfg.tokenizer.tokens_per_side**2,
@@ -32,5 +33,3 @@ def bench_maskgit(r: Request, start_step: int = 2) -> dict:
         "ratios": {f"{samples} batched vs one by one, throughput": samples * one / many},
         "peak_memory_mb": peak_memory_mb(dev),
     }
-
-

@@ -21,7 +21,13 @@ def _forward_flops(cfg, batch: int) -> float:
 
 def bench_put(r: Request) -> dict:
     """Transformer passes/s, P-VQVAE images/s, Algorithm 1 and parallel decoding per image and per sample."""
-    config, checkpoint, resolution, hole, samples = r.config or "put-tiny", r.checkpoint, r.resolution, r.hole, r.samples
+    config, checkpoint, resolution, hole, samples = (
+        r.config or "put-tiny",
+        r.checkpoint,
+        r.resolution,
+        r.hole,
+        r.samples,
+    )
     steps, device, repeats, compile = r.steps, r.device, r.repeats, r.compile
     dev = torch.device(device)
     if checkpoint is not None:
@@ -46,9 +52,16 @@ def bench_put(r: Request) -> dict:
     known[..., r0 * p : (r0 + rows) * p, c0 * p : (c0 + cols) * p] = 0
     x = torch.rand(1, 3, res, res, device=dev) * 2 - 1
     missing = rows * cols
-    out: dict = {"title": f"{cfg.name} at {res} px, {missing} of {side * side} tokens missing", "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
-                 "threads": torch.get_num_threads(), "model": cfg.name, "resolution": res,
-                 "tokens": side * side, "missing_tokens": missing, "samples": samples}  # fmt: skip
+    out: dict = {
+        "title": f"{cfg.name} at {res} px, {missing} of {side * side} tokens missing",
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
+        "threads": torch.get_num_threads(),
+        "model": cfg.name,
+        "resolution": res,
+        "tokens": side * side,
+        "missing_tokens": missing,
+        "samples": samples,
+    }
 
     with torch.inference_mode():
         seq = model.pvqvae.encode(x, known).permute(0, 2, 3, 1).reshape(1, side * side, -1)
@@ -81,7 +94,9 @@ def bench_put(r: Request) -> dict:
         par_batch = run(samples, sampler="parallel", steps=steps)
         xs = torch.rand(samples, 3, res, res, device=dev) * 2 - 1  # different images in one batch (inpaint on a folder)
         ks = known.expand(samples, -1, -1, -1)
-        par_images = timed(lambda: put.sample(xs, ks, list(range(samples)), sampler="parallel", steps=steps), dev, repeats)
+        par_images = timed(
+            lambda: put.sample(xs, ks, list(range(samples)), sampler="parallel", steps=steps), dev, repeats
+        )
     out["algorithm1"] = {
         "s_per_image (1 sample)": alg1_one,
         f"s_per_sample ({samples} batched)": alg1_batch / samples,
@@ -98,7 +113,8 @@ def bench_put(r: Request) -> dict:
         "TPAMI sampler (20 per pass) vs Algorithm 1, per image": alg1_one / tpami_one,
         f"parallel ({steps} steps) vs Algorithm 1, per image": alg1_one / par_one,
         # both end with the same P-VQVAE decode; without it, the samplers themselves
-        f"parallel ({steps} steps) vs Algorithm 1, token sampling alone": (alg1_one - decode_one) / max(par_one - decode_one, 1e-9),
+        f"parallel ({steps} steps) vs Algorithm 1, token sampling alone": (alg1_one - decode_one)
+        / max(par_one - decode_one, 1e-9),
         f"Algorithm 1: {samples} batched vs one by one, throughput": samples * alg1_one / alg1_batch,
         f"parallel: {samples} batched vs one by one, throughput": samples * par_one / par_batch,
         f"parallel: {samples} images batched vs one by one, throughput": samples * par_one / par_images,
@@ -106,9 +122,11 @@ def bench_put(r: Request) -> dict:
     if dev.type == "cuda":  # the same sampling under bf16 autocast
         put16 = put.at_precision("bf16")
         with torch.inference_mode():
-            par16 = timed(lambda: put16.sample_in_precision(x, known, list(range(samples)), sampler="parallel", steps=steps), dev, repeats)
+            par16 = timed(
+                lambda: put16.sample_in_precision(x, known, list(range(samples)), sampler="parallel", steps=steps),
+                dev,
+                repeats,
+            )
         out["ratios"]["parallel: bf16 vs fp32, batched"] = par_batch / par16
     out["peak_memory_mb"] = peak_memory_mb(dev)
     return out
-
-

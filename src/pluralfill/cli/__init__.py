@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -25,10 +25,15 @@ app = typer.Typer(
     rich_markup_mode=None,  # click's help: flags shown as flags, paragraphs rewrapped to the terminal
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-masks_app = typer.Typer(help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True, rich_markup_mode=None)
+masks_app = typer.Typer(
+    help="Generate hole masks from presets and inspect mask folders.", no_args_is_help=True, rich_markup_mode=None
+)
 app.add_typer(masks_app, name="masks")
-models_app = typer.Typer(help="The model store: bundled and installed models, and the official ones to add.",
-                         invoke_without_command=True, rich_markup_mode=None)  # fmt: skip
+models_app = typer.Typer(
+    help="The model store: bundled and installed models, and the official ones to add.",
+    invoke_without_command=True,
+    rich_markup_mode=None,
+)
 app.add_typer(models_app, name="models")
 
 out = Console(soft_wrap=True)
@@ -37,24 +42,60 @@ err = Console(stderr=True, soft_wrap=True)  # one message, one line
 
 # options several commands share, declared once
 Output = Annotated[Path, typer.Option("-o", "--output", help="Output folder.")]
-Method = Annotated[Optional[str], typer.Option("--method", help=f"Method or installed model (see `pluralfill info` and `pluralfill models`). [default: {DEFAULT_METHOD}]")]
-Checkpoint = Annotated[Optional[Path], typer.Option("--checkpoint", help="Checkpoint folder of a learned method.")]
-Seed = Annotated[Optional[int], typer.Option("--seed", help="Seed (any integer): the same seed gives the same samples.")]
+Method = Annotated[
+    str | None,
+    typer.Option(
+        "--method",
+        help=f"Method or installed model (see `pluralfill info` and `pluralfill models`). [default: {DEFAULT_METHOD}]",
+    ),
+]
+Checkpoint = Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint folder of a learned method.")]
+Seed = Annotated[int | None, typer.Option("--seed", help="Seed (any integer): the same seed gives the same samples.")]
 Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]
-Options = Annotated[Optional[list[str]], typer.Option("--option", help="Method option key=value (repeatable).")]
-Devices = Annotated[Optional[int], typer.Option("--devices", min=1, help="Processes on this machine (one per GPU with --device cuda); the work is split between them. [default: 1, or torchrun's]")]
-NumNodes = Annotated[Optional[int], typer.Option("--num-nodes", min=1, help="Machines taking part (start the same command on each, e.g. with torchrun). [default: 1, or torchrun's]")]
+Options = Annotated[list[str] | None, typer.Option("--option", help="Method option key=value (repeatable).")]
+Devices = Annotated[
+    int | None,
+    typer.Option(
+        "--devices",
+        min=1,
+        help="Processes on this machine (one per GPU with --device cuda); the work is split between them. [default: 1, "
+        "or torchrun's]",
+    ),
+]
+NumNodes = Annotated[
+    int | None,
+    typer.Option(
+        "--num-nodes",
+        min=1,
+        help="Machines taking part (start the same command on each, e.g. with torchrun). [default: 1, or torchrun's]",
+    ),
+]
 MaxPixels = Annotated[int, typer.Option("--max-pixels", help="Refuse images with more pixels than this.")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace existing output files.")]
-InvertMask = Annotated[bool, typer.Option("--invert-mask", help="Masks are white where pixels are KNOWN (PUT's files).")]
-Precision = Annotated[str, typer.Option("--precision", help="fp32 (exact), bf16, int8 (CPU), or auto: the fastest that holds its quality bound on the first image (docs/performance.md).")]
+InvertMask = Annotated[
+    bool, typer.Option("--invert-mask", help="Masks are white where pixels are KNOWN (PUT's files).")
+]
+Precision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="fp32 (exact), bf16, int8 (CPU), or auto: the fastest that holds its quality bound on the first image "
+        "(docs/performance.md).",
+    ),
+]
 
 
 def _progress() -> Progress:
     return Progress(
-        TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TimeRemainingColumn(),
-        console=err, transient=True, disable=not err.is_terminal,
-    )  # fmt: skip
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    )
 
 
 def _version(value: bool):
@@ -66,7 +107,7 @@ def _version(value: bool):
 @app.callback()
 def _root(
     version: Annotated[
-        Optional[bool], typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool | None, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = None,
 ):
     pass

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -19,7 +19,7 @@ from pluralfill.cli import (
     NumNodes,
     Options,
     Output,
-    Overwrite,  # fmt: skip
+    Overwrite,
     Precision,
     Seed,
     _need_onnx,
@@ -38,36 +38,97 @@ from pluralfill.errors import PluralfillError
 def inpaint(
     images: Annotated[list[Path], typer.Argument(help="Image files or folders of images.", show_default=False)],
     output: Output,
-    mask: Annotated[Optional[Path], typer.Option("--mask", "-m", help="One mask for every image.")] = None,
-    mask_dir: Annotated[Optional[Path], typer.Option("--mask-dir", help="Folder of masks named like the images.")] = None,
+    mask: Annotated[Path | None, typer.Option("--mask", "-m", help="One mask for every image.")] = None,
+    mask_dir: Annotated[Path | None, typer.Option("--mask-dir", help="Folder of masks named like the images.")] = None,
     method: Method = None,
     checkpoint: Checkpoint = None,
-    num_samples: Annotated[Optional[int], typer.Option("-n", "--num-samples", min=1, help="Samples per image. [default: 1, or the protocol's]")] = None,
+    num_samples: Annotated[
+        int | None,
+        typer.Option("-n", "--num-samples", min=1, help="Samples per image. [default: 1, or the protocol's]"),
+    ] = None,
     seed: Seed = None,
-    protocol: Annotated[Optional[str], typer.Option("--protocol", help="A paper's protocol (put, lama, mat): its samples per image and sampling options.")] = None,
-    grid: Annotated[bool, typer.Option("--grid", help="Also write NAME_grid.png: input, hole and all samples.")] = False,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol", help="A paper's protocol (put, lama, mat): its samples per image and sampling options."
+        ),
+    ] = None,
+    grid: Annotated[
+        bool, typer.Option("--grid", help="Also write NAME_grid.png: input, hole and all samples.")
+    ] = False,
     invert_mask: InvertMask = False,
     resize_mask: Annotated[bool, typer.Option("--resize-mask", help="Resize masks to their image (nearest).")] = False,
-    no_composite: Annotated[bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")] = False,
+    no_composite: Annotated[
+        bool, typer.Option("--no-composite", help="Keep the method's known pixels as it made them.")
+    ] = False,
     device: Device = "cpu",
     precision: Precision = "fp32",
-    backend: Annotated[str, typer.Option("--backend", help="torch, or onnx: the networks the method declares exportable run in onnxruntime, exported once (fp32, CPU).")] = "torch",
-    sampler: Annotated[Optional[str], typer.Option("--sampler", help="The token sampler, for methods that offer several (pluralfill info METHOD lists them).")] = None,
-    steps: Annotated[Optional[int], typer.Option("--steps", help="Parallel decoding passes.")] = None,
-    schedule: Annotated[Optional[str], typer.Option("--schedule", help="How many tokens each pass fixes (pluralfill info METHOD lists the schedules).")] = None,
-    top_k: Annotated[Optional[int], typer.Option("--top-k", help="Sample each token from the k most likely codes.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature: above 1 more varied fills, below 1 safer ones.")] = None,
-    trace: Annotated[bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")] = False,
-    entropy: Annotated[bool, typer.Option("--entropy", help="Also write NAME_entropy.png, the sampler's entropy at every position (methods that measure it).")] = False,
-    guide: Annotated[Optional[list[str]], typer.Option("--guide", help="A guide picture NAME=FILE, the image's size, or NAME=FOLDER with one named like each image (repeatable; pluralfill info METHOD lists its guides).")] = None,
-    sketch: Annotated[Optional[Path], typer.Option("--sketch", help="Same as --guide sketch=FILE.")] = None,
-    segmentation: Annotated[Optional[Path], typer.Option("--segmentation", help="Same as --guide segmentation=FILE.")] = None,
-    class_label: Annotated[Optional[int], typer.Option("--class-label", help="Class-conditional models: the class to fill with.")] = None,
-    attention_branch: Annotated[Optional[str], typer.Option("--attention-branch", help="Which attention branch runs, for methods that offer a choice.")] = None,
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="torch, or onnx: the networks the method declares exportable run in onnxruntime, exported once (fp32, "
+            "CPU).",
+        ),
+    ] = "torch",
+    sampler: Annotated[
+        str | None,
+        typer.Option(
+            "--sampler", help="The token sampler, for methods that offer several (pluralfill info METHOD lists them)."
+        ),
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", help="Parallel decoding passes.")] = None,
+    schedule: Annotated[
+        str | None,
+        typer.Option(
+            "--schedule", help="How many tokens each pass fixes (pluralfill info METHOD lists the schedules)."
+        ),
+    ] = None,
+    top_k: Annotated[
+        int | None, typer.Option("--top-k", help="Sample each token from the k most likely codes.")
+    ] = None,
+    temperature: Annotated[
+        float | None,
+        typer.Option("--temperature", help="Sampling temperature: above 1 more varied fills, below 1 safer ones."),
+    ] = None,
+    trace: Annotated[
+        bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")
+    ] = False,
+    entropy: Annotated[
+        bool,
+        typer.Option(
+            "--entropy",
+            help="Also write NAME_entropy.png, the sampler's entropy at every position (methods that measure it).",
+        ),
+    ] = False,
+    guide: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--guide",
+            help="A guide picture NAME=FILE, the image's size, or NAME=FOLDER with one named like each image "
+            "(repeatable; pluralfill info METHOD lists its guides).",
+        ),
+    ] = None,
+    sketch: Annotated[Path | None, typer.Option("--sketch", help="Same as --guide sketch=FILE.")] = None,
+    segmentation: Annotated[
+        Path | None, typer.Option("--segmentation", help="Same as --guide segmentation=FILE.")
+    ] = None,
+    class_label: Annotated[
+        int | None, typer.Option("--class-label", help="Class-conditional models: the class to fill with.")
+    ] = None,
+    attention_branch: Annotated[
+        str | None,
+        typer.Option("--attention-branch", help="Which attention branch runs, for methods that offer a choice."),
+    ] = None,
     option: Options = None,
     devices: Devices = None,
     num_nodes: NumNodes = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Skip the images whose outputs are all written (a killed run goes on); needs --seed.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume", help="Skip the images whose outputs are all written (a killed run goes on); needs --seed."
+        ),
+    ] = False,
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
 ):
@@ -86,24 +147,57 @@ def inpaint(
     if backend not in ("torch", "onnx"):
         raise PluralfillError(f"--backend must be torch or onnx, got {backend!r}")
     if backend == "onnx" and (precision != "fp32" or device != "cpu"):
-        raise PluralfillError("--backend onnx runs fp32 on the CPU (onnxruntime): drop --precision / --device, or use --backend torch")
+        raise PluralfillError(
+            "--backend onnx runs fp32 on the CPU (onnxruntime): drop --precision / --device, or use --backend torch"
+        )
     jobs, unpaired = runner.find_fill_jobs(images, mask, mask_dir, output, resume, seed, overwrite)
     if unpaired:
         names = ", ".join(p.name for p in unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
         err.print(f"skipped {len(unpaired)} image(s) with no mask: {names}", highlight=False)
     shard = start_shards(devices, num_nodes, device)
     seed = shard.broadcast(seed if seed is not None else sample_seed(None, 0))  # one seed for every process
-    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device, precision="fp32" if precision == "auto" else precision)
-    flags = {"sampler": sampler, "steps": steps, "schedule": schedule, "top_k": top_k, "temperature": temperature,
-             "attention_branch": attention_branch, "class_label": class_label, "trace": trace or None, "entropy": entropy or None}  # fmt: skip
-    options, num_samples = runner.method_options(inpainter, method, checkpoint, option or [], flags, protocol, num_samples)
-    aliases = [f"{name}={path}" for name, path in (("sketch", sketch), ("segmentation", segmentation)) if path is not None]
+    inpainter = load_inpainter(
+        checkpoint or method or DEFAULT_METHOD,
+        device=shard.device,
+        precision="fp32" if precision == "auto" else precision,
+    )
+    flags = {
+        "sampler": sampler,
+        "steps": steps,
+        "schedule": schedule,
+        "top_k": top_k,
+        "temperature": temperature,
+        "attention_branch": attention_branch,
+        "class_label": class_label,
+        "trace": trace or None,
+        "entropy": entropy or None,
+    }
+    options, num_samples = runner.method_options(
+        inpainter, method, checkpoint, option or [], flags, protocol, num_samples
+    )
+    aliases = [
+        f"{name}={path}" for name, path in (("sketch", sketch), ("segmentation", segmentation)) if path is not None
+    ]
     guides = runner.parse_guides([*(guide or []), *aliases], inpainter)
-    settings = runner.FillSettings(num_samples, seed, grid, invert_mask, resize_mask, max_pixels, overwrite or resume,
-                                   not no_composite, options, guides)  # fmt: skip
+    settings = runner.FillSettings(
+        num_samples,
+        seed,
+        grid,
+        invert_mask,
+        resize_mask,
+        max_pixels,
+        overwrite or resume,
+        not no_composite,
+        options,
+        guides,
+    )
     if precision == "auto":
         inpainter, verdicts = runner.auto_precision(inpainter, jobs[0], settings)
-        for line in [v.line() for v in verdicts[1:]] + [f"running in {getattr(inpainter, 'precision', 'fp32')}"] if shard.main else ():
+        for line in (
+            [v.line() for v in verdicts[1:]] + [f"running in {getattr(inpainter, 'precision', 'fp32')}"]
+            if shard.main
+            else ()
+        ):
             err.print(f"precision auto: {line}", highlight=False)
     if backend == "onnx":
         _need_onnx()
@@ -119,14 +213,26 @@ def inpaint(
         err.print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} image(s) done already", highlight=False)
     mine = shard.take(todo)
     with _progress() as bar:
-        task = bar.add_task(inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]", total=len(mine))
-        failed = runner.fill_jobs(mine, inpainter, output, settings, lambda job, e: _say(f"error: {job.image.name}: {e}"),
-                                  lambda: bar.advance(task), lambda note: _say(f"note: {note}"), keep_going=shard.world > 1)  # fmt: skip
+        task = bar.add_task(
+            inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]", total=len(mine)
+        )
+        failed = runner.fill_jobs(
+            mine,
+            inpainter,
+            output,
+            settings,
+            lambda job, e: _say(f"error: {job.image.name}: {e}"),
+            lambda: bar.advance(task),
+            lambda note: _say(f"note: {note}"),
+            keep_going=shard.world > 1,
+        )
     failed = sum(shard.gather([failed]))
     shard.barrier()
     if shard.main:
         where = f" in {shard.world} processes" if shard.world > 1 else ""
-        err.print(f"inpainted {len(todo) - failed} image(s) with {inpainter.name} into {output}/{where}", highlight=False)
+        err.print(
+            f"inpainted {len(todo) - failed} image(s) with {inpainter.name} into {output}/{where}", highlight=False
+        )
     if failed:
         raise typer.Exit(1)
 
@@ -136,7 +242,10 @@ def _check_precision(precision: str, device: str) -> None:
 
     precisions.check(precision, device)
     if precision == "bf16" and not precisions.native_bf16(precisions.as_device(device)):
-        err.print("note: this device has no bf16 hardware: bf16 runs emulated, slower than fp32 (--precision auto picks for you)")
+        err.print(
+            "note: this device has no bf16 hardware: bf16 runs emulated, slower than fp32 (--precision auto picks for "
+            "you)"
+        )
 
 
 @app.command()
@@ -152,10 +261,15 @@ def demo(
 
     with err.status(f"{method}: {num_samples} samples"):
         r = run_demo(output, method, num_samples, seed, overwrite)
-    out.print(f"wrote {r.grid} ({r.num_samples} samples of {r.method}, hole {r.hole_ratio:.0%} of the image)", highlight=False)
-    out.print("the papers' quality: download an official model (`pluralfill models` lists them), then\n"
-              "  pluralfill models add CHECKPOINT.pth --name put-places2 && "
-              "pluralfill inpaint photo.jpg --mask hole.png --method put-places2 -n 8 -o out", highlight=False)
+    out.print(
+        f"wrote {r.grid} ({r.num_samples} samples of {r.method}, hole {r.hole_ratio:.0%} of the image)", highlight=False
+    )
+    out.print(
+        "the papers' quality: download an official model (`pluralfill models` lists them), then\n"
+        "  pluralfill models add CHECKPOINT.pth --name put-places2 && "
+        "pluralfill inpaint photo.jpg --mask hole.png --method put-places2 -n 8 -o out",
+        highlight=False,
+    )
 
 
 # ------------------------------------------------------------------------------------------------ evaluate
@@ -163,25 +277,57 @@ def demo(
 
 @app.command()
 def evaluate(
-    pred: Annotated[list[Path], typer.Option("--pred", help="Folder of results: NAME.png or NAME_sample{k}.png; repeat to compare methods.")],
+    pred: Annotated[
+        list[Path],
+        typer.Option("--pred", help="Folder of results: NAME.png or NAME_sample{k}.png; repeat to compare methods."),
+    ],
     gt: Annotated[Path, typer.Option("--gt", help="Folder of ground-truth images NAME.*")],
     masks: Annotated[Path, typer.Option("--masks", help="Folder of masks NAME.png or NAME_mask*.png.")],
-    metrics: Annotated[Optional[str], typer.Option("--metrics", help="Comma list; default: the pixel metrics plus those whose weights are cached.")] = None,
-    bins: Annotated[Optional[str], typer.Option("--bins", help="'standard' (0,0.1]..(0.5,0.6], 'none', or LO-HI,LO-HI,...")] = None,
+    metrics: Annotated[
+        str | None,
+        typer.Option("--metrics", help="Comma list; default: the pixel metrics plus those whose weights are cached."),
+    ] = None,
+    bins: Annotated[
+        str | None, typer.Option("--bins", help="'standard' (0,0.1]..(0.5,0.6], 'none', or LO-HI,LO-HI,...")
+    ] = None,
     fmt: Annotated[str, typer.Option("--format", help="md, csv or json.")] = "md",
-    protocol: Annotated[Optional[str], typer.Option("--protocol", help="A paper's protocol: put, lama or mat (its metrics, bins, SSIM and a check of its masks).")] = None,
-    plot: Annotated[Optional[Path], typer.Option("--plot", help="Write metric-vs-hole-ratio curves to this PNG.")] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(
+            "--protocol",
+            help="A paper's protocol: put, lama or mat (its metrics, bins, SSIM and a check of its masks).",
+        ),
+    ] = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="Write metric-vs-hole-ratio curves to this PNG.")] = None,
     gray: Annotated[bool, typer.Option("--gray", help="SSIM on luma only (PUT's protocol).")] = False,
     invert_mask: InvertMask = False,
     lpips_net: Annotated[str, typer.Option("--lpips-net", help="LPIPS backbone: alex or vgg.")] = "alex",
-    lpips_backbone: Annotated[Optional[Path], typer.Option("--lpips-backbone", help="AlexNet / VGG-16 weights file.")] = None,
-    lpips_heads: Annotated[Optional[Path], typer.Option("--lpips-heads", help="LPIPS v0.1 linear heads file.")] = None,
-    inception: Annotated[Optional[Path], typer.Option("--inception", help="pt_inception-2015-12-05 weights file.")] = None,
+    lpips_backbone: Annotated[
+        Path | None, typer.Option("--lpips-backbone", help="AlexNet / VGG-16 weights file.")
+    ] = None,
+    lpips_heads: Annotated[Path | None, typer.Option("--lpips-heads", help="LPIPS v0.1 linear heads file.")] = None,
+    inception: Annotated[Path | None, typer.Option("--inception", help="pt_inception-2015-12-05 weights file.")] = None,
     device: Device = "cpu",
-    precision: Annotated[str, typer.Option("--precision", help="The LPIPS / Inception networks in fp32 (a paper's numbers), bf16, or auto (bf16 where the device has it, else fp32).")] = "fp32",
-    devices: Annotated[Optional[int], typer.Option("--devices", min=1, help="Processes on this machine; the images are split between them. [default: 1, or torchrun's]")] = None,
-    num_nodes: Annotated[Optional[int], typer.Option("--num-nodes", min=1, help="Machines taking part. [default: 1, or torchrun's]")] = None,
-    output: Annotated[Optional[Path], typer.Option("-o", "--output", help="Also write the table to this file.")] = None,
+    precision: Annotated[
+        str,
+        typer.Option(
+            "--precision",
+            help="The LPIPS / Inception networks in fp32 (a paper's numbers), bf16, or auto (bf16 where the device has "
+            "it, else fp32).",
+        ),
+    ] = "fp32",
+    devices: Annotated[
+        int | None,
+        typer.Option(
+            "--devices",
+            min=1,
+            help="Processes on this machine; the images are split between them. [default: 1, or torchrun's]",
+        ),
+    ] = None,
+    num_nodes: Annotated[
+        int | None, typer.Option("--num-nodes", min=1, help="Machines taking part. [default: 1, or torchrun's]")
+    ] = None,
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Also write the table to this file.")] = None,
     overwrite: Overwrite = False,
 ):
     """Score results against ground truth: one column per hole-ratio bin, like Table IV of the MHTMA paper.
@@ -218,11 +364,24 @@ def evaluate(
             from pluralfill.metrics.protocols import provenance as made_how
             from pluralfill.metrics.protocols import verify
 
-            provenance[name] = made_how(chosen_protocol, verify(chosen_protocol, masks, [i.name for i in items]), items, chosen, weights)
+            provenance[name] = made_how(
+                chosen_protocol, verify(chosen_protocol, masks, [i.name for i in items]), items, chosen, weights
+            )
         with _progress() as bar:
             task = bar.add_task(f"evaluating {name}", total=len(shard.take(items)))
-            evaluations[name] = run(items, chosen, parse_bins(bins), invert_mask, gray, shard.device, lpips_net, weights,
-                                    progress=lambda: bar.advance(task), shard=shard, precision=precision)  # fmt: skip
+            evaluations[name] = run(
+                items,
+                chosen,
+                parse_bins(bins),
+                invert_mask,
+                gray,
+                shard.device,
+                lpips_net,
+                weights,
+                progress=lambda task=task: bar.advance(task),
+                shard=shard,
+                precision=precision,
+            )
     if not shard.main:
         return
     text = tables(evaluations, fmt, provenance)

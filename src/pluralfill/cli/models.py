@@ -4,23 +4,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from pluralfill.cli import Overwrite, _need_onnx, _say, app, err, models_app, out  # fmt: skip
-from pluralfill.errors import PluralfillError
+from pluralfill.cli import Overwrite, _need_onnx, _say, app, err, models_app, out
 
 # ------------------------------------------------------------------------------------------------ convert
 
+
 @app.command(context_settings={"allow_extra_args": False})
 def convert(
-    converter: Annotated[Optional[str], typer.Argument(help="Which official files: see `pluralfill convert` without arguments.", show_default=False)] = None,
-    paths: Annotated[Optional[list[Path]], typer.Argument(help="The official file(s), then the folder to write.", show_default=False)] = None,
-    config: Annotated[Optional[str], typer.Option("--config", help="Named config to check the files against (e.g. ffhq).")] = None,
-    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="put-official without --config: attention heads (default 8).")] = None,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", help="dsi-official: the image size it was trained at (every published model: 256).")] = None,
+    converter: Annotated[
+        str | None,
+        typer.Argument(help="Which official files: see `pluralfill convert` without arguments.", show_default=False),
+    ] = None,
+    paths: Annotated[
+        list[Path] | None, typer.Argument(help="The official file(s), then the folder to write.", show_default=False)
+    ] = None,
+    config: Annotated[
+        str | None, typer.Option("--config", help="Named config to check the files against (e.g. ffhq).")
+    ] = None,
+    num_heads: Annotated[
+        int | None, typer.Option("--num-heads", help="put-official without --config: attention heads (default 8).")
+    ] = None,
+    resolution: Annotated[
+        int | None,
+        typer.Option(
+            "--resolution", help="dsi-official: the image size it was trained at (every published model: 256)."
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ):
     """Convert official checkpoints into a model folder (config.json + model.safetensors) that --checkpoint
@@ -34,11 +48,15 @@ def convert(
             _say(f"  {c.name} {' '.join(c.inputs)} OUTPUT\n      {c.summary}\n      published at {c.weights_page}", out)
         return
     with err.status(f"reading {', '.join(map(str, (paths or [])[:-1]))}"):
-        model = convert_into(converter, list(paths or []), config, overwrite, num_heads=num_heads, resolution=resolution)
+        model = convert_into(
+            converter, list(paths or []), config, overwrite, num_heads=num_heads, resolution=resolution
+        )
     output = paths[-1]
     _say_assumed(getattr(model, "assumed", {}))
     counts = model.parameter_counts()
-    out.print(f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")")
+    out.print(
+        f"wrote {output}/ ({model.config.name}: " + ", ".join(f"{k} {v / 1e6:.1f}M" for k, v in counts.items()) + ")"
+    )
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --checkpoint {output} -n 8 -o out")
 
 
@@ -64,11 +82,23 @@ def models_list(ctx: typer.Context):
 
 @models_app.command("add")
 def models_add(
-    files: Annotated[list[Path], typer.Argument(help="The official checkpoint file(s), e.g. a PUT .pth; MaskGIT: TOKENIZER TRANSFORMER.", show_default=False)],
-    name: Annotated[Optional[str], typer.Option("--name", help="Install under this name (default: the model's own).")] = None,
+    files: Annotated[
+        list[Path],
+        typer.Argument(
+            help="The official checkpoint file(s), e.g. a PUT .pth; MaskGIT: TOKENIZER TRANSFORMER.", show_default=False
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option("--name", help="Install under this name (default: the model's own).")
+    ] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an installed model of that name.")] = False,
-    num_heads: Annotated[Optional[int], typer.Option("--num-heads", help="PUT: attention heads, where the file and its run's config do not say.")] = None,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", help="DSI: the image size it was trained at (default 256).")] = None,
+    num_heads: Annotated[
+        int | None,
+        typer.Option("--num-heads", help="PUT: attention heads, where the file and its run's config do not say."),
+    ] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help="DSI: the image size it was trained at (default 256).")
+    ] = None,
 ):
     """Recognise an official checkpoint, convert it and install it; then `--method NAME` uses it. What the file
     does not record (PUT's head count, DSI's resolution) is said, with the value taken."""
@@ -94,7 +124,9 @@ def models_remove(name: Annotated[str, typer.Argument(help="An installed model."
 
 @app.command()
 def info(
-    name: Annotated[Optional[str], typer.Argument(help="Method name or checkpoint folder; none lists the methods.")] = None,
+    name: Annotated[
+        str | None, typer.Argument(help="Method name or checkpoint folder; none lists the methods.")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """What a method name or checkpoint builds: method, resolution, parameters per component."""
@@ -155,7 +187,9 @@ def _range(option: dict) -> str:
 
 @app.command()
 def export(
-    name: Annotated[str, typer.Argument(help="A learned method: bundled or installed model, or a model folder.", show_default=False)],
+    name: Annotated[
+        str, typer.Argument(help="A learned method: bundled or installed model, or a model folder.", show_default=False)
+    ],
     onnx: Annotated[Path, typer.Option("--onnx", help="Folder to write the ONNX graphs and manifest.json into.")],
     overwrite: Overwrite = False,
 ):
@@ -168,6 +202,9 @@ def export(
     inpainter.export_networks(1)  # one line, before anything is written, for a method without networks
     with err.status(f"exporting {inpainter.name}") as status:
         manifest = export_onnx(inpainter, onnx, overwrite, lambda net: status.update(f"exported {net}"))
-    for net, info in manifest["networks"].items():
-        out.print(f"{onnx / info['file']}  inputs {', '.join(info['inputs'])} -> {info['output']}  "
-                  f"(max |onnxruntime - torch| {info['max_abs_diff']:.1e} <= {ATOL:g})", highlight=False)  # fmt: skip
+    for info in manifest["networks"].values():
+        out.print(
+            f"{onnx / info['file']}  inputs {', '.join(info['inputs'])} -> {info['output']}  "
+            f"(max |onnxruntime - torch| {info['max_abs_diff']:.1e} <= {ATOL:g})",
+            highlight=False,
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -20,7 +20,7 @@ from pluralfill.cli import (
     _progress,
     app,
     err,
-    masks_app,  # fmt: skip
+    masks_app,
     out,
 )
 from pluralfill.errors import PluralfillError
@@ -32,15 +32,26 @@ from pluralfill.errors import PluralfillError
 def sketch(
     image: Annotated[Path, typer.Argument(help="A photo.", show_default=False)],
     output: Annotated[Path, typer.Option("-o", "--output", help="The sketch: white one-pixel lines on black (PNG).")],
-    threshold: Annotated[float, typer.Option("--threshold", help="Edge strength above which a pixel is a line.")] = 0.65,
-    min_area: Annotated[int, typer.Option("--min-area", min=0, help="Drop 8-connected pieces under this many px (at 256 px; scaled with the image).")] = 100,
-    pidinet: Annotated[Optional[Path], typer.Option("--pidinet", help="PiDiNet weights (table5_pidinet.pth); default: the classical edge detector.")] = None,
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Edge strength above which a pixel is a line.")
+    ] = 0.65,
+    min_area: Annotated[
+        int,
+        typer.Option(
+            "--min-area", min=0, help="Drop 8-connected pieces under this many px (at 256 px; scaled with the image)."
+        ),
+    ] = 100,
+    pidinet: Annotated[
+        Path | None,
+        typer.Option("--pidinet", help="PiDiNet weights (table5_pidinet.pth); default: the classical edge detector."),
+    ] = None,
     device: Device = "cpu",
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
 ):
-    """Extract the sketch of a photo (as the MHTMA paper, "Learning to Scale Temperature in Masked Self-Attention", section IV-F, does) and show how: writes OUTPUT and OUTPUT_steps.png
-    (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to `inpaint --sketch`."""
+    """Extract the sketch of a photo (as Zhou et al. 2023, section IV-F, do) and show how: writes OUTPUT and
+    OUTPUT_steps.png (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to
+    `inpaint --sketch`."""
     from pluralfill.masks.sketch import write_sketch
 
     result, steps_path = write_sketch(image, output, threshold, min_area, pidinet, device, max_pixels, overwrite)
@@ -54,13 +65,24 @@ def sketch(
 @masks_app.command("generate")
 def masks_generate(
     output: Output,
-    preset: Annotated[str, typer.Option("--preset", "-p", help="Mask preset (see `pluralfill masks presets`).")] = "lama-medium",
+    preset: Annotated[
+        str, typer.Option("--preset", "-p", help="Mask preset (see `pluralfill masks presets`).")
+    ] = "lama-medium",
     size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks in px.")] = 256,
     num: Annotated[int, typer.Option("-n", "--num", min=1, help="Masks to write (per bin with --bins).")] = 100,
     seed: Annotated[int, typer.Option("--seed")] = 0,
-    ratio: Annotated[Optional[str], typer.Option("--ratio", help="Keep holes whose fraction is in (LO, HI], e.g. 0.4-0.6.")] = None,
-    bins: Annotated[bool, typer.Option("--bins", help="NUM masks in each standard bin (0,0.1] ... (0.5,0.6], one folder each.")] = False,
-    for_images: Annotated[Optional[Path], typer.Option("--for-images", help="One mask per image of this folder, named like it (for --mask-dir / evaluate).")] = None,
+    ratio: Annotated[
+        str | None, typer.Option("--ratio", help="Keep holes whose fraction is in (LO, HI], e.g. 0.4-0.6.")
+    ] = None,
+    bins: Annotated[
+        bool, typer.Option("--bins", help="NUM masks in each standard bin (0,0.1] ... (0.5,0.6], one folder each.")
+    ] = False,
+    for_images: Annotated[
+        Path | None,
+        typer.Option(
+            "--for-images", help="One mask per image of this folder, named like it (for --mask-dir / evaluate)."
+        ),
+    ] = None,
     overwrite: Overwrite = False,
 ):
     """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction."""
@@ -70,16 +92,34 @@ def masks_generate(
     with _progress() as bar:
         task = bar.add_task(preset, total=len(plan))
         ratios = write_mask_set(plan, output, preset, seed, overwrite, lambda: bar.advance(task))
-    out.print(f"wrote {len(ratios)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean {ratios.mean():.3f})")
+    out.print(
+        f"wrote {len(ratios)} masks to {output}/ (hole fraction {ratios.min():.3f}-{ratios.max():.3f}, mean "
+        f"{ratios.mean():.3f})"
+    )
 
 
 @masks_app.command("protocol")
 def masks_protocol(
-    protocol: Annotated[str, typer.Argument(help="put, lama or mat (see `pluralfill evaluate --help`).", show_default=False)],
-    mask_set: Annotated[str, typer.Argument(help="put: pconv; lama: thin-256, medium-256, thick-256, thin-512, ...; mat: small, large.", show_default=False)],
-    for_images: Annotated[Path, typer.Option("--for-images", help="The test images: one mask each, named like it, of its size.")],
-    output: Annotated[Path, typer.Option("-o", "--output", help="Output folder (then --mask-dir of inpaint, --masks of evaluate).")],
-    source: Annotated[Optional[Path], typer.Option("--source", help="A downloaded set's folder (put: the PConv testing_mask_dataset).")] = None,
+    protocol: Annotated[
+        str, typer.Argument(help="put, lama or mat (see `pluralfill evaluate --help`).", show_default=False)
+    ],
+    mask_set: Annotated[
+        str,
+        typer.Argument(
+            help="put: pconv; lama: thin-256, medium-256, thick-256, thin-512, ...; mat: small, large.",
+            show_default=False,
+        ),
+    ],
+    for_images: Annotated[
+        Path, typer.Option("--for-images", help="The test images: one mask each, named like it, of its size.")
+    ],
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Output folder (then --mask-dir of inpaint, --masks of evaluate).")
+    ],
+    source: Annotated[
+        Path | None,
+        typer.Option("--source", help="A downloaded set's folder (put: the PConv testing_mask_dataset)."),
+    ] = None,
     overwrite: Overwrite = False,
 ):
     """Prepare a protocol's masks for a folder of test images, with protocol.json to check them by."""
@@ -88,7 +128,11 @@ def masks_protocol(
     p = get_protocol(protocol)
     with err.status(f"{protocol} {mask_set}"):
         manifest = prepare(p, p.mask_set(mask_set), for_images, output, source, overwrite)
-    out.print(f"wrote {len(manifest['masks'])} {protocol} {mask_set} masks to {output}/ (fingerprint {manifest['fingerprint'][:16]})", highlight=False)
+    out.print(
+        f"wrote {len(manifest['masks'])} {protocol} {mask_set} masks to {output}/ (fingerprint "
+        f"{manifest['fingerprint'][:16]})",
+        highlight=False,
+    )
 
 
 @masks_app.command("stats")
@@ -129,9 +173,16 @@ def masks_presets():
 
 @app.command(context_settings={"allow_extra_args": False})
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="YAML config (see configs/); omit with --resume.", show_default=False)] = None,
-    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value overrides, e.g. steps=2000 optim.lr=1e-4", show_default=False)] = None,
-    resume: Annotated[Optional[Path], typer.Option("--resume", help="Continue this run folder from its last checkpoint.")] = None,
+    config: Annotated[
+        Path | None, typer.Argument(help="YAML config (see configs/); omit with --resume.", show_default=False)
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Argument(help="key=value overrides, e.g. steps=2000 optim.lr=1e-4", show_default=False),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this run folder from its last checkpoint.")
+    ] = None,
 ):
     """Train a stage of a method: `pluralfill train configs/put-tiny-pvqvae.yaml data.train=DIR`.
 
@@ -156,19 +207,57 @@ def train(
 
 @app.command()
 def bench(
-    method: Annotated[str, typer.Option("--method", "-m", help="A method with a benchmark of its own (pluralfill info marks them), or precision: the declared models at their official sizes in every precision and backend.", show_default=False)],
-    config: Annotated[Optional[str], typer.Option("--config", help="Named config (random weights: speed does not depend on them); default: the benchmark's own.")] = None,
-    checkpoint: Annotated[Optional[Path], typer.Option("--checkpoint", help="Measure a trained model folder instead.")] = None,
-    resolution: Annotated[Optional[int], typer.Option("--resolution", help="Image side, for the configs that take one.")] = None,
+    method: Annotated[
+        str,
+        typer.Option(
+            "--method",
+            "-m",
+            help="A method with a benchmark of its own (pluralfill info marks them), or precision: the declared models "
+            "at their official sizes in every precision and backend.",
+            show_default=False,
+        ),
+    ],
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            help="Named config (random weights: speed does not depend on them); default: the benchmark's own.",
+        ),
+    ] = None,
+    checkpoint: Annotated[
+        Path | None, typer.Option("--checkpoint", help="Measure a trained model folder instead.")
+    ] = None,
+    resolution: Annotated[
+        int | None, typer.Option("--resolution", help="Image side, for the configs that take one.")
+    ] = None,
     hole: Annotated[float, typer.Option("--hole", help="Fraction of tokens missing.")] = 0.4,
     samples: Annotated[int, typer.Option("-n", "--samples", min=1, help="Samples batched together.")] = 8,
     steps: Annotated[int, typer.Option("--steps", help="Parallel decoding passes.")] = 12,
     device: Device = "cpu",
-    repeats: Annotated[int, typer.Option("--repeats", min=1, help="Timed runs after one warm-up; the median counts.")] = 3,
-    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the network the sampler calls every pass.")] = False,
-    precision: Annotated[Optional[list[str]], typer.Option("--precision", help="--method precision: fp32, bf16 or int8 (repeatable); default: every one the device runs well.")] = None,
-    backend: Annotated[Optional[list[str]], typer.Option("--backend", help="--method precision: torch and/or onnx (the transformer pass in onnxruntime; repeatable). [default: both]")] = None,
-    quick: Annotated[bool, typer.Option("--quick", help="--method precision: the tiny configs instead of the official sizes.")] = False,
+    repeats: Annotated[
+        int, typer.Option("--repeats", min=1, help="Timed runs after one warm-up; the median counts.")
+    ] = 3,
+    compile: Annotated[
+        bool, typer.Option("--compile", help="torch.compile the network the sampler calls every pass.")
+    ] = False,
+    precision: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--precision",
+            help="--method precision: fp32, bf16 or int8 (repeatable); default: every one the device runs well.",
+        ),
+    ] = None,
+    backend: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--backend",
+            help="--method precision: torch and/or onnx (the transformer pass in onnxruntime; repeatable). [default: "
+            "both]",
+        ),
+    ] = None,
+    quick: Annotated[
+        bool, typer.Option("--quick", help="--method precision: the tiny configs instead of the official sizes.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Measure sampling speed: each method's own benchmark (passes/s, s per image and per sample, peak memory,
@@ -188,8 +277,16 @@ def bench(
     ckpt = str(checkpoint) if checkpoint else None
     with err.status("measuring (the slow paths run a forward pass per token: this takes a while)") as status:
         if method == "precision":
-            result = benchmarks.bench_precisions(precision_models(), precision, backend or ["torch", "onnx"], quick=quick, hole=hole, device=device, repeats=repeats,
-                                                 progress=lambda what: status.update(f"measuring {what}"))  # fmt: skip
+            result = benchmarks.bench_precisions(
+                precision_models(),
+                precision,
+                backend or ["torch", "onnx"],
+                quick=quick,
+                hole=hole,
+                device=device,
+                repeats=repeats,
+                progress=lambda what: status.update(f"measuring {what}"),
+            )
         else:
             request = benchmarks.Request(config, ckpt, resolution, hole, samples, steps, device, repeats, compile)
             result = methods()[method].benchmark(request)
@@ -205,17 +302,19 @@ def bench(
     out.print(table)
 
 
-
-
 # ------------------------------------------------------------------------------------------------ serve
 
 
 @app.command()
 def serve(
-    host: Annotated[str, typer.Option("--host", help="Address to listen on; loopback unless you mean otherwise.")] = "127.0.0.1",
+    host: Annotated[
+        str, typer.Option("--host", help="Address to listen on; loopback unless you mean otherwise.")
+    ] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7860,
     device: Device = "cpu",
-    checkpoint: Annotated[Optional[list[Path]], typer.Option("--checkpoint", help="Learned model to offer (repeatable).")] = None,
+    checkpoint: Annotated[
+        list[Path] | None, typer.Option("--checkpoint", help="Learned model to offer (repeatable).")
+    ] = None,
 ):
     """Start the local web app: paint a hole, get N different fills, download them. API docs at /docs."""
     try:

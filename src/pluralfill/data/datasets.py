@@ -28,7 +28,9 @@ class ImageList:
     def __init__(self, source: str | os.PathLike, exclude: list[str] | tuple[str, ...] = ()):
         source = Path(source)
         if source.is_dir():
-            self.paths = sorted(p for p in source.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp"))
+            self.paths = sorted(
+                p for p in source.rglob("*") if p.suffix.lower() in (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+            )
         elif source.is_file():
             lines = [ln.strip() for ln in source.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
             self.paths = [p if p.is_absolute() else source.parent / p for p in map(Path, lines)]
@@ -57,16 +59,27 @@ class HoleSource:
     The official PUT recipe also draws: with `zero_probability` a hole over the whole image, and with
     `low_resolution_probability` a hole made blocky by resizing it to `low_resolution` px and back (nearest)."""
 
-    def __init__(self, preset: str | list[str] | None = "put", folder: str | os.PathLike | None = None, invert: bool = False,
-                 ratio: tuple[float, float] | None = None, folder_probability: float = 1.0,
-                 folder_range: tuple[int, int] | None = None, zero_probability: float = 0.0,
-                 low_resolution_probability: float = 0.0, low_resolution: int = 32, probability: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        preset: str | list[str] | None = "put",
+        folder: str | os.PathLike | None = None,
+        invert: bool = False,
+        ratio: tuple[float, float] | None = None,
+        folder_probability: float = 1.0,
+        folder_range: tuple[int, int] | None = None,
+        zero_probability: float = 0.0,
+        low_resolution_probability: float = 0.0,
+        low_resolution: int = 32,
+        probability: float = 1.0,
+    ):
         self.preset, self.invert, self.ratio = preset, invert, ratio
         self.files = list_images(folder) if folder is not None else None
         if self.files is not None and folder_range is not None:  # e.g. the PConv test masks 8000-11999 (ratio 40-60%)
             self.files = self.files[folder_range[0] : folder_range[1]]
         if self.files is not None and not self.files:
-            raise PluralfillError(f"no mask images in {folder}" + (f" in the range {folder_range}" if folder_range else ""))
+            raise PluralfillError(
+                f"no mask images in {folder}" + (f" in the range {folder_range}" if folder_range else "")
+            )
         if self.files is None and preset is None:
             raise PluralfillError("give a mask preset or a mask folder")
         self.folder_probability = folder_probability if preset is not None else 1.0
@@ -94,11 +107,18 @@ class HoleSource:
         return np.ascontiguousarray(hole)
 
     @classmethod
-    def from_config(cls, masks, **changes) -> "HoleSource":
+    def from_config(cls, masks, **changes) -> HoleSource:
         """From a training config's `masks` section; `changes` override its settings."""
-        settings = dict(preset=masks.preset, folder=masks.folder, invert=masks.invert, folder_probability=masks.folder_probability,
-                        folder_range=masks.folder_range, zero_probability=masks.zero_probability,
-                        low_resolution_probability=masks.low_resolution_probability, low_resolution=masks.low_resolution)  # fmt: skip
+        settings = dict(
+            preset=masks.preset,
+            folder=masks.folder,
+            invert=masks.invert,
+            folder_probability=masks.folder_probability,
+            folder_range=masks.folder_range,
+            zero_probability=masks.zero_probability,
+            low_resolution_probability=masks.low_resolution_probability,
+            low_resolution=masks.low_resolution,
+        )
         return cls(**(settings | changes))
 
 
@@ -126,8 +146,17 @@ class StepBatches(torch.utils.data.Dataset):
     known masks (1 = present), one per hole the stage needs (PUT's stage 1 uses m and m'): `holes` is one
     source for all of them, or a list of one source each."""
 
-    def __init__(self, paths: list[Path], holes: HoleSource | list[HoleSource], resolution: int, batch_size: int,
-                 seed: int = 0, rank: int = 0, num_holes: int = 1, augment: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        paths: list[Path],
+        holes: HoleSource | list[HoleSource],
+        resolution: int,
+        batch_size: int,
+        seed: int = 0,
+        rank: int = 0,
+        num_holes: int = 1,
+        augment: bool = True,
+    ):
         self.holes = holes if isinstance(holes, list) else [holes] * num_holes
         self.paths, self.resolution, self.num_holes = paths, resolution, len(self.holes)
         self.batch_size, self.seed, self.rank, self.augment = batch_size, seed, rank, augment

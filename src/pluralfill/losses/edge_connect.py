@@ -47,12 +47,25 @@ class EdgeConnectLoss(nn.Module):
     """The terms of PUT's stage 1. `vgg`: a VGG-19 trunk (frozen here), or None to train without the
     perceptual and style terms."""
 
-    def __init__(self, vgg: VGGFeatures | None, pixel: float = 1.0, gradient: float = 5.0, perceptual: float = 0.1,
-                 style: float = 250.0, adversarial: float = 0.1, start_step: int = 5000):  # fmt: skip
+    def __init__(
+        self,
+        vgg: VGGFeatures | None,
+        pixel: float = 1.0,
+        gradient: float = 5.0,
+        perceptual: float = 0.1,
+        style: float = 250.0,
+        adversarial: float = 0.1,
+        start_step: int = 5000,
+    ):
         super().__init__()
         self.vgg = vgg.requires_grad_(False).eval() if vgg is not None else None
-        self.weights = {"pixel": pixel, "gradient": gradient, "perceptual": perceptual, "style": style,
-                        "adversarial": adversarial}  # fmt: skip
+        self.weights = {
+            "pixel": pixel,
+            "gradient": gradient,
+            "perceptual": perceptual,
+            "style": style,
+            "adversarial": adversarial,
+        }
         self.start_step = start_step
 
     def train(self, mode: bool = True):
@@ -61,7 +74,9 @@ class EdgeConnectLoss(nn.Module):
             self.vgg.eval()  # never in training mode
         return self
 
-    def terms(self, rec_raw: torch.Tensor, x: torch.Tensor, known: torch.Tensor, step: int, disc=None) -> dict[str, torch.Tensor]:
+    def terms(
+        self, rec_raw: torch.Tensor, x: torch.Tensor, known: torch.Tensor, step: int, disc=None
+    ) -> dict[str, torch.Tensor]:
         """Weighted terms of the generator loss. rec_raw: the decoder's output, x: the target, both [-1, 1];
         known: the reference mask m (B, 1, H, W), 1 = known; disc(images) -> logits, or None."""
         rec01, x01 = to_unit(rec_raw), to_unit(x)

@@ -52,7 +52,8 @@ PRESETS: dict[str, MaskPreset] = {
             "dsi-box",
             "the official DSI code's random square (--random_mask: random_bbox + bbox2mask, max_delta 0)",
             (DeepFillBox(side=128, max_delta=0),),
-            description="a 128x128 square (at 256) at a uniformly random position; [dsi-box, dsi-strokes] is --random_mask",
+            description="a 128x128 square (at 256) at a uniformly random position; [dsi-box, dsi-strokes] is "
+            "--random_mask",
         ),
         MaskPreset(
             "dsi-strokes",
@@ -130,4 +131,3 @@ def get_preset(name: str) -> MaskPreset:
     if name not in PRESETS:
         raise PluralfillError(f"unknown mask preset {name!r}; choose from {', '.join(PRESETS)}")
     return PRESETS[name]
-

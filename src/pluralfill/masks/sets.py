@@ -25,8 +25,14 @@ class PlannedMask:
     ratio: tuple[float, float] | None  # the hole fraction is redrawn until it lies in (lo, hi]
 
 
-def plan_mask_set(preset: str, size: int = 256, num: int = 100, ratio: str | None = None, bins: bool = False,
-                  for_images: Path | None = None) -> list[PlannedMask]:  # fmt: skip
+def plan_mask_set(
+    preset: str,
+    size: int = 256,
+    num: int = 100,
+    ratio: str | None = None,
+    bins: bool = False,
+    for_images: Path | None = None,
+) -> list[PlannedMask]:
     """NUM masks of SIZE px; with `bins`, NUM in each standard bin, one sub-folder each; with `for_images`,
     one mask per image of that folder, named like it and of its size."""
     p = get_preset(preset)
@@ -38,12 +44,22 @@ def plan_mask_set(preset: str, size: int = 256, num: int = 100, ratio: str | Non
             raise PluralfillError(f"no images in {for_images}")
         r = parse_ratio(ratio) if ratio else None
         return [PlannedMask(f"{q.stem}.png", i, io.image_size(q)[::-1], r) for i, q in enumerate(images)]
-    ranges = [(f"{lo:g}-{hi:g}/", (lo, hi)) for lo, hi in STANDARD_BINS] if bins else [("", parse_ratio(ratio) if ratio else None)]
+    ranges = (
+        [(f"{lo:g}-{hi:g}/", (lo, hi)) for lo, hi in STANDARD_BINS]
+        if bins
+        else [("", parse_ratio(ratio) if ratio else None)]
+    )
     return [PlannedMask(f"{sub}{p.name}_{i:05d}.png", i, (size, size), r) for sub, r in ranges for i in range(num)]
 
 
-def write_mask_set(plan: list[PlannedMask], folder: Path, preset: str, seed: int = 0, overwrite: bool = False,
-                   advance: Callable[[], None] | None = None) -> np.ndarray:  # fmt: skip
+def write_mask_set(
+    plan: list[PlannedMask],
+    folder: Path,
+    preset: str,
+    seed: int = 0,
+    overwrite: bool = False,
+    advance: Callable[[], None] | None = None,
+) -> np.ndarray:
     """Write the planned masks and masks.csv (file, ratio, preset, seed, index); returns the hole fractions.
     Nothing is written if any output exists and `overwrite` is off."""
     p = get_preset(preset)
@@ -64,7 +80,11 @@ def write_mask_set(plan: list[PlannedMask], folder: Path, preset: str, seed: int
 def ratio_histogram(ratios: np.ndarray) -> list[tuple[str, int, float]]:
     """(bin label, count, share) over: empty, the standard bins, and (0.6, 1]."""
     ratios = np.asarray(ratios)
-    edges = [(0.0, 0.0, "0 (empty)")] + [(lo, hi, f"({lo:g}, {hi:g}]") for lo, hi in STANDARD_BINS] + [(0.6, 1.0, "(0.6, 1]")]
+    edges = (
+        [(0.0, 0.0, "0 (empty)")]
+        + [(lo, hi, f"({lo:g}, {hi:g}]") for lo, hi in STANDARD_BINS]
+        + [(0.6, 1.0, "(0.6, 1]")]
+    )
     rows = []
     for lo, hi, label in edges:
         n = int(np.sum(ratios == 0)) if hi == 0 else int(np.sum((ratios > lo) & (ratios <= hi)))

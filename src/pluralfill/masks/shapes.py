@@ -179,7 +179,10 @@ class KeptStrokes:
                 angle = 2 * math.pi - angle if i % 2 == 0 else angle
                 length = int(rng.integers(self.max_length + 1)) * s
                 width = max(2, int(int(rng.integers(self.width[0], self.width[1] + 1)) * s) // 2 * 2)
-                ny, nx = int(np.clip(y + length * math.cos(angle), 0, h - 1)), int(np.clip(x + length * math.sin(angle), 0, w - 1))
+                ny, nx = (
+                    int(np.clip(y + length * math.cos(angle), 0, h - 1)),
+                    int(np.clip(x + length * math.sin(angle), 0, w - 1)),
+                )
                 cv2.line(kept, (x, y), (nx, ny), 1, width)
                 y, x = ny, nx
         hole = kept == 0

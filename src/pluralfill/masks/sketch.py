@@ -27,7 +27,9 @@ class Sketch:
 
     def steps(self) -> list[np.ndarray]:
         """The four stages as uint8 grey images, for a strip."""
-        return [(self.edges * 255).round().astype(np.uint8)] + [a.astype(np.uint8) * 255 for a in (self.binary, self.opened, self.lines)]
+        return [(self.edges * 255).round().astype(np.uint8)] + [
+            a.astype(np.uint8) * 255 for a in (self.binary, self.opened, self.lines)
+        ]
 
 
 def classical_edges(image: np.ndarray, sigma: float = 1.0) -> np.ndarray:
@@ -49,8 +51,9 @@ def pidinet_edges(image: np.ndarray, model) -> np.ndarray:
         return model(x)[0, 0].float().cpu().numpy()
 
 
-def extract_sketch(image: np.ndarray, threshold: float = 0.65, min_area: int = 100, detector=None,
-                   scale_area: bool = True) -> Sketch:  # fmt: skip
+def extract_sketch(
+    image: np.ndarray, threshold: float = 0.65, min_area: int = 100, detector=None, scale_area: bool = True
+) -> Sketch:
     """The sketch of a uint8 RGB image. `detector`: a PiDiNet (see `nn.pidinet.load_pidinet`) or None for
     the classical edges. `min_area` is in pixels of a 256-px image, scaled with the image unless
     `scale_area=False` (the lines are one pixel wide, so their area grows with the side, not its square)."""
@@ -63,8 +66,16 @@ def extract_sketch(image: np.ndarray, threshold: float = 0.65, min_area: int = 1
     return Sketch(edges, binary, opened, skeletonize(opened))
 
 
-def write_sketch(image_path, output, threshold: float = 0.65, min_area: int = 100, pidinet=None, device: str = "cpu",
-                 max_pixels: int | None = None, overwrite: bool = False) -> tuple[Sketch, object]:  # fmt: skip
+def write_sketch(
+    image_path,
+    output,
+    threshold: float = 0.65,
+    min_area: int = 100,
+    pidinet=None,
+    device: str = "cpu",
+    max_pixels: int | None = None,
+    overwrite: bool = False,
+) -> tuple[Sketch, object]:
     """`pluralfill sketch`: the sketch of a photo file as OUTPUT (white lines on black) and OUTPUT_steps.png
     (photo | edge map | thresholded | area opened | skeleton). Returns the sketch and the steps file."""
     from pathlib import Path
@@ -86,5 +97,7 @@ def write_sketch(image_path, output, threshold: float = 0.65, min_area: int = 10
         detector = load_pidinet(pidinet, device)
     sketch = extract_sketch(photo, threshold, min_area, detector)
     io.write_hole(output, sketch.lines, overwrite)
-    io.write_image(steps_path, grid_rows([[photo] + [np.repeat(a[..., None], 3, axis=2) for a in sketch.steps()]]), overwrite)
+    io.write_image(
+        steps_path, grid_rows([[photo] + [np.repeat(a[..., None], 3, axis=2) for a in sketch.steps()]]), overwrite
+    )
     return sketch, steps_path

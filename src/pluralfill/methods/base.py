@@ -3,8 +3,9 @@ per-sample seeds and pasting the known pixels back."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
@@ -60,12 +61,20 @@ class Inpainter:
     fills_from_nothing: bool = False  # can fill an image whose every pixel is missing
     Options: type[Options] = Options  # what it takes (see methods/options.py); an instance may narrow it
     guides: tuple[Guide, ...] = ()  # the pictures that steer it
-    default_options: dict = {}  # option values a model folder chose for itself (its sampling.json)
+    default_options: Mapping = MappingProxyType({})  # option values a model folder chose for itself (sampling.json)
     pictures: tuple[str, ...] = ()  # bool options that, on, return a picture of the same name in the extras
     uncertainty: str | None = None  # the option that returns an uncertainty map: extras NAME_bits over the window
 
-    def inpaint(self, image, hole, num_samples: int = 1, seed: int | None = None, composite: bool = True,
-                first_sample: int = 0, **options) -> Samples:  # fmt: skip
+    def inpaint(
+        self,
+        image,
+        hole,
+        num_samples: int = 1,
+        seed: int | None = None,
+        composite: bool = True,
+        first_sample: int = 0,
+        **options,
+    ) -> Samples:
         """`image`: Pillow image or uint8 HxWx3 array. `hole`: Pillow image or array, white / True = missing.
         Returns `Samples`, a list of Pillow images (one for deterministic methods): samples first_sample,
         first_sample+1, ... of the run seeded with `seed`, so a run can be drawn in pieces with the same result;
@@ -73,8 +82,9 @@ class Inpainter:
         image, hole, seeds, options = self._inputs(image, hole, num_samples, seed, first_sample, options)
         return self._outputs(image, hole, self._fill(image, hole, seeds, **options), composite, options)
 
-    def inpaint_many(self, images, holes, num_samples: int = 1, seed: int | None = None, composite: bool = True,
-                     **options) -> list[Samples]:  # fmt: skip
+    def inpaint_many(
+        self, images, holes, num_samples: int = 1, seed: int | None = None, composite: bool = True, **options
+    ) -> list[Samples]:
         """`inpaint` for several images with the same seed and options: image j gets what
         `inpaint(images[j], holes[j], ...)` gives. Methods that can (`batches_images`) fill the samples of
         different images in shared batches; the others take the images one by one."""
@@ -159,5 +169,11 @@ class Inpainter:
 
     def describe(self) -> dict:
         """What `pluralfill info` prints: method, working resolution, parameters per component, options."""
-        return {"name": self.name, "method": self.name, "resolution": "any", "parameters": {}, "options": self.option_specs(),
-                "guides": self.guide_specs()}
+        return {
+            "name": self.name,
+            "method": self.name,
+            "resolution": "any",
+            "parameters": {},
+            "options": self.option_specs(),
+            "guides": self.guide_specs(),
+        }

@@ -21,13 +21,18 @@ class OpenCVOptions(Options):
 
 
 class PatchMatchOptions(Options):
-    patch_size: int = option(3, "the half side of the patches PatchMatch matches (a patch spans 2 x this + 1 px)",
-                             ge=1, le=16)  # fmt: skip
-    leave_out: float = option(0.0, "the share of blocks each sample hides from the search: more varied samples",
-                              ge=0, lt=1, step=0.05)  # fmt: skip
-    block: float = option(0.0625, "the side of a hidden block, as a fraction of the search window", gt=0, le=1, step=0.0625)
-    view: float = option(1.0, "the share of directions round the hole each sample may copy from (1: all)", gt=0, le=1,
-                         step=0.05)  # fmt: skip
+    patch_size: int = option(
+        3, "the half side of the patches PatchMatch matches (a patch spans 2 x this + 1 px)", ge=1, le=16
+    )
+    leave_out: float = option(
+        0.0, "the share of blocks each sample hides from the search: more varied samples", ge=0, lt=1, step=0.05
+    )
+    block: float = option(
+        0.0625, "the side of a hidden block, as a fraction of the search window", gt=0, le=1, step=0.0625
+    )
+    view: float = option(
+        1.0, "the share of directions round the hole each sample may copy from (1: all)", gt=0, le=1, step=0.05
+    )
 
 
 class OpenCVInpainter(Inpainter):
@@ -60,8 +65,14 @@ class PatchMatchInpainter(Inpainter):
     _lock = threading.Lock()  # the native library keeps its seed in a global
     Options = PatchMatchOptions
 
-    def __init__(self, name: str = "patchmatch", patch_size: int = 3, leave_out: float = 0.0, block: float = 0.0625,
-                 view: float = 1.0):  # fmt: skip
+    def __init__(
+        self,
+        name: str = "patchmatch",
+        patch_size: int = 3,
+        leave_out: float = 0.0,
+        block: float = 0.0625,
+        view: float = 1.0,
+    ):
         self.name = name
         self.default_options = {"patch_size": patch_size, "leave_out": leave_out, "block": block, "view": view}
 
@@ -75,8 +86,12 @@ class PatchMatchInpainter(Inpainter):
             hidden = left_out(crop_hole, leave_out, block, seed, view) if leave_out > 0 or view < 1 else None
             with self._lock:
                 patchmatch.set_random_seed(seed % 2**32)
-                filled = patchmatch.inpaint(crop, crop_hole.astype(np.uint8) * 255, patch_size=patch_size,
-                                            global_mask=None if hidden is None else hidden.astype(np.uint8) * 255)  # fmt: skip
+                filled = patchmatch.inpaint(
+                    crop,
+                    crop_hole.astype(np.uint8) * 255,
+                    patch_size=patch_size,
+                    global_mask=None if hidden is None else hidden.astype(np.uint8) * 255,
+                )
             out = image.copy()
             out[box.y0 : box.y1, box.x0 : box.x1] = filled
             samples.append(out)
@@ -101,7 +116,9 @@ def left_out(hole: np.ndarray, fraction: float, block: float, seed: int, view: f
         angle = (np.arctan2(yy - ys.mean(), xx - xs.mean()) - start) % (2 * np.pi)
         hidden |= angle > view * 2 * np.pi
     band = max(1, side // 4)
-    near = cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))) > 0
+    near = (
+        cv2.dilate(hole.astype(np.uint8), cv2.getStructuringElement(cv2.MORPH_RECT, (2 * band + 1, 2 * band + 1))) > 0
+    )
     return hidden & ~near
 
 

@@ -56,8 +56,9 @@ class DSIOptions(Windowed, TokenSampling):
     cache: bool = option(True, "reuse the structure sampler's keys and values between positions (same numbers, faster)")
     entropy: bool = option(False, "also return the structure sampler's entropy per position, as a map")
     dilate: int = option(1, "positions='hole': grow the hole by this many tokens before sampling", ge=0, le=8)
-    positions: Literal["all", "hole"] | None = option(None, "sample the structure at all positions (the official "
-                                                            "sampler) or only inside the hole; empty: the model's")  # fmt: skip
+    positions: Literal["all", "hole"] | None = option(
+        None, "sample the structure at all positions (the official sampler) or only inside the hole; empty: the model's"
+    )
 
 
 class DSIInpainter(FixedResolutionInpainter):
@@ -67,7 +68,10 @@ class DSIInpainter(FixedResolutionInpainter):
 
     def __init__(self, model: DSI, device: str | torch.device = "cpu"):
         if model.texture is None:
-            raise PluralfillError(f"{model.config.name} has no texture generator yet: train the dsi-texture stage with first_stage= this run")
+            raise PluralfillError(
+                f"{model.config.name} has no texture generator yet: train the dsi-texture stage with first_stage= this "
+                f"run"
+            )
         super().__init__(model, device)
         self.resolution = model.config.resolution
 
@@ -90,8 +94,19 @@ class DSIInpainter(FixedResolutionInpainter):
         cond = m.structure.condition(masked, hole).expand(n, -1, -1, -1)
         bits = torch.zeros(unknown.shape[0], device=self.device) if o.entropy else None
         codebook = m.hvqvae.quantize_top.embedding
-        codes = sample_raster(m.structure, cond, codebook, tokens.expand(n, -1), unknown, randomness(seeds, self.device), o.top_k,
-                              o.temperature, o.cache, bits, trace=trace)  # fmt: skip
+        codes = sample_raster(
+            m.structure,
+            cond,
+            codebook,
+            tokens.expand(n, -1),
+            unknown,
+            randomness(seeds, self.device),
+            o.top_k,
+            o.temperature,
+            o.cache,
+            bits,
+            trace=trace,
+        )
         if bits is not None and extras is not None:
             shown = masked_view(to_uint8(x[0]), (hole[0, 0] > 0.5).cpu().numpy())
             top = math.log2(m.config.structure.num_codes)
@@ -108,10 +123,18 @@ class DSIInpainter(FixedResolutionInpainter):
         codebook = m.hvqvae.quantize_top.embedding
         e = codebook[tokens].transpose(1, 2).reshape(x.shape[0], -1, side, side)
         with frozen_weights(m.structure):  # one teacher-forced pass: the logits at every position
-            logits = m.structure(e, m.structure.condition(masked, hole)).permute(0, 2, 3, 1).reshape(x.shape[0], side * side, -1)
+            logits = (
+                m.structure(e, m.structure.condition(masked, hole))
+                .permute(0, 2, 3, 1)
+                .reshape(x.shape[0], side * side, -1)
+            )
         structure = m.hvqvae.top_vectors(tokens.reshape(-1, side, side))
-        return {"tokens": tokens, "logits": logits, "hidden": token_hole(known, self.resolution // side, 0),
-                "image": m.texture(masked, hole, structure)}  # fmt: skip
+        return {
+            "tokens": tokens,
+            "logits": logits,
+            "hidden": token_hole(known, self.resolution // side, 0),
+            "image": m.texture(masked, hole, structure),
+        }
 
     @torch.no_grad()
     def export_networks(self, batch: int = 2) -> dict[str, Network]:
@@ -121,10 +144,12 @@ class DSIInpainter(FixedResolutionInpainter):
         masked, hole = x * known, 1 - known
         e = h.top_vectors(h.encode_top(x).reshape(batch, side, side))
         cond = s.condition(masked, hole)
-        return {"hvqvae_encoder": Network(m, lambda v: h.encode_top(v).reshape(v.shape[0], side, side), {"x": x}, "codes"),
-                "structure_condition": Network(m, s.condition, {"masked": masked, "hole": hole}, "condition"),
-                "structure": Network(m, lambda v, c: s(v, c), {"code_vectors": e, "condition": cond}, "logits"),
-                "texture": Network(m, m.texture, {"masked": masked, "hole": hole, "structure": e}, "image")}  # fmt: skip
+        return {
+            "hvqvae_encoder": Network(m, lambda v: h.encode_top(v).reshape(v.shape[0], side, side), {"x": x}, "codes"),
+            "structure_condition": Network(m, s.condition, {"masked": masked, "hole": hole}, "condition"),
+            "structure": Network(m, lambda v, c: s(v, c), {"code_vectors": e, "condition": cond}, "logits"),
+            "texture": Network(m, m.texture, {"masked": masked, "hole": hole, "structure": e}, "image"),
+        }
 
     def trace_strip(self, x, known, trace):
         """The input and sample 0's structure: each top-latent code drawn in a colour of its own."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -60,7 +59,9 @@ class FixedResolutionInpainter(Inpainter):
         the model (the fp32 one is left as it was, for inpainters that share it)."""
         precisions.check(precision, self.device)
         if precision == "auto":
-            raise PluralfillError("precision auto is chosen per input: use pluralfill.precision.measure / choose, or the CLI")
+            raise PluralfillError(
+                "precision auto is chosen per input: use pluralfill.precision.measure / choose, or the CLI"
+            )
         if self.precision == "int8" and precision != "int8":
             raise PluralfillError(f"{self.name} was quantized to int8: load it again for {precision}")
         if precision == "int8" and self.precision != "int8":
@@ -78,7 +79,9 @@ class FixedResolutionInpainter(Inpainter):
         is probed on the window the samples would see, against fp32; the fastest that holds its quality bound
         wins. Returns (the inpainter in it, every candidate's precision.Verdict)."""
         _, x, known, _ = self._window(image, hole, {})
-        verdicts = precisions.measure(self.at_precision, x, known, candidates or precisions.usable(self.model, self.device))
+        verdicts = precisions.measure(
+            self.at_precision, x, known, candidates or precisions.usable(self.model, self.device)
+        )
         return self.at_precision(precisions.choose(verdicts).precision), verdicts
 
     def probe(self, x, known, tokens=None) -> dict:
@@ -109,8 +112,11 @@ class FixedResolutionInpainter(Inpainter):
         return inpainter
 
     def describe(self) -> dict:
-        return super().describe() | {"method": getattr(self.model, "method", self.name), "resolution": self.resolution,
-                                     "parameters": self.model.parameter_counts()}  # fmt: skip
+        return super().describe() | {
+            "method": getattr(self.model, "method", self.name),
+            "resolution": self.resolution,
+            "parameters": self.model.parameter_counts(),
+        }
 
     def sample(self, x, known, seeds, trace=None, **options):
         raise NotImplementedError

@@ -34,11 +34,15 @@ from pluralfill.trace import trace_strip
 
 class MaskGITOptions(Windowed, ParallelDecoding, TokenSampling):
     dilate: int = option(1, "grow the hole by this many tokens before sampling", ge=0, le=8)
-    start_step: int = option(0, "begin the schedule at this pass (the official editing starts at 2 of 12)", ge=0, le=1023)
-    blend: Literal["paste", "official"] = option("paste", "paste: the fill inside the hole only; official: the decoded "
-                                                          "image, as MaskGIT's code returns it")  # fmt: skip
-    hole_pixels: Literal["missing", "image"] = option("missing", "what the tokenizer sees in the hole: missing (flat "
-                                                                 "grey) or the image's own pixels")  # fmt: skip
+    start_step: int = option(
+        0, "begin the schedule at this pass (the official editing starts at 2 of 12)", ge=0, le=1023
+    )
+    blend: Literal["paste", "official"] = option(
+        "paste", "paste: the fill inside the hole only; official: the decoded image, as MaskGIT's code returns it"
+    )
+    hole_pixels: Literal["missing", "image"] = option(
+        "missing", "what the tokenizer sees in the hole: missing (flat grey) or the image's own pixels"
+    )
 
     @model_validator(mode="after")
     def _rules(self):
@@ -50,8 +54,11 @@ class MaskGITOptions(Windowed, ParallelDecoding, TokenSampling):
 
 def class_conditional(num_classes: int) -> type[MaskGITOptions]:
     """MaskGITOptions with the class to fill with, for a model of `num_classes` classes."""
-    return create_model("ClassConditionalOptions", __base__=MaskGITOptions,
-                        class_label=(int | None, option(None, "the ImageNet class to fill with", ge=0, le=num_classes - 1)))  # fmt: skip
+    return create_model(
+        "ClassConditionalOptions",
+        __base__=MaskGITOptions,
+        class_label=(int | None, option(None, "the ImageNet class to fill with", ge=0, le=num_classes - 1)),
+    )
 
 
 class MaskGITInpainter(FixedResolutionInpainter):
@@ -78,9 +85,19 @@ class MaskGITInpainter(FixedResolutionInpainter):
         def logits_fn(tok, hidden):
             return transformer(torch.where(hidden, transformer.mask_id, tok), label)
 
-        out = parallel_decode(logits_fn, tokens, unknown, randomness(seeds, self.device), steps=o.steps, schedule=o.schedule,
-                              choice_temperature=o.choice_temperature, temperature=o.temperature, top_k=o.top_k,
-                              trace=trace, start_step=o.start_step)  # fmt: skip
+        out = parallel_decode(
+            logits_fn,
+            tokens,
+            unknown,
+            randomness(seeds, self.device),
+            steps=o.steps,
+            schedule=o.schedule,
+            choice_temperature=o.choice_temperature,
+            temperature=o.temperature,
+            top_k=o.top_k,
+            trace=trace,
+            start_step=o.start_step,
+        )
         side = self.model.config.tokenizer.tokens_per_side
         y = tokenizer.decode(out.reshape(n, side, side))
         if o.blend == "official":  # over the known pixels only: the hole's own content stays unseen
@@ -96,7 +113,12 @@ class MaskGITInpainter(FixedResolutionInpainter):
         if tokens is None:
             tokens = tokenizer.encode(x).reshape(x.shape[0], -1)
         side = self.model.config.tokenizer.tokens_per_side
-        return {"tokens": tokens, "logits": logits, "hidden": hidden, "image": tokenizer.decode(tokens.reshape(-1, side, side))}
+        return {
+            "tokens": tokens,
+            "logits": logits,
+            "hidden": hidden,
+            "image": tokenizer.decode(tokens.reshape(-1, side, side)),
+        }
 
     def _label(self, class_label):
         """The class of a class-conditional model (its Options bound the value), None for the others."""
@@ -104,7 +126,9 @@ class MaskGITInpainter(FixedResolutionInpainter):
             return None
         if class_label is None:
             classes = self.model.config.transformer.num_classes
-            raise PluralfillError(f"{self.name} is class-conditional: give --class-label N (an ImageNet class, 0-{classes - 1})")
+            raise PluralfillError(
+                f"{self.name} is class-conditional: give --class-label N (an ImageNet class, 0-{classes - 1})"
+            )
         return torch.tensor([int(class_label)], device=self.device)
 
     onnx_pass = "transformer"
@@ -116,10 +140,16 @@ class MaskGITInpainter(FixedResolutionInpainter):
         m, (x, _) = self.model, self._example(batch)
         tok, t, side = m.tokenizer, m.transformer, m.config.tokenizer.tokens_per_side
         tokens = tok.encode(x).reshape(batch, -1)
-        inputs = {"tokens": tokens} | ({"class_label": torch.zeros(batch, dtype=torch.long)} if m.config.official else {})
-        return {"tokenizer_encoder": Network(m, lambda v: tok.encode(v).reshape(v.shape[0], -1), {"x": x}, "tokens"),
-                "tokenizer_decoder": Network(m, lambda k: tok.decode(k.reshape(k.shape[0], side, side)), {"tokens": tokens}, "image"),
-                "transformer": Network(m, t, inputs, "logits")}  # fmt: skip
+        inputs = {"tokens": tokens} | (
+            {"class_label": torch.zeros(batch, dtype=torch.long)} if m.config.official else {}
+        )
+        return {
+            "tokenizer_encoder": Network(m, lambda v: tok.encode(v).reshape(v.shape[0], -1), {"x": x}, "tokens"),
+            "tokenizer_decoder": Network(
+                m, lambda k: tok.decode(k.reshape(k.shape[0], side, side)), {"tokens": tokens}, "image"
+            ),
+            "transformer": Network(m, t, inputs, "logits"),
+        }
 
     def with_pass(self, run):
         def call(tokens, label=None):
@@ -133,7 +163,9 @@ class MaskGITInpainter(FixedResolutionInpainter):
     def trace_strip(self, x, known, trace):
         side = self.model.config.tokenizer.tokens_per_side
         states = [(step.tokens[:1], step.unknown[:1]) for step in trace]
-        return trace_strip(states, lambda t: self.model.tokenizer.decode(t.reshape(1, side, side)), side, self.resolution)
+        return trace_strip(
+            states, lambda t: self.model.tokenizer.decode(t.reshape(1, side, side)), side, self.resolution
+        )
 
 
 def official_composite(y: torch.Tensor, x: torch.Tensor, token_hole: torch.Tensor) -> torch.Tensor:

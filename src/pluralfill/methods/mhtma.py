@@ -19,7 +19,9 @@ from pluralfill.pixels import to_uint8
 
 class MHTMAOptions(Windowed):
     attention_branch: Literal["on", "off", "high", "low"] = option(
-        "on", "on; off: the convolution branch alone; high / low: the attention at its highest / lowest learned temperature")
+        "on",
+        "on; off: the convolution branch alone; high / low: the attention at its highest / lowest learned temperature",
+    )
 
 
 class MHTMAInpainter(FixedResolutionInpainter):
@@ -39,10 +41,14 @@ class MHTMAInpainter(FixedResolutionInpainter):
         n, r, o = len(seeds), self.resolution, self.options(**options)
         noise = None
         if self.model.config.noise:  # one noise map per sample, from that sample's own seed
-            noise = torch.stack([torch.randn(1, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(self.device)
+            noise = torch.stack([torch.randn(1, r, r, generator=torch.Generator().manual_seed(s)) for s in seeds]).to(
+                self.device
+            )
         if sketch is not None:
             sketch = sketch.expand(n, -1, -1, -1)
-        coarse, fine, temperatures = self.model(x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), sketch, noise, o.attention_branch)
+        coarse, fine, temperatures = self.model(
+            x.expand(n, -1, -1, -1), known.expand(n, -1, -1, -1), sketch, noise, o.attention_branch
+        )
         if extras is not None:
             extras["temperatures"] = temperatures[0].tolist()
         if trace is not None:
@@ -63,7 +69,9 @@ class MHTMAInpainter(FixedResolutionInpainter):
         if m.config.sketch:
             inputs["sketch"] = torch.zeros_like(known)
         if m.config.noise:
-            inputs["noise"] = torch.randn(batch, 1, *x.shape[-2:], generator=torch.Generator().manual_seed(1)).to(x.device)
+            inputs["noise"] = torch.randn(batch, 1, *x.shape[-2:], generator=torch.Generator().manual_seed(1)).to(
+                x.device
+            )
 
         def generator(*a):
             named = dict(zip(inputs, a))

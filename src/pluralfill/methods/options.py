@@ -32,8 +32,10 @@ class OptionError(PluralfillError):
 
     def __init__(self, problems: dict[str, str], values: dict):
         self.problems = problems
-        shown = {k: f"={json.dumps(values[k]) if _plain(values[k]) else type(values[k]).__name__}" if k in values else ""
-                 for k in problems}  # fmt: skip
+        shown = {
+            k: f"={json.dumps(values[k]) if _plain(values[k]) else type(values[k]).__name__}" if k in values else ""
+            for k in problems
+        }
         super().__init__("; ".join(f"option {k}{shown[k]}: {v}" for k, v in problems.items()))
 
 
@@ -61,7 +63,9 @@ class Options(BaseModel):
                 if isinstance(cause, FieldProblem):  # a rule across fields: the field it names
                     name = cause.field
                 if error["type"] == "extra_forbidden":
-                    problems[name] = f"{method} has no option {name!r}; it takes: {', '.join(cls.model_fields) or 'none'}"
+                    problems[name] = (
+                        f"{method} has no option {name!r}; it takes: {', '.join(cls.model_fields) or 'none'}"
+                    )
                 else:
                     message = error["msg"].removeprefix("Value error, ").replace("Input should be", "should be")
                     problems.setdefault(name or "options", message)
@@ -78,12 +82,21 @@ class Options(BaseModel):
             value = next((k for k in kinds if k.get("type") != "null"), {})
             kind = {"integer": "int", "number": "float", "boolean": "bool"}.get(value.get("type"), "str")
             low = value.get("minimum", value.get("exclusiveMinimum"))
-            out.append({"name": name, "type": kind, "default": defaults.get(name, prop.get("default")),
-                        "nullable": any(k.get("type") == "null" for k in kinds), "choices": value.get("enum"),
-                        "min": low, "max": value.get("maximum", value.get("exclusiveMaximum")),
-                        "min_exclusive": "exclusiveMinimum" in value, "max_exclusive": "exclusiveMaximum" in value,
-                        "step": prop.get("step") or (1 if kind == "int" else None),
-                        "help": prop.get("description", "")})  # fmt: skip
+            out.append(
+                {
+                    "name": name,
+                    "type": kind,
+                    "default": defaults.get(name, prop.get("default")),
+                    "nullable": any(k.get("type") == "null" for k in kinds),
+                    "choices": value.get("enum"),
+                    "min": low,
+                    "max": value.get("maximum", value.get("exclusiveMaximum")),
+                    "min_exclusive": "exclusiveMinimum" in value,
+                    "max_exclusive": "exclusiveMaximum" in value,
+                    "step": prop.get("step") or (1 if kind == "int" else None),
+                    "help": prop.get("description", ""),
+                }
+            )
         return out
 
 
@@ -97,7 +110,9 @@ def _plain(value) -> bool:
 class TokenSampling(Options):
     """How a token is drawn from the transformer's distribution."""
 
-    top_k: int | None = option(None, "sample each token from its k most likely codes only (empty or 0: all codes)", ge=0)
+    top_k: int | None = option(
+        None, "sample each token from its k most likely codes only (empty or 0: all codes)", ge=0
+    )
     temperature: float = option(1.0, "above 1: more varied fills, below 1: safer ones", gt=0, le=100, step=0.05)
 
 
@@ -105,10 +120,16 @@ class ParallelDecoding(Options):
     """MaskGIT's iterative decoding (Chang et al. 2022, Section 3.2)."""
 
     steps: int = option(12, "how many parallel decoding passes fill the hole", ge=1, le=1024)
-    schedule: str = option("cosine", "how many tokens each pass fixes: cosine, linear, uniform, square, cubic, "
-                                     "arccos, log, exp or pow<k>")  # fmt: skip
-    choice_temperature: float = option(4.5, "the randomness of which tokens a pass keeps (MaskGIT's 4.5; 0 keeps "
-                                            "the most confident)", ge=0, le=100, step=0.5)  # fmt: skip
+    schedule: str = option(
+        "cosine", "how many tokens each pass fixes: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>"
+    )
+    choice_temperature: float = option(
+        4.5,
+        "the randomness of which tokens a pass keeps (MaskGIT's 4.5; 0 keeps the most confident)",
+        ge=0,
+        le=100,
+        step=0.5,
+    )
 
 
 class Windowed(Options):

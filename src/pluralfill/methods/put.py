@@ -23,8 +23,10 @@ from pluralfill.trace import trace_strip
 
 SAMPLERS = ("put", "put-tpami", "parallel")
 # what each generation of the official models samples with, unless told otherwise
-DEFAULTS = {"cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
-            "tpami2024": {"sampler": "put-tpami", "top_k": 200, "tokens_per_step": 20}}  # fmt: skip
+DEFAULTS = {
+    "cvpr2022": {"sampler": "put", "top_k": 50, "tokens_per_step": 1},
+    "tpami2024": {"sampler": "put-tpami", "top_k": 200, "tokens_per_step": 20},
+}
 
 
 class PUTOptions(Windowed, TokenSampling, ParallelDecoding):
@@ -36,14 +38,22 @@ class PUTOptions(Windowed, TokenSampling, ParallelDecoding):
     sampler "parallel": MaskGIT's decoding in `steps` passes (schedule, choice_temperature, top_k, temperature).
     """
 
-    sampler: Literal[SAMPLERS] | None = option(None, "put: one token at a time, the most confident first (CVPR 2022); "
-                                                     "put-tpami: the TPAMI schedule; parallel: MaskGIT-style passes")  # fmt: skip
-    tokens_per_step: int | None = option(None, "put and put-tpami samplers: how many tokens each pass fixes (-1: all)",
-                                         ge=-1, le=1024)  # fmt: skip
-    position_by: Literal["probability", "logit"] = option("probability", "put sampler: rank the positions by their "
-                                                                         "top probability or their top logit")  # fmt: skip
-    schedule: str | None = option(None, "parallel: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>; "
-                                        "put-tpami: cosine_T, linear_T or average_T (T passes)")  # fmt: skip
+    sampler: Literal[SAMPLERS] | None = option(
+        None,
+        "put: one token at a time, the most confident first (CVPR 2022); "
+        "put-tpami: the TPAMI schedule; parallel: MaskGIT-style passes",
+    )
+    tokens_per_step: int | None = option(
+        None, "put and put-tpami samplers: how many tokens each pass fixes (-1: all)", ge=-1, le=1024
+    )
+    position_by: Literal["probability", "logit"] = option(
+        "probability", "put sampler: rank the positions by their top probability or their top logit"
+    )
+    schedule: str | None = option(
+        None,
+        "parallel: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>; "
+        "put-tpami: cosine_T, linear_T or average_T (T passes)",
+    )
 
     @model_validator(mode="after")
     def _rules(self):
@@ -100,13 +110,33 @@ class PUTInpainter(FixedResolutionInpainter):
         fraction, known_tokens = fraction.expand(n, -1), known_tokens.expand(n, -1)
         draws = randomness(seeds, self.device)
         if sampler == "put":
-            out = sample_put(transformer, codebook, seq, tokens, known_tokens, draws, top_k=top_k,
-                             temperature=temperature, tokens_per_step=tokens_per_step, position_by=o.position_by,
-                             trace=trace, known_fraction=fraction)  # fmt: skip
+            out = sample_put(
+                transformer,
+                codebook,
+                seq,
+                tokens,
+                known_tokens,
+                draws,
+                top_k=top_k,
+                temperature=temperature,
+                tokens_per_step=tokens_per_step,
+                position_by=o.position_by,
+                trace=trace,
+                known_fraction=fraction,
+            )
         elif sampler == "put-tpami":
-            out = sample_put_tpami(transformer, codebook, transformer.embed(seq, fraction), tokens, known_tokens,
-                                   draws, top_k=top_k, temperature=temperature,
-                                   schedule=schedule or tokens_per_step, trace=trace)  # fmt: skip
+            out = sample_put_tpami(
+                transformer,
+                codebook,
+                transformer.embed(seq, fraction),
+                tokens,
+                known_tokens,
+                draws,
+                top_k=top_k,
+                temperature=temperature,
+                schedule=schedule or tokens_per_step,
+                trace=trace,
+            )
         elif sampler == "parallel":
             x0 = transformer.embed(seq, fraction)
             positions = torch.arange(h * w, device=x.device)
@@ -115,9 +145,18 @@ class PUTInpainter(FixedResolutionInpainter):
                 codes = transformer.embed_codes(codebook[tok.clamp(max=codebook.shape[0] - 1)], positions)
                 return transformer.forward_embedded(torch.where((unknown | known_tokens)[..., None], x0, codes))
 
-            out = parallel_decode(logits_fn, tokens, ~known_tokens, draws, steps=o.steps, schedule=schedule or "cosine",
-                                  choice_temperature=o.choice_temperature, temperature=temperature,
-                                  top_k=top_k, trace=trace)  # fmt: skip
+            out = parallel_decode(
+                logits_fn,
+                tokens,
+                ~known_tokens,
+                draws,
+                steps=o.steps,
+                schedule=schedule or "cosine",
+                choice_temperature=o.choice_temperature,
+                temperature=temperature,
+                top_k=top_k,
+                trace=trace,
+            )
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 
     @property
@@ -134,9 +173,15 @@ class PUTInpainter(FixedResolutionInpainter):
         side, c = features.shape[-1], features.shape[1]
         tokens = p.tokenize(features).reshape(batch, side, side)
         embedded = t.embed(features.permute(0, 2, 3, 1).reshape(batch, side * side, c)).detach()
-        out = {"pvqvae_encoder": Network(m, p.encode, {"x": x, "known": known}, "features"),
-               "pvqvae_decoder": Network(m, lambda k, ref, kn: p.decode(k, ref, kn, share_reference=False),
-                                         {"tokens": tokens, "reference": x, "known": known}, "image")}  # fmt: skip
+        out = {
+            "pvqvae_encoder": Network(m, p.encode, {"x": x, "known": known}, "features"),
+            "pvqvae_decoder": Network(
+                m,
+                lambda k, ref, kn: p.decode(k, ref, kn, share_reference=False),
+                {"tokens": tokens, "reference": x, "known": known},
+                "image",
+            ),
+        }
         if self.onnx_pass:
             out["transformer"] = Network(m, t.forward_embedded, {"embedded": embedded}, "logits")
         return out
@@ -151,7 +196,11 @@ class PUTInpainter(FixedResolutionInpainter):
         pvqvae = self.model.pvqvae
         side = self.resolution // pvqvae.config.patch_size
         every = max(1, len(trace) // 12)  # Algorithm 1 takes hundreds of steps: a dozen of them are shown
-        states = [(step.tokens[:1], step.unknown[:1]) for i, step in enumerate(trace) if (i + 1) % every == 0 or i == len(trace) - 1]
+        states = [
+            (step.tokens[:1], step.unknown[:1])
+            for i, step in enumerate(trace)
+            if (i + 1) % every == 0 or i == len(trace) - 1
+        ]
 
         def decode(tokens):
             return pvqvae.decode(tokens.reshape(1, side, side), x, known)

@@ -17,8 +17,10 @@ from pluralfill.models.put_conditional import GuidedTransformer, PUTConditional
 
 class PUTConditionalInpainter(PUTInpainter):
     name, model_class, batches_images = "put-conditional", PUTConditional, False
-    guides = (Guide("segmentation", "labels", "a label map of COCO-panoptic class ids that the fill should follow"),
-              Guide("sketch", "grey", "an edge map (0-255, as DexiNed draws it) that the fill should follow"))  # fmt: skip
+    guides = (
+        Guide("segmentation", "labels", "a label map of COCO-panoptic class ids that the fill should follow"),
+        Guide("sketch", "grey", "an edge map (0-255, as DexiNed draws it) that the fill should follow"),
+    )
 
     @torch.no_grad()
     def sample(self, x, known, seeds, trace=None, segmentation=None, sketch=None, **options) -> torch.Tensor:

@@ -22,8 +22,17 @@ PIXEL_METRICS = ("mae", "psnr", "ssim", "diversity-pixel")
 WEIGHT_METRICS = ("lpips", "diversity-lpips", "fid", "p-ids", "u-ids")
 ALL_METRICS = PIXEL_METRICS + WEIGHT_METRICS
 # direction of "better", shown beside each row
-ARROWS = {"mae": "↓", "psnr": "↑", "ssim": "↑", "lpips": "↓", "fid": "↓", "p-ids": "↑", "u-ids": "↑",
-          "diversity-pixel": "↑", "diversity-lpips": "↑"}  # fmt: skip
+ARROWS = {
+    "mae": "↓",
+    "psnr": "↑",
+    "ssim": "↑",
+    "lpips": "↓",
+    "fid": "↓",
+    "p-ids": "↑",
+    "u-ids": "↑",
+    "diversity-pixel": "↑",
+    "diversity-lpips": "↑",
+}
 _SAMPLE = re.compile(r"^(?P<stem>.+)_sample(?P<k>\d+)$")
 
 
@@ -35,7 +44,9 @@ class Item:
     samples: list[Path] = field(default_factory=list)
 
 
-def choose_metrics(metrics: str | None, bins: str | None, gray: bool, protocol: str | None, lpips_net: str, weights: dict):
+def choose_metrics(
+    metrics: str | None, bins: str | None, gray: bool, protocol: str | None, lpips_net: str, weights: dict
+):
     """`evaluate`'s --metrics / --bins / --gray / --protocol -> (metrics in table order, bins, gray, the
     protocol or None, the metrics skipped for want of cached weights)."""
     chosen_protocol, skipped = None, []
@@ -65,7 +76,9 @@ def available_metrics(lpips_net: str = "alex", weights: dict | None = None) -> l
     weights = weights or {}
     chosen = list(PIXEL_METRICS)
     backbone = "alexnet" if lpips_net == "alex" else "vgg16"
-    if is_available(backbone, weights.get("lpips_backbone")) and is_available(f"lpips-{lpips_net}", weights.get("lpips_heads")):
+    if is_available(backbone, weights.get("lpips_backbone")) and is_available(
+        f"lpips-{lpips_net}", weights.get("lpips_heads")
+    ):
         chosen += ["lpips", "diversity-lpips"]
     if is_available("inception-fid", weights.get("inception")):
         chosen += ["fid", "p-ids", "u-ids"]
@@ -124,7 +137,9 @@ class Evaluation:
         cols = self.bins
         if fmt == "json":  # NaN is not JSON: a value that could not be computed is null
             values = {m: {b: self.values[m].get(b) for b in cols} for m in self.metrics}
-            values = {m: {b: None if v is None or math.isnan(v) else v for b, v in bv.items()} for m, bv in values.items()}
+            values = {
+                m: {b: None if v is None or math.isnan(v) else v for b, v in bv.items()} for m, bv in values.items()
+            }
             return json.dumps({"bins": cols, "images": self.counts, "metrics": values}, indent=2)
 
         def cell(m, b):
@@ -171,7 +186,9 @@ def plot_curves(evaluations: dict[str, Evaluation], path) -> None:
 
 
 def _provenance_lines(prov: dict) -> list[str]:
-    return [f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in prov.items() if v not in (None, "")]
+    return [
+        f"{k}: {json.dumps(v) if isinstance(v, (dict, list)) else v}" for k, v in prov.items() if v not in (None, "")
+    ]
 
 
 def tables(evaluations: dict[str, Evaluation], fmt: str, provenance: dict[str, dict] | None = None) -> str:
@@ -179,7 +196,10 @@ def tables(evaluations: dict[str, Evaluation], fmt: str, provenance: dict[str, d
     `provenance` (folder -> how its numbers were made) under each table, in `#` lines (csv) or a key (json)."""
     provenance = provenance or {}
     if fmt == "json":
-        data = {k: json.loads(v.table("json")) | ({"provenance": provenance[k]} if k in provenance else {}) for k, v in evaluations.items()}
+        data = {
+            k: json.loads(v.table("json")) | ({"provenance": provenance[k]} if k in provenance else {})
+            for k, v in evaluations.items()
+        }
         return json.dumps(next(iter(data.values())) if len(data) == 1 else data, indent=2)
     if fmt == "csv":
         lines = [f"# {name}: {line}" for name, prov in provenance.items() for line in _provenance_lines(prov)]
@@ -211,15 +231,26 @@ class Scorer:
     """Scores one item at a time with the networks loaded once (on `device`): the part of an evaluation that
     can be split across processes."""
 
-    def __init__(self, metrics: list[str], invert_mask: bool = False, gray: bool = False, device: str = "cpu",
-                 lpips_net: str = "alex", weights: dict | None = None, precision: str = "fp32"):  # fmt: skip
+    def __init__(
+        self,
+        metrics: list[str],
+        invert_mask: bool = False,
+        gray: bool = False,
+        device: str = "cpu",
+        lpips_net: str = "alex",
+        weights: dict | None = None,
+        precision: str = "fp32",
+    ):
         import torch
 
         from pluralfill import precision as precisions
 
         weights = weights or {}
         if precision not in ("fp32", "bf16"):  # LPIPS and Inception are convolutional: int8 (Linear) changes nothing
-            raise PluralfillError(f"evaluate runs its networks in fp32 or bf16, not {precision}: int8 quantizes Linear layers, and LPIPS / Inception have none to speak of")
+            raise PluralfillError(
+                f"evaluate runs its networks in fp32 or bf16, not {precision}: int8 quantizes Linear layers, and LPIPS "
+                f"/ Inception have none to speak of"
+            )
         precisions.check(precision, device)
         self.autocast = lambda: precisions.autocast(torch.device(device), precision)
         unknown = [m for m in metrics if m not in ALL_METRICS]
@@ -273,7 +304,10 @@ class Scorer:
             from pluralfill.metrics.fid import inception_features
 
             with self.autocast():
-                out.real, out.fake = inception_features(self.inception, [target]), inception_features(self.inception, preds)
+                out.real, out.fake = (
+                    inception_features(self.inception, [target]),
+                    inception_features(self.inception, preds),
+                )
         return out
 
 

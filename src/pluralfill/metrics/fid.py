@@ -7,8 +7,8 @@ import os
 import numpy as np
 import torch
 
-from pluralfill.nn.inception import FIDInceptionV3
 from pluralfill.hub import load_weights
+from pluralfill.nn.inception import FIDInceptionV3
 
 
 def load_inception(path: str | os.PathLike | None = None, device: str | torch.device = "cpu") -> FIDInceptionV3:

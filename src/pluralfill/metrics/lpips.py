@@ -8,9 +8,9 @@ import os
 import torch
 from torch import nn
 
+from pluralfill.hub import load_weights
 from pluralfill.nn.alexnet import AlexNetFeatures
 from pluralfill.nn.vgg import VGGFeatures
-from pluralfill.hub import load_weights
 
 VGG_TAPS = ("relu1_2", "relu2_2", "relu3_3", "relu4_3", "relu5_3")
 

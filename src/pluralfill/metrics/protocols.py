@@ -57,25 +57,77 @@ class Protocol:
         return found[name]
 
 
-PCONV = MaskSet("pconv", "the NVIDIA irregular test masks of Partial Convolutions (Liu et al. 2018; testing_mask_dataset, "
-                "12,000 PNGs of 512x512)", 256, source_pattern=r"^\d{5}\.png$", source_size=512, source_count=12000)  # fmt: skip
-PROTOCOLS: dict[str, Protocol] = {p.name: p for p in [
-    Protocol("put", "PUT (Liu et al., CVPR 2022), Table 1: FFHQ, Places2, ImageNet test images at 256",
-             (PCONV,), bins=((0.2, 0.4), (0.4, 0.6), (0.1, 0.6)), samples=10, options={"top_k": 50},
-             metrics=("fid", "p-ids", "u-ids", "ssim", "psnr", "lpips"), gray_ssim=True,
-             note="SSIM on luma (cv2's RGB to grey), as PUT's cal_metrics; PUT's FID code is a copy of pytorch-fid"),
-    Protocol("lama", "LaMa (Suvorov et al., WACV 2022): Places and CelebA-HQ test images with thin / medium / thick masks",
-             tuple(MaskSet(f"{w}-{s}", f"LaMa's {w} masks at {s} px, drawn by pluralfill's lama-{w} generator", s, preset=f"lama-{w}", seed=2022)
-                   for s in (256, 512) for w in ("thin", "medium", "thick")),
-             bins=(), samples=1, metrics=("fid", "lpips", "ssim", "psnr"),
-             note="the masks are pluralfill's reimplementation of LaMa's generators with a fixed seed, not LaMa's own files"),
-    Protocol("mat", "MAT (Li et al., CVPR 2022): Places (36,500 images) and CelebA-HQ at 512 with small and large masks",
-             (MaskSet("small", "MAT's small test masks (512x512 files you provide)", 512, source_pattern=r".*\.png$", source_size=512),
-              MaskSet("large", "MAT's large test masks (512x512 files you provide)", 512, source_pattern=r".*\.png$", source_size=512)),
-             bins=(), samples=1, metrics=("fid", "p-ids", "u-ids"),
-             fid_network="pytorch-fid's port of the TensorFlow FID Inception-v3; MAT's numbers come from StyleGAN2-ADA's copy of "
-                         "the same network, which can differ in the last digits"),
-]}  # fmt: skip
+PCONV = MaskSet(
+    "pconv",
+    "the NVIDIA irregular test masks of Partial Convolutions (Liu et al. 2018; testing_mask_dataset, "
+    "12,000 PNGs of 512x512)",
+    256,
+    source_pattern=r"^\d{5}\.png$",
+    source_size=512,
+    source_count=12000,
+)
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in [
+        Protocol(
+            "put",
+            "PUT (Liu et al., CVPR 2022), Table 1: FFHQ, Places2, ImageNet test images at 256",
+            (PCONV,),
+            bins=((0.2, 0.4), (0.4, 0.6), (0.1, 0.6)),
+            samples=10,
+            options={"top_k": 50},
+            metrics=("fid", "p-ids", "u-ids", "ssim", "psnr", "lpips"),
+            gray_ssim=True,
+            note="SSIM on luma (cv2's RGB to grey), as PUT's cal_metrics; PUT's FID code is a copy of pytorch-fid",
+        ),
+        Protocol(
+            "lama",
+            "LaMa (Suvorov et al., WACV 2022): Places and CelebA-HQ test images with thin / medium / thick masks",
+            tuple(
+                MaskSet(
+                    f"{w}-{s}",
+                    f"LaMa's {w} masks at {s} px, drawn by pluralfill's lama-{w} generator",
+                    s,
+                    preset=f"lama-{w}",
+                    seed=2022,
+                )
+                for s in (256, 512)
+                for w in ("thin", "medium", "thick")
+            ),
+            bins=(),
+            samples=1,
+            metrics=("fid", "lpips", "ssim", "psnr"),
+            note="the masks are pluralfill's reimplementation of LaMa's generators with a fixed seed, not LaMa's own "
+            "files",
+        ),
+        Protocol(
+            "mat",
+            "MAT (Li et al., CVPR 2022): Places (36,500 images) and CelebA-HQ at 512 with small and large masks",
+            (
+                MaskSet(
+                    "small",
+                    "MAT's small test masks (512x512 files you provide)",
+                    512,
+                    source_pattern=r".*\.png$",
+                    source_size=512,
+                ),
+                MaskSet(
+                    "large",
+                    "MAT's large test masks (512x512 files you provide)",
+                    512,
+                    source_pattern=r".*\.png$",
+                    source_size=512,
+                ),
+            ),
+            bins=(),
+            samples=1,
+            metrics=("fid", "p-ids", "u-ids"),
+            fid_network="pytorch-fid's port of the TensorFlow FID Inception-v3; MAT's numbers come from "
+            "StyleGAN2-ADA's copy of "
+            "the same network, which can differ in the last digits",
+        ),
+    ]
+}
 
 
 def get_protocol(name: str) -> Protocol:
@@ -91,20 +143,30 @@ def fingerprint(entries: dict[str, str]) -> str:
 
 def check_source(mask_set: MaskSet, folder: Path) -> tuple[list[Path], str]:
     """A downloaded set's files, checked for the published layout, and its fingerprint."""
-    files = sorted(p for p in Path(folder).iterdir() if p.is_file() and re.match(mask_set.source_pattern, p.name)) if Path(folder).is_dir() else []
+    files = (
+        sorted(p for p in Path(folder).iterdir() if p.is_file() and re.match(mask_set.source_pattern, p.name))
+        if Path(folder).is_dir()
+        else []
+    )
     if not files:
         raise PluralfillError(f"{folder} holds no files like {mask_set.name}'s ({mask_set.what})")
     if mask_set.source_count is not None and len(files) > mask_set.source_count:
-        raise PluralfillError(f"{folder} holds {len(files)} masks; {mask_set.name} has {mask_set.source_count}: not {mask_set.what}")
+        raise PluralfillError(
+            f"{folder} holds {len(files)} masks; {mask_set.name} has {mask_set.source_count}: not {mask_set.what}"
+        )
     for p in files:
         w, h = io.image_size(p)
         if (w, h) != (mask_set.source_size, mask_set.source_size):
-            raise PluralfillError(f"{p} is {w}x{h}; {mask_set.name} masks are {mask_set.source_size}x{mask_set.source_size}: not {mask_set.what}")
+            raise PluralfillError(
+                f"{p} is {w}x{h}; {mask_set.name} masks are {mask_set.source_size}x{mask_set.source_size}: not "
+                f"{mask_set.what}"
+            )
     return files, fingerprint({p.name: sha256_of(p) for p in files})
 
 
-def prepare(protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, source: Path | None = None,
-            overwrite: bool = False) -> dict:  # fmt: skip
+def prepare(
+    protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, source: Path | None = None, overwrite: bool = False
+) -> dict:
     """One mask per test image (named like it, of its size) in `out`, and `out/protocol.json`."""
     from pluralfill.masks.generate import generate_hole
 
@@ -137,13 +199,20 @@ def prepare(protocol: Protocol, mask_set: MaskSet, images: Path, out: Path, sour
         for i, (name, path) in enumerate(zip(names, paths)):
             p, hole = usable[(i * 7919) % len(usable)]  # a fixed spread over the set
             w, h = io.image_size(path)
-            resized = np.asarray(Image.fromarray(hole.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) >= 128
+            resized = (
+                np.asarray(Image.fromarray(hole.astype(np.uint8) * 255).resize((w, h), Image.Resampling.NEAREST)) >= 128
+            )
             io.write_hole(out / f"{name}.png", resized, overwrite)
             rows[f"{name}.png"] = {"source": p.name}
     for file, row in rows.items():
         row["sha256"] = sha256_of(out / file)
-    manifest = {"protocol": protocol.name, "mask_set": mask_set.name, "source": source_print,
-                "fingerprint": fingerprint({k: v["sha256"] for k, v in rows.items()}), "masks": rows}  # fmt: skip
+    manifest = {
+        "protocol": protocol.name,
+        "mask_set": mask_set.name,
+        "source": source_print,
+        "fingerprint": fingerprint({k: v["sha256"] for k, v in rows.items()}),
+        "masks": rows,
+    }
     io.write_text(out / MANIFEST, json.dumps(manifest, indent=1) + "\n", overwrite)
     return manifest
 
@@ -154,7 +223,10 @@ def verify(protocol: Protocol, masks: Path, names: list[str]) -> dict:
     again and compared)."""
     path = Path(masks) / MANIFEST
     if not path.is_file():
-        raise PluralfillError(f"{masks} was not prepared for a protocol (no {MANIFEST}): `pluralfill masks protocol {protocol.name} ...` makes it")
+        raise PluralfillError(
+            f"{masks} was not prepared for a protocol (no {MANIFEST}): `pluralfill masks protocol {protocol.name} ...` "
+            f"makes it"
+        )
     manifest = json.loads(path.read_text())
     if manifest.get("protocol") != protocol.name:
         raise PluralfillError(f"{masks} holds masks for protocol {manifest.get('protocol')!r}, not {protocol.name}")
@@ -170,7 +242,9 @@ def verify(protocol: Protocol, masks: Path, names: list[str]) -> dict:
             from pluralfill.masks.generate import generate_hole
 
             hole = io.read_hole(Path(masks) / file)
-            if not np.array_equal(hole, generate_hole(mask_set.preset, hole.shape, mask_set.seed, recorded[file]["index"])):
+            if not np.array_equal(
+                hole, generate_hole(mask_set.preset, hole.shape, mask_set.seed, recorded[file]["index"])
+            ):
                 raise PluralfillError(f"{masks}/{file} is not the {mask_set.name} mask it claims to be")
     return manifest | {"fingerprint": fingerprint({k: v["sha256"] for k, v in recorded.items() if k[:-4] in names})}
 
@@ -186,9 +260,24 @@ def provenance(protocol, manifest: dict, items, metrics: list[str], weights: dic
 
     fid = None
     if {"fid", "p-ids", "u-ids"} & set(metrics):
-        fid = {"network": protocol.fid_network, "weights_sha256": sha256_of(resolve("inception-fid", weights.get("inception")))}
+        fid = {
+            "network": protocol.fid_network,
+            "weights_sha256": sha256_of(resolve("inception-fid", weights.get("inception"))),
+        }
     samples = sorted({len(i.samples) for i in items})
-    return {"protocol": protocol.name, "paper": protocol.paper, "mask_set": manifest["mask_set"], "mask_source": manifest["source"],
-            "mask_fingerprint": manifest["fingerprint"], "images": len(items), "samples_per_image": samples[0] if len(samples) == 1 else samples,
-            "protocol_samples": protocol.samples, "fid": fid, "ssim": "luma" if protocol.gray_ssim else "rgb", "note": protocol.note,
-            "pluralfill": __version__, "torch": torch.__version__, "python": platform.python_version()}  # fmt: skip
+    return {
+        "protocol": protocol.name,
+        "paper": protocol.paper,
+        "mask_set": manifest["mask_set"],
+        "mask_source": manifest["source"],
+        "mask_fingerprint": manifest["fingerprint"],
+        "images": len(items),
+        "samples_per_image": samples[0] if len(samples) == 1 else samples,
+        "protocol_samples": protocol.samples,
+        "fid": fid,
+        "ssim": "luma" if protocol.gray_ssim else "rgb",
+        "note": protocol.note,
+        "pluralfill": __version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+    }

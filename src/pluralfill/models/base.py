@@ -20,8 +20,9 @@ from pluralfill.hub import load_checked
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
 
 
-def save_pretrained(model: torch.nn.Module, folder: str | os.PathLike, extra: dict | None = None,
-                    overwrite: bool = False) -> Path:  # fmt: skip
+def save_pretrained(
+    model: torch.nn.Module, folder: str | os.PathLike, extra: dict | None = None, overwrite: bool = False
+) -> Path:
     """Write `model.config` and its tensors into `folder`, atomically: a reader sees the old folder or the
     new one, never half of one."""
     folder = Path(folder)
@@ -90,14 +91,18 @@ class Pretrained:
         try:
             cfg = cls.config_class.model_validate(config)
         except ValidationError as e:
-            raise PluralfillError(f"{folder}/{CONFIG_NAME} is not a valid {cls.method} config: {str(e).splitlines()[0]}") from None
+            raise PluralfillError(
+                f"{folder}/{CONFIG_NAME} is not a valid {cls.method} config: {str(e).splitlines()[0]}"
+            ) from None
         with torch.device("meta"):  # no time spent initialising weights that are loaded next
             model = cls(cfg)
         model = model.to_empty(device="cpu")
         return load_weights_into(model, folder).to(device).eval()
 
 
-def parameter_counts(first_stage_name: str, first_stage: torch.nn.Module, transformer: torch.nn.Module) -> dict[str, int]:
+def parameter_counts(
+    first_stage_name: str, first_stage: torch.nn.Module, transformer: torch.nn.Module
+) -> dict[str, int]:
     """Parameters per component of a two-stage model; `transformer` leaves out its position embedding,
     as the papers' tables count it (PUT, Liu et al. 2022, Table 3)."""
     pos = transformer.pos_emb.numel()

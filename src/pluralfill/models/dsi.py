@@ -32,8 +32,10 @@ class DSIConfig(BaseModel):
     def _check(self):
         v, s = self.hvqvae, self.structure
         if (s.side, s.num_codes, s.code_dim) != (v.top_side, v.num_codes, v.code_dim):
-            raise ValueError(f"the structure generator (side {s.side}, {s.num_codes} codes of {s.code_dim}) must read the VQ-VAE's "
-                             f"top latent (side {v.top_side}, {v.num_codes} codes of {v.code_dim})")  # fmt: skip
+            raise ValueError(
+                f"the structure generator (side {s.side}, {s.num_codes} codes of {s.code_dim}) must read the VQ-VAE's "
+                f"top latent (side {v.top_side}, {v.num_codes} codes of {v.code_dim})"
+            )
         if self.texture is not None and self.texture.code_dim != v.code_dim:
             raise ValueError(f"texture.code_dim ({self.texture.code_dim}) must be the VQ-VAE's code_dim ({v.code_dim})")
         return self
@@ -48,8 +50,19 @@ def dsi_tiny_config() -> DSIConfig:
     return DSIConfig(
         name="dsi-tiny",
         hvqvae=HVQVAEConfig(resolution=64, hidden=64, residual=32, num_codes=128, code_dim=32),
-        structure=StructureGeneratorConfig(side=8, num_codes=128, code_dim=32, channels=64, res_channels=64, num_resnets=4,
-                                           num_attention=2, num_heads=4, num_out_resnets=2, cond_channels=8, cond_res_channels=8),  # fmt: skip
+        structure=StructureGeneratorConfig(
+            side=8,
+            num_codes=128,
+            code_dim=32,
+            channels=64,
+            res_channels=64,
+            num_resnets=4,
+            num_attention=2,
+            num_heads=4,
+            num_out_resnets=2,
+            cond_channels=8,
+            cond_res_channels=8,
+        ),
         texture=TextureGeneratorConfig(width=16, code_dim=32),
         disc_width=16,
     )
@@ -72,7 +85,11 @@ class DSI(Pretrained, nn.Module):
         def count(m):
             return sum(p.numel() for p in m.parameters()) if m is not None else 0
 
-        return {"hvqvae": count(self.hvqvae), "structure_generator": count(self.structure), "texture_generator": count(self.texture)}
+        return {
+            "hvqvae": count(self.hvqvae),
+            "structure_generator": count(self.structure),
+            "texture_generator": count(self.texture),
+        }
 
     def forward(self, *args, **kwargs):
         raise TypeError("DSI is three networks: call .hvqvae, .structure and .texture")

@@ -57,22 +57,31 @@ class HVQVAE(nn.Module):
         self.config = cfg = cfg or HVQVAEConfig()
         h, r, n, d = cfg.hidden, cfg.residual, cfg.num_residual_layers, cfg.code_dim
         self.encoder_bottom = nn.Sequential(
-            nn.Conv2d(3, h // 2, 4, 2, 1), nn.ELU(), nn.Conv2d(h // 2, h, 4, 2, 1), nn.ELU(), nn.Conv2d(h, h, 3, padding=1),
+            nn.Conv2d(3, h // 2, 4, 2, 1),
+            nn.ELU(),
+            nn.Conv2d(h // 2, h, 4, 2, 1),
+            nn.ELU(),
+            nn.Conv2d(h, h, 3, padding=1),
             ResidualStack(h, r, n),
-        )  # fmt: skip
+        )
         self.encoder_top = nn.Sequential(
             nn.Conv2d(h, h // 2, 4, 2, 1), nn.ELU(), nn.Conv2d(h // 2, h, 3, padding=1), ResidualStack(h, r, n)
         )
         self.pre_top = nn.Conv2d(h, d, 1)
         self.quantize_top = DebiasedCodebook(cfg.num_codes, d, cfg.ema_decay)
-        self.decoder_top = nn.Sequential(nn.Conv2d(d, h, 3, padding=1), ResidualStack(h, r, n), nn.ConvTranspose2d(h, h, 4, 2, 1))
+        self.decoder_top = nn.Sequential(
+            nn.Conv2d(d, h, 3, padding=1), ResidualStack(h, r, n), nn.ConvTranspose2d(h, h, 4, 2, 1)
+        )
         self.pre_bottom = nn.Conv2d(2 * h, d, 1)
         self.quantize_bottom = DebiasedCodebook(cfg.num_codes, d, cfg.ema_decay)
         self.upsample_top = nn.ConvTranspose2d(d, d, 4, 2, 1)
         self.decoder = nn.Sequential(
-            nn.Conv2d(2 * d, h, 3, padding=1), ResidualStack(h, r, n),
-            nn.ConvTranspose2d(h, h // 2, 4, 2, 1), nn.ELU(), nn.ConvTranspose2d(h // 2, 3, 4, 2, 1),
-        )  # fmt: skip
+            nn.Conv2d(2 * d, h, 3, padding=1),
+            ResidualStack(h, r, n),
+            nn.ConvTranspose2d(h, h // 2, 4, 2, 1),
+            nn.ELU(),
+            nn.ConvTranspose2d(h // 2, 3, 4, 2, 1),
+        )
 
     @staticmethod
     def _quantize(quantizer: DebiasedCodebook, z: torch.Tensor):
@@ -87,8 +96,15 @@ class HVQVAE(nn.Module):
         quant_t, idx_t, commit_t = self._quantize(self.quantize_top, enc_t)
         enc_b = self.pre_bottom(torch.cat([bottom, self.decoder_top(quant_t)], 1))
         quant_b, idx_b, commit_b = self._quantize(self.quantize_bottom, enc_b)
-        return {"enc_t": enc_t, "enc_b": enc_b, "quant_t": quant_t, "quant_b": quant_b, "idx_t": idx_t, "idx_b": idx_b,
-                "commitment": commit_t + commit_b}  # fmt: skip
+        return {
+            "enc_t": enc_t,
+            "enc_b": enc_b,
+            "quant_t": quant_t,
+            "quant_b": quant_b,
+            "idx_t": idx_t,
+            "idx_b": idx_b,
+            "commitment": commit_t + commit_b,
+        }
 
     def decode(self, quant_t: torch.Tensor, quant_b: torch.Tensor) -> torch.Tensor:
         """Unclipped image from the two latents (B, D, R/8, R/8) and (B, D, R/4, R/4)."""

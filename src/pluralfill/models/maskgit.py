@@ -103,7 +103,10 @@ class BertLayer(nn.Module):
 
     def forward(self, x):
         b, n, d = x.shape
-        q, k, v = (f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2) for f in (self.query, self.key, self.value))
+        q, k, v = (
+            f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
+            for f in (self.query, self.key, self.value)
+        )
         a = torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=self.drop.p if self.training else 0.0)
         x = self.ln1(x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, d))))
         return self.ln2(x + self.drop(self.fc2(gelu(self.fc1(x)))))
@@ -138,7 +141,9 @@ class MaskGITBert(nn.Module):
 
     def forward(self, tokens: torch.Tensor, class_label: torch.Tensor | None = None) -> torch.Tensor:
         if class_label is None:
-            raise PluralfillError("the official MaskGIT is class-conditional: give a class label (ImageNet index 0-999)")
+            raise PluralfillError(
+                "the official MaskGIT is class-conditional: give a class label (ImageNet index 0-999)"
+            )
         label = torch.as_tensor(class_label, device=tokens.device).reshape(-1, 1).expand(tokens.shape[0], 1)
         ids = torch.cat([label + self.config.num_codes, tokens], dim=1)
         return self.forward_ids(ids)[:, 1:, : self.config.num_codes]
@@ -162,7 +167,9 @@ class MaskGITConfig(BaseModel):
 
     def fit_to(self, tokenizer: VQGANConfig) -> MaskGITConfig:
         """This config over `tokenizer`, with the transformer's codes and sequence length derived from it."""
-        t = self.transformer.model_copy(update={"vocab_size": tokenizer.num_codes, "seq_len": tokenizer.tokens_per_side**2})
+        t = self.transformer.model_copy(
+            update={"vocab_size": tokenizer.num_codes, "seq_len": tokenizer.tokens_per_side**2}
+        )
         return self.model_copy(update={"tokenizer": tokenizer, "transformer": t})
 
 
@@ -191,10 +198,20 @@ def maskgit_tiny_config(name: str = "maskgit-tiny") -> MaskGITConfig:
     """64x64 images, f = 8 (8 x 8 tokens), 256 codes: trains on a CPU in minutes."""
     return MaskGITConfig(
         name=name,
-        tokenizer=VQGANConfig(resolution=64, channels=32, channel_mult=(1, 2, 2, 4), num_res_blocks=1,
-                              attn_resolutions=(8,), z_channels=64, code_dim=32, num_codes=256),
-        transformer=MaskGITTransformerConfig(seq_len=64, vocab_size=256, dim=128, num_layers=4, num_heads=4, dropout=0.1),
-    )  # fmt: skip
+        tokenizer=VQGANConfig(
+            resolution=64,
+            channels=32,
+            channel_mult=(1, 2, 2, 4),
+            num_res_blocks=1,
+            attn_resolutions=(8,),
+            z_channels=64,
+            code_dim=32,
+            num_codes=256,
+        ),
+        transformer=MaskGITTransformerConfig(
+            seq_len=64, vocab_size=256, dim=128, num_layers=4, num_heads=4, dropout=0.1
+        ),
+    )
 
 
 CONFIGS: dict[str, MaskGITConfig] = {
@@ -206,16 +223,31 @@ CONFIGS: dict[str, MaskGITConfig] = {
     ),
     "maskgit-tiny": maskgit_tiny_config(),
     # the released models (google-research/maskgit): ImageNet, class-conditional
-    "maskgit-imagenet-256": MaskGITConfig(name="maskgit-imagenet-256", tokenizer=VQGANConfig(kind="official", resolution=256, attn_resolutions=()),
-                                          transformer=MaskGITBertConfig(seq_len=256)),
-    "maskgit-imagenet-512": MaskGITConfig(name="maskgit-imagenet-512", tokenizer=VQGANConfig(kind="official", resolution=512, attn_resolutions=()),
-                                          transformer=MaskGITBertConfig(seq_len=1024)),
+    "maskgit-imagenet-256": MaskGITConfig(
+        name="maskgit-imagenet-256",
+        tokenizer=VQGANConfig(kind="official", resolution=256, attn_resolutions=()),
+        transformer=MaskGITBertConfig(seq_len=256),
+    ),
+    "maskgit-imagenet-512": MaskGITConfig(
+        name="maskgit-imagenet-512",
+        tokenizer=VQGANConfig(kind="official", resolution=512, attn_resolutions=()),
+        transformer=MaskGITBertConfig(seq_len=1024),
+    ),
     # the sizes of the official tiny fixture (128 px, 8 x 8 tokens, 10 classes)
     "maskgit-official-tiny": MaskGITConfig(
         name="maskgit-official-tiny",
-        tokenizer=VQGANConfig(kind="official", resolution=128, channels=32, channel_mult=(1, 1, 1, 1, 2), num_res_blocks=1,
-                              attn_resolutions=(), code_dim=16, num_codes=64),
-        transformer=MaskGITBertConfig(seq_len=64, num_codes=64, num_classes=10, dim=64, num_layers=2, num_heads=4,
-                                      intermediate=256),
-    ),  # fmt: skip
+        tokenizer=VQGANConfig(
+            kind="official",
+            resolution=128,
+            channels=32,
+            channel_mult=(1, 1, 1, 1, 2),
+            num_res_blocks=1,
+            attn_resolutions=(),
+            code_dim=16,
+            num_codes=64,
+        ),
+        transformer=MaskGITBertConfig(
+            seq_len=64, num_codes=64, num_classes=10, dim=64, num_layers=2, num_heads=4, intermediate=256
+        ),
+    ),
 }

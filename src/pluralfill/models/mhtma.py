@@ -64,11 +64,21 @@ class CoarseNet(nn.Module):
     def __init__(self, in_channels: int, c: int):
         super().__init__()
         self.net = nn.Sequential(
-            G(in_channels, c, 5), G(c, 2 * c, 3, 2), G(2 * c, 2 * c), G(2 * c, 4 * c, 3, 2), G(4 * c, 4 * c), G(4 * c, 4 * c),
+            G(in_channels, c, 5),
+            G(c, 2 * c, 3, 2),
+            G(2 * c, 2 * c),
+            G(2 * c, 4 * c, 3, 2),
+            G(4 * c, 4 * c),
+            G(4 * c, 4 * c),
             *dilated(4 * c),
-            G(4 * c, 4 * c), G(4 * c, 4 * c), Up(4 * c, 2 * c), G(2 * c, 2 * c), Up(2 * c, c), G(c, c // 2),
+            G(4 * c, 4 * c),
+            G(4 * c, 4 * c),
+            Up(4 * c, 2 * c),
+            G(2 * c, 2 * c),
+            Up(2 * c, c),
+            G(c, c // 2),
             nn.Conv2d(c // 2, 3, 3, padding=1),
-        )  # fmt: skip
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.tanh(self.net(x))
@@ -82,20 +92,41 @@ class RefineNet(nn.Module):
     def __init__(self, in_channels: int, c: int, cfg: MHTMAConfig):
         super().__init__()
         self.conv_branch = nn.Sequential(
-            G(in_channels, c, 5), G(c, c, 3, 2), G(c, 2 * c), G(2 * c, 2 * c, 3, 2), G(2 * c, 4 * c), G(4 * c, 4 * c),
+            G(in_channels, c, 5),
+            G(c, c, 3, 2),
+            G(c, 2 * c),
+            G(2 * c, 2 * c, 3, 2),
+            G(2 * c, 4 * c),
+            G(4 * c, 4 * c),
             *dilated(4 * c),
-        )  # fmt: skip
+        )
         self.has_attention = cfg.attention != "none"  # "none": the convolution branch alone (Table I's floor)
         if self.has_attention:
             self.attention_in = nn.Sequential(
-                G(in_channels, c, 5), G(c, c, 3, 2), G(c, 2 * c), G(2 * c, 4 * c, 3, 2), G(4 * c, 4 * c),
+                G(in_channels, c, 5),
+                G(c, c, 3, 2),
+                G(c, 2 * c),
+                G(2 * c, 4 * c, 3, 2),
+                G(4 * c, 4 * c),
                 G(4 * c, 4 * c, activation="relu"),
-            )  # fmt: skip
-            self.attention = PatchAttention(4 * c, cfg.attention, cfg.num_heads, cfg.patch_size, cfg.hole_score,
-                                            cfg.init_temperature, min_temperature=cfg.min_temperature)  # fmt: skip
+            )
+            self.attention = PatchAttention(
+                4 * c,
+                cfg.attention,
+                cfg.num_heads,
+                cfg.patch_size,
+                cfg.hole_score,
+                cfg.init_temperature,
+                min_temperature=cfg.min_temperature,
+            )
             self.attention_out = nn.Sequential(G(4 * c, 4 * c), G(4 * c, 4 * c))
         self.decoder = nn.Sequential(
-            G((8 if self.has_attention else 4) * c, 4 * c), G(4 * c, 4 * c), Up(4 * c, 2 * c), Up(2 * c, c), G(c, c // 2), nn.Conv2d(c // 2, 3, 3, padding=1)
+            G((8 if self.has_attention else 4) * c, 4 * c),
+            G(4 * c, 4 * c),
+            Up(4 * c, 2 * c),
+            Up(2 * c, c),
+            G(c, c // 2),
+            nn.Conv2d(c // 2, 3, 3, padding=1),
         )
 
     def forward(self, x: torch.Tensor, hole: torch.Tensor, attention_branch: str = "on"):

@@ -20,7 +20,9 @@ class PUTConfig(BaseModel):
 
     method: Literal["put"] = "put"
     name: str = "put"
-    generation: Literal["cvpr2022", "tpami2024"] = "cvpr2022"  # which official models it follows; sets the default sampler
+    generation: Literal["cvpr2022", "tpami2024"] = (
+        "cvpr2022"  # which official models it follows; sets the default sampler
+    )
     pvqvae: PVQVAEConfig = PVQVAEConfig()
     transformer: UQTransformerConfig = UQTransformerConfig()
 
@@ -31,16 +33,24 @@ class PUTConfig(BaseModel):
     def fit_to(self, pvqvae: PVQVAEConfig) -> PUTConfig:
         """This config over `pvqvae`, with what the transformer reads of it derived: its input width, its codes,
         its sequence length and, reading tokens, how many ids it embeds."""
-        t = self.transformer.model_copy(update={
-            "in_dim": pvqvae.code_dim, "vocab_size": pvqvae.known_codes, "seq_len": (pvqvae.resolution // pvqvae.patch_size) ** 2,
-            "num_input_codes": pvqvae.num_codes if self.transformer.input == "tokens" else 0})  # fmt: skip
+        t = self.transformer.model_copy(
+            update={
+                "in_dim": pvqvae.code_dim,
+                "vocab_size": pvqvae.known_codes,
+                "seq_len": (pvqvae.resolution // pvqvae.patch_size) ** 2,
+                "num_input_codes": pvqvae.num_codes if self.transformer.input == "tokens" else 0,
+            }
+        )
         return self.model_copy(update={"pvqvae": pvqvae, "transformer": t})
 
 
 def _put(name: str, layers: int, dim: int, heads: int = 8) -> PUTConfig:
     """The paper's models; the codebook trains as the official code trains it (no data init, no restarts)."""
-    return PUTConfig(name=name, pvqvae=PVQVAEConfig(restart_dead_codes=False, data_init=False),
-                     transformer=UQTransformerConfig(num_layers=layers, dim=dim, num_heads=heads))
+    return PUTConfig(
+        name=name,
+        pvqvae=PVQVAEConfig(restart_dead_codes=False, data_init=False),
+        transformer=UQTransformerConfig(num_layers=layers, dim=dim, num_heads=heads),
+    )
 
 
 def put_tiny_config(name: str = "put-tiny", resolution: int = 64) -> PUTConfig:
@@ -58,13 +68,16 @@ def put_scenes_small_config() -> PUTConfig:
     stages train on a laptop CPU), a thin decoder, 6 transformer layers; about 26 MB of fp32 weights."""
     return PUTConfig(
         name="put-scenes-small",
-        pvqvae=PVQVAEConfig(resolution=256, patch_size=16, channels=160, code_dim=64, num_codes=1024,
-                            num_res_blocks=2, decoder_width=16),  # fmt: skip
+        pvqvae=PVQVAEConfig(
+            resolution=256, patch_size=16, channels=160, code_dim=64, num_codes=1024, num_res_blocks=2, decoder_width=16
+        ),
         transformer=UQTransformerConfig(seq_len=256, in_dim=64, dim=256, num_layers=6, num_heads=4, vocab_size=512),
     )
 
 
-def put_tpami_config(name: str, resolution: int = 256, normalization: str = "symmetric", mask_embedding: bool = True) -> PUTConfig:
+def put_tpami_config(
+    name: str, resolution: int = 256, normalization: str = "symmetric", mask_embedding: bool = True
+) -> PUTConfig:
     """The TPAMI-2024 models (configs/put_tpami2024/*/vit_base_*_res{256,512}.yaml of the official code):
     a 9216-code table (8192 for known patches), 2 decoder residual blocks plus 2 after every nearest-neighbour
     up-sampling; at 512 px 16 px patches (still 32 x 32 tokens) and 10 encoder blocks; ViT-base transformer."""
@@ -72,13 +85,33 @@ def put_tpami_config(name: str, resolution: int = 256, normalization: str = "sym
     return PUTConfig(
         name=name,
         generation="tpami2024",
-        pvqvae=PVQVAEConfig(resolution=resolution, patch_size=patch, channels=256, code_dim=256, num_codes=9216,
-                            num_known_codes=8192, num_res_blocks=8 if patch == 8 else 10, decoder_res_blocks=2,
-                            stage_res_blocks=2, upsample="nearest", normalization=normalization, restart_dead_codes=False,
-                            data_init=False),
-        transformer=UQTransformerConfig(seq_len=1024, in_dim=256, dim=768, num_layers=12, num_heads=12, vocab_size=8192,
-                                        mask_embedding=mask_embedding, key_bias=False, drop_path=0.1),
-    )  # fmt: skip
+        pvqvae=PVQVAEConfig(
+            resolution=resolution,
+            patch_size=patch,
+            channels=256,
+            code_dim=256,
+            num_codes=9216,
+            num_known_codes=8192,
+            num_res_blocks=8 if patch == 8 else 10,
+            decoder_res_blocks=2,
+            stage_res_blocks=2,
+            upsample="nearest",
+            normalization=normalization,
+            restart_dead_codes=False,
+            data_init=False,
+        ),
+        transformer=UQTransformerConfig(
+            seq_len=1024,
+            in_dim=256,
+            dim=768,
+            num_layers=12,
+            num_heads=12,
+            vocab_size=8192,
+            mask_embedding=mask_embedding,
+            key_bias=False,
+            drop_path=0.1,
+        ),
+    )
 
 
 def put_tpami_tiny_config() -> PUTConfig:
@@ -87,12 +120,32 @@ def put_tpami_tiny_config() -> PUTConfig:
     return PUTConfig(
         name="put-tpami-tiny",
         generation="tpami2024",
-        pvqvae=PVQVAEConfig(resolution=64, patch_size=8, channels=32, code_dim=32, num_codes=40, num_known_codes=32,
-                            num_res_blocks=2, decoder_res_blocks=2, stage_res_blocks=2, upsample="nearest",
-                            restart_dead_codes=False, data_init=False),
-        transformer=UQTransformerConfig(seq_len=64, in_dim=32, dim=64, num_layers=2, num_heads=4, vocab_size=32,
-                                        mask_embedding=True, key_bias=False, drop_path=0.1),
-    )  # fmt: skip
+        pvqvae=PVQVAEConfig(
+            resolution=64,
+            patch_size=8,
+            channels=32,
+            code_dim=32,
+            num_codes=40,
+            num_known_codes=32,
+            num_res_blocks=2,
+            decoder_res_blocks=2,
+            stage_res_blocks=2,
+            upsample="nearest",
+            restart_dead_codes=False,
+            data_init=False,
+        ),
+        transformer=UQTransformerConfig(
+            seq_len=64,
+            in_dim=32,
+            dim=64,
+            num_layers=2,
+            num_heads=4,
+            vocab_size=32,
+            mask_embedding=True,
+            key_bias=False,
+            drop_path=0.1,
+        ),
+    )
 
 
 CONFIGS: dict[str, PUTConfig] = {

@@ -33,7 +33,9 @@ class PUTConditionalConfig(BaseModel):
     name: str = "put-conditional"
     generation: Literal["tpami2024"] = "tpami2024"
     pvqvae: PVQVAEConfig = PVQVAEConfig()
-    guidance: PVQVAEConfig = PVQVAEConfig(in_channels=1, num_codes=512, codebook="one", reference=False)  # seg and sketch
+    guidance: PVQVAEConfig = PVQVAEConfig(
+        in_channels=1, num_codes=512, codebook="one", reference=False
+    )  # seg and sketch
     transformer: UQTransformerConfig = UQTransformerConfig()
 
     @property
@@ -80,8 +82,10 @@ class PUTConditional(Pretrained, nn.Module):
         of 0..255 values, or the learned default where one is not given."""
         side = self.config.pvqvae.resolution // self.config.pvqvae.patch_size
         parts = []
-        for net, default, picture, scale in ((self.seg_pvqvae, self.seg_default, segmentation, SEG_SCALE),
-                                             (self.sketch_pvqvae, self.sketch_default, sketch, 127.5)):  # fmt: skip
+        for net, default, picture, scale in (
+            (self.seg_pvqvae, self.seg_default, segmentation, SEG_SCALE),
+            (self.sketch_pvqvae, self.sketch_default, sketch, 127.5),
+        ):
             if picture is None:
                 parts.append(default.expand(batch, side * side, -1))
             else:
@@ -98,12 +102,19 @@ class PUTConditional(Pretrained, nn.Module):
             return sum(p.numel() for p in m.parameters())
 
         pos = self.transformer.pos_emb.numel()
-        return {"pvqvae": count(self.pvqvae), "seg_pvqvae": count(self.seg_pvqvae), "sketch_pvqvae": count(self.sketch_pvqvae),
-                "guidance_defaults": self.seg_default.numel() + self.sketch_default.numel(),
-                "transformer": count(self.transformer) - pos, "transformer_pos_emb": pos}  # fmt: skip
+        return {
+            "pvqvae": count(self.pvqvae),
+            "seg_pvqvae": count(self.seg_pvqvae),
+            "sketch_pvqvae": count(self.sketch_pvqvae),
+            "guidance_defaults": self.seg_default.numel() + self.sketch_default.numel(),
+            "transformer": count(self.transformer) - pos,
+            "transformer_pos_emb": pos,
+        }
 
 
-def put_tpami_conditional_config(name: str, normalization: str = "symmetric", tiny: bool = False) -> PUTConditionalConfig:
+def put_tpami_conditional_config(
+    name: str, normalization: str = "symmetric", tiny: bool = False
+) -> PUTConditionalConfig:
     """configs/put_tpami2024_conditional/*/vit_base_*_seg_sketch_res256.yaml: the 256 px content P-VQVAE,
     two one-channel guidance P-VQVAEs (512 codes, no reference branch), a ViT-base over 256 + 2 x 256 channels."""
     if tiny:
@@ -111,16 +122,37 @@ def put_tpami_conditional_config(name: str, normalization: str = "symmetric", ti
     else:
         width, codes, known, blocks, layers, dim, heads, guide = 256, 9216, 8192, 8, 12, 768, 12, 256
     resolution = 64 if tiny else 256
-    common = dict(resolution=resolution, patch_size=8, channels=width, code_dim=width if not tiny else guide, num_res_blocks=blocks,
-                  decoder_res_blocks=2, stage_res_blocks=2, upsample="nearest", restart_dead_codes=False, data_init=False)  # fmt: skip
+    common = dict(
+        resolution=resolution,
+        patch_size=8,
+        channels=width,
+        code_dim=width if not tiny else guide,
+        num_res_blocks=blocks,
+        decoder_res_blocks=2,
+        stage_res_blocks=2,
+        upsample="nearest",
+        restart_dead_codes=False,
+        data_init=False,
+    )
     return PUTConditionalConfig(
         name=name,
         pvqvae=PVQVAEConfig(**common, num_codes=codes, num_known_codes=known, normalization=normalization),
-        guidance=PVQVAEConfig(**common, in_channels=1, num_codes=512 if not tiny else 64, codebook="one", reference=False),
-        transformer=UQTransformerConfig(seq_len=(resolution // 8) ** 2, in_dim=dim - 2 * guide, dim=dim, num_layers=layers,
-                                        num_heads=heads, vocab_size=known, mask_embedding=True, key_bias=False,
-                                        drop_path=0.1, guidance_dim=2 * guide),
-    )  # fmt: skip
+        guidance=PVQVAEConfig(
+            **common, in_channels=1, num_codes=512 if not tiny else 64, codebook="one", reference=False
+        ),
+        transformer=UQTransformerConfig(
+            seq_len=(resolution // 8) ** 2,
+            in_dim=dim - 2 * guide,
+            dim=dim,
+            num_layers=layers,
+            num_heads=heads,
+            vocab_size=known,
+            mask_embedding=True,
+            key_bias=False,
+            drop_path=0.1,
+            guidance_dim=2 * guide,
+        ),
+    )
 
 
 CONFIGS: dict[str, PUTConditionalConfig] = {

@@ -115,7 +115,9 @@ class PatchEncoder(nn.Module):
         super().__init__()
         self.p = cfg.patch_size
         self.patch_in = nn.Linear(cfg.in_channels * self.p * self.p, cfg.channels)
-        self.blocks = nn.ModuleList(LinearResBlock(cfg.channels, cfg.channels // cfg.bottleneck) for _ in range(cfg.num_res_blocks))
+        self.blocks = nn.ModuleList(
+            LinearResBlock(cfg.channels, cfg.channels // cfg.bottleneck) for _ in range(cfg.num_res_blocks)
+        )
         self.patch_out = nn.Linear(cfg.channels, cfg.channels)
 
     def forward(self, x):
@@ -135,7 +137,9 @@ class ConvEncoder(nn.Module):
         super().__init__()
         widths = [cfg.in_channels] + [64 * 2**i for i in range(cfg.stages - 1)] + [cfg.channels]
         self.downs = nn.ModuleList(nn.Conv2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
-        self.blocks = nn.ModuleList(ConvResBlock(cfg.channels, cfg.channels // cfg.bottleneck, k2=3) for _ in range(cfg.num_res_blocks))
+        self.blocks = nn.ModuleList(
+            ConvResBlock(cfg.channels, cfg.channels // cfg.bottleneck, k2=3) for _ in range(cfg.num_res_blocks)
+        )
         self.conv_out = nn.Conv2d(cfg.channels, cfg.channels, 3, padding=1)
 
     def forward(self, x):
@@ -148,7 +152,11 @@ class ConvEncoder(nn.Module):
 
 def stage_blocks(widths: list[int], n: int) -> nn.ModuleList:
     """`n` residual blocks at each of `widths` (none when n = 0: the CVPR-2022 layout)."""
-    return nn.ModuleList(nn.ModuleList(ConvResBlock(c, c // 2) for _ in range(n)) for c in widths) if n else nn.ModuleList()
+    return (
+        nn.ModuleList(nn.ModuleList(ConvResBlock(c, c // 2) for _ in range(n)) for c in widths)
+        if n
+        else nn.ModuleList()
+    )
 
 
 class ReferenceEncoder(nn.Module):
@@ -192,7 +200,9 @@ class GuidedDecoder(nn.Module):
         if self.nearest:  # TPAMI: nearest x2, then a 3x3 conv
             self.ups = nn.ModuleList(nn.Conv2d(a, b, 3, padding=1) for a, b in zip(widths[:-1], widths[1:]))
         else:
-            self.ups = nn.ModuleList(nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:]))
+            self.ups = nn.ModuleList(
+                nn.ConvTranspose2d(a, b, 4, stride=2, padding=1) for a, b in zip(widths[:-1], widths[1:])
+            )
         self.stage_blocks = stage_blocks(cfg.up_widths, cfg.stage_res_blocks)
         self.conv_out = nn.Conv2d(widths[-1], cfg.in_channels, 3, padding=1)
         self.reference = ReferenceEncoder(cfg) if cfg.reference else None
@@ -203,7 +213,9 @@ class GuidedDecoder(nn.Module):
             x = block(x)
         return x
 
-    def forward(self, z, reference: torch.Tensor | None = None, known: torch.Tensor | None = None, refs: dict | None = None):
+    def forward(
+        self, z, reference: torch.Tensor | None = None, known: torch.Tensor | None = None, refs: dict | None = None
+    ):
         """`refs`: reference features computed beforehand (`self.reference(masked image)`), e.g. once for all
         samples of one image; they broadcast over the batch."""
         x = self.trunk(z)
@@ -232,8 +244,14 @@ class PVQVAE(Pretrained, nn.Module):
         self.encoder = PatchEncoder(cfg) if cfg.encoder == "patch" else ConvEncoder(cfg)
         self.quant_conv = nn.Conv2d(cfg.channels, cfg.code_dim, 1)
         split = cfg.known_codes if cfg.codebook == "dual" else None
-        self.quantizer = DualCodebook(cfg.num_codes, cfg.code_dim, split=split, decay=cfg.ema_decay,
-                                      restart_dead_codes=cfg.restart_dead_codes, data_init=cfg.data_init)  # fmt: skip
+        self.quantizer = DualCodebook(
+            cfg.num_codes,
+            cfg.code_dim,
+            split=split,
+            decay=cfg.ema_decay,
+            restart_dead_codes=cfg.restart_dead_codes,
+            data_init=cfg.data_init,
+        )
         self.post_quant_conv = nn.Conv2d(cfg.code_dim, cfg.channels, 1)
         self.decoder = GuidedDecoder(cfg)
 
@@ -253,14 +271,18 @@ class PVQVAE(Pretrained, nn.Module):
         """[-1, 1] images -> what the network reads (the same, or ImageNet-standardized for those models)."""
         if self.config.normalization == "symmetric":
             return x
-        mean, std = (torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        mean, std = (
+            torch.tensor(v, device=x.device, dtype=x.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD)
+        )
         return ((x + 1) / 2 - mean) / std
 
     def denormalize(self, y: torch.Tensor) -> torch.Tensor:
         """What the decoder writes -> [-1, 1] images."""
         if self.config.normalization == "symmetric":
             return y
-        mean, std = (torch.tensor(v, device=y.device, dtype=y.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        mean, std = (
+            torch.tensor(v, device=y.device, dtype=y.dtype).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD)
+        )
         return (y * std + mean) * 2 - 1
 
     def encode(self, x: torch.Tensor, known: torch.Tensor | None = None) -> torch.Tensor:
@@ -276,8 +298,13 @@ class PVQVAE(Pretrained, nn.Module):
         t = None if types is None else types.reshape(b, h * w)
         return self.quantizer.tokens(z, t).reshape(b, h, w)
 
-    def decode(self, tokens: torch.Tensor, reference: torch.Tensor | None = None, known: torch.Tensor | None = None,
-               share_reference: bool = False) -> torch.Tensor:  # fmt: skip
+    def decode(
+        self,
+        tokens: torch.Tensor,
+        reference: torch.Tensor | None = None,
+        known: torch.Tensor | None = None,
+        share_reference: bool = False,
+    ) -> torch.Tensor:
         """(B, h, w) tokens -> image in about [-1, 1]; `reference` is the masked image, `known` its mask.
         With `share_reference`, reference (1, 3, H, W) and known (1, 1, H, W) serve every token map: the
         reference branch runs once instead of B times."""

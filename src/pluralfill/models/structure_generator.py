@@ -48,7 +48,9 @@ class StructureGeneratorConfig(BaseModel):
     @model_validator(mode="after")
     def _check(self):
         if self.num_attention < 1 or self.num_resnets % self.num_attention:
-            raise ValueError(f"num_resnets ({self.num_resnets}) must be a multiple of num_attention ({self.num_attention})")
+            raise ValueError(
+                f"num_resnets ({self.num_resnets}) must be a multiple of num_attention ({self.num_attention})"
+            )
         if self.channels % 8:
             raise ValueError(f"channels ({self.channels}) must be a multiple of 8 (attention keys have channels / 8)")
         return self
@@ -95,13 +97,21 @@ class StructureGenerator(nn.Module):
             return lambda cin, cout, rate: ShiftedConv2d(cin, cout, kernel, kind)
 
         self.u_stream = nn.ModuleList(
-            GatedResNet(c, cfg.res_channels, conv((2, 3), "down"), cond_channels=hc, dropout=cfg.dropout) for _ in range(cfg.num_resnets)
+            GatedResNet(c, cfg.res_channels, conv((2, 3), "down"), cond_channels=hc, dropout=cfg.dropout)
+            for _ in range(cfg.num_resnets)
         )
         self.ul_stream = nn.ModuleList(
-            GatedResNet(c, cfg.res_channels, conv((2, 2), "down_right"), aux_channels=c, cond_channels=hc, dropout=cfg.dropout,
-                        heads=cfg.num_heads if (k + 1) % per_group == 0 else 0)
+            GatedResNet(
+                c,
+                cfg.res_channels,
+                conv((2, 2), "down_right"),
+                aux_channels=c,
+                cond_channels=hc,
+                dropout=cfg.dropout,
+                heads=cfg.num_heads if (k + 1) % per_group == 0 else 0,
+            )
             for k in range(cfg.num_resnets)
-        )  # fmt: skip
+        )
         self.out_resnets = nn.ModuleList(WNLinear(c, c) for _ in range(cfg.num_out_resnets))
         self.head = WNLinear(c, cfg.num_codes)
 
@@ -153,7 +163,11 @@ class StructureGenerator(nn.Module):
 
     def _u_row(self, cache: dict, i: int) -> None:
         s = self.config.side
-        u = self.u_in.output(cache["u_in"], i - 1, 0, s) if i > 0 else cache["h"].new_zeros(cache["h"].shape[0], self.config.channels, 1, s)
+        u = (
+            self.u_in.output(cache["u_in"], i - 1, 0, s)
+            if i > 0
+            else cache["h"].new_zeros(cache["h"].shape[0], self.config.channels, 1, s)
+        )
         h = cache["h"][:, :, i : i + 1]
         for k, block in enumerate(self.u_stream):
             u = block.step(cache["u"][k], u, i, 0, h=h)

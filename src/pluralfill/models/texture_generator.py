@@ -47,7 +47,9 @@ class TextureGenerator(nn.Module):
         self.encoder = nn.Sequential(G(5, c, 5), G(c // 2, 2 * c, 3, 2), G(c, 2 * c))  # -> pl1: c channels, 1/2
         self.down = G(c, 4 * c, 3, 2)  # 1/4
         self.structure_in = nn.Sequential(G(cfg.code_dim, 4 * c), G(2 * c, 4 * c), Up(2 * c, 4 * c))  # 1/8 -> 1/4
-        self.middle = nn.Sequential(G(4 * c, 4 * c), G(2 * c, 4 * c), *[G(2 * c, 4 * c, 3, 1, r) for r in (2, 4, 8, 16)])  # -> pl2
+        self.middle = nn.Sequential(
+            G(4 * c, 4 * c), G(2 * c, 4 * c), *[G(2 * c, 4 * c, 3, 1, r) for r in (2, 4, 8, 16)]
+        )  # -> pl2
         self.decoder_in = nn.Sequential(G(2 * c, 4 * c), G(2 * c, 4 * c))
         self.decoder_mid = nn.Sequential(G(4 * c, 4 * c), Up(2 * c, 2 * c))
         self.decoder_out = nn.Sequential(G(2 * c, 2 * c), Up(c, c), G(c // 2, c))

@@ -35,7 +35,9 @@ class UQTransformerConfig(BaseModel):
     drop_path: float = 0.0  # stochastic depth of the last block, rising linearly from 0 (TPAMI: 0.1)
     input: Literal["features", "quantized", "tokens"] = "features"  # Liu et al. 2022, Table 2: PUT, ^qua0, ^tok
     num_input_codes: int = 0  # input=tokens: how many token ids it embeds (e and e')
-    guidance_dim: int = 0  # conditional TPAMI: guidance features joined to the image's (no emb_proj then: in_dim + guidance_dim = dim)
+    guidance_dim: int = (
+        0  # conditional TPAMI: guidance features joined to the image's (no emb_proj then: in_dim + guidance_dim = dim)
+    )
 
 
 class UQTransformer(nn.Module):
@@ -44,7 +46,9 @@ class UQTransformer(nn.Module):
         self.config = cfg = cfg or UQTransformerConfig()
         width = cfg.dim - cfg.guidance_dim  # of the image's part of the input
         if cfg.guidance_dim and width != cfg.in_dim:
-            raise ValueError("a guided transformer reads its features as they are: in_dim + guidance_dim must equal dim")
+            raise ValueError(
+                "a guided transformer reads its features as they are: in_dim + guidance_dim must equal dim"
+            )
         tokens = cfg.input == "tokens"
         self.emb_proj = nn.Linear(cfg.in_dim, cfg.dim) if not cfg.guidance_dim and not tokens else None
         self.tok_emb = nn.Embedding(cfg.num_input_codes, cfg.dim) if tokens else None
@@ -52,8 +56,10 @@ class UQTransformer(nn.Module):
         self.mask_emb = nn.Parameter(torch.zeros(width)) if cfg.mask_embedding else None
         self.drop = nn.Dropout(cfg.dropout)
         rates = [cfg.drop_path * i / max(1, cfg.num_layers - 1) for i in range(cfg.num_layers)]
-        self.blocks = nn.ModuleList(Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, key_bias=cfg.key_bias,
-                                          drop_path=rates[i]) for i in range(cfg.num_layers))  # fmt: skip
+        self.blocks = nn.ModuleList(
+            Block(cfg.dim, cfg.num_heads, cfg.mlp_ratio, cfg.dropout, key_bias=cfg.key_bias, drop_path=rates[i])
+            for i in range(cfg.num_layers)
+        )
         self.ln_f = nn.LayerNorm(cfg.dim)
         self.head = nn.Linear(cfg.dim, cfg.vocab_size)
         self.apply(init_weights)
@@ -69,7 +75,8 @@ class UQTransformer(nn.Module):
         return x + self.pos_emb[:, : features.shape[1]]
 
     def embed_codes(self, codes: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
-        """Inputs for sampled codes: emb_proj(e_k) + pos_emb at their positions. codes (..., in_dim), positions (...)."""
+        """Inputs for sampled codes: emb_proj(e_k) + pos_emb at their positions. codes (..., in_dim), positions
+        (...)."""
         return self._project(codes) + self.pos_emb[0, positions]
 
     def _project(self, x: torch.Tensor) -> torch.Tensor:

@@ -50,7 +50,9 @@ def paste(weights: torch.Tensor, values: torch.Tensor, patch: int) -> torch.Tens
     return F.fold(v @ weights.transpose(1, 2), size, patch, stride=patch)
 
 
-def attention_transfer(f: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, softmax_scale: float = 50.0, fuse: bool = True):
+def attention_transfer(
+    f: torch.Tensor, b1: torch.Tensor, b2: torch.Tensor, softmax_scale: float = 50.0, fuse: bool = True
+):
     """f (B, D, h, w), b1 (B, C1, 4h, 4w), b2 (B, C2, 2h, 2w) -> (out1 like b1, out2 like b2)."""
     a = attention_scores(f, softmax_scale, fuse)
     return paste(a, b1, 4), paste(a, b2, 2)

@@ -21,7 +21,11 @@ class EdgeConnectDiscriminator(nn.Module):
         chans = [in_channels, w, 2 * w, 4 * w, 8 * w, 1]
         for i, (a, b) in enumerate(zip(chans[:-1], chans[1:])):
             conv = spectral_norm(nn.Conv2d(a, b, 4, stride=2 if i < 3 else 1, padding=1, bias=False))
-            setattr(self, f"conv{i + 1}", nn.Sequential(conv, nn.LeakyReLU(0.2, inplace=True)) if i < 4 else nn.Sequential(conv))
+            setattr(
+                self,
+                f"conv{i + 1}",
+                nn.Sequential(conv, nn.LeakyReLU(0.2, inplace=True)) if i < 4 else nn.Sequential(conv),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         for i in range(1, 6):
@@ -36,7 +40,11 @@ def hole_boxes(hole: torch.Tensor, size: int) -> list[tuple[int, int]]:
     _, _, h, w = hole.shape
     for m in hole[:, 0] > 0.5:
         ys, xs = torch.nonzero(m, as_tuple=True)
-        cy, cx = ((int(ys.min()) + int(ys.max()) + 1) // 2, (int(xs.min()) + int(xs.max()) + 1) // 2) if len(ys) else (h // 2, w // 2)
+        cy, cx = (
+            ((int(ys.min()) + int(ys.max()) + 1) // 2, (int(xs.min()) + int(xs.max()) + 1) // 2)
+            if len(ys)
+            else (h // 2, w // 2)
+        )
         corners.append((min(max(0, cy - size // 2), h - size), min(max(0, cx - size // 2), w - size)))
     return corners
 

@@ -14,8 +14,16 @@ from pluralfill.nn.padding import pad_same
 class GatedConv2d(nn.Module):
     """act(features) * sigmoid(gate); both come from one convolution with twice the output channels."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1, dilation: int = 1,
-                 activation: str | None = "elu", padding: str = "symmetric"):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        activation: str | None = "elu",
+        padding: str = "symmetric",
+    ):
         """padding: "symmetric" (PyTorch's) or "tf" (TensorFlow's 'SAME', for weights ported from it)."""
         super().__init__()
         self.tf_padding = padding == "tf"

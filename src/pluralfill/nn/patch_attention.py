@@ -28,7 +28,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-AttentionKind = Literal["mhtma", "vanilla", "atma", "contextual", "none"]  # "none": no attention branch (models/mhtma.py)
+AttentionKind = Literal[
+    "mhtma", "vanilla", "atma", "contextual", "none"
+]  # "none": no attention branch (models/mhtma.py)
 TemperatureMode = Literal["learned", "high", "low"]
 
 
@@ -37,20 +39,37 @@ class TemperatureNet(nn.Module):
     concatenated, one fully connected layer, then Softplus (Eq. 13) -> one temperature per head per image.
     `activation="leaky_relu"` is ATMA's last layer, which allows negative temperatures."""
 
-    def __init__(self, channels: int, num_heads: int, width: int | None = None, activation: str = "softplus",
-                 init_temperature: float = 0.1, min_temperature: float = 0.01):  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        num_heads: int,
+        width: int | None = None,
+        activation: str = "softplus",
+        init_temperature: float = 0.1,
+        min_temperature: float = 0.01,
+    ):
         super().__init__()
         w = width or channels
         self.convs = nn.Sequential(
-            nn.Conv2d(channels, w, 3, 2, 1), nn.ELU(), nn.Conv2d(w, w, 3, 2, 1), nn.ELU(),
-            nn.Conv2d(w, w, 3, 1, 1), nn.ELU(), nn.Conv2d(w, w, 3, 1, 1), nn.ELU(),
-        )  # fmt: skip
+            nn.Conv2d(channels, w, 3, 2, 1),
+            nn.ELU(),
+            nn.Conv2d(w, w, 3, 2, 1),
+            nn.ELU(),
+            nn.Conv2d(w, w, 3, 1, 1),
+            nn.ELU(),
+            nn.Conv2d(w, w, 3, 1, 1),
+            nn.ELU(),
+        )
         self.fc = nn.Linear(2 * w, num_heads)
         self.activation, self.min_temperature = activation, min_temperature
         # heads start spread over [init / 2, init * 2] (log scale) around init_temperature: heads started
         # equal get equal gradients and stay one temperature
         nn.init.normal_(self.fc.weight, std=1e-3)
-        spread = [init_temperature * 2 ** (2 * k / (num_heads - 1) - 1) for k in range(num_heads)] if num_heads > 1 else [init_temperature]
+        spread = (
+            [init_temperature * 2 ** (2 * k / (num_heads - 1) - 1) for k in range(num_heads)]
+            if num_heads > 1
+            else [init_temperature]
+        )
         with torch.no_grad():
             for k, t in enumerate(spread):
                 t = t - (min_temperature if activation == "softplus" else 0)
@@ -74,9 +93,17 @@ def hole_keys(hole: torch.Tensor, size: tuple[int, int], patch: int) -> torch.Te
 
 
 class PatchAttention(nn.Module):
-    def __init__(self, channels: int, kind: AttentionKind = "mhtma", num_heads: int = 2, patch_size: int = 3,
-                 hole_score: float = -1e4, init_temperature: float = 0.1, constant_temperature: float = 0.1,
-                 min_temperature: float = 0.01):  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        kind: AttentionKind = "mhtma",
+        num_heads: int = 2,
+        patch_size: int = 3,
+        hole_score: float = -1e4,
+        init_temperature: float = 0.1,
+        constant_temperature: float = 0.1,
+        min_temperature: float = 0.01,
+    ):
         super().__init__()
         if kind in ("contextual", "vanilla"):
             num_heads = 1
@@ -92,8 +119,13 @@ class PatchAttention(nn.Module):
             self.merge = nn.Conv2d(channels * num_heads, channels, 1)
         if kind in ("mhtma", "atma"):
             activation = "softplus" if kind == "mhtma" else "leaky_relu"
-            self.temperature = TemperatureNet(channels, num_heads, activation=activation, init_temperature=init_temperature,
-                                              min_temperature=min_temperature)  # fmt: skip
+            self.temperature = TemperatureNet(
+                channels,
+                num_heads,
+                activation=activation,
+                init_temperature=init_temperature,
+                min_temperature=min_temperature,
+            )
 
     def temperatures(self, x: torch.Tensor) -> torch.Tensor:
         """(B, heads) temperatures for the images of x."""

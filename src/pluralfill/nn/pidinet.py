@@ -118,7 +118,9 @@ class PiDiNet(nn.Module):
     PDC blocks (C, 2C, 4C, 4C channels); each stage's features go through CDCM and CSAM to one side map;
     a 1x1 conv fuses the four upsampled side maps."""
 
-    def __init__(self, channels: int = 60, kinds: tuple[str, ...] = CARV4, dilation: int | None = 24, attention: bool = True):
+    def __init__(
+        self, channels: int = 60, kinds: tuple[str, ...] = CARV4, dilation: int | None = 24, attention: bool = True
+    ):
         super().__init__()
         c = channels
         self.init_block = PixelDifferenceConv2d(kinds[0], 3, c)

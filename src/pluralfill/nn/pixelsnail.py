@@ -104,8 +104,10 @@ class CausalAttention(nn.Module):
         return self.proj(y)
 
     def new_cache(self, batch: int, length: int, like: torch.Tensor) -> dict:
-        return {"k": like.new_zeros(batch, self.heads, length, self.key_dim),
-                "v": like.new_zeros(batch, self.heads, length, self.value_dim)}  # fmt: skip
+        return {
+            "k": like.new_zeros(batch, self.heads, length, self.key_dim),
+            "v": like.new_zeros(batch, self.heads, length, self.value_dim),
+        }
 
     def fill(self, cache: dict, x: torch.Tensor) -> None:
         cache["k"].copy_(self._heads(self.key(x)))
@@ -114,11 +116,16 @@ class CausalAttention(nn.Module):
     def step(self, cache: dict, x: torch.Tensor, p: int) -> torch.Tensor:
         """x (B, C, 1, 1) at raster position p -> its output; its key and value join the cache."""
         q = self._heads(self.query(x))
-        cache["k"][:, :, p], cache["v"][:, :, p] = self._heads(self.key(x))[:, :, 0], self._heads(self.value(x))[:, :, 0]
+        cache["k"][:, :, p], cache["v"][:, :, p] = (
+            self._heads(self.key(x))[:, :, 0],
+            self._heads(self.value(x))[:, :, 0],
+        )
         keys, values = cache["k"][:, :, :p], cache["v"][:, :, :p]
         if p == 0:  # nothing before it: the heads give zeros
             return self.proj(x.new_zeros(x.shape[0], self.heads * self.value_dim, 1, 1))
-        probs = causal_softmax(q @ keys.transpose(-1, -2) / math.sqrt(self.key_dim), torch.ones(1, p, dtype=torch.bool, device=x.device))
+        probs = causal_softmax(
+            q @ keys.transpose(-1, -2) / math.sqrt(self.key_dim), torch.ones(1, p, dtype=torch.bool, device=x.device)
+        )
         return self.proj((probs @ values).transpose(-1, -2).reshape(x.shape[0], -1, 1, 1))
 
 
@@ -127,8 +134,17 @@ class GatedResNet(nn.Module):
     `aux_channels`: the channels of the auxiliary input a; `cond_channels`: of the condition h, which
     `forward` takes already through concat_elu (the same for every block, so computed once)."""
 
-    def __init__(self, channels: int, res_channels: int, conv, rate: int = 1, aux_channels: int = 0, cond_channels: int = 0,
-                 heads: int = 0, dropout: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        channels: int,
+        res_channels: int,
+        conv,
+        rate: int = 1,
+        aux_channels: int = 0,
+        cond_channels: int = 0,
+        heads: int = 0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         self.conv1 = conv(2 * channels, res_channels, rate)
         self.aux = WNLinear(2 * aux_channels, res_channels) if aux_channels else None
@@ -141,7 +157,9 @@ class GatedResNet(nn.Module):
         a, b = c2.chunk(2, dim=1)
         return a * torch.sigmoid(b)
 
-    def forward(self, x: torch.Tensor, a: torch.Tensor | None = None, h: torch.Tensor | None = None, cache: dict | None = None):
+    def forward(
+        self, x: torch.Tensor, a: torch.Tensor | None = None, h: torch.Tensor | None = None, cache: dict | None = None
+    ):
         """`cache`: also store every input the incremental path reads (prefill)."""
         x_in = concat_elu(x)
         c1 = self.conv1(x_in)
@@ -167,7 +185,9 @@ class GatedResNet(nn.Module):
             cache["attention"] = self.attention.new_cache(batch, side * side, like)
         return cache
 
-    def step(self, cache: dict, x: torch.Tensor, i: int, j: int, a: torch.Tensor | None = None, h: torch.Tensor | None = None):
+    def step(
+        self, cache: dict, x: torch.Tensor, i: int, j: int, a: torch.Tensor | None = None, h: torch.Tensor | None = None
+    ):
         """The block at row i, columns j .. j + n - 1 of x (B, C, 1, n) (attention: n = 1), from the cache."""
         n, side = x.shape[-1], cache["conv1"].shape[-1] - self.conv1.kernel[1] + 1
         self.conv1.write(cache["conv1"], concat_elu(x), i, j)

@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+
 def code_counts_and_sums(z: torch.Tensor, tokens: torch.Tensor, num_codes: int) -> tuple[torch.Tensor, torch.Tensor]:
     """How many features (..., dim) each code took and their sum, over every process of a DDP run."""
     z, tokens = z.reshape(-1, z.shape[-1]).float(), tokens.reshape(-1)
@@ -28,8 +29,17 @@ KNOWN = 1  # token types, as the official code numbers them: 0 fully missing, 1 
 
 
 class DualCodebook(nn.Module):
-    def __init__(self, num_codes: int = 1024, dim: int = 256, split: int | None = 512, decay: float = 0.99,
-                 eps: float = 1e-5, restart_dead_codes: bool = True, dead_threshold: float = 0.5, data_init: bool = True):  # fmt: skip
+    def __init__(
+        self,
+        num_codes: int = 1024,
+        dim: int = 256,
+        split: int | None = 512,
+        decay: float = 0.99,
+        eps: float = 1e-5,
+        restart_dead_codes: bool = True,
+        dead_threshold: float = 0.5,
+        data_init: bool = True,
+    ):
         super().__init__()
         self.num_codes, self.dim, self.decay, self.eps = num_codes, dim, decay, eps
         self.restart_dead_codes, self.dead_threshold, self.data_init = restart_dead_codes, dead_threshold, data_init
@@ -145,7 +155,10 @@ class DebiasedCodebook(nn.Module):
         counts, sums = code_counts_and_sums(z, tokens, self.num_codes)
         self.updates += 1
         debias = 1 - self.decay ** int(self.updates)
-        for biased, value, new in ((self.cluster_size_biased, self.cluster_size, counts), (self.embedding_avg_biased, self.embedding_avg, sums)):
+        for biased, value, new in (
+            (self.cluster_size_biased, self.cluster_size, counts),
+            (self.embedding_avg_biased, self.embedding_avg, sums),
+        ):
             biased.sub_((biased - new) * (1 - self.decay))
             value.copy_(biased / debias)
         n = self.cluster_size.sum()

@@ -30,7 +30,10 @@ class SelfAttention(nn.Module):
 
     def forward(self, x):
         b, n, d = x.shape
-        q, k, v = (f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2) for f in (self.query, self.key, self.value))
+        q, k, v = (
+            f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
+            for f in (self.query, self.key, self.value)
+        )
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
@@ -64,8 +67,16 @@ class DropPath(nn.Module):
 class Block(nn.Module):
     """x += drop_path(attn(ln1(x))); x += drop_path(mlp(ln2(x)))."""
 
-    def __init__(self, dim: int, num_heads: int, mlp_ratio: int = 4, dropout: float = 0.0, activation: str = "gelu2",
-                 key_bias: bool = True, drop_path: float = 0.0):  # fmt: skip
+    def __init__(
+        self,
+        dim: int,
+        num_heads: int,
+        mlp_ratio: int = 4,
+        dropout: float = 0.0,
+        activation: str = "gelu2",
+        key_bias: bool = True,
+        drop_path: float = 0.0,
+    ):
         super().__init__()
         self.ln1, self.attn = nn.LayerNorm(dim), SelfAttention(dim, num_heads, dropout, key_bias)
         self.ln2, self.mlp = nn.LayerNorm(dim), MLP(dim, mlp_ratio * dim, dropout, activation)

@@ -22,8 +22,15 @@ class WNConv2d(nn.Module):
 
     frozen: torch.Tensor | None = None
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int | tuple[int, int] = 3, stride: int = 1,
-                 dilation: int = 1, padding: str = "same"):  # fmt: skip
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int | tuple[int, int] = 3,
+        stride: int = 1,
+        dilation: int = 1,
+        padding: str = "same",
+    ):
         super().__init__()
         self.kernel = (kernel, kernel) if isinstance(kernel, int) else tuple(kernel)
         self.stride, self.dilation, self.padding = stride, dilation, padding

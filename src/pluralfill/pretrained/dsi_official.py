@@ -41,7 +41,9 @@ KERNEL = (3, 2, 0, 1)  # [kh, kw, in, out] (transposed: [kh, kw, out, in]) -> Py
 
 def _layers(module: nn.Module):
     """The leaf layers of `module` that own official variables, in registration order."""
-    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, WNConv2d, WNLinear, GatedConv2d, DebiasedCodebook, CausalAttention)):
+    if isinstance(
+        module, (nn.Conv2d, nn.ConvTranspose2d, WNConv2d, WNLinear, GatedConv2d, DebiasedCodebook, CausalAttention)
+    ):
         yield module
         return
     for child in module.children():
@@ -51,7 +53,15 @@ def _layers(module: nn.Module):
 def official_layers(model: DSI, disc: SNPatchGANDiscriminator | None = None):
     """(scope, module) in the order the official templates create their variables."""
     v, s = model.hvqvae, model.structure
-    for m in (v.encoder_bottom, v.encoder_top, v.pre_top, v.quantize_top, v.decoder_top, v.pre_bottom, v.quantize_bottom):
+    for m in (
+        v.encoder_bottom,
+        v.encoder_top,
+        v.pre_top,
+        v.quantize_top,
+        v.decoder_top,
+        v.pre_bottom,
+        v.quantize_bottom,
+    ):
         yield from (("vq_encoder", layer) for layer in _layers(m))
     for m in (v.upsample_top, v.decoder):
         yield from (("vq_decoder", layer) for layer in _layers(m))
@@ -72,8 +82,15 @@ def _kind(layer: nn.Module, scope: str) -> str:
         return "snconv2d"
     if isinstance(layer, CausalAttention):
         return "attention"
-    for cls, kind in ((GatedUpConv2d, "gated_deconv2d"), (GatedConv2d, "gated_conv2d"), (WNConv2d, "wnconv2d"), (WNLinear, "wndense"),
-                      (nn.ConvTranspose2d, "deconv2d"), (nn.Conv2d, "conv2d"), (DebiasedCodebook, "vector_quantize")):  # fmt: skip
+    for cls, kind in (
+        (GatedUpConv2d, "gated_deconv2d"),
+        (GatedConv2d, "gated_conv2d"),
+        (WNConv2d, "wnconv2d"),
+        (WNLinear, "wndense"),
+        (nn.ConvTranspose2d, "deconv2d"),
+        (nn.Conv2d, "conv2d"),
+        (DebiasedCodebook, "vector_quantize"),
+    ):
         if isinstance(layer, cls):
             return kind
     raise TypeError(type(layer).__name__)
@@ -157,13 +174,17 @@ def _attention(layer: CausalAttention, ours: str, scope: str, counters: dict, re
         for part, width in (("query", layer.key_dim), ("key", layer.key_dim), ("value", layer.value_dim)):
             index = counters[(scope, "wndense")] = counters.get((scope, "wndense"), -1) + 1
             tf = f"{scope}/wndense_{index}"
-            parts[part].append([reader.get(f"{tf}/V", (c, width)).T, reader.get(f"{tf}/g", (width,)), reader.get(f"{tf}/b", (width,))])
+            parts[part].append(
+                [reader.get(f"{tf}/V", (c, width)).T, reader.get(f"{tf}/g", (width,)), reader.get(f"{tf}/b", (width,))]
+            )
     for part, heads in parts.items():
         for i, name in enumerate(("weight_v", "weight_g", "bias")):
             state[f"{ours}.{part}.{name}"] = torch.from_numpy(np.concatenate([h[i] for h in heads]).copy())
     index = counters[(scope, "wndense")] = counters[(scope, "wndense")] + 1
     tf = f"{scope}/wndense_{index}"
-    state[f"{ours}.proj.weight_v"] = torch.from_numpy(reader.get(f"{tf}/V", tuple(layer.proj.weight_v.shape[::-1])).T.copy())
+    state[f"{ours}.proj.weight_v"] = torch.from_numpy(
+        reader.get(f"{tf}/V", tuple(layer.proj.weight_v.shape[::-1])).T.copy()
+    )
     state[f"{ours}.proj.weight_g"] = torch.from_numpy(reader.get(f"{tf}/g", tuple(layer.proj.weight_g.shape)).copy())
     state[f"{ours}.proj.bias"] = torch.from_numpy(reader.get(f"{tf}/b", tuple(layer.proj.bias.shape)).copy())
 
@@ -181,8 +202,14 @@ def candidate_configs(ckpt: TFCheckpoint, resolution: int):
     vq_t = _shape(ckpt, "vq_encoder/vector_quantize_0/embedding")
     d, k = vq_t
     n_res = (_count(ckpt, "vq_encoder", "conv2d") - 8) // 6
-    hvqvae = HVQVAEConfig(resolution=resolution, hidden=_shape(ckpt, "vq_encoder/conv2d_1/W")[3], residual=_shape(ckpt, "vq_encoder/conv2d_3/W")[3],
-                          num_residual_layers=n_res, num_codes=k, code_dim=d)  # fmt: skip
+    hvqvae = HVQVAEConfig(
+        resolution=resolution,
+        hidden=_shape(ckpt, "vq_encoder/conv2d_1/W")[3],
+        residual=_shape(ckpt, "vq_encoder/conv2d_3/W")[3],
+        num_residual_layers=n_res,
+        num_codes=k,
+        code_dim=d,
+    )
     c = _shape(ckpt, "structure_pixelcnn/wnconv2d_0/V")[3]
     r = _shape(ckpt, "structure_pixelcnn/wnconv2d_3/V")[3]
     num_resnets = (_count(ckpt, "structure_pixelcnn", "wnconv2d") - 3) // 4
@@ -200,12 +227,26 @@ def candidate_configs(ckpt: TFCheckpoint, resolution: int):
         if heads < 1 or out < 0:
             continue
         structure = StructureGeneratorConfig(
-            side=resolution // 8, num_codes=k, code_dim=d, channels=c, res_channels=r, num_resnets=num_resnets, num_attention=groups,
-            num_heads=heads, num_out_resnets=out, cond_channels=_shape(ckpt, "structure_condition/wnconv2d_0/V")[3],
+            side=resolution // 8,
+            num_codes=k,
+            code_dim=d,
+            channels=c,
+            res_channels=r,
+            num_resnets=num_resnets,
+            num_attention=groups,
+            num_heads=heads,
+            num_out_resnets=out,
+            cond_channels=_shape(ckpt, "structure_condition/wnconv2d_0/V")[3],
             cond_res_channels=_shape(ckpt, "structure_condition/wnconv2d_1/V")[3],
-        )  # fmt: skip
-        yield DSIConfig(name="dsi-official", hvqvae=hvqvae, structure=structure, texture=texture, disc_width=disc[3] if disc else 64,
-                        positions="all")  # fmt: skip
+        )
+        yield DSIConfig(
+            name="dsi-official",
+            hvqvae=hvqvae,
+            structure=structure,
+            texture=texture,
+            disc_width=disc[3] if disc else 64,
+            positions="all",
+        )
 
 
 def _official_name(prefix: Path) -> str:
@@ -226,10 +267,14 @@ def convert(path: str | os.PathLike, config: str | None = None, resolution: int 
     where = ckpt.prefix
     if "vq_encoder/vector_quantize_0/embedding" not in ckpt.entries:
         some = ", ".join(sorted(ckpt.names)[:4])
-        raise PluralfillError(f"{where} is not a DSI checkpoint: it has no vq_encoder/vector_quantize_0/embedding (it holds {some} ...)")
+        raise PluralfillError(
+            f"{where} is not a DSI checkpoint: it has no vq_encoder/vector_quantize_0/embedding (it holds {some} ...)"
+        )
     if "structure_pixelcnn/wnconv2d_0/V" not in ckpt.entries:
-        raise PluralfillError(f"{where} is a DSI VQ-VAE training checkpoint (no structure generator): convert the full model "
-                              "(save_full_model.py's output, or a structure / texture training checkpoint)")  # fmt: skip
+        raise PluralfillError(
+            f"{where} is a DSI VQ-VAE training checkpoint (no structure generator): convert the full model "
+            "(save_full_model.py's output, or a structure / texture training checkpoint)"
+        )
     if resolution % 8 or resolution < 8:
         raise PluralfillError(f"resolution must be a multiple of 8, got {resolution}")
     problems = []
@@ -275,10 +320,18 @@ def convert_discriminator(path: str | os.PathLike) -> SNPatchGANDiscriminator:
     reader, state = _Reader(ckpt), {}
     for i, conv in enumerate(disc.convs):
         tf = f"texture_discriminator/snconv2d_{i}"
-        weight = torch.from_numpy(reader.get(f"{tf}/W", _tf_shape(conv.weight_orig.shape, KERNEL))).permute(*KERNEL).contiguous()
+        weight = (
+            torch.from_numpy(reader.get(f"{tf}/W", _tf_shape(conv.weight_orig.shape, KERNEL)))
+            .permute(*KERNEL)
+            .contiguous()
+        )
         u = torch.from_numpy(reader.get(f"{tf}/u", (1, conv.weight_u.shape[0]))[0].copy())
         v = torch.nn.functional.normalize(weight.flatten(1).t() @ u, dim=0, eps=1e-12)
-        state |= {f"convs.{i}.weight_orig": weight, f"convs.{i}.weight_u": u, f"convs.{i}.weight_v": v,
-                  f"convs.{i}.bias": torch.from_numpy(reader.get(f"{tf}/b", tuple(conv.bias.shape)).copy())}  # fmt: skip
+        state |= {
+            f"convs.{i}.weight_orig": weight,
+            f"convs.{i}.weight_u": u,
+            f"convs.{i}.weight_v": v,
+            f"convs.{i}.bias": torch.from_numpy(reader.get(f"{tf}/b", tuple(conv.bias.shape)).copy()),
+        }
     disc.load_state_dict(state)
     return disc

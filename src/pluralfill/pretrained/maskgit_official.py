@@ -48,8 +48,10 @@ def read_flax_checkpoint(path: str | os.PathLike, what: str) -> dict[str, np.nda
     except PluralfillError:
         raise
     except Exception as e:  # msgpack's errors for truncated or foreign bytes
-        raise PluralfillError(f"cannot read {path} as a flax msgpack checkpoint (truncated, or another format): "
-                              f"{type(e).__name__}: {e}".splitlines()[0]) from None  # fmt: skip
+        raise PluralfillError(
+            f"cannot read {path} as a flax msgpack checkpoint (truncated, or another format): "
+            f"{type(e).__name__}: {e}".splitlines()[0]
+        ) from None
     if not isinstance(tree, dict) or not isinstance(tree.get("params"), dict):
         raise PluralfillError(f"{path} has no 'params' tree: not a flax checkpoint of MaskGIT")
     flat: dict[str, np.ndarray] = {}
@@ -114,12 +116,17 @@ def _tokenizer_state(p: dict[str, np.ndarray], cfg: VQGANConfig) -> dict[str, to
 
 def _transformer_state(p: dict[str, np.ndarray], cfg: MaskGITBertConfig) -> dict[str, torch.Tensor]:
     t = lambda a: torch.from_numpy(np.array(a))  # noqa: E731 (a writable copy)
-    out = {"tok_emb.weight": t(p.pop("Embed_0/word_embeddings/embedding")),
-           "pos_emb": t(p.pop("Embed_0/position_embeddings/embedding"))[None],
-           "ln_emb.weight": t(p.pop("Embed_0/embeddings_ln/scale")), "ln_emb.bias": t(p.pop("Embed_0/embeddings_ln/bias")),
-           "head_dense.weight": _dense(p.pop("MlmLayer_0/mlm_dense/kernel")), "head_dense.bias": t(p.pop("MlmLayer_0/mlm_dense/bias")),
-           "head_ln.weight": t(p.pop("MlmLayer_0/mlm_ln/scale")), "head_ln.bias": t(p.pop("MlmLayer_0/mlm_ln/bias")),
-           "head_bias": t(p.pop("MlmLayer_0/mlm_bias/bias"))}  # fmt: skip
+    out = {
+        "tok_emb.weight": t(p.pop("Embed_0/word_embeddings/embedding")),
+        "pos_emb": t(p.pop("Embed_0/position_embeddings/embedding"))[None],
+        "ln_emb.weight": t(p.pop("Embed_0/embeddings_ln/scale")),
+        "ln_emb.bias": t(p.pop("Embed_0/embeddings_ln/bias")),
+        "head_dense.weight": _dense(p.pop("MlmLayer_0/mlm_dense/kernel")),
+        "head_dense.bias": t(p.pop("MlmLayer_0/mlm_dense/bias")),
+        "head_ln.weight": t(p.pop("MlmLayer_0/mlm_ln/scale")),
+        "head_ln.bias": t(p.pop("MlmLayer_0/mlm_ln/bias")),
+        "head_bias": t(p.pop("MlmLayer_0/mlm_bias/bias")),
+    }
     for i in range(cfg.num_layers):
         a, m, b = f"TransformerLayer_{i}/Attention_0", f"TransformerLayer_{i}/Mlp_0", f"blocks.{i}"
         for name in ("query", "key", "value"):
@@ -131,7 +138,10 @@ def _transformer_state(p: dict[str, np.ndarray], cfg: MaskGITBertConfig) -> dict
         for theirs, mine in ((f"{a}/attention_output_ln", "ln1"), (f"{m}/layer_output_ln", "ln2")):
             out[f"{b}.{mine}.weight"], out[f"{b}.{mine}.bias"] = t(p.pop(f"{theirs}/scale")), t(p.pop(f"{theirs}/bias"))
         for theirs, mine in (("intermediate_output", "fc1"), ("layer_output", "fc2")):
-            out[f"{b}.{mine}.weight"], out[f"{b}.{mine}.bias"] = _dense(p.pop(f"{m}/{theirs}/kernel")), t(p.pop(f"{m}/{theirs}/bias"))
+            out[f"{b}.{mine}.weight"], out[f"{b}.{mine}.bias"] = (
+                _dense(p.pop(f"{m}/{theirs}/kernel")),
+                t(p.pop(f"{m}/{theirs}/bias")),
+            )
     return out
 
 
@@ -149,23 +159,45 @@ def infer_config(tok: dict[str, np.ndarray], tr: dict[str, np.ndarray]) -> MaskG
     layers = len({m[1] for k in tr if (m := re.match(r"TransformerLayer_(\d+)/", k))})
     return MaskGITConfig(
         name="maskgit-official",
-        tokenizer=VQGANConfig(kind="official", resolution=side * 2 ** (levels - 1), channels=filters, channel_mult=tuple(w // filters for w in widths),
-                              num_res_blocks=r, attn_resolutions=(), code_dim=dim, num_codes=codes),
-        transformer=MaskGITBertConfig(seq_len=positions - 1, num_codes=codes, num_classes=vocab - codes - 1, dim=hidden,
-                                      num_layers=layers, num_heads=heads,
-                                      intermediate=tr["TransformerLayer_0/Mlp_0/intermediate_output/kernel"].shape[1]),
-    )  # fmt: skip
+        tokenizer=VQGANConfig(
+            kind="official",
+            resolution=side * 2 ** (levels - 1),
+            channels=filters,
+            channel_mult=tuple(w // filters for w in widths),
+            num_res_blocks=r,
+            attn_resolutions=(),
+            code_dim=dim,
+            num_codes=codes,
+        ),
+        transformer=MaskGITBertConfig(
+            seq_len=positions - 1,
+            num_codes=codes,
+            num_classes=vocab - codes - 1,
+            dim=hidden,
+            num_layers=layers,
+            num_heads=heads,
+            intermediate=tr["TransformerLayer_0/Mlp_0/intermediate_output/kernel"].shape[1],
+        ),
+    )
 
 
 def convert(tokenizer: str | os.PathLike, transformer: str | os.PathLike, config: str | None = None) -> MaskGIT:
     """Read the official tokenizer and transformer files into our MaskGIT; every name and shape is checked.
     `config` (maskgit-imagenet-256 or -512) checks the files against it; without it the shapes decide."""
     tok, tr = read_flax_checkpoint(tokenizer, "tokenizer"), read_flax_checkpoint(transformer, "transformer")
-    for path, got, role, want, other in ((tokenizer, tok, "tokenizer", "quantizer/codebook", "Embed_0/word_embeddings/embedding"),
-                                         (transformer, tr, "transformer", "Embed_0/word_embeddings/embedding", "quantizer/codebook")):  # fmt: skip
+    for path, got, role, want, other in (
+        (tokenizer, tok, "tokenizer", "quantizer/codebook", "Embed_0/word_embeddings/embedding"),
+        (transformer, tr, "transformer", "Embed_0/word_embeddings/embedding", "quantizer/codebook"),
+    ):
         if want not in got:
-            what = ("the MaskGIT " + ("transformer" if role == "tokenizer" else "tokenizer")) if other in got else "no MaskGIT file"
-            raise PluralfillError(f"{path} is {what}, given as the {role} (it has no {want}); the order is TOKENIZER TRANSFORMER")
+            what = (
+                ("the MaskGIT " + ("transformer" if role == "tokenizer" else "tokenizer"))
+                if other in got
+                else "no MaskGIT file"
+            )
+            raise PluralfillError(
+                f"{path} is {what}, given as the {role} (it has no {want}); the order is TOKENIZER TRANSFORMER"
+            )
     try:
         cfg = infer_config(tok, tr)
     except KeyError as e:
@@ -180,7 +212,9 @@ def convert(tokenizer: str | os.PathLike, transformer: str | os.PathLike, config
             raise PluralfillError(f"the files do not match {key}: {problem}")
         cfg = CONFIGS[key].model_copy(deep=True)
     else:
-        cfg.name = next((n for n, c in CONFIGS.items() if c.official and c == cfg.model_copy(update={"name": n})), cfg.name)
+        cfg.name = next(
+            (n for n, c in CONFIGS.items() if c.official and c == cfg.model_copy(update={"name": n})), cfg.name
+        )
     tok_rest, tr_rest = dict(tok), dict(tr)  # the readers take what they use from these
     try:
         state = {f"tokenizer.{k}": v for k, v in _tokenizer_state(tok_rest, cfg.tokenizer).items()}
@@ -188,4 +222,3 @@ def convert(tokenizer: str | os.PathLike, transformer: str | os.PathLike, config
     except KeyError as e:
         raise PluralfillError(f"the official files lack {e.args[0]} that a {cfg.name} model has") from None
     return load_converted(MaskGIT(cfg), state, f"{tokenizer} + {transformer}", [*tok_rest, *tr_rest])
-

@@ -119,17 +119,25 @@ def read_official(path: str | os.PathLike, conditional: bool = False) -> dict[st
         raise PluralfillError(f"{path} holds no state dict under 'model' or 'state_dict': not a PUT checkpoint")
     if not any(k.startswith("content_codec.") for k in state):
         if any(k.startswith(("encoder.", "decoder.", "quantize.")) for k in state):
-            raise PluralfillError(f"{path} is a P-VQVAE checkpoint (stage 1 alone): convert the transformer checkpoint "
-                                  "of the same model, which contains its P-VQVAE")  # fmt: skip
-        raise PluralfillError(f"{path} has no content_codec.* keys: not a PUT transformer checkpoint "
-                              f"(keys like {', '.join(list(state)[:3])})")  # fmt: skip
+            raise PluralfillError(
+                f"{path} is a P-VQVAE checkpoint (stage 1 alone): convert the transformer checkpoint "
+                "of the same model, which contains its P-VQVAE"
+            )
+        raise PluralfillError(
+            f"{path} has no content_codec.* keys: not a PUT transformer checkpoint "
+            f"(keys like {', '.join(list(state)[:3])})"
+        )
     guided = any(k.startswith(("seg_codec.", "sketch_codec.")) for k in state)
     if guided and not conditional:
-        raise PluralfillError(f"{path} is a conditional (segmentation + sketch) PUT TPAMI checkpoint: convert it with "
-                              "`pluralfill convert put-tpami-conditional`")  # fmt: skip
+        raise PluralfillError(
+            f"{path} is a conditional (segmentation + sketch) PUT TPAMI checkpoint: convert it with "
+            "`pluralfill convert put-tpami-conditional`"
+        )
     if conditional and not guided:
-        raise PluralfillError(f"{path} is a PUT checkpoint without guidance (no seg_codec.* keys): convert it with "
-                              "`pluralfill convert put-official`")  # fmt: skip
+        raise PluralfillError(
+            f"{path} is a PUT checkpoint without guidance (no seg_codec.* keys): convert it with "
+            "`pluralfill convert put-official`"
+        )
     return state
 
 
@@ -139,8 +147,9 @@ def generation(state: dict[str, torch.Tensor]) -> str:
         return "tpami2024"
     if any(re.match(r"blocks\.\d+\.attn\.query\.", k) for k in state) or "layer_norm.weight" in state:
         return "cvpr2022"
-    raise PluralfillError("the transformer keys are neither PUT CVPR-2022 (attn.query, layer_norm) nor TPAMI-2024 "
-                          "(attn.qkv, norm)")  # fmt: skip
+    raise PluralfillError(
+        "the transformer keys are neither PUT CVPR-2022 (attn.query, layer_norm) nor TPAMI-2024 (attn.qkv, norm)"
+    )
 
 
 def _count(state, pattern: str) -> int:
@@ -159,20 +168,38 @@ def infer_config(state: dict[str, torch.Tensor], name: str = "put") -> PUTConfig
     vocab = g("to_logits.weight")[0]
     layers = _count(state, r"blocks\.(\d+)\.")
     hidden = g("blocks.0.mlp.fc1.weight" if tpami else "blocks.0.mlp.0.weight")[0]
-    pvqvae = dict(resolution=int(round(seq_len**0.5)) * patch, patch_size=patch, channels=channels, code_dim=code_dim,
-                  num_codes=num_codes, num_res_blocks=_count(state, r"content_codec\.encoder\.res_layers\.(\d+)\."),
-                  codebook="dual" if vocab < num_codes else "one", restart_dead_codes=False, data_init=False)  # fmt: skip
-    transformer = dict(seq_len=seq_len, in_dim=code_dim, dim=dim, num_layers=layers, mlp_ratio=hidden // dim, vocab_size=vocab)
+    pvqvae = dict(
+        resolution=int(round(seq_len**0.5)) * patch,
+        patch_size=patch,
+        channels=channels,
+        code_dim=code_dim,
+        num_codes=num_codes,
+        num_res_blocks=_count(state, r"content_codec\.encoder\.res_layers\.(\d+)\."),
+        codebook="dual" if vocab < num_codes else "one",
+        restart_dead_codes=False,
+        data_init=False,
+    )
+    transformer = dict(
+        seq_len=seq_len, in_dim=code_dim, dim=dim, num_layers=layers, mlp_ratio=hidden // dim, vocab_size=vocab
+    )
     if not tpami:
-        return PUTConfig(name=name, pvqvae=PVQVAEConfig(**pvqvae),
-                         transformer=UQTransformerConfig(**transformer, num_heads={512: 8, 1024: 8}.get(dim, max(1, dim // 64))))  # fmt: skip
+        return PUTConfig(
+            name=name,
+            pvqvae=PVQVAEConfig(**pvqvae),
+            transformer=UQTransformerConfig(**transformer, num_heads={512: 8, 1024: 8}.get(dim, max(1, dim // 64))),
+        )
     stages = int(math.log2(patch))
-    pvqvae |= dict(num_known_codes=vocab, decoder_res_blocks=_count(state, r"content_codec\.decoder\.res_layers\.(\d+)\."),
-                   stage_res_blocks=_count(state, r"content_codec\.decoder\.up_layers\.(\d+)\.") // stages - 1,
-                   upsample="nearest" if cc + "decoder.up_layers.0.conv.weight" in state else "deconv",
-                   decoder_width=g(cc + "decoder.post_layers.1.weight")[1])  # fmt: skip
+    pvqvae |= dict(
+        num_known_codes=vocab,
+        decoder_res_blocks=_count(state, r"content_codec\.decoder\.res_layers\.(\d+)\."),
+        stage_res_blocks=_count(state, r"content_codec\.decoder\.up_layers\.(\d+)\.") // stages - 1,
+        upsample="nearest" if cc + "decoder.up_layers.0.conv.weight" in state else "deconv",
+        decoder_width=g(cc + "decoder.post_layers.1.weight")[1],
+    )
     transformer |= dict(num_heads=max(1, dim // 64), mask_embedding="mask_emb" in state, key_bias=False, drop_path=0.1)
-    return PUTConfig(name=name, generation="tpami2024", pvqvae=PVQVAEConfig(**pvqvae), transformer=UQTransformerConfig(**transformer))
+    return PUTConfig(
+        name=name, generation="tpami2024", pvqvae=PVQVAEConfig(**pvqvae), transformer=UQTransformerConfig(**transformer)
+    )
 
 
 def _official_config_beside(path: Path) -> dict | None:
@@ -241,8 +268,10 @@ def convert(path: str | os.PathLike, config: str | None = None, num_heads: int |
     if heads:
         cfg.transformer.num_heads = heads
     elif config is None:  # the weights' shapes cannot tell the head count
-        assumed["num_heads"] = f"{cfg.transformer.num_heads} (the official configs' count for width {cfg.transformer.dim}; "\
-                               "the file does not record it: pass --num-heads, or keep the run's configs/config.yaml beside checkpoint/)"
+        assumed["num_heads"] = (
+            f"{cfg.transformer.num_heads} (the official configs' count for width {cfg.transformer.dim}; "
+            "the file does not record it: pass --num-heads, or keep the run's configs/config.yaml beside checkpoint/)"
+        )
     renamed, unknown = {}, []
     for k, v in state.items():
         new = _rename(k, v, cfg, tpami)
@@ -264,7 +293,9 @@ def _named(config: str, inferred: PUTConfig, path: Path) -> PUTConfig:
         raise PluralfillError(f"unknown PUT config {config!r}; choose from {names}")
     named = CONFIGS[key]
     if named.generation != inferred.generation:
-        raise PluralfillError(f"{path} is a PUT {inferred.generation} checkpoint but {key} is a {named.generation} model")
+        raise PluralfillError(
+            f"{path} is a PUT {inferred.generation} checkpoint but {key} is a {named.generation} model"
+        )
     shape_only = {"num_heads", "normalization", "restart_dead_codes", "data_init", "drop_path", "dropout", "ema_decay"}
     problem = config_mismatch(named, inferred, key, ("pvqvae", "transformer"), shape_only)
     if problem:
@@ -290,7 +321,8 @@ def convert_conditional(path: str | os.PathLike, config: str | None = None):
     """Read an official controllable (segmentation + sketch) TPAMI checkpoint. The three published models
     have the same shapes; `config` (or the file's path, or the official config beside it) picks the input
     normalization: ImageNet's mean and std for the ImageNet model."""
-    from pluralfill.models.put_conditional import CONFIGS as GUIDED, PUTConditional
+    from pluralfill.models.put_conditional import CONFIGS as GUIDED
+    from pluralfill.models.put_conditional import PUTConditional
 
     path = Path(path)
     state = read_official(path, conditional=True)
@@ -311,8 +343,11 @@ def convert_conditional(path: str | os.PathLike, config: str | None = None):
     for k, v in state.items():
         prefix = next((p for p in ("content_codec.", "seg_codec.", "sketch_codec.") if k.startswith(p)), None)
         if prefix is not None:
-            ours = {"content_codec.": ("pvqvae", cfg.pvqvae), "seg_codec.": ("seg_pvqvae", cfg.guidance),
-                    "sketch_codec.": ("sketch_pvqvae", cfg.guidance)}[prefix]  # fmt: skip
+            ours = {
+                "content_codec.": ("pvqvae", cfg.pvqvae),
+                "seg_codec.": ("seg_pvqvae", cfg.guidance),
+                "sketch_codec.": ("sketch_pvqvae", cfg.guidance),
+            }[prefix]
             new = _rename_pvqvae(k[len(prefix) :], ours[1])
             new = None if new is None else {f"{ours[0]}.{new}": v}
         elif k in ("seg_embed_default.weight", "sketch_embed_default.weight"):

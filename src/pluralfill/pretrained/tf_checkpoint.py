@@ -118,7 +118,9 @@ def resolve_prefix(path: str | os.PathLike) -> Path:
         found = sorted(p.glob("*.index"))
         if len(found) == 1:
             return found[0].with_suffix("")
-        raise PluralfillError(f"{p} holds no TensorFlow checkpoint (no `checkpoint` file and {len(found)} .index files)")
+        raise PluralfillError(
+            f"{p} holds no TensorFlow checkpoint (no `checkpoint` file and {len(found)} .index files)"
+        )
     name = p.name
     for suffix in (".index", ".meta"):
         if name.endswith(suffix):
@@ -159,7 +161,9 @@ class TFCheckpoint:
         self.shards = [self.prefix.with_name(f"{self.prefix.name}.data-{i:05d}-of-{shards:05d}") for i in range(shards)]
         for shard in {e.shard for e in self.entries.values()}:
             if not self.shards[shard].is_file():
-                raise PluralfillError(f"{self.shards[shard]} is missing: a TensorFlow checkpoint is the .index and its .data files")
+                raise PluralfillError(
+                    f"{self.shards[shard]} is missing: a TensorFlow checkpoint is the .index and its .data files"
+                )
         self._sizes = [f.stat().st_size if f.is_file() else 0 for f in self.shards]
 
     @property
@@ -172,12 +176,16 @@ class TFCheckpoint:
     def read(self, name: str) -> np.ndarray:
         e = self.entries[name]
         if e.dtype not in DTYPES:
-            raise PluralfillError(f"{name} in {self.prefix}: TensorFlow dtype {e.dtype} is not a numeric type this reader knows")
+            raise PluralfillError(
+                f"{name} in {self.prefix}: TensorFlow dtype {e.dtype} is not a numeric type this reader knows"
+            )
         dtype = np.dtype(DTYPES[e.dtype]).newbyteorder("<")
         count = int(np.prod(e.shape)) if e.shape else 1
         if e.size != count * dtype.itemsize or e.offset + e.size > self._sizes[e.shard]:
-            raise PluralfillError(f"{self.shards[e.shard]} is truncated or does not belong to {self.prefix.name}.index "
-                                  f"({name}: {e.size} bytes at {e.offset}, file {self._sizes[e.shard]} bytes)")  # fmt: skip
+            raise PluralfillError(
+                f"{self.shards[e.shard]} is truncated or does not belong to {self.prefix.name}.index "
+                f"({name}: {e.size} bytes at {e.offset}, file {self._sizes[e.shard]} bytes)"
+            )
         with open(self.shards[e.shard], "rb") as f:
             f.seek(e.offset)
             return np.frombuffer(f.read(e.size), dtype).reshape(e.shape).astype(dtype.newbyteorder("="))

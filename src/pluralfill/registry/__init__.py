@@ -9,7 +9,8 @@ pretrained/) + one module here; nothing else lists methods.
 
     registry/put.py:
         register(MethodSpec(name="put", inpainter=PUTInpainter, model=PUT, configs=CONFIGS,
-                            stages=(Stage(PVQVAEStage, train_pvqvae), Stage(TransformerStage, train_transformer, reads=PVQVAE)),
+                            stages=(Stage(PVQVAEStage, train_pvqvae),
+                                    Stage(TransformerStage, train_transformer, reads=PVQVAE)),
                             converters=(Converter("put-official", ("CHECKPOINT",), convert, ...),)))
 
 The declarations import every layer below (models, methods, train, pretrained), so this package sits on
@@ -151,7 +152,10 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", precision: str
     inpainter = _load_inpainter(name_or_path, device, **options)
     if precision != "fp32":
         if not hasattr(inpainter, "to_precision"):
-            raise PluralfillError(f"{inpainter.name} is a classical method: it runs in numpy, precision {precision} applies to learned models")
+            raise PluralfillError(
+                f"{inpainter.name} is a classical method: it runs in numpy, precision {precision} applies to learned "
+                f"models"
+            )
         inpainter.to_precision(precision)
     return inpainter
 
@@ -174,8 +178,10 @@ def _load_inpainter(name_or_path, device, **options):
         if spec is None:
             after, _ = _reader_of(method)
             if after is not None:
-                raise PluralfillError(f"{path} holds a first-stage {method} model, which cannot inpaint on its own: "
-                                      f"train the {after} stage with first_stage={name_or_path}")  # fmt: skip
+                raise PluralfillError(
+                    f"{path} holds a first-stage {method} model, which cannot inpaint on its own: "
+                    f"train the {after} stage with first_stage={name_or_path}"
+                )
             raise PluralfillError(f"checkpoint {path} is for method {method!r}, which this pluralfill cannot load")
         return spec.inpainter.from_pretrained(path, device)
     if spec is not None or name in named_configs():
@@ -184,8 +190,10 @@ def _load_inpainter(name_or_path, device, **options):
             "or convert official weights with `pluralfill convert`)"
         )
     if path.is_file():
-        raise PluralfillError(f"{path} is a file; a checkpoint is a model folder (config.json + model.safetensors) or a "
-                              "training run folder (an official weight file: `pluralfill models add` it first)")  # fmt: skip
+        raise PluralfillError(
+            f"{path} is a file; a checkpoint is a model folder (config.json + model.safetensors) or a "
+            "training run folder (an official weight file: `pluralfill models add` it first)"
+        )
     if path.exists():
         raise PluralfillError(f"{path} is not a checkpoint folder (no config.json in it)")
     raise PluralfillError(f"unknown method or checkpoint {name!r}; methods: {', '.join(available_methods())}")
@@ -204,14 +212,28 @@ def describe(name_or_path: str | Path) -> dict:
             model = spec.model(cfg)
         method = getattr(model, "method", spec.name)
         options = spec.inpainter(model, device="meta").option_specs()  # an inpainter over the weightless model
-        return {"name": name, "method": method, "resolution": cfg.resolution, "parameters": model.parameter_counts(),
-                "options": options}  # fmt: skip
+        return {
+            "name": name,
+            "method": method,
+            "resolution": cfg.resolution,
+            "parameters": model.parameter_counts(),
+            "options": options,
+        }
     first, folder = _first_stage(Path(name_or_path))
     if first is not None:  # a first stage (P-VQVAE, VQ-VAE, VQGAN) describes itself; it cannot inpaint
         model = first.from_pretrained(folder)
-        counts = model.parameter_counts() if hasattr(model, "parameter_counts") else {first.method: sum(p.numel() for p in model.parameters())}
-        return {"name": getattr(model.config, "name", Path(name_or_path).name), "method": first.method,
-                "resolution": getattr(model.config, "resolution", "any"), "parameters": counts, "first_stage": True}  # fmt: skip
+        counts = (
+            model.parameter_counts()
+            if hasattr(model, "parameter_counts")
+            else {first.method: sum(p.numel() for p in model.parameters())}
+        )
+        return {
+            "name": getattr(model.config, "name", Path(name_or_path).name),
+            "method": first.method,
+            "resolution": getattr(model.config, "resolution", "any"),
+            "parameters": counts,
+            "first_stage": True,
+        }
     return load_inpainter(name_or_path).describe()
 
 
@@ -224,8 +246,14 @@ def _model_folder(path: Path) -> Path:
 
 def _reader_of(method: str | None):
     """(the stage that builds on a first stage of `method`, that first stage's model class), or (None, None)."""
-    return next(((name, stage.reads) for name, (_, stage) in stages().items() if stage.reads is not None and stage.reads.method == method),
-                (None, None))  # fmt: skip
+    return next(
+        (
+            (name, stage.reads)
+            for name, (_, stage) in stages().items()
+            if stage.reads is not None and stage.reads.method == method
+        ),
+        (None, None),
+    )
 
 
 def _first_stage(path: Path):

@@ -18,9 +18,19 @@ from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_fil
 
 
 @torch.no_grad()
-def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: torch.Tensor, unknown: torch.Tensor,
-                  randomness: Randomness, top_k: int | None = None, temperature: float = 1.0, cache: bool = True,
-                  entropy: torch.Tensor | None = None, trace: list | None = None) -> torch.Tensor:  # fmt: skip
+def sample_raster(
+    model,
+    cond: torch.Tensor,
+    codebook: torch.Tensor,
+    tokens: torch.Tensor,
+    unknown: torch.Tensor,
+    randomness: Randomness,
+    top_k: int | None = None,
+    temperature: float = 1.0,
+    cache: bool = True,
+    entropy: torch.Tensor | None = None,
+    trace: list | None = None,
+) -> torch.Tensor:
     """Fill the positions where `unknown` (L,) is True, in raster order; returns (B, L) codes.
 
     model: a StructureGenerator; cond: its condition for each of the B rows; codebook (K, D): the code
@@ -62,7 +72,9 @@ def sample_raster(model, cond: torch.Tensor, codebook: torch.Tensor, tokens: tor
                 if trace is not None:
                     left = unknown.clone()
                     left[: p + 1] = False
-                    trace.append(Step(tokens.clone(), left.expand_as(tokens), {"position": p, "logits": logits.clone()}))
+                    trace.append(
+                        Step(tokens.clone(), left.expand_as(tokens), {"position": p, "logits": logits.clone()})
+                    )
                 e[:, :, i, j] = codebook[tokens[:, p]]
             if cache:
                 model.write(caches, i, j, e[:, :, i, j])

@@ -19,8 +19,11 @@ class Randomness:
     fixed draws instead (the parity tests replay the authors' noise)."""
 
     def __init__(self, seeds: Sequence[int] = (), device: str | torch.device = "cpu", generators=None):
-        self.generators = list(generators) if generators is not None else [
-            torch.Generator(device=device).manual_seed(int(s)) for s in seeds]  # fmt: skip
+        self.generators = (
+            list(generators)
+            if generators is not None
+            else [torch.Generator(device=device).manual_seed(int(s)) for s in seeds]
+        )
 
     def __len__(self) -> int:
         return len(self.generators)

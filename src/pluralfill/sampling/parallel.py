@@ -108,14 +108,20 @@ def parallel_decode(
             keep = torch.tensor([[masked_count(schedule, step, steps, n)] for n in n_start], device=tokens.device)
             keep_masked = torch.maximum(torch.ones_like(keep), torch.minimum(remaining - 1, keep))
             logp = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0]
-            confidence = logp + choice_temperature * (1 - ratio) * randomness.gumbel(logp.shape, "choice").to(logp.device)
+            confidence = logp + choice_temperature * (1 - ratio) * randomness.gumbel(logp.shape, "choice").to(
+                logp.device
+            )
             confidence = confidence.masked_fill(~unknown, float("inf"))
             cutoff = confidence.sort(dim=1).values.gather(1, keep_masked.clamp(max=confidence.shape[1] - 1))
             still = (confidence < cutoff) & unknown
             if trace is not None:
-                details |= {"selected_probs": logp.exp().masked_fill(~unknown, float("inf")), "ratio": ratio,
-                            "mask_ratio": mask_ratio(schedule, ratio, n_start[0]), "mask_len": keep_masked[:, 0],
-                            "choice_temperature": choice_temperature * (1 - ratio)}  # fmt: skip
+                details |= {
+                    "selected_probs": logp.exp().masked_fill(~unknown, float("inf")),
+                    "ratio": ratio,
+                    "mask_ratio": mask_ratio(schedule, ratio, n_start[0]),
+                    "mask_len": keep_masked[:, 0],
+                    "choice_temperature": choice_temperature * (1 - ratio),
+                }
             tokens, unknown = torch.where(still, tokens, sampled), still
         if trace is not None:
             trace.append(Step(tokens.clone(), unknown.clone(), details))

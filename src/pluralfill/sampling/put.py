@@ -34,14 +34,14 @@ def sample_put(
 ) -> torch.Tensor:
     """Fill every position where `filled` is False.
 
-    transformer: the UQ-Transformer. codebook: (num_codes, in_dim) table; the sampled code k feeds back
-    `codebook[k]`. features: (B, L, in_dim) un-quantized features of the masked images. tokens: (B, L) codes
-    of the known positions (others ignored). filled: (B, L) bool, True where the token is known.
-    position_by: "probability" (the paper: highest max-probability) or "logit" (the official code:
-    highest max-logit). `trace`, if a list, receives a Step per step (details: "positions" (B, k) chosen,
-"codes" drawn there, "valid": where a row had a position left to fill).
-    known_fraction: (B, L) share of each patch's pixels present, for a transformer with a mask embedding.
-    Returns the (B, L) completed tokens.
+        transformer: the UQ-Transformer. codebook: (num_codes, in_dim) table; the sampled code k feeds back
+        `codebook[k]`. features: (B, L, in_dim) un-quantized features of the masked images. tokens: (B, L) codes
+        of the known positions (others ignored). filled: (B, L) bool, True where the token is known.
+        position_by: "probability" (the paper: highest max-probability) or "logit" (the official code:
+        highest max-logit). `trace`, if a list, receives a Step per step (details: "positions" (B, k) chosen,
+    "codes" drawn there, "valid": where a row had a position left to fill).
+        known_fraction: (B, L) share of each patch's pixels present, for a transformer with a mask embedding.
+        Returns the (B, L) completed tokens.
     """
     check_sampling(temperature, tokens_per_step=tokens_per_step)
     x = transformer.embed(features, known_fraction)
@@ -67,5 +67,7 @@ def sample_put(
         tokens[rows, pos] = torch.where(valid, new, tokens[rows, pos])
         filled[rows, pos] = filled[rows, pos] | valid
         if trace is not None:
-            trace.append(Step(tokens.clone(), ~filled, {"positions": pos.clone(), "codes": new.clone(), "valid": valid.clone()}))
+            trace.append(
+                Step(tokens.clone(), ~filled, {"positions": pos.clone(), "codes": new.clone(), "valid": valid.clone()})
+            )
     return tokens

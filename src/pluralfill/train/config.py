@@ -48,7 +48,9 @@ class OptimConfig(Strict):
     # constant: lr after the warm-up
     schedule: Literal["cosine", "constant", "put", "dsi"] = "cosine"
     min_lr_ratio: float = 0.1
-    min_lr: float | None = None  # the floor in absolute terms (the official PUT configs: 1e-6, 1e-5); overrides the ratio
+    min_lr: float | None = (
+        None  # the floor in absolute terms (the official PUT configs: 1e-6, 1e-5); overrides the ratio
+    )
     grad_clip: float | None = 1.0
 
 
@@ -101,7 +103,9 @@ class TrainConfig(Strict):
                 tree[section] = dict(tree[section])
                 value = tree[section].pop(key)
                 tree[to_section] = dict(tree.get(to_section) or {}) | {to_key: value}
-                logging.getLogger("pluralfill").warning(f"note: {old} is now {new}; read as {new}={value} (move it in the config)")
+                logging.getLogger("pluralfill").warning(
+                    f"note: {old} is now {new}; read as {new}={value} (move it in the config)"
+                )
         return tree
 
 
@@ -111,7 +115,7 @@ class SecondStageConfig(TrainConfig):
     first_stage: str | None = None  # the stage-1 run folder (its best model) or a model folder
 
 
-def model_config(cfg: "TrainConfig", configs: dict, config_class):
+def model_config(cfg: TrainConfig, configs: dict, config_class):
     """The named or inline model config of a run, as `config_class`; {base: NAME, ...} is a named config with
     some fields changed (what `model.attention=atma` on the command line makes of a named model)."""
     tree = cfg.model if isinstance(cfg.model, dict) else {"base": cfg.model}
@@ -119,7 +123,9 @@ def model_config(cfg: "TrainConfig", configs: dict, config_class):
     if "base" in tree:
         base = tree.pop("base")
         if base not in configs:
-            raise PluralfillError(f"unknown model {base!r} for {cfg.stage}; choose from {', '.join(configs)} or give a config")
+            raise PluralfillError(
+                f"unknown model {base!r} for {cfg.stage}; choose from {', '.join(configs)} or give a config"
+            )
         tree = _merge(configs[base].model_dump(), tree)
     try:
         return config_class.model_validate(tree)
@@ -161,7 +167,10 @@ def read_config(path: str | os.PathLike | None, overrides: list[str] = (), base:
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise PluralfillError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
         if not isinstance(tree, dict):
-            raise PluralfillError(f"{path} is not a training config: expected a YAML mapping of settings (see configs/), got a {type(tree).__name__}")
+            raise PluralfillError(
+                f"{path} is not a training config: expected a YAML mapping of settings (see configs/), got a "
+                f"{type(tree).__name__}"
+            )
     for item in overrides:
         if "=" not in item:
             raise PluralfillError(f"overrides look like key=value, got {item!r}")
@@ -174,8 +183,9 @@ def validate(tree: dict, stages: Mapping[str, type[TrainConfig]]) -> TrainConfig
     """The config of the stage `tree["stage"]` names, validated by that stage's class."""
     stage = tree.get("stage")
     if stage not in stages:
-        raise PluralfillError(f"config error at stage: {'missing' if stage is None else repr(stage)}; the stages are "
-                              f"{', '.join(stages)}")  # fmt: skip
+        raise PluralfillError(
+            f"config error at stage: {'missing' if stage is None else repr(stage)}; the stages are {', '.join(stages)}"
+        )
     cls = stages[stage]
     try:
         return cls.model_validate(tree)
@@ -187,6 +197,8 @@ def validate(tree: dict, stages: Mapping[str, type[TrainConfig]]) -> TrainConfig
             for part in first["loc"][:-1]:
                 section = section.model_fields[part].annotation
             takes = ", ".join(section.model_fields) or "none"
-            raise PluralfillError(f"config error at {where}: the {stage} stage has no such setting; "
-                                  f"{'.'.join(map(str, first['loc'][:-1])) or 'the config'} takes: {takes}") from None  # fmt: skip
+            raise PluralfillError(
+                f"config error at {where}: the {stage} stage has no such setting; "
+                f"{'.'.join(map(str, first['loc'][:-1])) or 'the config'} takes: {takes}"
+            ) from None
         raise PluralfillError(f"config error at {where}: {first['msg']} ({e.error_count()} error(s))") from None

@@ -44,7 +44,7 @@ from pluralfill.train.loop import (
     first_stage,
     fit,
     setup_generator,
-    step_optimizer,  # fmt: skip
+    step_optimizer,
     unwrap,
 )
 from pluralfill.train.run import seed_step, start
@@ -52,7 +52,9 @@ from pluralfill.train.transformer import VAL_SEED_STEP
 
 
 class DSIOptim(OptimConfig):
-    polyak_decay: float | None = None  # export an exponential moving average of the weights (0.9997 in Peng et al. 2021)
+    polyak_decay: float | None = (
+        None  # export an exponential moving average of the weights (0.9997 in Peng et al. 2021)
+    )
 
 
 class HVQVAELoss(Strict):
@@ -106,7 +108,9 @@ class WeightAverage:
         self.live = unwrap(model)
         self.ema = None
         if decay is not None:
-            self.ema = AveragedModel(self.live, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False).to(fabric.device)
+            self.ema = AveragedModel(self.live, multi_avg_fn=get_ema_multi_avg_fn(decay), use_buffers=False).to(
+                fabric.device
+            )
             state["polyak"] = self.ema
 
     def update(self) -> None:
@@ -155,8 +159,11 @@ def train_hvqvae(cfg: HVQVAEStage, resume=None) -> Path:
         # a top latent collapsed onto a few codes carries no structure, and DSI's samples then all look alike
         counts = torch.bincount(torch.cat(top), minlength=vcfg.num_codes).float()
         p = counts[counts > 0] / counts.sum()
-        return {"val/mse": float(torch.stack(mse).mean()), "val/top_codes_used": float((counts > 0).sum()),
-                "val/top_code_bits": float(-(p * p.log2()).sum())}  # fmt: skip
+        return {
+            "val/mse": float(torch.stack(mse).mean()),
+            "val/top_codes_used": float((counts > 0).sum()),
+            "val/top_code_bits": float(-(p * p.log2()).sum()),
+        }
 
     def sheet(step, batch):
         n = min(4, batch[0].shape[0])
@@ -191,15 +198,19 @@ def texture_fill(texture, vq, x, hole, masked) -> tuple[torch.Tensor, dict]:
     return texture(masked, hole, truth["quant_t"]), truth
 
 
-def texture_losses(texture, vq, x, hole, masked, lw: TextureLoss, critic=None) -> tuple[dict, torch.Tensor, torch.Tensor]:
+def texture_losses(
+    texture, vq, x, hole, masked, lw: TextureLoss, critic=None
+) -> tuple[dict, torch.Tensor, torch.Tensor]:
     """Stage 3's generator step (train_texture_generator.py) from the true structure: (terms, total, completed).
     critic(completed) -> the discriminator's logits, or None before the adversarial term joins."""
     out, truth = texture_fill(texture, vq, x, hole, masked)
     completed = out * hole + masked * (1 - hole)
     seen = vq.encode(completed)
-    terms = {"pixel": (x - out).abs().mean(),
-             "feature_top": feature_loss(seen["enc_t"], truth["idx_t"], vq.quantize_top.embedding),
-             "feature_bottom": feature_loss(seen["enc_b"], truth["idx_b"], vq.quantize_bottom.embedding)}  # fmt: skip
+    terms = {
+        "pixel": (x - out).abs().mean(),
+        "feature_top": feature_loss(seen["enc_t"], truth["idx_t"], vq.quantize_top.embedding),
+        "feature_bottom": feature_loss(seen["enc_b"], truth["idx_b"], vq.quantize_bottom.embedding),
+    }
     total = lw.pixel * terms["pixel"] + lw.feature * (terms["feature_top"] + terms["feature_bottom"])
     if critic is not None:
         terms["adversarial"] = -critic(completed).mean()
@@ -248,8 +259,11 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
             bits_hole.append(float(per_position[in_hole].mean()) if in_hole.any() else float("nan"))
             mse.append(float(F.mse_loss(vq(x)[0], x)))
         # all codes (as trained), the codes under the hole alone, and the VQ-VAE's reconstruction error (Table 3)
-        return {"val/nll_bits": float(np.mean(bits)), "val/nll_bits_hole": float(np.nanmean(bits_hole)),
-                "val/vqvae_mse": float(np.mean(mse))}  # fmt: skip
+        return {
+            "val/nll_bits": float(np.mean(bits)),
+            "val/nll_bits_hole": float(np.nanmean(bits_hole)),
+            "val/vqvae_mse": float(np.mean(mse)),
+        }
 
     def sheet(step, batch):
         """Rows of: masked input, three sampled structures (the VQ-VAE decodes them with its own bottom codes
@@ -265,7 +279,13 @@ def train_structure(cfg: StructureStage, resume=None) -> Path:
             unknown = token_hole(1 - hi, dcfg.resolution // side, 1)[0]
             sampled = sample_raster(net, cond, vq.quantize_top.embedding, codes, unknown, draws)
             decoded = decode_structure(vq, mi, sampled.reshape(3, side, side))
-            rows.append([masked_view(to_uint8(x[i : i + 1])[0], (hi[0, 0] > 0.5).cpu().numpy()), *to_uint8(decoded), to_uint8(x[i : i + 1])[0]])
+            rows.append(
+                [
+                    masked_view(to_uint8(x[i : i + 1])[0], (hi[0, 0] > 0.5).cpu().numpy()),
+                    *to_uint8(decoded),
+                    to_uint8(x[i : i + 1])[0],
+                ]
+            )
         return grid_rows(rows)
 
     def export():  # the VQ-VAE and the (averaged) structure generator
@@ -353,7 +373,14 @@ def train_texture(cfg: TextureStage, resume=None) -> Path:
             xi, hi, mi = x[i : i + 1], hole[i : i + 1], masked[i : i + 1]
             true_fill = generate(xi, hi, mi)[0] * hi + mi * (1 - hi)
             sampled = inpainter.sample(xi, 1 - hi, [step * 10, step * 10 + 1]) * hi + mi * (1 - hi)
-            rows.append([masked_view(to_uint8(xi)[0], (hi[0, 0] > 0.5).cpu().numpy()), to_uint8(true_fill)[0], *to_uint8(sampled), to_uint8(xi)[0]])
+            rows.append(
+                [
+                    masked_view(to_uint8(xi)[0], (hi[0, 0] > 0.5).cpu().numpy()),
+                    to_uint8(true_fill)[0],
+                    *to_uint8(sampled),
+                    to_uint8(xi)[0],
+                ]
+            )
         return grid_rows(rows)
 
     return fit(run, state, train, step_fn, dsi, modules, validate, sheet)

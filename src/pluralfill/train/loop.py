@@ -26,9 +26,15 @@ def first_stage(path: str | None, model_class):
 
 
 def progress(run: Run, total: int, start: int) -> Progress:
-    p = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                 TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
-                 disable=not run.is_main)  # fmt: skip
+    p = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        disable=not run.is_main,
+    )
     p.add_task(run.cfg.stage, total=total, completed=start, info="")
     return p
 
@@ -49,8 +55,9 @@ def data(cfg: TrainConfig, resolution: int, rank: int, num_holes: int, holes: li
 
 
 def loader(fabric, data: StepBatches, start: int, cfg: TrainConfig):
-    batches = torch.utils.data.DataLoader(data, batch_size=None, sampler=range(start, cfg.steps),
-                                         num_workers=cfg.data.num_workers)  # fmt: skip
+    batches = torch.utils.data.DataLoader(
+        data, batch_size=None, sampler=range(start, cfg.steps), num_workers=cfg.data.num_workers
+    )
     return fabric.setup_dataloaders(batches, use_distributed_sampler=False)
 
 
@@ -163,7 +170,9 @@ def fit(run: Run, state: dict, train_batches: StepBatches, step_fn, export, modu
                 values = {f"train/{k}": float(v.detach() if torch.is_tensor(v) else v) for k, v in terms.items()}
                 values |= {"lr": lr, "images_per_s": run.throughput(done, cfg.batch_size)}
                 run.log(done, values)
-                shown = "  ".join(f"{k} {values[f'train/{k}']:.4f}" for k in ("loss", "accuracy") if f"train/{k}" in values)
+                shown = "  ".join(
+                    f"{k} {values[f'train/{k}']:.4f}" for k in ("loss", "accuracy") if f"train/{k}" in values
+                )
                 bar.update(0, completed=done, info=f"{shown}  {values['images_per_s']:.1f} img/s")
             if validate is not None and (done % cfg.val_every == 0 or last):
                 mode(False)

@@ -35,7 +35,7 @@ from pluralfill.train.loop import (
     setup_autoencoder,
     step_optimizer,
     unwrap,
-    vgg_features,  # fmt: skip
+    vgg_features,
 )
 from pluralfill.train.run import start
 from pluralfill.train.transformer import frozen_first_stage, train_token_transformer
@@ -116,7 +116,9 @@ def train_tokenizer(cfg: TokenizerStage, resume=None) -> Path:
     def validate():
         if not val:
             return {}
-        return {"val/pixel": float(np.mean([float(losses(b[0].to(fabric.device), late=False)[1]["pixel"]) for b in val]))}
+        return {
+            "val/pixel": float(np.mean([float(losses(b[0].to(fabric.device), late=False)[1]["pixel"]) for b in val]))
+        }
 
     def sheet(step, batch):  # images and their reconstructions
         n = min(4, batch[0].shape[0])

@@ -40,7 +40,7 @@ from pluralfill.train.loop import (
     setup_generator,
     step_optimizer,
     unwrap,
-    vgg_features,  # fmt: skip
+    vgg_features,
 )
 from pluralfill.train.run import start
 
@@ -117,11 +117,15 @@ def train_mhtma(cfg: MHTMAStage, resume=None) -> Path:
         vgg = VGGLoss(features, perceptual_layers=PERCEPTUAL_TAPS, style_layers=()).to(fabric.device)
     temperature = [p for n, p in model.named_parameters() if ".temperature." in n]
     rest = [p for n, p in model.named_parameters() if ".temperature." not in n]
-    groups = [{"params": rest}] + ([{"params": temperature, "lr_scale": cfg.optim.temperature_lr_scale}] if temperature else [])
+    groups = [{"params": rest}] + (
+        [{"params": temperature, "lr_scale": cfg.optim.temperature_lr_scale}] if temperature else []
+    )
     state, modules = setup_generator(fabric, model, cfg, groups)
     model, opt = state["model"], state["optimizer"]
     if lw.adversarial:
-        add_discriminator(fabric, state, modules, GlobalLocalDiscriminator(r, mcfg.disc_width, spectral=lw.gan == "hinge"), cfg)
+        add_discriminator(
+            fabric, state, modules, GlobalLocalDiscriminator(r, mcfg.disc_width, spectral=lw.gan == "hinge"), cfg
+        )
     run.restore(state)
     train, val = data(cfg, r, fabric.global_rank, num_holes=1)
     detector = None
@@ -195,7 +199,9 @@ def train_mhtma(cfg: MHTMAStage, resume=None) -> Path:
         for i in range(x.shape[0]):
             row = [masked_view(to_uint8(x[i : i + 1])[0], (hole[i, 0] > 0.5).cpu().numpy())]
             if sketch is not None:
-                row.append(np.repeat(((sketch[i, 0] * hole[i, 0]).cpu().numpy() * 255).astype(np.uint8)[..., None], 3, 2))
+                row.append(
+                    np.repeat(((sketch[i, 0] * hole[i, 0]).cpu().numpy() * 255).astype(np.uint8)[..., None], 3, 2)
+                )
             row += [to_uint8(coarse[i : i + 1])[0], to_uint8(completed[i : i + 1])[0], to_uint8(x[i : i + 1])[0]]
             rows.append(row)
         if (run.folder / "metrics.csv").is_file():

@@ -40,7 +40,7 @@ from pluralfill.train.loop import (
     fit,
     setup_generator,
     step_optimizer,
-    unwrap,  # fmt: skip
+    unwrap,
     vgg_features,
 )
 from pluralfill.train.run import lr_at, start
@@ -94,7 +94,11 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
     pcfg = put_config(cfg).pvqvae
     model = PVQVAE(pcfg)
     lw = cfg.loss
-    vgg = vgg_features("vgg19", lw.vgg_weights, unless="loss.perceptual=0 loss.style=0") if lw.perceptual or lw.style else None
+    vgg = (
+        vgg_features("vgg19", lw.vgg_weights, unless="loss.perceptual=0 loss.style=0")
+        if lw.perceptual or lw.style
+        else None
+    )
     loss_fn = pvqvae_loss(lw, vgg).to(fabric.device)
     state, modules = setup_generator(fabric, model, cfg)
     model, opt = state["model"], state["optimizer"]
@@ -109,7 +113,9 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
 
     def step_fn(step, batch, lr):
         x, known, erase = batch
-        total, terms, rec, target = pvqvae_losses(model, loss_fn, x, known, erase, step, state.get("disc"), lw.commitment)
+        total, terms, rec, target = pvqvae_losses(
+            model, loss_fn, x, known, erase, step, state.get("disc"), lw.commitment
+        )
         last.update(rec=rec.detach(), target=target, known=known)
         step_optimizer(fabric, model, opt, total, cfg, lr)
         if "disc" in state:  # its own step, every iteration (official: at zero weight before the start step)
@@ -131,19 +137,32 @@ def train_pvqvae(cfg: PVQVAEStage, resume=None) -> Path:
         x, known = last["target"], last["known"]
         n = min(4, x.shape[0])
         holes = (known[:n, 0] < 0.5).cpu().numpy()
-        return grid_rows([[masked_view(i, h), r, t] for i, h, r, t in
-                          zip(to_uint8(x[:n]), holes, to_uint8(last["rec"][:n]), to_uint8(x[:n]))])  # fmt: skip
+        return grid_rows(
+            [
+                [masked_view(i, h), r, t]
+                for i, h, r, t in zip(to_uint8(x[:n]), holes, to_uint8(last["rec"][:n]), to_uint8(x[:n]))
+            ]
+        )
 
     return fit(run, state, train, step_fn, unwrap(model), modules, validate, sheet)
 
 
 def pvqvae_loss(lw: PVQVAELoss, vgg=None) -> EdgeConnectLoss:
     """The stage's generator loss with the config's weights."""
-    return EdgeConnectLoss(vgg, pixel=lw.pixel, gradient=lw.gradient, perceptual=lw.perceptual, style=lw.style,
-                           adversarial=lw.adversarial, start_step=lw.late_start_step)  # fmt: skip
+    return EdgeConnectLoss(
+        vgg,
+        pixel=lw.pixel,
+        gradient=lw.gradient,
+        perceptual=lw.perceptual,
+        style=lw.style,
+        adversarial=lw.adversarial,
+        start_step=lw.late_start_step,
+    )
 
 
-def pvqvae_losses(model: PVQVAE, loss_fn: EdgeConnectLoss, x, known, erase, step: int, disc=None, commitment: float = 1.0):
+def pvqvae_losses(
+    model: PVQVAE, loss_fn: EdgeConnectLoss, x, known, erase, step: int, disc=None, commitment: float = 1.0
+):
     """One generator step of stage 1: (total, terms, reconstruction, target). The target is x with the erase
     mask's pixels black; the reference the decoder reads is the target masked by `known`."""
     rec, quantizer_loss, _, target = model(x, known, erase)
@@ -169,7 +188,9 @@ def train_transformer(cfg: TransformerStage, resume=None) -> Path:
     return train_token_transformer(cfg, resume, build, losses, PUTInpainter, fast)
 
 
-def transformer_losses(model: PUT, transformer, x, known, training: bool, random_quantize: float, poly_epsilon: float = 0.0) -> dict:
+def transformer_losses(
+    model: PUT, transformer, x, known, training: bool, random_quantize: float, poly_epsilon: float = 0.0
+) -> dict:
     """Cross-entropy (plus the Poly-1 term) of the transformer on the positions with missing pixels (types 0
     and 2), against the full image's tokens."""
     pvq = model.pvqvae

@@ -35,10 +35,17 @@ def start(cfg: TrainConfig, resume: str | os.PathLike | None) -> tuple[Fabric, R
     from pluralfill.shards import launcher_world, resolve_world
 
     devices, num_nodes = cfg.devices, cfg.num_nodes
-    if launcher_world() is not None and isinstance(devices, int):  # under torchrun: its world, unless the config says otherwise
+    if launcher_world() is not None and isinstance(
+        devices, int
+    ):  # under torchrun: its world, unless the config says otherwise
         devices, num_nodes = resolve_world(None if devices == 1 else devices, None if num_nodes == 1 else num_nodes)
-    fabric = Fabric(accelerator=cfg.accelerator, devices=devices, num_nodes=num_nodes,
-                    strategy=cfg.strategy, precision=cfg.precision)  # fmt: skip
+    fabric = Fabric(
+        accelerator=cfg.accelerator,
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=cfg.strategy,
+        precision=cfg.precision,
+    )
     fabric.launch()
     run = Run.create(cfg, fabric, resume)
     fabric.seed_everything(cfg.seed, verbose=False)
@@ -97,7 +104,7 @@ class Run:
                 path.write_text(text)
 
     @classmethod
-    def create(cls, cfg: TrainConfig, fabric: Fabric, resume: str | os.PathLike | None) -> "Run":
+    def create(cls, cfg: TrainConfig, fabric: Fabric, resume: str | os.PathLike | None) -> Run:
         if resume is not None:
             return cls(cfg, fabric, Path(resume), resumed=True)
         if cfg.run_dir is not None:
@@ -110,7 +117,9 @@ class Run:
         folder, taken = fabric.broadcast((str(folder), taken), src=0)
         folder = Path(folder)
         if taken:
-            raise PluralfillError(f"run folder {folder} is not empty: continue it with --resume {folder}, or pick run_dir=...")
+            raise PluralfillError(
+                f"run folder {folder} is not empty: continue it with --resume {folder}, or pick run_dir=..."
+            )
         return cls(cfg, fabric, folder, resumed=False)
 
     # -------------------------------------------------------------------------------- logging
@@ -182,8 +191,10 @@ class Run:
             raise PluralfillError(f"nothing to resume in {self.folder}: no last.ckpt")
         self.fabric.load(path, state)
         if int(state["step"]) >= self.cfg.steps:
-            raise PluralfillError(f"{self.folder} is finished: it trained all {self.cfg.steps} steps (train longer with "
-                                  f"--resume {self.folder} steps=N)")  # fmt: skip
+            raise PluralfillError(
+                f"{self.folder} is finished: it trained all {self.cfg.steps} steps (train longer with "
+                f"--resume {self.folder} steps=N)"
+            )
         if self.is_main:
             self._trim_metrics(int(state["step"]))
 
@@ -209,7 +220,9 @@ class Run:
         """`last/` or `best/`: a save_pretrained folder that `--checkpoint` loads. `model`: the model, or a
         function that builds it (e.g. from a moving average of the weights) when it is time."""
         if self.is_main:
-            (model if isinstance(model, torch.nn.Module) else model()).save_pretrained(self.folder / name, overwrite=True)
+            (model if isinstance(model, torch.nn.Module) else model()).save_pretrained(
+                self.folder / name, overwrite=True
+            )
         self.fabric.barrier()
 
     def close(self) -> None:

@@ -25,8 +25,9 @@ from pluralfill.train.run import seed_step, start
 VAL_SEED_STEP = 10**9  # validation draws its random masks from this fixed "step"
 
 
-def train_token_transformer(cfg: SecondStageConfig, resume, build: Callable, losses: Callable, inpainter: Callable,
-                            sheet_options: Callable) -> Path:  # fmt: skip
+def train_token_transformer(
+    cfg: SecondStageConfig, resume, build: Callable, losses: Callable, inpainter: Callable, sheet_options: Callable
+) -> Path:
     """build(cfg, device) -> the model (`.transformer`, `.config.resolution`); losses(model, transformer, x,
     known, training) -> {"loss", "accuracy"}; inpainter(model, device).sample(..., **sheet_options(model))
     draws the sample sheets."""
@@ -45,15 +46,18 @@ def train_token_transformer(cfg: SecondStageConfig, resume, build: Callable, los
     def validate():
         seed_step(cfg, VAL_SEED_STEP, 0)  # the same random draws at every validation
         scores = [losses(model, transformer, *(t.to(fabric.device) for t in b), training=False) for b in val]
-        return {f"val/{k}": float(np.mean([float(s[k]) for s in scores])) for k in ("loss", "accuracy")} if scores else {}
+        return (
+            {f"val/{k}": float(np.mean([float(s[k]) for s in scores])) for k in ("loss", "accuracy")} if scores else {}
+        )
 
     sampler = []  # made at the first sheet, not before: an inpainter puts its model in eval mode
 
     def sheet(step, batch):
         sampler[:] = sampler or [inpainter(model, fabric.device)]
         options = sheet_options(model)
-        return sample_sheet(val[0] if val else batch, lambda x, k, seeds: sampler[0].sample(x, k, seeds, **options), step,
-                            fabric.device)  # fmt: skip
+        return sample_sheet(
+            val[0] if val else batch, lambda x, k, seeds: sampler[0].sample(x, k, seeds, **options), step, fabric.device
+        )
 
     return fit(run, state, train, step_fn, model, [transformer], validate, sheet)
 
