@@ -50,7 +50,7 @@ def main():
     ap.add_argument(
         "--config",
         type=Path,
-        default=ROOT / "configs" / "put-scenes-small-pvqvae.yaml",
+        default=ROOT / "src" / "pluralfill" / "configs" / "put-scenes-small-pvqvae.yaml",
         help="its training config: the sources it excludes are the held-out set",
     )
     ap.add_argument("--n", type=int, default=100, help="held-out images per bin")

@@ -21,7 +21,7 @@ from pluralfill.metrics.evaluate import PIXEL_METRICS, evaluate, find_items
 
 ROOT = Path(__file__).resolve().parents[1]
 SCENES = ROOT.parent / "shared" / "data" / "scenes256" / "train"
-HELD_OUT_CONFIG = ROOT / "configs" / "put-scenes-small-pvqvae.yaml"
+HELD_OUT_CONFIG = ROOT / "src" / "pluralfill" / "configs" / "put-scenes-small-pvqvae.yaml"
 
 
 def held_out_sources(config: Path = HELD_OUT_CONFIG) -> list[str]:
@@ -64,7 +64,11 @@ def trained(config: str, run: Path, overrides: list[str]) -> Path:
 
     run = Path(run)
     if not (run / "best" / "config.json").is_file():
-        train(load_config(ROOT / "configs" / config, [f"run_dir={run}", *overrides]))
+        train(
+            load_config(
+                ROOT / "src" / "pluralfill" / "configs" / config, [f"data.train={SCENES}", f"run_dir={run}", *overrides]
+            )
+        )
     return run
 
 

@@ -52,7 +52,7 @@ def main():
     )
     args = ap.parse_args()
     if args.images == "held-out":
-        images, sources = held_out(ROOT / "configs" / "put-scenes-small-pvqvae.yaml", args.n)
+        images, sources = held_out(ROOT / "src" / "pluralfill" / "configs" / "put-scenes-small-pvqvae.yaml", args.n)
     else:
         from pluralfill.data import ImageList
         from pluralfill.io import read_image

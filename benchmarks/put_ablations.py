@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 from bundled_quality import TrueTokens
-from common import held_out_images, holes_for, run_and_score
+from common import SCENES, held_out_images, holes_for, run_and_score
 
 import pluralfill
 from pluralfill.models.pvqvae import PVQVAE
@@ -43,7 +43,11 @@ METRICS = ("psnr", "ssim", "mae", "diversity-pixel")
 def trained(config: str, run: Path, overrides: list[str]) -> Path:
     """The run folder, trained now unless it is already there."""
     if not (run / "best" / "config.json").is_file():
-        train(load_config(ROOT / "configs" / config, [f"run_dir={run}", *overrides]))
+        train(
+            load_config(
+                ROOT / "src" / "pluralfill" / "configs" / config, [f"data.train={SCENES}", f"run_dir={run}", *overrides]
+            )
+        )
     return run
 
 

@@ -12,12 +12,13 @@ from pluralfill.errors import PluralfillError
 from pluralfill.registry import describe, load_config, methods, named_configs, stages
 
 SRC = Path(pluralfill.__file__).parent
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
 
 # Low to high. A module may import its own unit and the units of lower layers; never a unit of its own
 # layer or of a higher one.
 LAYERS = [
     {"errors"},
+    {"devices"},
     {"io", "pixels", "hub", "geometry", "shards", "precision", "progress"},
     {"grid", "trace"},
     {"nn"},

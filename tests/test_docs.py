@@ -42,7 +42,7 @@ def _sandbox(root: Path) -> Path:
     work = root / "work"
     work.mkdir()
     (root / "shared").symlink_to(SHARED)
-    (work / "configs").symlink_to(ROOT / "configs")
+    (work / "scenes").symlink_to(SCENES)
     crops = sorted(SCENES.iterdir())[-4:]
     Image.open(crops[0]).convert("RGB").save(work / "photo.jpg")
     Image.fromarray(generate_hole("lama-medium", 256, 0, 0, ratio=(0.15, 0.3)).astype(np.uint8) * 255).save(
@@ -87,6 +87,57 @@ def test_runnable_blocks_run(page, tmp_path, monkeypatch):
             with pytest.raises(SystemExit) as e:
                 main(argv[1:])
             assert e.value.code in (0, None), f"{page.name}: `{line}` exited {e.value.code}"
+
+
+def _help(args: list[str], capsys) -> str:
+    with pytest.raises(SystemExit):
+        main([*args, "--help"])
+    return capsys.readouterr().out
+
+
+def _commands_with_help(capsys) -> list[list[str]]:
+    """Every command and subcommand, as the words that name it (["inpaint"], ["masks", "generate"], ...)."""
+    found = []
+
+    def walk(words):
+        text = _help(words, capsys)
+        listed = re.findall(r"^  ([a-z][a-z-]*)  ", text.split("Commands:", 1)[1], re.M) if "Commands:" in text else []
+        if words:
+            found.append(words)
+        for name in listed:
+            walk([*words, name])
+
+    walk([])
+    return found
+
+
+@pytest.mark.slow
+def test_every_command_shows_examples_and_they_run(tmp_path, monkeypatch, capsys):
+    """The examples at the end of each command's help, run as written (in the stand-in folder of the docs'
+    blocks; `serve` runs until stopped, so its examples are read, not run)."""
+    for words in _commands_with_help(capsys):
+        root = tmp_path / "-".join(words)  # each command's examples on their own: a fresh folder and model store
+        root.mkdir()
+        monkeypatch.chdir(_sandbox(root))
+        monkeypatch.setenv("PLURALFILL_HOME", str(root / "home"))
+        text = _help(words, capsys)
+        if words in (["models"], ["masks"]):
+            continue  # groups: their subcommands carry the examples
+        assert "Examples" in text.split("Options:")[-1], f"pluralfill {' '.join(words)} --help shows no examples"
+        lines = [
+            line.strip() for line in text.split("Examples", 1)[1].splitlines() if line.strip().startswith("pluralfill ")
+        ]
+        assert 1 <= len(lines) <= 3, words
+        if words == ["serve"]:
+            continue
+        for line in lines:
+            argv = shlex.split(line)[1:]
+            if argv[0] == "train" and "--resume" not in argv:
+                argv += SHORT
+            with pytest.raises(SystemExit) as e:
+                main(argv)
+            assert e.value.code in (0, None), f"`{line}` exited {e.value.code}: {capsys.readouterr().err[-500:]}"
+            capsys.readouterr()
 
 
 def test_every_page_is_linked_from_the_readme():

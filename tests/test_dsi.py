@@ -20,7 +20,7 @@ from pluralfill.registry import load_inpainter
 from pluralfill.sampling.autoregressive import sample_raster
 from pluralfill.sampling.base import Randomness
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
 SMALL = StructureGeneratorConfig(
     side=8,
     num_codes=16,

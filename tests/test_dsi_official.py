@@ -463,7 +463,7 @@ def test_the_official_recipes_are_the_configs():
     from pluralfill.registry import load_config
     from pluralfill.train.run import lr_at
 
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
     vq, st, tx = (load_config(configs / f"dsi-{s}.yaml") for s in ("hvqvae", "structure", "texture"))
     for cfg in (vq, st, tx):
         assert (

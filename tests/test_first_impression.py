@@ -145,7 +145,7 @@ def test_a_checkpoint_file_an_empty_folder_and_a_finished_run(tmp_path, photo, c
 def test_resuming_a_finished_run_says_so(images, tmp_path, capsys):
     from pathlib import Path
 
-    configs = Path(__file__).resolve().parents[1] / "configs"
+    configs = Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
     args = [
         "train",
         str(configs / "put-tiny-pvqvae.yaml"),

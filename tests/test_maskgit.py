@@ -195,8 +195,8 @@ def test_cli_maskgit_trace_and_put_parallel(tiny, tmp_path, photo, capsys):
     "args, message",
     [
         (["--schedule", "zigzag"], "unknown schedule 'zigzag'"),
-        (["--steps", "0"], "option steps=0: should be greater than or equal to 1"),
-        (["--temperature", "0"], "option temperature=0.0: should be greater than 0"),
+        (["--steps", "0"], "--steps 0: should be greater than or equal to 1"),
+        (["--temperature", "0"], "--temperature 0.0: should be greater than 0"),
     ],
 )
 def test_bad_decoding_options_are_one_line_errors(tiny, tmp_path, photo, capsys, args, message):

@@ -20,7 +20,7 @@ from pluralfill.nn.patch_attention import PatchAttention, TemperatureNet, hole_k
 from pluralfill.nn.pidinet import PiDiNet, PixelDifferenceConv2d, load_pidinet
 from pluralfill.registry import load_inpainter
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
 
 
 def _hole(b=2, size=48, box=(10, 30, 12, 36)):

@@ -142,7 +142,7 @@ def test_inpaint_cli_in_each_precision(converted, tmp_path, photo, capsys):
         assert code == 0, err
         outs[p] = np.asarray(Image.open(tmp_path / p / "a_sample0.png"), dtype=np.float64)
         if p == "auto":
-            assert "precision auto: int8:" in err and "precision auto: running in " in err
+            assert "precision auto: int8:" in err and "precision auto: running " in err
     assert all(o.shape == (64, 64, 3) for o in outs.values())
     code, _, err = _cli(
         [

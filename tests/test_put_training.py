@@ -18,7 +18,7 @@ from pluralfill.pretrained.put_official import rename_pvqvae
 from pluralfill.registry import load_config
 
 FIXTURE = SHARED / "fixtures" / "put_official_loss_tiny"
-CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = __import__("pathlib").Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
 RTOL = 1e-5  # each loss term, as the fixture's README suggests
 
 

@@ -16,7 +16,7 @@ from safetensors.torch import load_file
 from pluralfill.errors import PluralfillError
 from pluralfill.registry import load_config, train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+CONFIGS = Path(__file__).resolve().parents[1] / "src" / "pluralfill" / "configs"
 
 
 def _cfg(stage_file, images, run_dir, *extra):
@@ -248,7 +248,7 @@ def test_train_cli_errors(tmp_path, capsys):
     from pluralfill.cli import main
 
     for args, message in [
-        (["train"], "give a config file, or --resume RUN_DIR"),
+        (["train"], "give a config (a name from `pluralfill info`, or a YAML file), or --resume RUN_DIR"),
         (["train", "--resume", str(tmp_path)], "not a run folder"),
         (["train", str(tmp_path / "none.yaml")], "config not found"),
         (["train", str(CONFIGS / "put-tiny-pvqvae.yaml"), "steps"], "key=value"),

@@ -20,12 +20,14 @@ deprecation warning is silenced here, and the call is the one place to change wh
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from dataclasses import dataclass
 
 import torch
 
+from pluralfill.devices import parse as as_device
 from pluralfill.errors import PluralfillError
 
 PRECISIONS = ("fp32", "bf16", "int8")
@@ -63,13 +65,6 @@ def supported(device: str | torch.device) -> tuple[str, ...]:
     if device.type == "cpu" and int8_engine() is not None:
         out.append("int8")
     return tuple(out)
-
-
-def as_device(device: str | torch.device) -> torch.device:
-    try:
-        return torch.device(device)
-    except (RuntimeError, TypeError):
-        raise PluralfillError(f"unknown device {device!r}: use cpu, cuda, cuda:1, mps ...") from None
 
 
 def check(precision: str, device: str | torch.device) -> str:
@@ -159,15 +154,20 @@ class Verdict:
         return self.psnr_db >= bound.psnr_db and (self.agreement is None or self.agreement >= bound.agreement)
 
     def line(self) -> str:
-        tokens = "" if self.agreement is None else f", {100 * self.agreement:.1f}% greedy tokens"
+        """The verdict in words: how much faster, what it would change, and whether that is within its bounds."""
         if self.precision == "fp32":
             return "fp32: the reference"
         bound = BOUNDS[self.precision]
-        need = f">= {bound.psnr_db:g} dB" + ("" if self.agreement is None else f", >= {100 * bound.agreement:g}%")
-        state = "holds" if self.holds else "misses"
-        return (
-            f"{self.precision}: {self.psnr_db:.1f} dB{tokens}, {self.speedup:.2f}x fp32 a pass; {state} its bound "
-            f"({need})"
+        parts = [f"{self.speedup:.2f}x the speed of fp32"]
+        if self.agreement is not None:
+            changed, allowed = 100 * (1 - self.agreement), 100 * (1 - bound.agreement)
+            parts.append(f"would change {changed:.1f}% of the most likely tokens ({allowed:g}% allowed)")
+        if math.isinf(self.psnr_db):
+            parts.append("decodes the same image")
+        else:
+            parts.append(f"decodes an image {self.psnr_db:.1f} dB PSNR from fp32's ({bound.psnr_db:g} dB needed)")
+        return f"{self.precision}: {', '.join(parts)}: " + (
+            "holds its bounds" if self.holds else "misses them, not used"
         )
 
 

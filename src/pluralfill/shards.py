@@ -115,7 +115,10 @@ def resolve_world(devices: int | None, num_nodes: int | None) -> tuple[int, int]
 def start_shards(devices: int | None = None, num_nodes: int | None = None, device: str = "cpu") -> Shard:
     """This process's shard. `device`: cpu, cuda, cuda:N or mps; with several processes each takes its own
     GPU (cuda) or shares the CPU. Under torchrun, devices and nodes default to what it started."""
+    from pluralfill import devices as machine
+
     devices, num_nodes = resolve_world(devices, num_nodes)
+    machine.check(device, devices if str(device).startswith("cuda") else 1)  # one line for a GPU that is not there
     if devices == 1 and num_nodes == 1 and launcher_world() is None:
         return Shard(device=device)
     from lightning.fabric import Fabric

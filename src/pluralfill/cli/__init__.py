@@ -30,7 +30,8 @@ masks_app = typer.Typer(
 )
 app.add_typer(masks_app, name="masks")
 models_app = typer.Typer(
-    help="The model store: bundled and installed models, and the official ones to add.",
+    help="The model store: the bundled and installed models, and the official ones to add.",
+    short_help="The model store: installed models and the official ones to add",
     invoke_without_command=True,
     rich_markup_mode=None,
 )
@@ -46,12 +47,25 @@ Method = Annotated[
     str | None,
     typer.Option(
         "--method",
-        help=f"Method or installed model (see `pluralfill info` and `pluralfill models`). [default: {DEFAULT_METHOD}]",
+        help=f"Method or installed model (`pluralfill info` lists them). [default: {DEFAULT_METHOD}]",
     ),
 ]
 Checkpoint = Annotated[Path | None, typer.Option("--checkpoint", help="Checkpoint folder of a learned method.")]
 Seed = Annotated[int | None, typer.Option("--seed", help="Seed (any integer): the same seed gives the same samples.")]
-Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...")]
+
+
+def _device(value: str) -> str:
+    """A device this PyTorch and machine have, else one line naming those they have."""
+    from pluralfill import devices
+
+    try:
+        devices.check(value)
+    except PluralfillError as e:
+        raise typer.BadParameter(str(e)) from None
+    return value
+
+
+Device = Annotated[str, typer.Option("--device", help="cpu, cuda, cuda:1, mps ...", callback=_device)]
 Options = Annotated[list[str] | None, typer.Option("--option", help="Method option key=value (repeatable).")]
 Devices = Annotated[
     int | None,
@@ -133,9 +147,47 @@ def _fail(message: str) -> None:
     sys.exit(2)
 
 
+def _plain_help() -> None:
+    """Help as users type it: `IMAGES...` for an argument and `N`, `X`, `PATH` or `TEXT` for a value, where
+    typer's own help shows `{images}...`, `<list[Path]>` and `<int range>`."""
+    import inspect
+    import re
+
+    from typer.core import TyperArgument, TyperOption
+
+    def usage(self) -> str:
+        name = self.display_name_raw.upper()
+        return (name if self.required else f"[{name}]") + ("..." if self.nargs != 1 else "")
+
+    def value(self, ctx) -> str | None:
+        if self.metavar is not None or self.is_flag:
+            return self.metavar
+        shown = str(self.display_type(ctx) or "")
+        kind = re.fullmatch(r"<(?:list\[)?(\w+)\]?(?: range)?>", shown.lower())
+        names = {"int": "N", "float": "X", "path": "PATH", "str": "TEXT"}
+        return names.get(kind.group(1), shown) if kind else shown
+
+    for typer_app in (app, masks_app, models_app):
+        for info in [*typer_app.registered_commands, typer_app.registered_callback]:
+            doc = inspect.getdoc(info.callback) if info is not None and info.callback is not None else None
+            if not doc:
+                continue
+            if "\nExamples" in doc and info.epilog is None:  # examples at the end of the help, after the options
+                info.help, examples = doc.split("\nExamples", 1)
+                info.epilog = "Examples" + examples
+            if info.short_help is None:  # the first sentence, whole, in the list of commands
+                first = " ".join(doc.split("\n\n")[0].split())
+                info.short_help = re.split(r"(?<=[a-z0-9)])\. ", first)[0].rstrip(".")
+    TyperArgument._usage_display_name = usage
+    TyperArgument._rich_display_name = usage
+    TyperArgument.display_type_rich = lambda self, ctx: None
+    TyperOption.display_type_rich = value
+
+
 def main(argv: list[str] | None = None) -> None:
     clicks = sys.modules[typer.BadParameter.__module__]  # click's exceptions, as the installed typer ships them
     help_only = getattr(clicks, "NoArgsIsHelpError", ())
+    _plain_help()
     try:
         code = app(args=argv, prog_name="pluralfill", standalone_mode=False)
     except help_only as e:  # a bare command group: its help, as click prints it

@@ -30,6 +30,7 @@ from pluralfill.cli import (
     out,
 )
 from pluralfill.errors import PluralfillError
+from pluralfill.methods.options import OptionError
 
 # ------------------------------------------------------------------------------------------------ inpaint
 
@@ -137,6 +138,13 @@ def inpaint(
     Masks are white where pixels are missing. Without --mask or --mask-dir, each image pairs with
     NAME_mask*.png beside it (LaMa layout). With --devices N (and --num-nodes) the images are split across
     processes; the outputs are those of one process.
+
+    Examples:
+
+    \b
+      pluralfill inpaint photo.jpg --mask hole.png -n 4 --seed 0 -o out --grid
+      pluralfill inpaint photos/ -o out_folder
+      pluralfill inpaint photo.jpg --mask hole.png --method put-scenes-small --top-k 20 -o out_put
     """
     from pluralfill import runner
     from pluralfill.methods.base import sample_seed
@@ -172,9 +180,12 @@ def inpaint(
         "trace": trace or None,
         "entropy": entropy or None,
     }
-    options, num_samples = runner.method_options(
-        inpainter, method, checkpoint, option or [], flags, protocol, num_samples
-    )
+    try:
+        options, num_samples = runner.method_options(
+            inpainter, method, checkpoint, option or [], flags, protocol, num_samples
+        )
+    except OptionError as e:  # named by the flags the user typed
+        raise e.for_flags({k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}) from None
     aliases = [
         f"{name}={path}" for name, path in (("sketch", sketch), ("segmentation", segmentation)) if path is not None
     ]
@@ -193,11 +204,11 @@ def inpaint(
     )
     if precision == "auto":
         inpainter, verdicts = runner.auto_precision(inpainter, jobs[0], settings)
-        for line in (
-            [v.line() for v in verdicts[1:]] + [f"running in {getattr(inpainter, 'precision', 'fp32')}"]
-            if shard.main
-            else ()
-        ):
+        chosen = getattr(inpainter, "precision", "fp32")
+        why = (
+            "the fastest within its quality bounds" if chosen != "fp32" else "no faster precision is within its bounds"
+        )
+        for line in [v.line() for v in verdicts[1:]] + [f"running {chosen}: {why}"] if shard.main else ():
             err.print(f"precision auto: {line}", highlight=False)
     if backend == "onnx":
         _need_onnx()
@@ -256,7 +267,14 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", help="Seed: the same seed gives the same grid.")] = 0,
     overwrite: Overwrite = False,
 ):
-    """Inpaint the bundled photo with a generated hole; writes a grid of input, hole and the samples."""
+    """Inpaint the bundled photo with a generated hole; writes a grid of input, hole and the samples.
+
+    Examples:
+
+    \b
+      pluralfill demo -o demo
+      pluralfill demo --method telea -o demo_telea
+    """
     from pluralfill.runner import demo as run_demo
 
     with err.status(f"{method}: {num_samples} samples"):
@@ -336,6 +354,13 @@ def evaluate(
     protocol` prepared for it, and the results record how they were made (protocol, mask set and fingerprint,
     FID network and the sha256 of its weights, images, samples, versions). With --devices the images are
     split across processes and the numbers are those of one process.
+
+    Examples:
+
+    \b
+      pluralfill masks generate --preset lama-medium --for-images gt/ -o gt_masks/
+      pluralfill inpaint gt/ --mask-dir gt_masks/ -n 2 --seed 0 -o pred/
+      pluralfill evaluate --pred pred/ --gt gt/ --masks gt_masks/ --metrics mae,psnr,ssim --bins none
     """
     from pluralfill.metrics.evaluate import choose_metrics, find_items, parse_bins, plot_curves, tables
     from pluralfill.metrics.evaluate import evaluate as run

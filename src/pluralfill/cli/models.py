@@ -38,7 +38,15 @@ def convert(
     overwrite: Overwrite = False,
 ):
     """Convert official checkpoints into a model folder (config.json + model.safetensors) that --checkpoint
-    reads. Files are read without unpickling code; unknown or missing keys are reported by name."""
+    reads. Files are read without unpickling code; unknown or missing keys are reported by name.
+
+    Examples:
+
+    \b
+      pluralfill convert
+      pluralfill convert put-official transformer_ffhq.pth put-ffhq-model/ --num-heads 4
+      pluralfill convert dsi-official CelebA-HQ_center/ dsi-model/ --resolution 64
+    """
     from pluralfill.registry import converters
     from pluralfill.store import convert_into
 
@@ -72,7 +80,14 @@ def _say_assumed(assumed: dict) -> None:
 @models_app.callback()
 def models_list(ctx: typer.Context):
     """List the bundled models, the installed ones, and the official model families with where their weights
-    are published. `pluralfill models add FILE...` installs one."""
+    are published. `pluralfill models add FILE...` installs one.
+
+    Examples:
+
+    \b
+      pluralfill models
+      pluralfill models add transformer_ffhq.pth --name my-put --num-heads 4
+    """
     if ctx.invoked_subcommand is None:
         from pluralfill.store import listing
 
@@ -101,19 +116,41 @@ def models_add(
     ] = None,
 ):
     """Recognise an official checkpoint, convert it and install it; then `--method NAME` uses it. What the file
-    does not record (PUT's head count, DSI's resolution) is said, with the value taken."""
+    does not record (PUT's head count, DSI's resolution) is said, with the value taken.
+
+    Examples:
+
+    \b
+      pluralfill models add transformer_ffhq.pth --name my-put --num-heads 4
+      pluralfill models add CelebA-HQ_center/ --name my-dsi --resolution 64
+      pluralfill inpaint photo.jpg --mask hole.png --method my-put -n 2 -o out_mine
+    """
+    from pluralfill.registry import named_configs
     from pluralfill.store import add
 
     with err.status(f"reading {', '.join(map(str, files))}"):
         done = add(files, name, overwrite, num_heads=num_heads, resolution=resolution)
     out.print(f"installed {done.name} ({done.converter}) in {done.folder}", highlight=False)
+    if done.name in named_configs():
+        _say(
+            f"note: {done.name} is also a named architecture; the installed model takes the name in info, inpaint "
+            "and serve (`pluralfill models remove` gives it back)",
+            out,
+        )
     _say_assumed(done.assumed)
     out.print(f"use it: pluralfill inpaint photo.jpg --mask hole.png --method {done.name} -n 8 -o out", highlight=False)
 
 
 @models_app.command("remove")
 def models_remove(name: Annotated[str, typer.Argument(help="An installed model.", show_default=False)]):
-    """Delete an installed model."""
+    """Delete an installed model.
+
+    Examples:
+
+    \b
+      pluralfill models add transformer_ffhq.pth --name my-put --num-heads 4
+      pluralfill models remove my-put
+    """
     from pluralfill.store import remove
 
     out.print(f"removed {name} ({remove(name)})", highlight=False)
@@ -129,20 +166,33 @@ def info(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """What a method name or checkpoint builds: method, resolution, parameters per component."""
-    from pluralfill.registry import available_methods, describe, named_configs
+    """What a method name or checkpoint builds: method, resolution, parameters per component.
+
+    Examples:
+
+    \b
+      pluralfill info
+      pluralfill info put-scenes-small
+      pluralfill info put-tpami-ffhq-256 --json
+    """
+    from pluralfill.registry import benchmarked, catalogue, describe
+    from pluralfill.train.config import packaged_configs
 
     if name is None:
-        rows = [describe(m) for m in dict.fromkeys([*available_methods(), *named_configs()])]
+        rows = [entry | describe(entry["name"]) for entry in catalogue()]
         if as_json:
             print(json.dumps(rows, indent=2))
             return
-        table = Table(title="methods (learned ones run with --checkpoint)")
-        for c in ("name", "method", "resolution", "parameters"):
-            table.add_column(c)
-        for r in rows:
-            table.add_row(r["name"], r["method"], str(r["resolution"]), f"{sum(r['parameters'].values()):,}")
-        out.print(table)
+        _methods_table(rows)
+        import yaml
+
+        configs = packaged_configs()
+        width = max(map(len, configs)) + 2
+        print("\ntraining configs (pluralfill train NAME data.train=DIR):")
+        for config, path in configs.items():
+            tree = yaml.safe_load(path.read_text()) or {}
+            print(f"  {config:<{width}}{tree.get('stage', '')} of {tree.get('model', '')}")
+        print(f"\nbenchmarks: pluralfill bench --method {' | '.join([*benchmarked(), 'precision'])}")
         return
     d = describe(name)
     if as_json:
@@ -172,6 +222,32 @@ def info(
         out.print(table)
 
 
+def _methods_table(rows: list[dict]) -> None:
+    """The methods by status, as plain lines (whole names at any width): what runs now, the demo, and what
+    needs the authors' weights, with where they are published."""
+    width = max(len(r["name"]) for r in rows) + 2
+
+    def line(r):
+        count = sum(r["parameters"].values())
+        size = f"{r['resolution']} px" if r["resolution"] != "any" else "any size"
+        return f"  {r['name']:<{width}}{r['method']:<20}{size:<10}{f'{count:,} parameters' if count else ''}".rstrip()
+
+    ready = [r for r in rows if r["status"] == "ready"]
+    print("ready (pluralfill inpaint IMAGE --mask HOLE --method NAME):", *map(line, ready), sep="\n")
+    demo = [r for r in rows if r["status"] == "demo"]
+    if demo:
+        print(
+            f"\ndemo ({demo[0]['note']}; `pluralfill models` lists the authors' weights):", *map(line, demo), sep="\n"
+        )
+    waiting = [r for r in rows if r["status"] == "needs weights"]
+    if waiting:
+        print(
+            "\nneeds weights (the authors' checkpoint: pluralfill models add FILE --name NAME; or your own training):"
+        )
+        for note in dict.fromkeys(r["note"] for r in waiting):
+            print(f" {note}:", *(line(r) for r in waiting if r["note"] == note), sep="\n")
+
+
 def _range(option: dict) -> str:
     """An option's bounds as a user reads them: "0 - 1", ">= 1", "> 0 - 100"."""
     low, high = option.get("min"), option.get("max")
@@ -193,7 +269,13 @@ def export(
     onnx: Annotated[Path, typer.Option("--onnx", help="Folder to write the ONNX graphs and manifest.json into.")],
     overwrite: Overwrite = False,
 ):
-    """Write each network of a model as ONNX (dynamic batch), each checked against PyTorch in onnxruntime."""
+    """Write each network of a model as ONNX (dynamic batch), each checked against PyTorch in onnxruntime.
+
+    Examples:
+
+    \b
+      pluralfill export put-scenes-small --onnx onnx-put/
+    """
     from pluralfill.export import ATOL, export_onnx
     from pluralfill.registry import load_inpainter
 

@@ -49,9 +49,16 @@ def sketch(
     max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
     overwrite: Overwrite = False,
 ):
-    """Extract the sketch of a photo (as Zhou et al. 2023, section IV-F, do) and show how: writes OUTPUT and
-    OUTPUT_steps.png (photo | edge map | thresholded | area opened | skeleton). Draw on it and pass it to
-    `inpaint --sketch`."""
+    """Extract the sketch of a photo and show how; draw on it and pass it to `inpaint --sketch`.
+
+    As MHTMA's paper (section IV-F): writes OUTPUT and OUTPUT_steps.png (photo | edge map | thresholded | area
+    opened | skeleton).
+
+    Examples:
+
+    \b
+      pluralfill sketch photo.jpg -o lines.png
+    """
     from pluralfill.masks.sketch import write_sketch
 
     result, steps_path = write_sketch(image, output, threshold, min_area, pidinet, device, max_pixels, overwrite)
@@ -85,7 +92,14 @@ def masks_generate(
     ] = None,
     overwrite: Overwrite = False,
 ):
-    """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction."""
+    """Write NUM masks (PNG, white = hole) and masks.csv with each mask's hole fraction.
+
+    Examples:
+
+    \b
+      pluralfill masks generate --preset lama-medium --size 256 -n 8 -o masks_new/
+      pluralfill masks generate --preset mhtma --for-images photos/ -o photo_masks/
+    """
     from pluralfill.masks.sets import plan_mask_set, write_mask_set
 
     plan = plan_mask_set(preset, size, num, ratio, bins, for_images)
@@ -122,7 +136,13 @@ def masks_protocol(
     ] = None,
     overwrite: Overwrite = False,
 ):
-    """Prepare a protocol's masks for a folder of test images, with protocol.json to check them by."""
+    """Prepare a protocol's masks for a folder of test images, with protocol.json to check them by.
+
+    Examples:
+
+    \b
+      pluralfill masks protocol lama thin-256 --for-images gt/ -o lama_masks/
+    """
     from pluralfill.metrics.protocols import get_protocol, prepare
 
     p = get_protocol(protocol)
@@ -140,7 +160,13 @@ def masks_stats(
     folder: Annotated[Path, typer.Argument(help="Folder of mask images (searched recursively).")],
     invert_mask: InvertMask = False,
 ):
-    """Print the histogram of hole fractions of a mask folder over the standard bins."""
+    """Print the histogram of hole fractions of a mask folder over the standard bins.
+
+    Examples:
+
+    \b
+      pluralfill masks stats masks/
+    """
     from pluralfill.masks.sets import hole_ratios, mask_files, ratio_histogram
 
     files = mask_files(folder)
@@ -157,7 +183,13 @@ def masks_stats(
 
 @masks_app.command("presets")
 def masks_presets():
-    """List the mask presets and their sources."""
+    """List the mask presets and their sources.
+
+    Examples:
+
+    \b
+      pluralfill masks presets
+    """
     from pluralfill.masks import PRESETS
 
     table = Table()
@@ -174,7 +206,12 @@ def masks_presets():
 @app.command(context_settings={"allow_extra_args": False})
 def train(
     config: Annotated[
-        Path | None, typer.Argument(help="YAML config (see configs/); omit with --resume.", show_default=False)
+        Path | None,
+        typer.Argument(
+            help="A config by name (pluralfill info lists them) or a YAML file; omit with --resume.",
+            show_default=False,
+            metavar="CONFIG",
+        ),
     ] = None,
     overrides: Annotated[
         list[str] | None,
@@ -184,10 +221,15 @@ def train(
         Path | None, typer.Option("--resume", help="Continue this run folder from its last checkpoint.")
     ] = None,
 ):
-    """Train a stage of a method: `pluralfill train configs/put-tiny-pvqvae.yaml data.train=DIR`.
+    """Train a stage of a method on your images. A run folder gets the resolved config, metrics.csv, TensorBoard
+    logs (tb/), sample sheets (samples/), last.ckpt to resume from, and last/ and best/ model folders.
 
-    A run folder gets the resolved config, metrics.csv, TensorBoard logs (tb/), sample sheets (samples/),
-    last.ckpt to resume from, and last/ and best/ model folders for --checkpoint.
+    Examples (scenes/: a folder of photos):
+
+    \b
+      pluralfill train put-tiny-pvqvae data.train=scenes/ run_dir=runs/pvqvae
+      pluralfill train put-tiny-transformer data.train=scenes/ first_stage=runs/pvqvae run_dir=runs/put
+      pluralfill train --resume runs/put steps=4
     """
     from pluralfill.registry import load_config
     from pluralfill.registry import train as run_training
@@ -196,7 +238,7 @@ def train(
     if config is not None and "=" in str(config):  # only overrides given, with --resume
         items, config = [str(config), *items], None
     if resume is None and config is None:
-        raise PluralfillError("give a config file, or --resume RUN_DIR")
+        raise PluralfillError("give a config (a name from `pluralfill info`, or a YAML file), or --resume RUN_DIR")
     cfg = load_config(None if resume is not None else config, items, resume)
     folder = run_training(cfg, resume)
     err.print(f"run folder: {folder}  (inference: --checkpoint {folder / 'best'})", highlight=False)
@@ -260,9 +302,17 @@ def bench(
     ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
-    """Measure sampling speed: each method's own benchmark (passes/s, s per image and per sample, peak memory,
-    and the ratios between its samplers and batch sizes), or the precision benchmark. The methods with a
-    benchmark: see `pluralfill info`, or pass a wrong --method to have them listed."""
+    """Measure speed: a method's own benchmark, or every precision and backend side by side.
+
+    A method's benchmark gives passes/s, seconds per image and per sample, peak memory, and the ratios between
+    its samplers and batch sizes; `pluralfill info` lists the methods that have one.
+
+    Examples:
+
+    \b
+      pluralfill bench --method put --config put-tiny --resolution 64 -n 2 --repeats 1
+      pluralfill bench --method precision --quick --backend torch
+    """
     from pluralfill import bench as benchmarks
     from pluralfill.registry import benchmarked, methods, precision_models
 
@@ -310,19 +360,48 @@ def serve(
     host: Annotated[
         str, typer.Option("--host", help="Address to listen on; loopback unless you mean otherwise.")
     ] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 7860,
+    port: Annotated[int, typer.Option("--port", min=0, max=65535, help="0: a free port, printed.")] = 7860,
     device: Device = "cpu",
     checkpoint: Annotated[
         list[Path] | None, typer.Option("--checkpoint", help="Learned model to offer (repeatable).")
     ] = None,
 ):
-    """Start the local web app: paint a hole, get N different fills, download them. API docs at /docs."""
+    """Start the local web app: paint a hole, get N different fills, download them. API docs at /docs.
+
+    Examples:
+
+    \b
+      pluralfill serve
+      pluralfill serve --port 0 --checkpoint runs/put
+    """
     try:
         import uvicorn
 
         from pluralfill.app.server import create_app
     except ImportError:
         raise PluralfillError("the web app needs its extra: pip install 'pluralfill[app]'") from None
+    listening = _listen(host, port)  # the port is ours before any URL is printed
     application = create_app([str(c) for c in checkpoint or []], device=device)
-    err.print(f"pluralfill web app on http://{host}:{port}/  (Ctrl+C to stop)")
-    uvicorn.run(application, host=host, port=port, log_level="warning")
+    shown = f"[{host}]" if ":" in host else host
+    err.print(f"pluralfill web app on http://{shown}:{listening.getsockname()[1]}/  (Ctrl+C to stop)", highlight=False)
+    uvicorn.Server(uvicorn.Config(application, log_level="warning")).run(sockets=[listening])
+
+
+def _listen(host: str, port: int):
+    """A socket bound to host:port (0: a free port), or one line saying the port is taken."""
+    import socket
+
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as e:
+        listening.close()
+        if e.errno == 98:
+            raise PluralfillError(
+                f"port {port} on {host} is in use: pass --port N, or --port 0 for a free one"
+            ) from None
+        raise PluralfillError(f"cannot listen on {host}:{port}: {e.strerror}") from None
+    listening.listen(128)
+    return listening

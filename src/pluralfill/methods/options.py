@@ -30,13 +30,21 @@ class OptionError(PluralfillError):
     """Bad option values: `problems` maps each bad option to what is wrong with it; the message is one line
     naming every option, its value and the rule it breaks."""
 
-    def __init__(self, problems: dict[str, str], values: dict):
-        self.problems = problems
-        shown = {
-            k: f"={json.dumps(values[k]) if _plain(values[k]) else type(values[k]).__name__}" if k in values else ""
-            for k in problems
-        }
-        super().__init__("; ".join(f"option {k}{shown[k]}: {v}" for k, v in problems.items()))
+    def __init__(self, problems: dict[str, str], values: dict, flags: dict[str, str] | None = None):
+        self.problems, self.values, flags = problems, values, flags or {}
+
+        def shown(name: str) -> str:
+            value = values.get(name)
+            text = json.dumps(value) if _plain(value) else type(value).__name__
+            if name in flags:  # the flag the user typed, as they typed it
+                return f"{flags[name]} {text}"
+            return f"option {name}={text}" if name in values else f"option {name}"
+
+        super().__init__("; ".join(f"{shown(k)}: {v}" for k, v in problems.items()))
+
+    def for_flags(self, flags: dict[str, str]) -> OptionError:
+        """The same problems, named by the command-line flags that set them ({"top_k": "--top-k"})."""
+        return OptionError(self.problems, self.values, flags)
 
 
 def option(default, help: str, *, step: float | None = None, **bounds):

@@ -133,13 +133,43 @@ def bundled_models() -> dict[str, Path]:
 
 
 def available_methods() -> list[str]:
-    """Methods that run as they are, the default first: the methods without weights, the bundled models and
-    the models installed in the store (`pluralfill models add`)."""
+    """Methods that run as they are, the default first: the methods without weights, the models installed in
+    the store (`pluralfill models add`), then the bundled demo models."""
     from pluralfill import DEFAULT_METHOD
     from pluralfill.hub import installed_models
 
-    names = [*(name for name, s in methods().items() if s.model is None), *bundled_models(), *installed_models()]
+    names = [*(name for name, s in methods().items() if s.model is None), *installed_models(), *bundled_models()]
     return list(dict.fromkeys([DEFAULT_METHOD, *names]))
+
+
+DEMO_NOTE = "a demo of the learned pipeline, trained for two CPU hours: not the papers' quality"
+
+
+def catalogue() -> list[dict]:
+    """Every name `--method` takes, once, with what it is: {"name", "status" ("ready", "demo" or "needs weights"),
+    "kind" ("classical", "installed", "bundled" or "architecture"), "note"}. An installed or bundled model takes
+    its name before a named architecture of the same name, here and in `load_inpainter` and `describe`."""
+    from pluralfill.hub import installed_models
+
+    bundled, installed, rows = bundled_models(), installed_models(), {}
+    for name in available_methods():
+        kind = (
+            "bundled"
+            if name in bundled and name not in installed
+            else "installed"
+            if name in installed
+            else "classical"
+        )
+        note = DEMO_NOTE if kind == "bundled" else ""
+        rows[name] = {"name": name, "status": "demo" if kind == "bundled" else "ready", "kind": kind, "note": note}
+    for name, (spec, _) in named_configs().items():
+        where = (
+            f"published at {spec.converters[0].weights_page}"
+            if spec.converters
+            else "no published weights: train one (pluralfill train, see pluralfill info for the configs)"
+        )
+        rows.setdefault(name, {"name": name, "status": "needs weights", "kind": "architecture", "note": where})
+    return list(rows.values())
 
 
 # ------------------------------------------------------------------------------------------------ inference
@@ -149,6 +179,9 @@ def load_inpainter(name_or_path: str | Path, device: str = "cpu", precision: str
     """A method by name (`patchmatch`, `telea`, a bundled model), or a checkpoint folder holding
     `config.json` (a training run folder gives its best model, else its last), in `precision` (fp32, bf16
     or int8; see pluralfill.precision)."""
+    from pluralfill import devices
+
+    devices.check(device)  # one line for a device this machine lacks, before any weights are read
     inpainter = _load_inpainter(name_or_path, device, **options)
     if precision != "fp32":
         if not hasattr(inpainter, "to_precision"):
@@ -185,9 +218,11 @@ def _load_inpainter(name_or_path, device, **options):
             raise PluralfillError(f"checkpoint {path} is for method {method!r}, which this pluralfill cannot load")
         return spec.inpainter.from_pretrained(path, device)
     if spec is not None or name in named_configs():
+        owner = spec or named_configs()[name][0]
+        where = f" (published at {owner.converters[0].weights_page})" if owner.converters else ""
         raise PluralfillError(
-            f"{name} needs trained weights: pass --checkpoint RUN_DIR (train with `pluralfill train`, "
-            "or convert official weights with `pluralfill convert`)"
+            f"{name} needs trained weights: download the authors' checkpoint{where} and install it with "
+            f"`pluralfill models add FILE --name {name}`, or pass --checkpoint RUN_DIR after `pluralfill train`"
         )
     if path.is_file():
         raise PluralfillError(
@@ -202,22 +237,27 @@ def _load_inpainter(name_or_path, device, **options):
 def describe(name_or_path: str | Path) -> dict:
     """What a name or checkpoint builds: method, resolution and parameter counts per component. A named
     config is built on the meta device: its parameters are counted, never allocated."""
+    from pluralfill.hub import installed_models
+
     name = str(name_or_path)
     configs = named_configs()
-    if name in configs and not Path(name).is_dir():
+    stored = name in bundled_models() or name in installed_models()  # a stored model takes the name first
+    if name in configs and not stored and not Path(name).is_dir():
         import torch
 
         spec, cfg = configs[name]
         with torch.device("meta"):
             model = spec.model(cfg)
         method = getattr(model, "method", spec.name)
-        options = spec.inpainter(model, device="meta").option_specs()  # an inpainter over the weightless model
+        weightless = spec.inpainter(model, device="meta")  # an inpainter over the weightless model
+        options = weightless.option_specs()
         return {
             "name": name,
             "method": method,
             "resolution": cfg.resolution,
             "parameters": model.parameter_counts(),
             "options": options,
+            "guides": weightless.guide_specs(),
         }
     first, folder = _first_stage(Path(name_or_path))
     if first is not None:  # a first stage (P-VQVAE, VQ-VAE, VQGAN) describes itself; it cannot inpaint
@@ -284,6 +324,11 @@ def load_config(path=None, overrides: list[str] = (), resume=None):
 
 def train(cfg, resume=None) -> Path:
     """Run the stage `cfg.stage` names; returns the run folder."""
+    if cfg.data.train is None:
+        raise PluralfillError(
+            "no training images: pass data.train=DIR (a folder of images, searched recursively, "
+            "or a text file of paths)"
+        )
     return stages()[cfg.stage][1].train(cfg, resume)
 
 

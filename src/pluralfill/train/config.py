@@ -19,7 +19,7 @@ class Strict(BaseModel):
 
 
 class DataConfig(Strict):
-    train: str  # a folder of images (searched recursively) or a text file of paths
+    train: str | None = None  # a folder of images (searched recursively) or a text file of paths; set it per run
     val: str | None = None  # held-out images; without it `val_fraction` of `train` is set aside
     val_fraction: float = 0.02
     exclude: list[str] = []  # file-name patterns left out of train and val, e.g. held-out sources "coffee_*"
@@ -71,7 +71,7 @@ class TrainConfig(Strict):
 
     stage: str
     model: str | dict = "put-tiny"  # a named config (see `pluralfill info`), an inline one, or {base: NAME, key: value}
-    data: DataConfig
+    data: DataConfig = DataConfig()
     masks: MaskConfig = MaskConfig()
     optim: OptimConfig = OptimConfig()
     loss: Strict = Strict()  # the stage's loss weights and schedule
@@ -154,21 +154,42 @@ def _set(tree: dict, dotted: str, value) -> None:
     tree[keys[-1]] = value
 
 
+def packaged_configs() -> dict[str, Path]:
+    """The training configs that ship with pluralfill, by name (`put-tiny-pvqvae`, `mhtma`, ...)."""
+    from importlib.resources import files
+
+    root = Path(str(files("pluralfill").joinpath("configs")))
+    return {p.stem: p for p in sorted(root.glob("*.yaml"))}
+
+
+def find_config(name_or_path: str | os.PathLike) -> Path:
+    """A config file: the path as given, or a packaged config by name (`put-tiny-pvqvae`, or with `.yaml`)."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    named = packaged_configs()
+    stem = path.name.removesuffix(".yaml")
+    if len(path.parts) == 1 and stem in named:
+        return named[stem]
+    raise PluralfillError(
+        f"config not found: {path} is not a file, nor a packaged config (`pluralfill info` lists them)"
+    )
+
+
 def read_config(path: str | os.PathLike | None, overrides: list[str] = (), base: dict | None = None) -> dict:
-    """YAML file (or `base`, a run's saved config) with `a.b=value` overrides (values parsed as YAML)."""
+    """YAML file or packaged config name (or `base`, a run's saved config) with `a.b=value` overrides (values
+    parsed as YAML)."""
     if base is not None:
         tree = base
     else:
-        path = Path(path)
-        if not path.is_file():
-            raise PluralfillError(f"config not found: {path}")
+        path = find_config(path)
         try:
             tree = yaml.safe_load(path.read_text()) or {}
         except (yaml.YAMLError, UnicodeDecodeError) as e:
             raise PluralfillError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
         if not isinstance(tree, dict):
             raise PluralfillError(
-                f"{path} is not a training config: expected a YAML mapping of settings (see configs/), got a "
+                f"{path} is not a training config: expected a YAML mapping of settings (see `pluralfill info`), got a "
                 f"{type(tree).__name__}"
             )
     for item in overrides:
