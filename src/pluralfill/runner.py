@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 from pluralfill import io
@@ -133,6 +134,66 @@ def plan_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings, resume:
     return list(range(len(jobs)))
 
 
+@dataclass
+class _Read:
+    """A job's inputs, read and checked: the image, its hole, the options with its guides, its look."""
+
+    job: Job
+    image: object
+    hole: object
+    options: dict
+    look: io.Look
+
+
+def read_job(job: Job, inpainter, s: FillSettings) -> _Read:
+    """The image, hole and guides of `job` at the image's size (guides from a file, or a folder by name)."""
+    image, look = io.read_image_look(job.image, s.max_pixels)
+    size = (image.shape[1], image.shape[0])
+    hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
+    options = dict(s.options)
+    for guide in inpainter.guides:
+        if guide.name in s.guides:
+            options[guide.name] = guide.read(guide_file(s.guides[guide.name], job), size, s.resize_mask, s.max_pixels)
+    return _Read(job, image, hole, options, look)
+
+
+def write_job(r: _Read, samples, inpainter, outdir: Path, s: FillSettings) -> None:
+    """NAME_sample{k}.png in the image's look, the pictures asked for, and the grid."""
+    for k, sample in enumerate(samples):
+        io.write_image(outdir / f"{r.job.name}_sample{k}.png", r.look.apply(sample), s.overwrite)
+    for extra in pictures_asked(inpainter, s):
+        if samples.extras.get(extra) is not None:
+            io.write_image(outdir / f"{r.job.name}_{extra}.png", samples.extras[extra], s.overwrite)
+    if s.grid:
+        from pluralfill.grid import make_grid
+
+        io.write_image(outdir / f"{r.job.name}_grid.png", make_grid(r.image, r.hole, samples), s.overwrite)
+
+
+def group_size(inpainter, s: FillSettings) -> int:
+    """How many images a pass takes: methods that batch across images fill several (one sample a row); a
+    picture of how the samples were made, or a guide read per image, needs one image at a time."""
+    if not getattr(inpainter, "batches_images", False) or pictures_asked(inpainter, s) or s.guides:
+        return 1
+    return max(1, inpainter.batch_size // (1 if inpainter.deterministic else s.num_samples))
+
+
+def fill_group(ready: list[_Read], inpainter, s: FillSettings) -> list:
+    """The samples of each read job: in shared batches where the method can, else (or when one image of the
+    group is at fault, to say which) one by one, as callables that raise the job's own error."""
+    if len(ready) > 1:
+        try:
+            images, holes = [r.image for r in ready], [r.hole for r in ready]
+            many = inpainter.inpaint_many(images, holes, s.num_samples, s.seed, composite=s.composite, **s.options)
+            return [lambda samples=samples: samples for samples in many]
+        except PluralfillError:
+            pass
+    return [
+        partial(inpainter.inpaint, r.image, r.hole, s.num_samples, s.seed, composite=s.composite, **r.options)
+        for r in ready
+    ]
+
+
 def fill_jobs(
     jobs: list[Job],
     inpainter,
@@ -149,89 +210,36 @@ def fill_jobs(
     Outputs keep their image's look (grey stays grey, an alpha channel is written back); `on_note` hears,
     once, what happens to transparent pixels."""
     io.check_writable(planned_outputs(jobs, inpainter, outdir, s), s.overwrite)
-    n_out = 1 if inpainter.deterministic else s.num_samples
-    options = s.options
-    # methods that batch across images fill several images per pass (one sample per row); a picture of how
-    # the samples were made, or a guide read per image, needs one image at a time
-    group = max(1, inpainter.batch_size // n_out) if getattr(inpainter, "batches_images", False) else 1
-    if pictures_asked(inpainter, s) or s.guides:
-        group = 1
-    failed = 0
+    failed, noted, step = 0, False, advance or (lambda: None)
 
-    def report(job, e):
+    def attempt(job, work, *args):
+        """work(*args), or None after reporting the job's error."""
         nonlocal failed
-        if on_error is None or (len(jobs) == 1 and not keep_going):
-            raise e
-        on_error(job, e)
-        failed += 1
+        try:
+            return work(*args)
+        except PluralfillError as e:
+            if on_error is None or (len(jobs) == 1 and not keep_going):
+                raise
+            on_error(job, e)
+            failed += 1
 
-    def step():
-        if advance is not None:
-            advance()
-
-    noted = []
-
-    def read(job):
-        image, look = io.read_image_look(job.image, s.max_pixels)
-        if look.alpha is not None and on_note is not None and not noted:
-            noted.append(job)
-            on_note(
-                f"{job.image.name} has an alpha channel: its transparent pixels are read as white and filled like any "
-                "others, and the alpha is written back unchanged"
-            )
-        size = (image.shape[1], image.shape[0])
-        hole = io.read_hole(job.mask, size, s.invert_mask, s.resize_mask, s.max_pixels)
-        job_options = dict(options)
-        for guide in inpainter.guides:  # read at each image's size
-            if guide.name in s.guides:
-                job_options[guide.name] = guide.read(
-                    guide_file(s.guides[guide.name], job), size, s.resize_mask, s.max_pixels
-                )
-        return image, hole, job_options, look
-
-    def write(job, image, hole, samples, look):
-        for k, sample in enumerate(samples):
-            io.write_image(outdir / f"{job.name}_sample{k}.png", look.apply(sample), s.overwrite)
-        for extra in pictures_asked(inpainter, s):
-            if samples.extras.get(extra) is not None:
-                io.write_image(outdir / f"{job.name}_{extra}.png", samples.extras[extra], s.overwrite)
-        if s.grid:
-            from pluralfill.grid import make_grid
-
-            io.write_image(outdir / f"{job.name}_grid.png", make_grid(image, hole, samples), s.overwrite)
-
+    group = group_size(inpainter, s)
     for start in range(0, len(jobs), group):
         ready = []
         for job in jobs[start : start + group]:
-            try:
-                ready.append((job, *read(job)))
-            except PluralfillError as e:
-                report(job, e)
+            r = attempt(job, read_job, job, inpainter, s)
+            if r is None:
                 step()
-        results = None
-        if len(ready) > 1:
-            try:
-                results = inpainter.inpaint_many(
-                    [r[1] for r in ready],
-                    [r[2] for r in ready],
-                    s.num_samples,
-                    s.seed,
-                    composite=s.composite,
-                    **options,
+                continue
+            ready.append(r)
+            if r.look.alpha is not None and on_note is not None and not noted:
+                noted = True
+                on_note(
+                    f"{job.image.name} has an alpha channel: its transparent pixels are read as white and filled like "
+                    "any others, and the alpha is written back unchanged"
                 )
-            except PluralfillError:
-                pass  # one image of the group is at fault: take them one by one to say which
-        if results is None:
-            results = [None] * len(ready)
-        for (job, image, hole, job_options, look), samples in zip(ready, results):
-            try:
-                if samples is None:
-                    samples = inpainter.inpaint(
-                        image, hole, s.num_samples, s.seed, composite=s.composite, **job_options
-                    )
-                write(job, image, hole, samples, look)
-            except PluralfillError as e:
-                report(job, e)
+        for r, samples in zip(ready, fill_group(ready, inpainter, s)):
+            attempt(r.job, lambda r, samples: write_job(r, samples(), inpainter, outdir, s), r, samples)
             step()
     return failed
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pluralfill.errors import PluralfillError
+from pluralfill.registry import DEMO_NOTE
 
 
 def _kind(name: str) -> str:
@@ -100,6 +101,7 @@ class Catalog:
                     "options": inp.option_specs(),
                     "precisions": self.precisions(inp),
                     "guides": inp.guide_specs(),
+                    "note": DEMO_NOTE if self.kinds[name] == "bundled" else None,
                     "uncertainty": inp.uncertainty,
                     "checkpoint": self.offered[name] if self.kinds[name] == "checkpoint" else None,
                 }

@@ -151,24 +151,15 @@ def inpaint(
     from pluralfill.registry import load_inpainter
     from pluralfill.shards import start_shards
 
-    _check_precision(precision, device)
-    if backend not in ("torch", "onnx"):
-        raise PluralfillError(f"--backend must be torch or onnx, got {backend!r}")
-    if backend == "onnx" and (precision != "fp32" or device != "cpu"):
-        raise PluralfillError(
-            "--backend onnx runs fp32 on the CPU (onnxruntime): drop --precision / --device, or use --backend torch"
-        )
+    _check_backend(backend, precision, device)
     jobs, unpaired = runner.find_fill_jobs(images, mask, mask_dir, output, resume, seed, overwrite)
     if unpaired:
         names = ", ".join(p.name for p in unpaired[:10]) + (" ..." if len(unpaired) > 10 else "")
         err.print(f"skipped {len(unpaired)} image(s) with no mask: {names}", highlight=False)
     shard = start_shards(devices, num_nodes, device)
     seed = shard.broadcast(seed if seed is not None else sample_seed(None, 0))  # one seed for every process
-    inpainter = load_inpainter(
-        checkpoint or method or DEFAULT_METHOD,
-        device=shard.device,
-        precision="fp32" if precision == "auto" else precision,
-    )
+    loaded = "fp32" if precision == "auto" else precision
+    inpainter = load_inpainter(checkpoint or method or DEFAULT_METHOD, device=shard.device, precision=loaded)
     flags = {
         "sampler": sampler,
         "steps": steps,
@@ -180,15 +171,8 @@ def inpaint(
         "trace": trace or None,
         "entropy": entropy or None,
     }
-    try:
-        options, num_samples = runner.method_options(
-            inpainter, method, checkpoint, option or [], flags, protocol, num_samples
-        )
-    except OptionError as e:  # named by the flags the user typed
-        raise e.for_flags({k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}) from None
-    aliases = [
-        f"{name}={path}" for name, path in (("sketch", sketch), ("segmentation", segmentation)) if path is not None
-    ]
+    options, num_samples = _options(inpainter, method, checkpoint, option, flags, protocol, num_samples)
+    aliases = [f"{name}={path}" for name, path in (("sketch", sketch), ("segmentation", segmentation)) if path]
     guides = runner.parse_guides([*(guide or []), *aliases], inpainter)
     settings = runner.FillSettings(
         num_samples,
@@ -202,41 +186,14 @@ def inpaint(
         options,
         guides,
     )
-    if precision == "auto":
-        inpainter, verdicts = runner.auto_precision(inpainter, jobs[0], settings)
-        chosen = getattr(inpainter, "precision", "fp32")
-        why = (
-            "the fastest within its quality bounds" if chosen != "fp32" else "no faster precision is within its bounds"
-        )
-        for line in [v.line() for v in verdicts[1:]] + [f"running {chosen}: {why}"] if shard.main else ():
-            err.print(f"precision auto: {line}", highlight=False)
-    if backend == "onnx":
-        _need_onnx()
-        from pluralfill.export import onnx_backend
-
-        with err.status("the transformer pass to onnxruntime (exported once per model)"):
-            inpainter = onnx_backend(inpainter)
+    inpainter = _run_in(inpainter, precision, backend, jobs[0], settings, shard.main)
     if inpainter.deterministic and num_samples > 1 and shard.main:
         err.print(f"note: {inpainter.name} is deterministic: writing 1 sample per image, not {num_samples}")
     # what exists before the run, judged once for every process (a fast one may already write while a slow one loads)
     todo = [jobs[i] for i in shard.agree(lambda: runner.plan_jobs(jobs, inpainter, output, settings, resume))]
     if resume and shard.main:
         err.print(f"resuming: {len(jobs) - len(todo)} of {len(jobs)} image(s) done already", highlight=False)
-    mine = shard.take(todo)
-    with _progress() as bar:
-        task = bar.add_task(
-            inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]", total=len(mine)
-        )
-        failed = runner.fill_jobs(
-            mine,
-            inpainter,
-            output,
-            settings,
-            lambda job, e: _say(f"error: {job.image.name}: {e}"),
-            lambda: bar.advance(task),
-            lambda note: _say(f"note: {note}"),
-            keep_going=shard.world > 1,
-        )
+    failed = _fill(shard, shard.take(todo), inpainter, output, settings)
     failed = sum(shard.gather([failed]))
     shard.barrier()
     if shard.main:
@@ -246,6 +203,67 @@ def inpaint(
         )
     if failed:
         raise typer.Exit(1)
+
+
+def _check_backend(backend: str, precision: str, device: str) -> None:
+    _check_precision(precision, device)
+    if backend not in ("torch", "onnx"):
+        raise PluralfillError(f"--backend must be torch or onnx, got {backend!r}")
+    if backend == "onnx" and (precision != "fp32" or device != "cpu"):
+        raise PluralfillError(
+            "--backend onnx runs fp32 on the CPU (onnxruntime): drop --precision / --device, or use --backend torch"
+        )
+
+
+def _options(inpainter, method, checkpoint, pairs, flags: dict, protocol, num_samples):
+    """The run's checked options and samples per image; a bad value is named by the flag the user typed."""
+    from pluralfill import runner
+
+    try:
+        return runner.method_options(inpainter, method, checkpoint, pairs or [], flags, protocol, num_samples)
+    except OptionError as e:
+        raise e.for_flags({k: "--" + k.replace("_", "-") for k, v in flags.items() if v is not None}) from None
+
+
+def _run_in(inpainter, precision: str, backend: str, first_job, settings, main: bool):
+    """The inpainter in the precision `auto` chooses on the first image (said in words), or with its per-pass
+    network in onnxruntime."""
+    from pluralfill import runner
+
+    if precision == "auto":
+        inpainter, verdicts = runner.auto_precision(inpainter, first_job, settings)
+        chosen = getattr(inpainter, "precision", "fp32")
+        why = (
+            "the fastest within its quality bounds" if chosen != "fp32" else "no faster precision is within its bounds"
+        )
+        for line in [v.line() for v in verdicts[1:]] + [f"running {chosen}: {why}"] if main else ():
+            err.print(f"precision auto: {line}", highlight=False)
+    if backend == "onnx":
+        _need_onnx()
+        from pluralfill.export import onnx_backend
+
+        with err.status("the per-pass network to onnxruntime (exported once per model)"):
+            inpainter = onnx_backend(inpainter)
+    return inpainter
+
+
+def _fill(shard, jobs, inpainter, output, settings) -> int:
+    """This process's jobs, with a progress bar; returns how many failed."""
+    from pluralfill import runner
+
+    name = inpainter.name if shard.world == 1 else f"{inpainter.name} [{shard.rank}/{shard.world}]"
+    with _progress() as bar:
+        task = bar.add_task(name, total=len(jobs))
+        return runner.fill_jobs(
+            jobs,
+            inpainter,
+            output,
+            settings,
+            lambda job, e: _say(f"error: {job.image.name}: {e}"),
+            lambda: bar.advance(task),
+            lambda note: _say(f"note: {note}"),
+            keep_going=shard.world > 1,
+        )
 
 
 def _check_precision(precision: str, device: str) -> None:

@@ -18,6 +18,7 @@ from pluralfill.cli import (
     Overwrite,
     _need_onnx,
     _progress,
+    _say,
     app,
     err,
     masks_app,
@@ -335,7 +336,9 @@ def bench(
                 hole=hole,
                 device=device,
                 repeats=repeats,
-                progress=lambda what: status.update(f"measuring {what}"),
+                progress=lambda what: (
+                    status.update(f"measuring {what}") if err.is_terminal else _say(f"measuring {what}")
+                ),
             )
         else:
             request = benchmarks.Request(config, ckpt, resolution, hole, samples, steps, device, repeats, compile)

@@ -134,7 +134,9 @@ function takesSketch() { return !!drawnGuide(); }
 async function loadMethods() {
   methods = await api.methods();
   const here = methods.filter((m) => m.available), missing = methods.filter((m) => !m.available);
-  $("method").innerHTML = here.map((m) => `<option value="${m.name}">${m.name}${m.deterministic ? " (one result)" : ""}</option>`).join("")
+  const label = (m) => `${m.name}${m.kind === "bundled" ? " (demo)" : ""}${m.deterministic ? " (one result)" : ""}`;
+  const note = (m) => (m.note ? ` title="${m.note.replaceAll('"', "&quot;")}"` : "");
+  $("method").innerHTML = here.map((m) => `<option value="${m.name}"${note(m)}>${label(m)}</option>`).join("")
     + (missing.length ? `<optgroup label="needs weights">${missing.map((m) => `<option disabled title="${m.reason}">${m.name}</option>`).join("")}</optgroup>` : "");
   $("unavailable").hidden = !missing.length;
   $("unavailable").querySelector("ul").innerHTML = missing.map((m) => `<li><b>${m.name}</b>: ${m.reason}</li>`).join("");
