@@ -27,7 +27,7 @@ def _png(array) -> bytes:
 
 @pytest.fixture(scope="module")
 def client():
-    return TestClient(create_app())
+    return TestClient(create_app(), base_url="http://127.0.0.1")
 
 
 def _post(client, image, hole, **form):
@@ -204,7 +204,7 @@ def test_api_offers_learned_checkpoints(tmp_path, photo):
     from pluralfill.models.put import PUT, put_tiny_config
 
     PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
-    client = TestClient(create_app([tmp_path / "put"]))
+    client = TestClient(create_app([tmp_path / "put"]), base_url="http://127.0.0.1")
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     name = "put-tiny (put)"
     assert (
@@ -231,7 +231,7 @@ def test_api_runs_a_learned_model_in_another_precision(tmp_path, photo):
     from pluralfill.models.put import PUT, put_tiny_config
 
     PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
-    client = TestClient(create_app([tmp_path / "put"]))
+    client = TestClient(create_app([tmp_path / "put"]), base_url="http://127.0.0.1")
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     from pluralfill.precision import supported
 
@@ -268,7 +268,7 @@ def sketch_app(tmp_path):
 
 def test_sketch_lines_reach_the_sketch_model(sketch_app, photo):
     """The API takes the guidance lines as a file for mhtma-sketch and refuses them for other methods."""
-    client = TestClient(sketch_app)
+    client = TestClient(sketch_app, base_url="http://127.0.0.1")
     methods = {m["name"]: m for m in client.get("/api/methods").json()}
     name = "mhtma-tiny-sketch (sketch)"
     assert methods[name]["guides"] == [
@@ -305,7 +305,7 @@ def test_a_grey_sketch_reaches_puts_conditional_model_as_the_library_takes_it(tm
     with torch.no_grad():
         model.sketch_default.normal_()
     model.save_pretrained(tmp_path / "guided")
-    client = TestClient(create_app([tmp_path / "guided"]))
+    client = TestClient(create_app([tmp_path / "guided"]), base_url="http://127.0.0.1")
     name = next(m["name"] for m in client.get("/api/methods").json() if m["name"].startswith("put-tpami-conditional"))
     image, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.4)
     edges = np.zeros((128, 128), np.uint8)
@@ -342,7 +342,7 @@ def test_api_streams_each_sampler_pass_and_dsi_entropy_over_the_photo(tmp_path, 
     torch.manual_seed(0)
     PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
     DSI(CONFIGS["dsi-tiny"]).save_pretrained(tmp_path / "dsi")
-    client = TestClient(create_app([tmp_path / "put", tmp_path / "dsi"]))
+    client = TestClient(create_app([tmp_path / "put", tmp_path / "dsi"]), base_url="http://127.0.0.1")
     image, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.3)
     r = _post(
         client,
@@ -452,7 +452,7 @@ def test_the_zip_command_carries_every_setting_that_changes_the_samples(tmp_path
 
     torch.manual_seed(0)
     PUT(put_tiny_config()).save_pretrained(tmp_path / "put")
-    client = TestClient(create_app([tmp_path / "put"]))
+    client = TestClient(create_app([tmp_path / "put"]), base_url="http://127.0.0.1")
     small, hole = np.ascontiguousarray(photo[::4, ::4]), square_hole(64, 64, 0.4)
     options = {"sampler": "parallel", "steps": 3, "temperature": 1.5, "top_k": 20}
     r = _post(
@@ -482,7 +482,7 @@ def test_the_zip_command_carries_every_setting_that_changes_the_samples(tmp_path
 
 def test_a_transparent_sketch_draws_only_where_it_is_opaque(sketch_app, photo):
     """The page's sketch layer is a PNG with alpha: transparent pixels are no line, whatever colour they hold."""
-    client = TestClient(sketch_app)
+    client = TestClient(sketch_app, base_url="http://127.0.0.1")
     image, hole = np.ascontiguousarray(photo[::2, ::2]), square_hole(128, 128, 0.4)
     layer = np.full((128, 128, 4), 255, np.uint8)  # white everywhere ...
     layer[..., 3] = 0  # ... and transparent,

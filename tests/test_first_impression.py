@@ -234,7 +234,7 @@ def test_the_model_store_installs_lists_uses_and_removes(tmp_path, photo, capsys
 
     from pluralfill.app.server import create_app
 
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1")
     names = [m["name"] for m in client.get("/api/methods").json()]
     assert names[0] == "patchmatch-plural" and "put-mine" in names
     small, hole = np.ascontiguousarray(photo[::4, ::4]), square_hole(64, 64, 0.3)

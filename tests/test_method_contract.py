@@ -125,7 +125,7 @@ def test_a_toy_method_reaches_the_web_api(toy, photo):
 
     from pluralfill.app.server import create_app
 
-    client = TestClient(create_app())
+    client = TestClient(create_app(), base_url="http://127.0.0.1")
     described = {m["name"]: m for m in client.get("/api/methods").json()}["toy"]
     strength = next(o for o in described["options"] if o["name"] == "strength")
     assert (strength["type"], strength["min"], strength["max"], strength["step"]) == ("float", 0, 1, 0.1)

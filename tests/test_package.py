@@ -96,7 +96,7 @@ def test_an_installed_model_takes_its_name_everywhere(tmp_path, capsys):
 
     from pluralfill.app.server import create_app
 
-    served = {m["name"]: m for m in TestClient(create_app()).get("/api/methods").json()}
+    served = {m["name"]: m for m in TestClient(create_app(), base_url="http://127.0.0.1").get("/api/methods").json()}
     assert served["put-ffhq"]["available"] and served["put-ffhq"]["kind"] == "installed"
 
 

@@ -13,7 +13,6 @@ Python-free model; each is run once by onnxruntime on the export's own example a
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import warnings
@@ -23,6 +22,7 @@ import numpy as np
 import torch
 
 from pluralfill.errors import PluralfillError
+from pluralfill.io import check_replaceable, replace_folder
 
 OPSET = 18  # col2im (F.fold, in the patch attention layers) needs 18
 ATOL = 1e-4  # onnxruntime vs PyTorch, fp32, on the export's own example
@@ -57,6 +57,7 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
         raise PluralfillError(f"--onnx must be a folder, but {folder} is a file")
     if folder.exists() and any(folder.iterdir()) and not overwrite:
         raise PluralfillError(f"{folder} exists and is not empty: pass --overwrite to replace it")
+    check_replaceable(folder, lambda name: name == "manifest.json" or name.endswith(".onnx"), "model export")
     nets = networks(inpainter)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
@@ -106,9 +107,7 @@ def export_onnx(inpainter, folder: Path, overwrite: bool = False, progress=None)
             if progress is not None:
                 progress(name)
         (staging / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.replace(staging, folder)
+        replace_folder(staging, folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return manifest

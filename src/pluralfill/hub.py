@@ -100,7 +100,8 @@ def models_dir() -> Path:
 def installed_models() -> dict[str, Path]:
     """Models installed in the store: name -> folder (config.json + model.safetensors)."""
     root = models_dir()
-    return {p.name: p for p in sorted(root.iterdir()) if (p / "config.json").is_file()} if root.is_dir() else {}
+    found = sorted(root.iterdir()) if root.is_dir() else []
+    return {p.name: p for p in found if not p.name.startswith(".") and (p / "config.json").is_file()}  # .x: temporary
 
 
 def sha256_of(path: Path) -> str:

@@ -7,6 +7,8 @@ Every failure a user can cause raises `PluralfillError` with a one-line message.
 from __future__ import annotations
 
 import os
+import shutil
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,6 +224,80 @@ def check_writable(paths, overwrite: bool) -> None:
     if existing:
         more = f" and {len(existing) - 1} more" if len(existing) > 1 else ""
         raise PluralfillError(f"output exists: {existing[0]}{more} (pass --overwrite to replace)")
+
+
+def check_apart(output: Path, inputs, what: str = "output") -> None:
+    """Refuse an output folder that is, contains or lies inside one of the inputs: replacing it would delete
+    what the command reads."""
+    out = Path(output).resolve()
+    for given in inputs:
+        source = Path(given).resolve()
+        if out == source or out in source.parents or (source.is_dir() and source in out.parents):
+            relation = "is" if out == source else "contains" if out in source.parents else "lies inside"
+            raise PluralfillError(f"the {what} {output} {relation} the input {given}: choose another {what} folder")
+
+
+def check_replaceable(folder: Path, ours, what: str) -> None:
+    """An existing folder may be replaced only if it holds nothing but what this command writes (`ours(name)`
+    is True for each of its entries): never a folder of the user's own files."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        if folder.exists():
+            raise PluralfillError(f"{folder} is a file, not a {what} folder")
+        return
+    foreign = sorted(p.name for p in folder.iterdir() if not ours(p.name))
+    if foreign:
+        shown = ", ".join(foreign[:3]) + (" ..." if len(foreign) > 3 else "")
+        raise PluralfillError(
+            f"{folder} holds files that are not a {what} ({shown}): --overwrite replaces only a "
+            f"folder pluralfill wrote; choose a new or empty folder"
+        )
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """Put the finished folder `new` at `folder` so that at every instant `folder` is the old folder or the new
+    one, whole: Linux exchanges the two in one step (renameat2 with RENAME_EXCHANGE); elsewhere the old one is
+    renamed aside first. The old folder is deleted after."""
+    new, folder = Path(new), Path(folder)
+    if not folder.exists():
+        os.rename(new, folder)
+        return
+    if _exchange(new, folder):
+        shutil.rmtree(new, ignore_errors=True)  # `new` now holds the old folder
+        return
+    old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old.", dir=folder.parent))
+    os.rename(folder, old / folder.name)
+    os.rename(new, folder)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    if sys.platform != "linux":
+        return False
+    import ctypes
+
+    renameat2 = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if renameat2 is None:
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    return renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
+def clean_leftovers(folder: Path, older_than_s: float = 3600) -> None:
+    """Delete the temporary files and folders a killed run left in `folder` (`.NAME.*.tmp`, `.NAME.old.*`,
+    `.NAME.*` staging folders), once they are older than any run still writing them could be."""
+    import time
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return
+    for p in folder.glob(".*"):
+        try:
+            stale = time.time() - p.lstat().st_mtime > older_than_s
+        except OSError:
+            continue
+        if stale and (p.name.endswith(".tmp") or ".old." in p.name or (p.is_dir() and p.name.count(".") >= 2)):
+            shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
 _UMASK = os.umask(0)

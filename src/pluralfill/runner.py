@@ -126,6 +126,7 @@ def plan_jobs(jobs: list[Job], inpainter, outdir: Path, s: FillSettings, resume:
     """Which of `jobs` a run does, by index, judged on the files there before it writes: with `resume` those
     whose outputs are not all written (outputs are written atomically, so a file that exists is whole);
     otherwise all, refused in one line if an output exists and `overwrite` is off."""
+    io.clean_leftovers(outdir)  # the temporary files of a killed run
     if resume:
         return [
             i for i, j in enumerate(jobs) if not all(p.exists() for p in planned_outputs([j], inpainter, outdir, s))

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from pluralfill.errors import PluralfillError
 from pluralfill.hub import installed_models, models_dir
+from pluralfill.io import check_apart, clean_leftovers
 from pluralfill.registry import bundled_models, converters, methods
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
@@ -43,6 +44,7 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
     """Recognise the official checkpoint `files` (every converter that takes that many files and the
     `options` given, e.g. num_heads or resolution, is tried in turn), convert it and install it under `name`
     (default: the name the converter gives it). What the file does not record and was assumed is returned."""
+    clean_leftovers(models_dir())  # what an install killed midway left
     files = [Path(f) for f in files]
     for f in files:
         if not f.exists():
@@ -62,6 +64,7 @@ def add(files: list[str | Path], name: str | None = None, overwrite: bool = Fals
         name = name or model.config.name
         _check_name(name)
         folder = models_dir() / name
+        check_apart(folder, files, "installed model")
         if folder.exists() and not overwrite:
             raise PluralfillError(
                 f"a model named {name} is installed already (pass --overwrite to replace it, or --name)"
@@ -97,6 +100,7 @@ def convert_into(converter: str, paths: list[Path], config: str | None = None, o
     if len(paths) != len(c.inputs) + 1:
         raise PluralfillError(f"{c.name} takes {' '.join(c.inputs)} OUTPUT, got {len(paths)} path(s)")
     *inputs, output = paths
+    check_apart(output, inputs)
     if output.exists() and not overwrite:
         raise PluralfillError(f"output exists: {output} (pass --overwrite to replace)")
     options = {k: v for k, v in options.items() if v is not None}

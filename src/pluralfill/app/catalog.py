@@ -89,7 +89,25 @@ class Catalog:
         """The method list of /api/methods: what runs here, then what would with weights."""
         out, kinds_here = [], set()
         for name in self.offered:
-            inp = self.get(name)
+            try:
+                inp = self.get(name)
+            except PluralfillError as e:  # one broken model is listed as broken; the list still answers
+                out.append(
+                    {
+                        "name": name,
+                        "kind": "broken",
+                        "available": False,
+                        "reason": str(e),
+                        "deterministic": False,
+                        "options": [],
+                        "precisions": [],
+                        "guides": [],
+                        "note": None,
+                        "uncertainty": None,
+                        "checkpoint": None,
+                    }
+                )
+                continue
             kinds_here.add(getattr(getattr(inp, "model", None), "method", None))
             out.append(
                 {

@@ -104,7 +104,7 @@ def _read_guides(uploads: list[UploadFile], sketch: UploadFile | None) -> dict[s
 def _options(text: str) -> dict:
     try:
         opts = json.loads(text)
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         opts = None
     if not isinstance(opts, dict):
         raise HTTPException(400, "options must be a JSON object")
@@ -144,9 +144,100 @@ class Event(BaseModel):
     error: str | None = Field(None, description="error: what went wrong")
 
 
-def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_waiting: int = 4) -> FastAPI:
-    """The app; `checkpoints` are the learned models it offers besides the store's (folders on this machine)."""
-    app = FastAPI(title="pluralfill", description="Pluralistic image inpainting: N different fills of a hole.")
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+MAX_REQUEST_MB = 4 * MAX_UPLOAD_MB + 1  # an image, its mask and two guides, and the form around them
+
+
+class Guard:
+    """ASGI middleware: the request's Host must be this server (no DNS rebinding), a POST's Origin the page itself
+    (no other site submits jobs), and a body no larger than MAX_REQUEST_MB, refused from its Content-Length or
+    as soon as the streamed bytes pass it."""
+
+    def __init__(self, app, hosts: tuple[str, ...]):
+        self.app, self.hosts = app, hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in scope["headers"]}
+        host = headers.get("host", "")
+        if "*" not in self.hosts and _hostname(host) not in self.hosts:
+            return await _refuse(send, 421, f"this server answers as {self.hosts[0]}, not {host}")
+        origin = headers.get("origin")
+        if scope["method"] == "POST" and origin is not None and origin.split("://", 1)[-1] != host:
+            return await _refuse(send, 403, "jobs are taken from this server's own page only")
+        limit, seen, cut = MAX_REQUEST_MB * 2**20, 0, False
+        if int(headers.get("content-length") or 0) > limit:
+            return await _refuse(send, 413, f"the request is over the {MAX_REQUEST_MB} MB limit")
+
+        async def counted():  # past the limit the body ends as if the client had gone: nothing more is read
+            nonlocal seen, cut
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > limit:
+                cut = True
+                return {"type": "http.disconnect"}
+            return message
+
+        async def unless_cut(message):  # the app's answer to a cut body gives way to the 413
+            if not cut:
+                await send(message)
+
+        await self.app(scope, counted, unless_cut)
+        if cut:
+            await _refuse(send, 413, f"the request is over the {MAX_REQUEST_MB} MB limit")
+
+
+def _hostname(host: str) -> str:
+    return host[1:].split("]")[0] if host.startswith("[") else host.rsplit(":", 1)[0] if host.count(":") == 1 else host
+
+
+async def _refuse(send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def api_page(schema: dict) -> str:
+    """The endpoints of an OpenAPI schema as plain HTML: each one's method, path, summary and parameters."""
+    from html import escape
+
+    rows = []
+    for path, ops in schema.get("paths", {}).items():
+        for method, op in ops.items():
+            form = op.get("requestBody", {}).get("content", {}).get("multipart/form-data", {}).get("schema", {})
+            ref = form.get("$ref", "").rsplit("/", 1)[-1]
+            fields = schema.get("components", {}).get("schemas", {}).get(ref, {}).get("properties", {})
+            params = [p["name"] for p in op.get("parameters", [])] + list(fields)
+            rows.append(
+                f"<h2><code>{method.upper()} {escape(path)}</code></h2><p>{escape(op.get('description', ''))}</p>"
+                + (f"<p>fields: <code>{escape(', '.join(params))}</code></p>" if params else "")
+            )
+    return (
+        "<!doctype html><meta charset=utf-8><title>pluralfill API</title>"
+        "<style>body{font:16px/1.5 system-ui,sans-serif;max-width:52rem;margin:2rem auto;padding:0 1rem}</style>"
+        "<h1>pluralfill HTTP API</h1><p>The schema: <a href=/openapi.json>/openapi.json</a>.</p>" + "".join(rows)
+    )
+
+
+def create_app(
+    checkpoints: list[str | Path] = (), device: str = "cpu", max_waiting: int = 4, hosts=LOCAL_HOSTS
+) -> FastAPI:
+    """The app; `checkpoints` are the learned models it offers besides the store's (folders on this machine);
+    `hosts` the names it answers to (loopback; `pluralfill serve --host` adds its own)."""
+    app = FastAPI(
+        title="pluralfill",
+        description="Pluralistic image inpainting: N different fills of a hole.",
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.add_middleware(Guard, hosts=tuple(hosts))
     static = files("pluralfill.app").joinpath("static")
     app.mount("/static", StaticFiles(directory=str(static)), name="static")
     jobs = Jobs(max_waiting)
@@ -156,6 +247,11 @@ def create_app(checkpoints: list[str | Path] = (), device: str = "cpu", max_wait
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
         return static.joinpath("index.html").read_text()
+
+    @app.get("/docs", response_class=HTMLResponse, include_in_schema=False)
+    def docs():
+        """The HTTP API, read from the OpenAPI schema (/openapi.json) into a page with no script at all."""
+        return api_page(app.openapi())
 
     @app.get("/api/methods")
     def methods():

@@ -380,11 +380,12 @@ def serve(
     try:
         import uvicorn
 
-        from pluralfill.app.server import create_app
+        from pluralfill.app.server import LOCAL_HOSTS, create_app
     except ImportError:
         raise PluralfillError("the web app needs its extra: pip install 'pluralfill[app]'") from None
     listening = _listen(host, port)  # the port is ours before any URL is printed
-    application = create_app([str(c) for c in checkpoint or []], device=device)
+    hosts = ("*",) if host in ("0.0.0.0", "::", "") else (*LOCAL_HOSTS, host)  # an open address answers any name
+    application = create_app([str(c) for c in checkpoint or []], device=device, hosts=hosts)
     shown = f"[{host}]" if ":" in host else host
     err.print(f"pluralfill web app on http://{shown}:{listening.getsockname()[1]}/  (Ctrl+C to stop)", highlight=False)
     uvicorn.Server(uvicorn.Config(application, log_level="warning")).run(sockets=[listening])

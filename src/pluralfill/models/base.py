@@ -16,8 +16,10 @@ from safetensors.torch import load_file, save_file
 
 from pluralfill.errors import PluralfillError
 from pluralfill.hub import load_checked
+from pluralfill.io import check_replaceable, replace_folder
 
 CONFIG_NAME, WEIGHTS_NAME = "config.json", "model.safetensors"
+MODEL_FILES = {CONFIG_NAME, WEIGHTS_NAME, "sampling.json", "MODEL_CARD.md"}  # what a model folder may hold
 
 
 def save_pretrained(
@@ -28,6 +30,7 @@ def save_pretrained(
     folder = Path(folder)
     if folder.exists() and not overwrite:
         raise PluralfillError(f"output exists: {folder} (pass --overwrite to replace)")
+    check_replaceable(folder, MODEL_FILES.__contains__, "model folder")
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
@@ -35,14 +38,7 @@ def save_pretrained(
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            folder.rename(old)
-            tmp.rename(folder)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(folder)
+        replace_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return folder

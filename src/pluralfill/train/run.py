@@ -189,7 +189,20 @@ class Run:
         path = self.folder / "last.ckpt"
         if not path.is_file():
             raise PluralfillError(f"nothing to resume in {self.folder}: no last.ckpt")
-        self.fabric.load(path, state)
+        import pickle
+
+        try:  # weights only, passed explicitly: TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD never lets a file run code
+            self.fabric.load(path, state, weights_only=True)
+        except pickle.UnpicklingError:
+            raise PluralfillError(
+                f"{path} asks to build objects beyond tensors: refused, since unpickling it could run "
+                "code; expected the last.ckpt pluralfill writes"
+            ) from None
+        except (RuntimeError, EOFError, KeyError, ValueError, OSError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+            raise PluralfillError(
+                f"cannot resume from {path} (truncated, or not a pluralfill last.ckpt): {first}"
+            ) from None
         if int(state["step"]) >= self.cfg.steps:
             raise PluralfillError(
                 f"{self.folder} is finished: it trained all {self.cfg.steps} steps (train longer with "

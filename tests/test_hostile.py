@@ -1,0 +1,205 @@
+"""Hostile input: files that ask to run code, outputs that would swallow inputs or the user's files, folders
+replaced halfway, and requests to the server from other sites, other names or with bodies too large."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import SHARED, square_hole
+from conftest import run_cli as _cli
+
+from pluralfill.errors import PluralfillError
+
+FIXTURE_PTH = SHARED / "fixtures" / "put_official_tiny" / "transformer_official_format.pth"
+
+
+class _Payload:
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+@pytest.mark.slow
+def test_resume_never_runs_the_code_in_a_crafted_checkpoint(tmp_path, monkeypatch, capsys):
+    """Even with TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD=1 (common where older code runs), `train --resume` refuses
+    a last.ckpt that asks to build objects, in one line, and runs nothing."""
+    scenes = SHARED / "data" / "scenes256" / "train"
+    run = tmp_path / "run"
+    short = ["steps=1", "val_every=1", "sample_every=1", "checkpoint_every=1", "val_batches=1", "data.num_workers=0"]
+    code, _, err = _cli(["train", "put-tiny-pvqvae", f"data.train={scenes}", f"run_dir={run}", *short], capsys)
+    assert code == 0, err
+    marker = tmp_path / "ran"
+    torch.save({"step": 0, "model": _Payload(marker)}, run / "last.ckpt")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    code, _, err = _cli(["train", "--resume", run, "steps=2"], capsys)
+    assert code == 2 and "refused, since unpickling it could run code" in err and err.count("\n") == 1
+    assert not marker.exists()
+    (run / "last.ckpt").write_bytes(b"PK\x03\x04 truncated")
+    code, _, err = _cli(["train", "--resume", run, "steps=2"], capsys)
+    assert code == 2 and "cannot resume from" in err and err.count("\n") == 1
+
+
+def test_an_output_that_is_or_holds_an_input_is_refused(tmp_path, capsys):
+    """`convert dsi-official DIR DIR --overwrite` once deleted the official checkpoint it read."""
+    import shutil
+
+    official = tmp_path / "official"
+    shutil.copytree(SHARED / "fixtures" / "dsi_official_tiny", official)
+    before = sorted(p.name for p in official.iterdir())
+    for output in (official, tmp_path):  # the input itself, and a folder around it
+        code, _, err = _cli(["convert", "dsi-official", official, output, "--resolution", "64", "--overwrite"], capsys)
+        assert code == 2 and "the input" in err and err.count("\n") == 1
+    assert sorted(p.name for p in official.iterdir()) == before
+
+
+def test_overwrite_never_deletes_the_users_own_files(tmp_path, capsys):
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    code, _, err = _cli(["convert", "put-official", FIXTURE_PTH, mine, "--num-heads", "4", "--overwrite"], capsys)
+    assert code == 2 and "holds files that are not a model folder (notes.txt)" in err
+    assert (mine / "notes.txt").read_text() == "keep me"
+    pytest.importorskip("onnxruntime")
+    code, _, err = _cli(["export", "put-scenes-small", "--onnx", mine, "--overwrite"], capsys)
+    assert code == 2 and "not a model export" in err and (mine / "notes.txt").read_text() == "keep me"
+
+
+def test_a_replaced_model_folder_is_never_missing_and_leaves_nothing(tmp_path):
+    from pluralfill.io import clean_leftovers, replace_folder
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    folder = tmp_path / "m"
+    PUT(put_tiny_config()).save_pretrained(folder)
+    first = (folder / "model.safetensors").read_bytes()
+    torch.manual_seed(1)
+    PUT(put_tiny_config()).save_pretrained(folder, overwrite=True)
+    assert (folder / "model.safetensors").read_bytes() != first
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]  # no .m.old, no staging folder left
+    new = tmp_path / "new"
+    new.mkdir()
+    (new / "x").write_text("new")
+    replace_folder(new, folder)
+    assert (folder / "x").read_text() == "new" and not new.exists()
+    stale = tmp_path / ".m.old.abc"
+    stale.mkdir()
+    (tmp_path / ".p.png.x1.tmp").write_text("half")
+    os.utime(stale, (0, 0))
+    os.utime(tmp_path / ".p.png.x1.tmp", (0, 0))
+    clean_leftovers(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]
+
+
+def test_a_leftover_install_is_never_a_method(tmp_path, capsys):
+    from pluralfill.hub import installed_models, models_dir
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    PUT(put_tiny_config()).save_pretrained(models_dir() / ".put-ffhq.old")  # what a kill between renames left
+    assert ".put-ffhq.old" not in installed_models()
+    code, out, _ = _cli(["info"], capsys)
+    assert ".put-ffhq.old" not in out
+
+
+# ------------------------------------------------------------------------------------------------ the server
+
+
+@pytest.fixture
+def server():
+    from fastapi.testclient import TestClient
+
+    from pluralfill.app.server import create_app
+
+    return TestClient(create_app(), base_url="http://127.0.0.1:7860")
+
+
+def _files(photo):
+    import io
+
+    from PIL import Image
+
+    def png(a):
+        buf = io.BytesIO()
+        Image.fromarray(a).save(buf, format="PNG")
+        return buf.getvalue()
+
+    hole = square_hole(frac=0.2)
+    return {
+        "image": ("i.png", png(photo), "image/png"),
+        "mask": ("m.png", png(hole.astype(np.uint8) * 255), "image/png"),
+    }
+
+
+def test_only_the_page_itself_submits_jobs(server, photo):
+    data = {"method": "telea", "num_samples": "1"}
+    r = server.post("/api/inpaint", files=_files(photo), data=data, headers={"Origin": "https://evil.example"})
+    assert r.status_code == 403
+    r = server.post("/api/inpaint", files=_files(photo), data=data, headers={"Host": "rebound.example:7860"})
+    assert r.status_code == 421
+    r = server.post("/api/inpaint", files=_files(photo), data=data, headers={"Origin": "http://127.0.0.1:7860"})
+    assert r.status_code == 200 and json.loads(r.text.splitlines()[-1])["type"] == "done"
+
+
+def test_a_body_over_the_cap_is_refused_before_it_is_read(server):
+    from pluralfill.app.server import MAX_REQUEST_MB
+
+    r = server.post(
+        "/api/inpaint",
+        content=b"x" * 10,
+        headers={"Content-Length": str(MAX_REQUEST_MB * 2**20 + 1), "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert r.status_code == 413
+
+    def stream():  # no Content-Length: counted while it streams, an image part that never ends
+        yield b'--x\r\nContent-Disposition: form-data; name="image"; filename="i.png"\r\n\r\n'
+        for _ in range(MAX_REQUEST_MB + 2):
+            yield b"y" * 2**20
+
+    r = server.post("/api/inpaint", content=stream(), headers={"Content-Type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413
+
+
+def test_deeply_nested_options_are_a_bad_request(server, photo):
+    r = server.post(
+        "/api/inpaint", files=_files(photo), data={"method": "telea", "options": "[" * 100_000 + "]" * 100_000}
+    )
+    assert r.status_code == 400 and r.json()["detail"] == "options must be a JSON object"
+
+
+def test_one_broken_model_is_listed_as_broken_not_a_500():
+    from fastapi.testclient import TestClient
+
+    from pluralfill.app.server import create_app
+    from pluralfill.hub import models_dir
+
+    broken = models_dir() / "half-dsi"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text(json.dumps({"method": "dsi", "name": "half-dsi"}))
+    r = TestClient(create_app(), base_url="http://127.0.0.1").get("/api/methods")
+    assert r.status_code == 200
+    listed = {m["name"]: m for m in r.json()}
+    assert (
+        listed["half-dsi"]["kind"] == "broken" and not listed["half-dsi"]["available"] and listed["half-dsi"]["reason"]
+    )
+    assert listed["telea"]["available"]
+
+
+def test_the_api_docs_load_nothing_from_outside(server):
+    page = server.get("/docs").text
+    assert "<script" not in page and "cdn" not in page.lower() and "POST /api/inpaint" in page
+
+
+def test_a_crafted_checkpoint_is_refused_whatever_the_environment(tmp_path, monkeypatch):
+    from pluralfill.hub import read_pickle
+
+    marker = tmp_path / "ran"
+    torch.save({"model": _Payload(marker)}, tmp_path / "evil.pth")
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")
+    with pytest.raises(PluralfillError, match="refused, since unpickling it could run code"):
+        read_pickle(tmp_path / "evil.pth", "a checkpoint")
+    assert not marker.exists()
