@@ -203,3 +203,123 @@ def test_a_crafted_checkpoint_is_refused_whatever_the_environment(tmp_path, monk
     with pytest.raises(PluralfillError, match="refused, since unpickling it could run code"):
         read_pickle(tmp_path / "evil.pth", "a checkpoint")
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------------------------- values where they enter
+
+
+@pytest.mark.parametrize("config", ["[]", "null", '"put"'])
+def test_a_config_json_that_is_no_config_is_named(tmp_path, config, capsys):
+    (tmp_path / "m").mkdir()
+    (tmp_path / "m" / "config.json").write_text(config)
+    code, _, err = _cli(["info", tmp_path / "m"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "is not a model config" in err
+
+
+def test_a_config_json_that_lies_about_the_model_is_named(tmp_path, capsys):
+    from pluralfill.models.put import PUT, put_tiny_config
+
+    PUT(put_tiny_config()).save_pretrained(tmp_path / "m")
+    config = json.loads((tmp_path / "m" / "config.json").read_text())
+    config["transformer"]["num_heads"] = 0
+    (tmp_path / "m" / "config.json").write_text(json.dumps(config))
+    code, _, err = _cli(["info", tmp_path / "m"], capsys)
+    assert code == 2 and err.count("\n") == 1 and "num_heads must divide the width" in err
+
+
+@pytest.mark.parametrize("heads", ["3", "-1"])
+def test_a_head_count_that_cannot_work_is_refused_at_install(heads, capsys):
+    code, _, err = _cli(["models", "add", FIXTURE_PTH, "--name", "bad", "--num-heads", heads], capsys)
+    assert code == 2 and err.count("\n") == 1 and "num_heads must divide the width" in err
+    from pluralfill.hub import installed_models
+
+    assert "bad" not in installed_models()
+
+
+def test_a_yaml_alias_is_refused_not_expanded(tmp_path, capsys):
+    config = tmp_path / "bomb.yaml"
+    config.write_text("a: &a [x, x]\nb: &b [*a, *a]\nc: [*b, *b]\nstage: put-pvqvae\n")
+    code, _, err = _cli(["train", config, "data.train=x"], capsys)
+    assert code == 2 and "uses a YAML alias" in err
+    run = tmp_path / "run"
+    (run / "checkpoint").mkdir(parents=True)
+    (run / "configs").mkdir()
+    (run / "configs" / "config.yaml").write_text("model: &m {params: *m}\n")  # refers to itself
+    import shutil
+
+    shutil.copy(FIXTURE_PTH, run / "checkpoint" / "last.pth")
+    code, _, err = _cli(["models", "add", run / "checkpoint" / "last.pth", "--name", "loop"], capsys)
+    assert code == 2 and "uses a YAML alias" in err and err.count("\n") == 1
+
+
+def test_every_bad_training_setting_is_named_at_once(capsys):
+    args = ["train", "put-tiny-pvqvae", "data.train=x", "optim.lr=-1", "batch_size=0", "precision=fp8", "log_every=0"]
+    code, _, err = _cli(args, capsys)
+    assert code == 2 and err.count("\n") == 1
+    for where in ("at optim.lr:", "at batch_size:", "at precision:", "at log_every:"):
+        assert where in err, where
+    code, _, err = _cli(["train", "put-tiny-pvqvae", "data.train=x", "optim.lr=nan"], capsys)
+    assert code == 2 and "at optim.lr: should be a finite number" in err
+
+
+def test_unbounded_requests_are_refused_in_one_line(tmp_path, photo, capsys):
+    from PIL import Image
+
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(square_hole(frac=0.2)).save(tmp_path / "p_mask.png")
+    code, _, err = _cli(["inpaint", tmp_path / "p.png", "-n", "1000000000", "-o", tmp_path / "o"], capsys)
+    assert code == 2 and err.count("\n") == 1 and not (tmp_path / "o").exists()
+    code, _, err = _cli(["inpaint", tmp_path / "p.png", "--num-nodes", "2", "-o", tmp_path / "o"], capsys)
+    assert code == 2 and "needs a launcher on every machine" in err
+    import pluralfill
+
+    with pytest.raises(PluralfillError, match="num_samples must be from 1 to 1000"):
+        pluralfill.load_inpainter("telea").inpaint(photo, square_hole(frac=0.2), num_samples=10**6)
+
+
+def test_a_checkpoint_that_would_unpack_out_of_all_proportion_is_refused(tmp_path):
+    import zipfile
+
+    from pluralfill.hub import read_pickle
+
+    bomb = tmp_path / "bomb.pth"
+    with zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("archive/data/0", b"\0" * (100 << 20))
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(PluralfillError, match="would unpack to .* a checkpoint does not compress like that"):
+        read_pickle(bomb, "a checkpoint")
+
+
+def test_a_msgpack_nested_beyond_any_checkpoint_is_one_line(tmp_path):
+    import msgpack
+
+    from pluralfill.pretrained.maskgit_official import read_flax_checkpoint
+
+    tree: dict = {}
+    node = tree
+    for _ in range(200):
+        node["a"] = {}
+        node = node["a"]
+    (tmp_path / "deep.msgpack").write_bytes(msgpack.packb({"params": tree}))
+    with pytest.raises(PluralfillError, match="nests deeper than any flax checkpoint"):
+        read_flax_checkpoint(tmp_path / "deep.msgpack", "transformer")
+    (tmp_path / "deeper.msgpack").write_bytes(b"\x91" * 5000 + b"\xc0")  # 5,000 arrays in arrays
+    with pytest.raises(PluralfillError, match="cannot read"):
+        read_flax_checkpoint(tmp_path / "deeper.msgpack", "transformer")
+
+
+def test_an_interrupt_says_what_was_kept_and_how_to_go_on(tmp_path, photo, capsys, monkeypatch):
+    from PIL import Image
+
+    from pluralfill import runner
+
+    Image.fromarray(photo).save(tmp_path / "p.png")
+    Image.fromarray(square_hole(frac=0.2)).save(tmp_path / "p_mask.png")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "fill_jobs", interrupted)
+    code, _, err = _cli(["inpaint", tmp_path / "p.png", "-o", tmp_path / "o", "--seed", "1"], capsys)
+    assert code == 130 and err.strip().startswith("interrupted: every file written is whole and kept")
+    assert "--resume" in err

@@ -146,7 +146,7 @@ def test_second_stage_configs_derive_what_they_read_of_the_first():
 
 
 def test_config_errors_are_clear(tmp_path, images):
-    with pytest.raises(PluralfillError, match="config error at optim.lrr"):
+    with pytest.raises(PluralfillError, match="config error: at optim.lrr"):
         load_config(CONFIGS / "put-tiny-pvqvae.yaml", ["optim.lrr=1"])
     with pytest.raises(PluralfillError, match="config not found"):
         load_config(tmp_path / "nope.yaml")

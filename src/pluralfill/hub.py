@@ -194,7 +194,17 @@ def read_pickle(path: Path, expected: str):
     never code. A file that asks for more, or is no PyTorch file, is refused in one line that says so."""
     import pickle
     import re
+    import zipfile
 
+    if zipfile.is_zipfile(path):  # torch's format: what it unpacks to is bounded by what the file holds
+        with zipfile.ZipFile(path) as z:
+            unpacked = sum(i.file_size for i in z.infolist())
+        size = Path(path).stat().st_size
+        if unpacked > 4 * size + (64 << 20):
+            raise PluralfillError(
+                f"{path} would unpack to {unpacked / 2**30:.1f} GB from {size / 2**20:.1f} MB: a "
+                f"checkpoint does not compress like that; refused (expected {expected})"
+            )
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:  # the weights-only unpickler met something it will not build

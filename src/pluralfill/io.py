@@ -300,6 +300,30 @@ def clean_leftovers(folder: Path, older_than_s: float = 3600) -> None:
             shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
 
 
+MAX_YAML_BYTES = 1 << 20
+
+
+def read_yaml(path: Path, what: str = "config"):
+    """A YAML file of settings: at most 1 MB, and no anchors or aliases (a config has no use for them, and they
+    are how a small file expands without bound or refers to itself)."""
+    import yaml
+
+    path = Path(path)
+    if path.stat().st_size > MAX_YAML_BYTES:
+        raise PluralfillError(f"{path} is over {MAX_YAML_BYTES >> 20} MB: not a {what}")
+
+    class NoAliases(yaml.SafeLoader):
+        def compose_node(self, parent, index):
+            if self.check_event(yaml.events.AliasEvent):
+                raise PluralfillError(f"{path} uses a YAML alias (*name): a {what} spells every value out")
+            return super().compose_node(parent, index)
+
+    try:
+        return yaml.load(path.read_text(), Loader=NoAliases)
+    except (yaml.YAMLError, UnicodeDecodeError, RecursionError) as e:
+        raise PluralfillError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+
+
 _UMASK = os.umask(0)
 os.umask(_UMASK)
 

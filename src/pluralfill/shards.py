@@ -117,6 +117,11 @@ def start_shards(devices: int | None = None, num_nodes: int | None = None, devic
     GPU (cuda) or shares the CPU. Under torchrun, devices and nodes default to what it started."""
     from pluralfill import devices as machine
 
+    if (num_nodes or 1) > 1 and launcher_world() is None:  # the other machines would be waited for forever
+        raise PluralfillError(
+            f"--num-nodes {num_nodes} needs a launcher on every machine: start the same command "
+            "under torchrun (--nnodes, --node-rank, --master-addr) on each"
+        )
     devices, num_nodes = resolve_world(devices, num_nodes)
     machine.check(device, devices if str(device).startswith("cuda") else 1)  # one line for a GPU that is not there
     if devices == 1 and num_nodes == 1 and launcher_world() is None:

@@ -184,6 +184,18 @@ def _plain_help() -> None:
     TyperOption.display_type_rich = value
 
 
+def _kept(command: list[str]) -> str:
+    """What an interrupted command leaves, and how to go on."""
+    name = command[0] if command else ""
+    if name == "inpaint":
+        return "every file written is whole and kept; to go on, run the same command with --resume (and --seed)"
+    if name == "train":
+        return "the run keeps its last checkpoint; go on with pluralfill train --resume RUN_DIR"
+    if name in ("evaluate", "export", "convert", "models", "masks", "demo", "sketch"):
+        return "nothing half-written is left; run it again to finish"
+    return "stopped"
+
+
 def main(argv: list[str] | None = None) -> None:
     clicks = sys.modules[typer.BadParameter.__module__]  # click's exceptions, as the installed typer ships them
     help_only = getattr(clicks, "NoArgsIsHelpError", ())
@@ -198,16 +210,15 @@ def main(argv: list[str] | None = None) -> None:
         _fail(f"{e.format_message()} (see `{command} -h`)")
     except clicks.ClickException as e:
         _fail(e.format_message())
-    except typer.Abort:
-        err.print("interrupted")
+    except (typer.Abort, KeyboardInterrupt):
+        _say(f"interrupted: {_kept((argv if argv is not None else sys.argv[1:])[:1])}")
         sys.exit(130)
     except PluralfillError as e:
         _fail(str(e))
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        sys.exit(130)
     except OSError as e:  # disk full, permission denied on an output folder, ...
         _fail(f"{e.strerror}: {e.filename}" if e.filename else str(e))
+    if code == 130:  # typer's answer to Ctrl+C
+        _say(f"interrupted: {_kept((argv if argv is not None else sys.argv[1:])[:1])}")
     sys.exit(code if isinstance(code, int) else 0)
 
 

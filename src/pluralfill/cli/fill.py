@@ -45,7 +45,7 @@ def inpaint(
     checkpoint: Checkpoint = None,
     num_samples: Annotated[
         int | None,
-        typer.Option("-n", "--num-samples", min=1, help="Samples per image. [default: 1, or the protocol's]"),
+        typer.Option("-n", "--num-samples", min=1, max=1000, help="Samples per image. [default: 1, or the protocol's]"),
     ] = None,
     seed: Seed = None,
     protocol: Annotated[

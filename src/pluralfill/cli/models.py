@@ -184,13 +184,13 @@ def info(
             print(json.dumps(rows, indent=2))
             return
         _methods_table(rows)
-        import yaml
+        from pluralfill.io import read_yaml
 
         configs = packaged_configs()
         width = max(map(len, configs)) + 2
         print("\ntraining configs (pluralfill train NAME data.train=DIR):")
         for config, path in configs.items():
-            tree = yaml.safe_load(path.read_text()) or {}
+            tree = read_yaml(path) or {}
             print(f"  {config:<{width}}{tree.get('stage', '')} of {tree.get('model', '')}")
         print(f"\nbenchmarks: pluralfill bench --method {' | '.join([*benchmarked(), 'precision'])}")
         return

@@ -16,6 +16,8 @@ from pluralfill.geometry import paste
 from pluralfill.io import check_hole, hole_from_array, to_rgb
 from pluralfill.methods.options import Guide, Options
 
+MAX_SAMPLES = 1000  # samples of one image in one call: beyond this a run is a mistake, not a request
+
 
 def sample_seed(seed: int | None, index: int) -> int:
     """The seed of sample `index` of a run seeded with `seed`: sample i is reproducible on its own."""
@@ -106,8 +108,8 @@ class Inpainter:
             raise PluralfillError(
                 f"hole is {hole.shape[1]}x{hole.shape[0]} but the image is {image.shape[1]}x{image.shape[0]}"
             )
-        if num_samples < 1:
-            raise PluralfillError(f"num_samples must be at least 1, got {num_samples}")
+        if not 1 <= num_samples <= MAX_SAMPLES:
+            raise PluralfillError(f"num_samples must be from 1 to {MAX_SAMPLES}, got {num_samples}")
         check_hole(hole, self.fills_from_nothing, self.name)
         options = dict(options)
         guides = {g.name: options.pop(g.name) for g in self.guides if g.name in options}

@@ -49,9 +49,14 @@ def read_config(folder: str | os.PathLike) -> dict:
     if not path.is_file():
         raise PluralfillError(f"{folder} is not a checkpoint folder (no {CONFIG_NAME} in it)")
     try:
-        return json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        config = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise PluralfillError(f"cannot read {path}: {e}") from None
+    if not isinstance(config, dict):
+        raise PluralfillError(
+            f"{path} is not a model config: a JSON object of settings was expected, not {config!r:.40}"
+        )
+    return config
 
 
 def load_weights_into(model: torch.nn.Module, folder: str | os.PathLike) -> torch.nn.Module:
@@ -90,8 +95,12 @@ class Pretrained:
             raise PluralfillError(
                 f"{folder}/{CONFIG_NAME} is not a valid {cls.method} config: {str(e).splitlines()[0]}"
             ) from None
-        with torch.device("meta"):  # no time spent initialising weights that are loaded next
-            model = cls(cfg)
+        try:
+            with torch.device("meta"):  # no time spent initialising weights that are loaded next
+                model = cls(cfg)
+        except (ValueError, RuntimeError, TypeError, AssertionError, ZeroDivisionError) as e:
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+            raise PluralfillError(f"{folder}/{CONFIG_NAME} describes a model that cannot be built: {first}") from None
         model = model.to_empty(device="cpu")
         return load_weights_into(model, folder).to(device).eval()
 

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pluralfill.errors import PluralfillError
+
 
 class GELU2(nn.Module):
     """x * sigmoid(1.702 x): the GELU approximation of the official PUT code."""
@@ -24,6 +26,8 @@ class SelfAttention(nn.Module):
 
     def __init__(self, dim: int, num_heads: int, dropout: float = 0.0, key_bias: bool = True):
         super().__init__()
+        if num_heads < 1 or dim % num_heads:
+            raise PluralfillError(f"num_heads must divide the width: {num_heads} heads of a {dim}-wide attention")
         self.num_heads, self.dropout = num_heads, dropout
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim, bias=key_bias), nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)

@@ -275,8 +275,10 @@ def convert(path: str | os.PathLike, config: str | None = None, resolution: int 
             f"{where} is a DSI VQ-VAE training checkpoint (no structure generator): convert the full model "
             "(save_full_model.py's output, or a structure / texture training checkpoint)"
         )
-    if resolution % 8 or resolution < 8:
-        raise PluralfillError(f"resolution must be a multiple of 8, got {resolution}")
+    if resolution % 8 or not 32 <= resolution <= 2048:
+        raise PluralfillError(
+            f"resolution must be a multiple of 8 from 32 to 2048 (the published models: 256), got {resolution}"
+        )
     problems = []
     for cfg in candidate_configs(ckpt, resolution):
         model, disc = DSI(cfg), None

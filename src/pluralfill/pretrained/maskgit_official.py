@@ -57,6 +57,8 @@ def read_flax_checkpoint(path: str | os.PathLike, what: str) -> dict[str, np.nda
     flat: dict[str, np.ndarray] = {}
 
     def walk(node, prefix):
+        if prefix.count("/") > 16:  # the official trees are 4 deep
+            raise PluralfillError(f"{path}: the parameter tree nests deeper than any flax checkpoint of MaskGIT")
         for k, v in node.items():
             if isinstance(v, dict):
                 walk(v, f"{prefix}{k}/")

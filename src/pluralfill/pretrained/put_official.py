@@ -205,15 +205,12 @@ def infer_config(state: dict[str, torch.Tensor], name: str = "put") -> PUTConfig
 def _official_config_beside(path: Path) -> dict | None:
     """The official config of the run a checkpoint belongs to (`<run>/configs/config.yaml`, as
     `scripts/inference.py` finds it next to `<run>/checkpoint/<file>.pth`), if that file is there."""
-    import yaml
+    from pluralfill.io import read_yaml
 
     candidate = path.parent.parent / "configs" / "config.yaml"
     if not candidate.is_file():
         return None
-    try:
-        tree = yaml.safe_load(candidate.read_text())
-    except (OSError, yaml.YAMLError):
-        return None
+    tree = read_yaml(candidate, "PUT run config")
     return tree if isinstance(tree, dict) else None
 
 

@@ -6,10 +6,10 @@ import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from pluralfill.errors import PluralfillError
 
@@ -18,48 +18,52 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+Beta = Annotated[float, Field(ge=0, lt=1)]  # an Adam beta
+
+
 class DataConfig(Strict):
     train: str | None = None  # a folder of images (searched recursively) or a text file of paths; set it per run
     val: str | None = None  # held-out images; without it `val_fraction` of `train` is set aside
-    val_fraction: float = 0.02
+    val_fraction: float = Field(0.02, ge=0, lt=1)
     exclude: list[str] = []  # file-name patterns left out of train and val, e.g. held-out sources "coffee_*"
-    num_workers: int = 2
+    num_workers: int = Field(2, ge=0, le=64)
 
 
 class MaskConfig(Strict):
     preset: str | list[str] | None = "put"  # see `pluralfill masks presets`; a list: one drawn per hole
     folder: str | None = None  # or a folder of mask PNGs (e.g. the NVIDIA irregular masks)
     invert: bool = False
-    folder_probability: float = 1.0  # with a folder and a preset: the share of holes from the folder
+    folder_probability: float = Field(1.0, ge=0, le=1)  # with a folder and a preset: the share of holes from the folder
     folder_range: tuple[int, int] | None = None  # the files [a, b) of the sorted folder (PConv masks by hole ratio)
-    zero_probability: float = 0.0  # a hole over the whole image (the official PUT recipe's zero_mask)
-    low_resolution_probability: float = 0.0  # a hole resized to low_resolution px and back (mask_low_to_high)
-    low_resolution: int = 32
+    zero_probability: float = Field(
+        0.0, ge=0, le=1
+    )  # a hole over the whole image (the official PUT recipe's zero_mask)
+    low_resolution_probability: float = Field(0.0, ge=0, le=1)  # a hole resized to low_resolution px and back
+    low_resolution: int = Field(32, ge=1, le=4096)
 
 
 class OptimConfig(Strict):
     optimizer: Literal["adamw", "adam"] = "adamw"
-    lr: float = 2e-4
-    betas: tuple[float, float] = (0.9, 0.95)
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
+    lr: float = Field(2e-4, gt=0, allow_inf_nan=False)
+    betas: tuple[Beta, Beta] = (0.9, 0.95)
+    weight_decay: float = Field(0.01, ge=0, allow_inf_nan=False)
+    warmup_steps: int = Field(100, ge=0)
     # cosine: linear warm-up to lr, cosine down to min_lr; put: the official PUT scheduler (warm-up from 0,
     # CosineAnnealingLRWithWarmup), dsi: the official DSI structure schedule, see train.run.lr_at;
     # constant: lr after the warm-up
     schedule: Literal["cosine", "constant", "put", "dsi"] = "cosine"
-    min_lr_ratio: float = 0.1
-    min_lr: float | None = (
-        None  # the floor in absolute terms (the official PUT configs: 1e-6, 1e-5); overrides the ratio
-    )
-    grad_clip: float | None = 1.0
+    min_lr_ratio: float = Field(0.1, ge=0, le=1)
+    # the floor in absolute terms (the official PUT configs: 1e-6, 1e-5); overrides the ratio
+    min_lr: float | None = Field(None, ge=0, allow_inf_nan=False)
+    grad_clip: float | None = Field(1.0, gt=0, allow_inf_nan=False)
 
 
 class AdversarialOptim(OptimConfig):
     """The optimizer settings of a stage with a discriminator: its Adam's peak learning rate and betas (None:
     the generator's), on the generator's schedule."""
 
-    disc_lr: float | None = None
-    disc_betas: tuple[float, float] | None = None
+    disc_lr: float | None = Field(None, gt=0, allow_inf_nan=False)
+    disc_betas: tuple[Beta, Beta] | None = None
 
 
 MOVED = {"loss.disc_lr": "optim.disc_lr"}  # settings an older pluralfill read elsewhere
@@ -75,19 +79,19 @@ class TrainConfig(Strict):
     masks: MaskConfig = MaskConfig()
     optim: OptimConfig = OptimConfig()
     loss: Strict = Strict()  # the stage's loss weights and schedule
-    steps: int = 1000
-    batch_size: int = 8
-    seed: int = 0
-    precision: str = "32-true"  # "bf16-mixed" on GPUs
-    accelerator: str = "auto"
-    devices: int | str = 1
-    num_nodes: int = 1
-    strategy: str = "auto"
-    log_every: int = 10
-    val_every: int = 200
-    val_batches: int = 4
-    sample_every: int = 200
-    checkpoint_every: int = 200
+    steps: int = Field(1000, ge=1, le=10**9)
+    batch_size: int = Field(8, ge=1, le=1024)
+    seed: int = Field(0, ge=0, lt=2**32)
+    precision: Literal["32-true", "bf16-mixed", "16-mixed", "bf16-true", "64-true"] = "32-true"  # bf16 on GPUs
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: Annotated[int, Field(ge=1, le=1024)] | Literal["auto"] = 1
+    num_nodes: int = Field(1, ge=1, le=4096)
+    strategy: Literal["auto", "ddp", "ddp_spawn", "fsdp", "ddp_find_unused_parameters_true"] = "auto"
+    log_every: int = Field(10, ge=1)
+    val_every: int = Field(200, ge=1)
+    val_batches: int = Field(4, ge=0)
+    sample_every: int = Field(200, ge=1)
+    checkpoint_every: int = Field(200, ge=1)
     run_dir: str | None = None  # default: runs/<stage>-<model>-<time>
 
     @model_validator(mode="before")
@@ -183,10 +187,9 @@ def read_config(path: str | os.PathLike | None, overrides: list[str] = (), base:
         tree = base
     else:
         path = find_config(path)
-        try:
-            tree = yaml.safe_load(path.read_text()) or {}
-        except (yaml.YAMLError, UnicodeDecodeError) as e:
-            raise PluralfillError(f"cannot parse {path}: {str(e).splitlines()[0]}") from None
+        from pluralfill.io import read_yaml
+
+        tree = read_yaml(path, "training config") or {}
         if not isinstance(tree, dict):
             raise PluralfillError(
                 f"{path} is not a training config: expected a YAML mapping of settings (see `pluralfill info`), got a "
@@ -211,15 +214,20 @@ def validate(tree: dict, stages: Mapping[str, type[TrainConfig]]) -> TrainConfig
     try:
         return cls.model_validate(tree)
     except ValidationError as e:
-        first = e.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        if first["type"] == "extra_forbidden":  # name what the section does take, for this stage
-            section = cls
-            for part in first["loc"][:-1]:
-                section = section.model_fields[part].annotation
-            takes = ", ".join(section.model_fields) or "none"
-            raise PluralfillError(
-                f"config error at {where}: the {stage} stage has no such setting; "
-                f"{'.'.join(map(str, first['loc'][:-1])) or 'the config'} takes: {takes}"
-            ) from None
-        raise PluralfillError(f"config error at {where}: {first['msg']} ({e.error_count()} error(s))") from None
+        problems = {}  # every bad setting at once, each once (a union type reports one error per member)
+        for error in e.errors():
+            loc = [p for p in error["loc"] if not (isinstance(p, str) and any(c in p for c in "[-'("))]  # union tags
+            where = ".".join(str(p) for p in loc)
+            if error["type"] == "extra_forbidden":  # name what the section does take, for this stage
+                section = cls
+                for part in loc[:-1]:
+                    section = section.model_fields[part].annotation
+                takes = ", ".join(getattr(section, "model_fields", {})) or "none"
+                section_name = ".".join(map(str, loc[:-1])) or "the config"
+                message = f"the {stage} stage has no such setting; {section_name} takes: {takes}"
+            else:
+                message = error["msg"].replace("Input should be", "should be")
+            problems.setdefault(
+                where, f"{message} (got {error['input']!r:.60})" if error["type"] != "extra_forbidden" else message
+            )
+        raise PluralfillError("config error: " + "; ".join(f"at {k}: {v}" for k, v in problems.items())) from None

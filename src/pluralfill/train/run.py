@@ -247,4 +247,9 @@ def resolve_run_config(resume: str | os.PathLike) -> dict:
     path = Path(resume) / "config.yaml"
     if not path.is_file():
         raise PluralfillError(f"{resume} is not a run folder (no config.yaml)")
-    return yaml.safe_load(path.read_text())
+    from pluralfill.io import read_yaml
+
+    tree = read_yaml(path, "run config")
+    if not isinstance(tree, dict):
+        raise PluralfillError(f"{path} is not a run config: a mapping of settings was expected")
+    return tree
