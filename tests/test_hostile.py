@@ -323,3 +323,60 @@ def test_an_interrupt_says_what_was_kept_and_how_to_go_on(tmp_path, photo, capsy
     code, _, err = _cli(["inpaint", tmp_path / "p.png", "-o", tmp_path / "o", "--seed", "1"], capsys)
     assert code == 130 and err.strip().startswith("interrupted: every file written is whole and kept")
     assert "--resume" in err
+
+
+def test_small_files_cannot_ask_for_huge_work(tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "imgs").mkdir()
+    Image.new("1", (8000, 8000)).save(tmp_path / "imgs" / "huge.png")  # 64 MP from a file of a few KB
+    assert (tmp_path / "imgs" / "huge.png").stat().st_size < 100_000
+    code, _, err = _cli(["masks", "generate", "--for-images", tmp_path / "imgs", "-o", tmp_path / "m"], capsys)
+    assert code == 2 and "over the limit of 50 MP" in err and not (tmp_path / "m").exists()
+    Image.new("RGB", (1, 1)).save(tmp_path / "one.png")
+    code, _, err = _cli(["sketch", tmp_path / "one.png", "-o", tmp_path / "s.png"], capsys)
+    assert code == 2 and "at least 16x16" in err
+
+
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (["bench", "--method", "precision", "--backend", "tensorrt"], "--backend must be torch or onnx"),
+        (["bench", "--method", "put", "--resolution", "72"], "a multiple of 16"),
+        (["bench", "--method", "put", "--device", "banana"], "unknown device 'banana'"),
+        (["serve", "--device", "banana"], "unknown device 'banana'"),
+        (["masks", "generate", "-o", "m", "--seed", "-1"], "--seed"),
+        (["masks", "generate", "-o", "m", "--size", "1000000"], "--size"),
+    ],
+)
+def test_values_that_would_fail_later_are_refused_first(args, says, capsys):
+    code, _, err = _cli(args, capsys)
+    assert code == 2 and says in err and err.count("\n") == 1
+
+
+def test_evaluate_says_when_it_scores_fewer_images_than_the_truth_holds(tmp_path, photo, capsys):
+    from PIL import Image
+
+    for d in ("gt", "masks", "pred"):
+        (tmp_path / d).mkdir()
+    for i in range(3):
+        Image.fromarray(photo).save(tmp_path / "gt" / f"g{i}.png")
+        Image.fromarray(square_hole(frac=0.2)).save(tmp_path / "masks" / f"g{i}.png")
+    Image.fromarray(photo).save(tmp_path / "pred" / "g0.png")
+    code, _, err = _cli(
+        [
+            "evaluate",
+            "--pred",
+            tmp_path / "pred",
+            "--gt",
+            tmp_path / "gt",
+            "--masks",
+            tmp_path / "masks",
+            "--metrics",
+            "mae",
+            "--bins",
+            "none",
+        ],
+        capsys,
+    )
+    assert code == 0 and "2 of 3 ground-truth image(s) with no prediction" in err

@@ -76,9 +76,11 @@ def masks_generate(
     preset: Annotated[
         str, typer.Option("--preset", "-p", help="Mask preset (see `pluralfill masks presets`).")
     ] = "lama-medium",
-    size: Annotated[int, typer.Option("--size", min=8, help="Side of the square masks in px.")] = 256,
-    num: Annotated[int, typer.Option("-n", "--num", min=1, help="Masks to write (per bin with --bins).")] = 100,
-    seed: Annotated[int, typer.Option("--seed")] = 0,
+    size: Annotated[int, typer.Option("--size", min=8, max=8192, help="Side of the square masks in px.")] = 256,
+    num: Annotated[
+        int, typer.Option("-n", "--num", min=1, max=100_000, help="Masks to write (per bin with --bins).")
+    ] = 100,
+    seed: Annotated[int, typer.Option("--seed", min=0, help="Any non-negative integer.")] = 0,
     ratio: Annotated[
         str | None, typer.Option("--ratio", help="Keep holes whose fraction is in (LO, HI], e.g. 0.4-0.6.")
     ] = None,
@@ -271,7 +273,10 @@ def bench(
         Path | None, typer.Option("--checkpoint", help="Measure a trained model folder instead.")
     ] = None,
     resolution: Annotated[
-        int | None, typer.Option("--resolution", help="Image side, for the configs that take one.")
+        int | None,
+        typer.Option(
+            "--resolution", min=16, max=4096, help="Image side, a multiple of 16, for the configs that take one."
+        ),
     ] = None,
     hole: Annotated[float, typer.Option("--hole", help="Fraction of tokens missing.")] = 0.4,
     samples: Annotated[int, typer.Option("-n", "--samples", min=1, help="Samples batched together.")] = 8,
@@ -323,6 +328,12 @@ def bench(
         raise PluralfillError(f"--method must be precision or one of {', '.join(benchmarked())}, got {method!r}")
     if method != "precision" and (precision or backend or quick):
         raise PluralfillError("--precision, --backend and --quick belong to --method precision")
+    if resolution is not None and resolution % 16:
+        raise PluralfillError(f"--resolution must be a multiple of 16, got {resolution}")
+    if set(backend or []) - {"torch", "onnx"}:
+        raise PluralfillError(
+            f"--backend must be torch or onnx, got {', '.join(sorted(set(backend) - {'torch', 'onnx'}))}"
+        )
     if "onnx" in (backend or []):
         _need_onnx()
     ckpt = str(checkpoint) if checkpoint else None

@@ -43,7 +43,14 @@ def plan_mask_set(
         if not images:
             raise PluralfillError(f"no images in {for_images}")
         r = parse_ratio(ratio) if ratio else None
-        return [PlannedMask(f"{q.stem}.png", i, io.image_size(q)[::-1], r) for i, q in enumerate(images)]
+        sizes = [io.image_size(q) for q in images]
+        for q, (w, h) in zip(images, sizes):
+            if w * h > io.DEFAULT_MAX_PIXELS:
+                raise PluralfillError(
+                    f"{q} is {w}x{h} = {w * h / 1e6:.0f} MP, over the limit of "
+                    f"{io.DEFAULT_MAX_PIXELS / 1e6:g} MP for a mask"
+                )
+        return [PlannedMask(f"{q.stem}.png", i, (h, w), r) for i, (q, (w, h)) in enumerate(zip(images, sizes))]
     ranges = (
         [(f"{lo:g}-{hi:g}/", (lo, hi)) for lo, hi in STANDARD_BINS]
         if bins

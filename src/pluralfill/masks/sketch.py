@@ -90,6 +90,10 @@ def write_sketch(
     steps_path = output.with_name(f"{output.stem}_steps.png")
     io.check_writable([output, steps_path], overwrite)
     photo = io.read_image(image_path, max_pixels)
+    if min(photo.shape[:2]) < 16:
+        raise PluralfillError(
+            f"{image_path} is {photo.shape[1]}x{photo.shape[0]}: a sketch needs a photo of at least 16x16 px"
+        )
     detector = None
     if pidinet is not None:
         from pluralfill.nn.pidinet import load_pidinet

@@ -123,6 +123,13 @@ def find_items(pred_dir, gt_dir, mask_dir) -> tuple[list[Item], list[str]]:
             items.append(Item(stem, targets[stem], masks[stem], [p for _, p in sorted(samples[stem])]))
     if not items:
         raise PluralfillError(f"no prediction in {pred_dir} has both a ground truth and a mask")
+    unscored = sorted(set(targets) - set(samples))
+    if unscored:  # the table covers fewer images than the ground truth holds: say so
+        shown = ", ".join(unscored[:5]) + (" ..." if len(unscored) > 5 else "")
+        skipped.append(
+            f"{len(unscored)} of {len(targets)} ground-truth image(s) with no prediction in {pred_dir}: "
+            f"{shown} (the scores cover the other {len(targets) - len(unscored)})"
+        )
     return items, skipped
 
 
