@@ -380,3 +380,54 @@ def test_evaluate_says_when_it_scores_fewer_images_than_the_truth_holds(tmp_path
         capsys,
     )
     assert code == 0 and "2 of 3 ground-truth image(s) with no prediction" in err
+
+
+def test_a_failed_start_leaves_no_run_folder(tmp_path, capsys):
+    scenes = SHARED / "data" / "scenes256" / "train"
+    run = tmp_path / "run"
+    code, _, err = _cli(
+        ["train", "put-tiny-pvqvae", f"data.train={scenes}", "model.pvqvae.patch_size=7", f"run_dir={run}"], capsys
+    )
+    assert code == 2 and "patch_size must be a power of two" in err and err.count("\n") == 1
+    assert not run.exists()  # so the same command, fixed, can use it
+
+
+def test_a_smaller_mask_set_over_a_larger_one_leaves_no_stale_masks(tmp_path, capsys):
+    out = tmp_path / "m"
+    assert _cli(["masks", "generate", "-n", "5", "--size", "64", "-o", out], capsys)[0] == 0
+    assert _cli(["masks", "generate", "-n", "2", "--size", "64", "-o", out, "--overwrite"], capsys)[0] == 0
+    listed = (out / "masks.csv").read_text().splitlines()[1:]
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(line.split(",")[0] for line in listed)
+
+
+def test_a_full_disk_while_installing_is_one_line_and_replaces_nothing(monkeypatch, capsys):
+    from pluralfill.models import base
+
+    def full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(base, "save_file", full)
+    code, _, err = _cli(["models", "add", FIXTURE_PTH, "--name", "full-disk", "--num-heads", "4"], capsys)
+    assert code == 2 and "No space left on device" in err and "nothing was replaced" in err
+    from pluralfill.hub import installed_models, models_dir
+
+    assert "full-disk" not in installed_models() and not any(models_dir().glob(".full-disk*"))
+
+
+def test_a_damaged_tensorflow_index_is_named(tmp_path, capsys):
+    import shutil
+
+    official = tmp_path / "dsi"
+    shutil.copytree(SHARED / "fixtures" / "dsi_official_tiny", official)
+    index = next(official.glob("*.index"))
+    data = bytearray(index.read_bytes())
+    damaged = 0
+    for i in range(0, len(data), max(1, len(data) // 64)):  # one byte at a time, at 64 places
+        data[i] ^= 0xFF
+        index.write_bytes(bytes(data))
+        code, _, err = _cli(["convert", "dsi-official", official, tmp_path / "out", "--resolution", "64"], capsys)
+        assert code in (0, 2) and "Traceback" not in err and err.count("\n") <= 1, err
+        damaged += code == 2
+        data[i] ^= 0xFF
+        shutil.rmtree(tmp_path / "out", ignore_errors=True)
+    assert damaged > 0

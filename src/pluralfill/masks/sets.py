@@ -78,10 +78,25 @@ def write_mask_set(
         rows.append([m.file, f"{hole.mean():.6f}", p.name, seed, m.index])
         if advance is not None:
             advance()
+    old = folder / "masks.csv"
+    stale = _listed(old) - {m.file for m in plan} if overwrite and old.is_file() else set()
     text = _text.StringIO()
     csv.writer(text, lineterminator="\n").writerows([["file", "ratio", "preset", "seed", "index"], *rows])
     io.write_text(folder / "masks.csv", text.getvalue(), overwrite)
+    for name in stale:  # the masks of the set this one replaces: ours to remove, or the folder would lie
+        target = (folder / name).resolve()
+        if folder.resolve() in target.parents and target.suffix == ".png":
+            target.unlink(missing_ok=True)
     return np.array([float(r[1]) for r in rows])
+
+
+def _listed(table: Path) -> set[str]:
+    """The mask files a masks.csv lists."""
+    try:
+        with open(table, newline="") as f:
+            return {row["file"] for row in csv.DictReader(f) if row.get("file")}
+    except (OSError, csv.Error, KeyError, UnicodeDecodeError):
+        return set()
 
 
 def ratio_histogram(ratios: np.ndarray) -> list[tuple[str, int, float]]:

@@ -37,7 +37,10 @@ def save_pretrained(
         config = {**(extra or {}), **model.config.model_dump(mode="json")}
         (tmp / CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        try:
+            save_file(state, str(tmp / WEIGHTS_NAME), metadata={"format": "pt"})
+        except Exception as e:  # safetensors' own error for a failed write (a full disk), or an OSError
+            raise PluralfillError(f"cannot write {folder}: {e}".splitlines()[0] + " (nothing was replaced)") from None
         replace_folder(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

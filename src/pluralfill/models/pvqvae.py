@@ -21,7 +21,7 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 from torch import nn
 
 from pluralfill.models.base import Pretrained
@@ -53,6 +53,14 @@ class PVQVAEConfig(BaseModel):
     upsample: Literal["deconv", "nearest"] = "deconv"  # TPAMI: nearest x2, then a 3x3 convolution
     normalization: Literal["symmetric", "imagenet"] = "symmetric"  # x in [-1, 1], or (x - mean) / std of ImageNet
     in_channels: int = 3  # 1: the one-channel guidance maps of PUT's conditional model (segmentation, sketch)
+
+    @model_validator(mode="after")
+    def _fits(self):
+        if self.patch_size < 2 or self.patch_size & (self.patch_size - 1):
+            raise ValueError(f"patch_size must be a power of two from 2, got {self.patch_size}")
+        if self.resolution % self.patch_size or not 16 <= self.resolution <= 4096:
+            raise ValueError(f"resolution must be a multiple of patch_size from 16 to 4096, got {self.resolution}")
+        return self
 
     @property
     def stages(self) -> int:

@@ -156,10 +156,12 @@ class TFCheckpoint:
                         shards = dict(_proto_fields(value)).get(1, 1)
                     else:
                         self.entries[key.decode()] = _entry(value)
-        except (ValueError, struct.error, IndexError, UnicodeDecodeError) as e:
+        except (ValueError, TypeError, KeyError, OverflowError, struct.error, IndexError, UnicodeDecodeError) as e:
             raise PluralfillError(f"{index} is not a TensorFlow checkpoint index ({e})") from None
         self.shards = [self.prefix.with_name(f"{self.prefix.name}.data-{i:05d}-of-{shards:05d}") for i in range(shards)]
         for shard in {e.shard for e in self.entries.values()}:
+            if not 0 <= shard < len(self.shards):
+                raise PluralfillError(f"{index} names data shard {shard} of {len(self.shards)}: a damaged index")
             if not self.shards[shard].is_file():
                 raise PluralfillError(
                     f"{self.shards[shard]} is missing: a TensorFlow checkpoint is the .index and its .data files"

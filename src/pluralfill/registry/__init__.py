@@ -329,7 +329,15 @@ def train(cfg, resume=None) -> Path:
             "no training images: pass data.train=DIR (a folder of images, searched recursively, "
             "or a text file of paths)"
         )
-    return stages()[cfg.stage][1].train(cfg, resume)
+    from pluralfill.train.run import Run
+
+    started = len(Run.fresh)
+    try:
+        return stages()[cfg.stage][1].train(cfg, resume)
+    except BaseException:  # a start that failed leaves no half-made run folder behind
+        for run in Run.fresh[started:]:
+            run.discard_unstarted()
+        raise
 
 
 def precision_models() -> dict:

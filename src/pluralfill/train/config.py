@@ -135,7 +135,9 @@ def model_config(cfg: TrainConfig, configs: dict, config_class):
         return config_class.model_validate(tree)
     except ValidationError as e:
         first = e.errors()[0]
-        raise PluralfillError(f"config error at model.{'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+        where = ".".join(map(str, first["loc"])) if first["loc"] else ""
+        message = first["msg"].removeprefix("Value error, ")
+        raise PluralfillError(f"config error at model{'.' + where if where else ''}: {message}") from None
 
 
 def _merge(base: dict, changes: dict) -> dict:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import csv
 import math
 import os
+import shutil
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 import torch
@@ -120,7 +121,16 @@ class Run:
             raise PluralfillError(
                 f"run folder {folder} is not empty: continue it with --resume {folder}, or pick run_dir=..."
             )
-        return cls(cfg, fabric, folder, resumed=False)
+        run = cls(cfg, fabric, folder, resumed=False)
+        Run.fresh.append(run)
+        return run
+
+    fresh: ClassVar[list] = []  # the runs this process started anew, for `discard_unstarted`
+
+    def discard_unstarted(self) -> None:
+        """Remove this run's folder if no step was ever saved (a start that failed): it can then be reused."""
+        if self.is_main and not (self.folder / "last.ckpt").exists() and self.folder.is_dir():
+            shutil.rmtree(self.folder, ignore_errors=True)
 
     # -------------------------------------------------------------------------------- logging
 
