@@ -431,3 +431,32 @@ def test_a_damaged_tensorflow_index_is_named(tmp_path, capsys):
         data[i] ^= 0xFF
         shutil.rmtree(tmp_path / "out", ignore_errors=True)
     assert damaged > 0
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [0, 1])
+def test_a_corrupt_training_image_is_skipped_with_a_note_not_a_worker_traceback(tmp_path, capfd, workers):
+    import shutil
+
+    from pluralfill.cli import main
+
+    images = tmp_path / "images"
+    images.mkdir()
+    for p in sorted((SHARED / "data" / "scenes256" / "train").iterdir())[:2]:
+        shutil.copy(p, images / p.name)
+    (images / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40)
+    short = [
+        "steps=2",
+        "val_every=2",
+        "sample_every=2",
+        "checkpoint_every=2",
+        "val_batches=1",
+        "data.val_fraction=0",
+        "batch_size=8",
+        f"data.num_workers={workers}",
+    ]
+    with pytest.raises(SystemExit) as e:
+        main(["train", "put-tiny-pvqvae", f"data.train={images}", f"run_dir={tmp_path / 'run'}", *short])
+    err = capfd.readouterr().err
+    assert e.value.code in (0, None), err
+    assert "note: skipping a training image" in err and "broken.png" in err and "Traceback" not in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -164,11 +165,26 @@ class StepBatches(torch.utils.data.Dataset):
     def __len__(self):
         return 2**62  # indexed by step
 
+    def _read(self, index: int) -> np.ndarray:
+        """Image `index`, or the next readable one: a corrupt file among thousands is skipped with a note (once
+        each), not a traceback from a loader worker; every file unreadable is one line."""
+        for k in range(len(self.paths)):
+            path = self.paths[(index + k) % len(self.paths)]
+            try:
+                return read_image(path)
+            except PluralfillError as e:
+                if path not in self._noted:
+                    self._noted.add(path)
+                    os.write(2, f"note: skipping a training image: {e}\n".encode())  # from a loader worker too
+        raise PluralfillError(f"none of the {len(self.paths)} training images can be read")
+
+    _noted: ClassVar[set] = set()  # files said to be unreadable, per process
+
     def __getitem__(self, step: int):
         rng = np.random.default_rng([self.seed, step, self.rank])
         images, knowns = [], []
         for _ in range(self.batch_size):
-            image = read_image(self.paths[int(rng.integers(len(self.paths)))])
+            image = self._read(int(rng.integers(len(self.paths))))
             image = random_crop(image, self.resolution, rng) if self.augment else center_crop(image, self.resolution)
             images.append(image)
             knowns.append([~source(rng, self.resolution) for source in self.holes])  # none for tokenizers

@@ -11,6 +11,7 @@ checkpoint folder, else the file's path (`.../tpami2024_vit_base_imagenet_res512
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import re
@@ -107,13 +108,21 @@ def rename_pvqvae(key: str, cfg: PVQVAEConfig, tpami: bool) -> str | None:
     return _rename_pvqvae(key, cfg) if tpami else _apply(PVQVAE_KEYS, key)
 
 
+@functools.lru_cache(maxsize=1)
+def _read_once(path: str, mtime_ns: int, size: int):
+    """The file read once for every converter that tries it (`models add` tries each in turn); the key holds
+    its time and size, so a changed file is read again."""
+    return read_pickle(Path(path), "an official PUT checkpoint (.pth)")
+
+
 def read_official(path: str | os.PathLike, conditional: bool = False) -> dict[str, torch.Tensor]:
     """The state dict of an official PUT transformer checkpoint, read without unpickling code; `conditional`:
     the controllable model's (with segmentation and sketch P-VQVAEs)."""
     path = Path(path)
     if not path.is_file():
         raise PluralfillError(f"checkpoint not found: {path}")
-    obj = read_pickle(path, "an official PUT checkpoint (.pth)")
+    stat = path.stat()
+    obj = _read_once(str(path.resolve()), stat.st_mtime_ns, stat.st_size)
     state = obj.get("model", obj.get("state_dict", obj)) if isinstance(obj, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise PluralfillError(f"{path} holds no state dict under 'model' or 'state_dict': not a PUT checkpoint")
