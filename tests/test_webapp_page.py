@@ -260,6 +260,7 @@ def test_page_runs_compares_uses_a_sample_as_input_and_downloads(photo_file, tmp
         hole_before = _hole_px(page)
         page.fill("#n", "3")
         page.fill("#seed", "11")
+        page.check("#seed-lock")  # repeat this seed
         page.click("#run")
         page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
         assert page.locator("#gallery img.result").count() == 3 and page.locator("#error").inner_text() == ""
@@ -402,3 +403,46 @@ def test_page_draws_sketch_lines_on_their_own_layer(tmp_path, photo_file):
         page.click("#run")
         page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
         assert "guided by" in page.locator("#progress .text").inner_text() and page.locator("#error").inner_text() == ""
+
+
+@pytest.mark.slow
+def test_page_sessions_seeds_and_failed_runs(photo_file, tmp_path):
+    """A new Fill draws a new seed (the lock repeats one); a bad field is named beside it and nothing is lost;
+    a new photo starts a new session, the earlier one's run reachable under Earlier photos."""
+    with _browser(create_app()) as page:
+        _open(page, photo_file, 256)
+        page.select_option("#method", "patchmatch-plural")
+        page.keyboard.press("r")
+        _drag(page, [(90, 90), (170, 160)])
+        page.fill("#n", "1")
+
+        def run_and_wait():
+            before = json.dumps(page.get_attribute("#zip", "href"))
+            page.click("#run")
+            page.wait_for_function(  # a new run's zip: this Fill is done
+                f"document.getElementById('zip').getAttribute('href') !== {before} && "
+                "!document.getElementById('zip').hidden",
+                timeout=60_000,
+            )
+            return page.input_value("#seed"), page.get_attribute("#gallery img.result", "src")
+
+        first_seed, _ = run_and_wait()
+        second_seed, _ = run_and_wait()
+        assert first_seed != second_seed  # Fill again gives new fills
+        page.check("#seed-lock")
+        assert run_and_wait()[0] == second_seed
+        # a value outside its declared range: named beside the field, nothing sent, the results stay
+        assert page.get_attribute("#opt-patch_size", "max") == "16"
+        page.fill("#opt-patch_size", "99")
+        page.click("#run")
+        assert page.locator("label[data-option=patch_size] .bad-field").inner_text() != ""
+        assert "patch_size" in page.locator("#error").inner_text()
+        assert page.locator("#gallery img.result").count() == 1 and not page.locator("#zip").is_hidden()
+        zip_before = page.get_attribute("#zip", "href")
+        # a new photo: a new session; the last run's zip under Earlier photos
+        other = tmp_path / "other.png"
+        Image.fromarray(np.zeros((128, 192, 3), np.uint8) + 90).save(other)
+        page.set_input_files("#file", str(other))
+        page.wait_for_function("document.getElementById('hole').width === 192")
+        assert page.locator("#gallery img.result").count() == 0 and page.locator("#zip").is_hidden()
+        assert page.locator("#earlier a").get_attribute("href").endswith(zip_before)

@@ -26,6 +26,15 @@ export class Gallery {
     }
   }
 
+  // A new session: no cards, no samples.
+  clear() {
+    for (const s of this.samples) URL.revokeObjectURL(s?.url);
+    this.samples = [];
+    this.cards = [];
+    this.input = null;
+    this.el.innerHTML = "";
+  }
+
   progress(index, fraction) {
     const bar = this.cards?.[index]?.querySelector(".sample-bar span");
     if (bar) bar.style.width = `${Math.round(fraction * 100)}%`;

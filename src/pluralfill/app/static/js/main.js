@@ -36,11 +36,31 @@ function showPhoto(p) {
   $("stage").classList.remove("empty");
 }
 
+// A new photo is a new session: the runs of the photo before stay reachable under "Earlier photos", never mixed
+// with this one's.
+function newSession(name) {
+  if (photo && !$("zip").hidden) {
+    const item = document.createElement("li");
+    item.innerHTML = `<a href="${$("zip").href}" download>${photo.name ?? "photo"}: its last run (zip)</a>`;
+    $("earlier").querySelector("ul").prepend(item);
+    $("earlier").hidden = false;
+  }
+  if (running) cancel();
+  gallery.clear();
+  $("zip").hidden = true;
+  markBadFields({});
+  status("", 0);
+  uncertainty = {};
+  showUncertaintyChoices();
+  return name;
+}
+
 async function openPhoto(file) {
   if (!file) return;
   $("error").textContent = "";
   try {
     const p = await loadPhoto(file);
+    p.name = newSession(file.name);
     showPhoto(p);
     painter.reset(p.width, p.height);
     view.setSize(p.width, p.height);
@@ -220,9 +240,24 @@ function markBadFields(fields) {
   }
 }
 
+// The option fields the page can check itself (their declared min, max and step): every bad one named beside it.
+function fieldProblems() {
+  const problems = {};
+  for (const label of $("options").querySelectorAll("label[data-option]")) {
+    const input = label.querySelector("input");
+    if (input && !input.checkValidity()) problems[label.dataset.option] = input.validationMessage;
+  }
+  return problems;
+}
+
 async function fill() {
   $("error").textContent = "";
   markBadFields({});
+  const problems = fieldProblems();
+  if (Object.keys(problems).length) {
+    markBadFields(problems);
+    return void ($("error").textContent = `check ${Object.keys(problems).join(", ")}: nothing was run`);
+  }
   if (!photo) return void ($("error").textContent = "open a photo first");
   const hole = await layerBlob("hole");
   if (!hole) return void ($("error").textContent = "paint the hole first: what should be filled");
@@ -238,13 +273,11 @@ async function fill() {
   }
   form.append("method", m.name);
   form.append("num_samples", $("n").value);
+  if (!$("seed-lock").checked || $("seed").value === "") $("seed").value = Math.floor(Math.random() * 2 ** 31);
   form.append("seed", $("seed").value);
   form.append("options", JSON.stringify(chosenOptions()));
   form.append("precision", $("precision").value || "fp32");
-  $("zip").hidden = true;
   $("cancel").disabled = false;
-  uncertainty = {};
-  showUncertaintyChoices();
   const times = [], started = performance.now();
   let total = 1, sampleStart = performance.now(), current = 0;
   const tick = () => {
@@ -255,14 +288,20 @@ async function fill() {
   window.pluralfill.events = [];
   const job = api.run(form, (e) => {
     window.pluralfill.events.push(e.png || e.uncertainty ? { ...e, png: "…", uncertainty: e.uncertainty && "…" } : e);
-    if (e.type === "job") { total = e.of; gallery.start(total, photo.url); status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0); }
+    if (e.type === "job") {  // accepted: only now do the earlier results give way
+      total = e.of; gallery.start(total, photo.url); $("zip").hidden = true; uncertainty = {}; showUncertaintyChoices();
+      status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0);
+    }
     if (e.type === "pass") { current = e.step / e.steps; gallery.progress(e.index, current); tick(); }
     if (e.type === "sample") {
       gallery.add(e.index, e.png);
       times.push(e.seconds); current = 0; sampleStart = performance.now(); tick();
     }
     if (e.type === "uncertainty") { uncertainty[e.kind] = `data:image/png;base64,${e.uncertainty}`; showUncertaintyChoices(); }
-    if (e.type === "error") { $("error").textContent = e.error; markBadFields(e.fields ?? {}); }
+    if (e.type === "error") {
+      $("error").textContent = e.error; markBadFields(e.fields ?? {});
+      status(total > 1 || times.length ? `stopped: ${times.length} of ${total} samples made` : "not run: see the error above");
+    }
     if (e.type === "cancelled") { status(`cancelled: ${times.length} of ${total} samples made`); gallery.prune(); }
     if (e.type === "done") {
       $("zip").href = `/api/runs/${e.run}.zip`; $("zip").hidden = false;
