@@ -446,3 +446,46 @@ def test_page_sessions_seeds_and_failed_runs(photo_file, tmp_path):
         page.wait_for_function("document.getElementById('hole').width === 192")
         assert page.locator("#gallery img.result").count() == 0 and page.locator("#zip").is_hidden()
         assert page.locator("#earlier a").get_attribute("href").endswith(zip_before)
+
+
+@pytest.mark.slow
+def test_page_shows_the_fill_on_the_canvas_fits_a_phone_and_follows_the_theme(photo_file):
+    """The first fill appears on the canvas (hold O for the original); Enter on a focused button is that button's
+    own; at 390 px the canvas spans the screen with no sideways scrolling and 40 px targets; the theme switch."""
+    with _browser(create_app()) as page:
+        _open(page, photo_file, 256)
+        page.select_option("#method", "telea")
+        page.keyboard.press("r")
+        _drag(page, [(90, 90), (170, 160)])
+        page.click("#run")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        assert page.eval_on_selector("#hole", "e => getComputedStyle(e).visibility") == "hidden"
+        page.keyboard.down("o")
+        assert page.eval_on_selector("#result", "e => getComputedStyle(e).visibility") == "hidden"
+        page.keyboard.up("o")
+        assert page.eval_on_selector("#result", "e => getComputedStyle(e).visibility") == "visible"
+        _shot(page, "desktop-light.png")
+        # Enter on the focused Undo: an undo, not also a Fill
+        runs = len(page.evaluate("window.pluralfill.events"))
+        page.focus("#undo")
+        page.keyboard.press("Enter")
+        page.wait_for_timeout(300)
+        assert len(page.evaluate("window.pluralfill.events")) == runs
+        page.click("#theme")
+        assert page.evaluate("document.documentElement.dataset.theme") in ("dark", "light")
+        if page.evaluate("document.documentElement.dataset.theme") == "light":
+            page.click("#theme")
+        assert page.evaluate("getComputedStyle(document.body).backgroundColor") != "rgb(255, 255, 255)"
+        _shot(page, "desktop-dark.png")
+        page.set_viewport_size({"width": 390, "height": 844})
+        page.wait_for_timeout(300)
+        assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+        assert page.evaluate("document.getElementById('stage').getBoundingClientRect().width") >= 0.7 * 390
+        small = page.evaluate(
+            "[...document.querySelectorAll('#toolbar button:not([hidden]), #run')].filter(b => b.offsetParent)"
+            ".filter(b => b.getBoundingClientRect().height < 40).map(b => b.id || b.textContent)"
+        )
+        assert small == [], small
+        _shot(page, "phone-dark.png")
+        page.click("#theme")
+        _shot(page, "phone-light.png")

@@ -3,9 +3,10 @@
 import { Viewport } from "./view.js";
 
 export class Gallery {
-  constructor(element, { onUse }) {
+  constructor(element, { onUse, onShow }) {
     this.el = element;
     this.onUse = onUse;
+    this.onShow = onShow;
     this.samples = []; // {index, url, blob}
     this.input = null; // {url}: the photo of the run
   }
@@ -51,9 +52,11 @@ export class Gallery {
     fig.querySelector(".thumb").innerHTML = `<img class="result" src="${sample.url}" alt="sample ${index}" title="Click to see it large and compare">`;
     fig.querySelector("figcaption").innerHTML = `#${index}
       <a class="png" href="${sample.url}" download="sample${index}.png" title="Download this sample">PNG</a>
+      <button class="show" title="Show this fill on the canvas (hold O for the original)">On canvas</button>
       <button class="use" title="Take this sample as the new photo, to refine another region">Use as input</button>`;
     fig.querySelector("img").onclick = () => this.viewer.open(index);
     fig.querySelector(".use").onclick = () => this.onUse(sample);
+    fig.querySelector(".show").onclick = () => this.onShow?.(sample);
     return sample;
   }
 

@@ -14,7 +14,7 @@ const history = new History();
 const view = new Viewport($("stage"), $("stack"));
 const painter = new Painter(view, { hole: $("hole"), lines: $("lines") }, $("overlay"), history);
 let methods = [], photo = null, running = null, round = 0, uncertainty = {};
-const gallery = new Gallery($("gallery"), { onUse: useAsInput });
+const gallery = new Gallery($("gallery"), { onUse: useAsInput, onShow: (s) => showOnCanvas(s) });
 const viewer = new Viewer($("viewer"), gallery, { onUse: useAsInput });
 window.pluralfill = { history, view, painter, gallery, viewer }; // for the browser tests and the console
 
@@ -47,6 +47,7 @@ function newSession(name) {
   }
   if (running) cancel();
   gallery.clear();
+  hideResult();
   $("zip").hidden = true;
   markBadFields({});
   status("", 0);
@@ -107,7 +108,10 @@ $("alpha").onclick = () => holeFrom(photo.img, { fromAlpha: true });
 
 function setTool(tool) {
   painter.tool = tool;
-  document.querySelectorAll("#tools button").forEach((b) => b.classList.toggle("on", b.dataset.tool === tool));
+  document.querySelectorAll("#tools button").forEach((b) => {
+    b.classList.toggle("on", b.dataset.tool === tool);
+    b.setAttribute("aria-pressed", String(b.dataset.tool === tool));  // which tool is selected, for every reader
+  });
   $("linewidth-label").hidden = tool !== "line";
 }
 function setBrush(size) {
@@ -124,7 +128,32 @@ $("clear").onclick = () => photo && painter.replace(painter.layerName(), null);
 $("fit").onclick = () => view.fit();
 $("zoom-in").onclick = () => view.zoom(1.25);
 $("zoom-out").onclick = () => view.zoom(0.8);
-window.addEventListener("resize", () => photo && view.fit());
+new ResizeObserver(() => photo && view.fit()).observe($("stage"));  // the view refits whenever the layout changes
+
+// The chosen fill on the canvas, at the view's zoom; hold O to see the original (and the hole) instead.
+function showOnCanvas(sample) {
+  $("result").src = sample.url;
+  $("result").hidden = false;
+  $("stage").classList.add("showing-result");
+  $("stage").dataset.shown = sample.index;
+}
+function hideResult() {
+  $("result").hidden = true;
+  $("stage").classList.remove("showing-result");
+  delete $("stage").dataset.shown;
+}
+$("stage").addEventListener("pointerdown", () => hideResult(), true);  // painting again: back to the photo and its hole
+
+// the theme: the system's until the user picks one here
+const savedTheme = localStorage.getItem("pluralfill-theme");
+if (savedTheme) document.documentElement.dataset.theme = savedTheme;
+$("theme").onclick = () => {
+  const dark = document.documentElement.dataset.theme
+    ? document.documentElement.dataset.theme === "dark"
+    : matchMedia("(prefers-color-scheme: dark)").matches;
+  document.documentElement.dataset.theme = dark ? "light" : "dark";
+  localStorage.setItem("pluralfill-theme", document.documentElement.dataset.theme);
+};
 
 const KEYS = { b: () => setTool("brush"), e: () => setTool("eraser"), r: () => setTool("rect"), l: () => setTool("lasso"),
   s: () => takesSketch() && setTool("line"), f: () => view.fit(), "[": () => setBrush(painter.size - Math.max(1, painter.size >> 3)),
@@ -134,6 +163,8 @@ window.addEventListener("keydown", (e) => {
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName) && e.target.type !== "range" && e.target.type !== "checkbox";
   if (e.key === "Escape" && running) return void cancel();
   if (typing) return;
+  if (e.key === "Enter" && ["BUTTON", "A", "SUMMARY"].includes(e.target.tagName)) return;  // the focused control's own Enter
+  if (e.key.toLowerCase() === "o" && !$("result").hidden) return void $("stage").classList.add("original");
   if (e.code === "Space") { view.spaceHeld = true; $("stage").classList.add("space"); e.preventDefault(); return; }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); return void (e.shiftKey ? history.redo() : history.undo()); }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y") { e.preventDefault(); return void history.redo(); }
@@ -141,6 +172,7 @@ window.addEventListener("keydown", (e) => {
   if (!e.ctrlKey && !e.metaKey && !e.altKey && KEYS[e.key.toLowerCase()]) KEYS[e.key.toLowerCase()]();
 });
 window.addEventListener("keyup", (e) => {
+  if (e.key.toLowerCase() === "o") $("stage").classList.remove("original");
   if (e.code === "Space") { view.spaceHeld = false; $("stage").classList.remove("space"); }
 });
 
@@ -290,11 +322,13 @@ async function fill() {
     window.pluralfill.events.push(e.png || e.uncertainty ? { ...e, png: "…", uncertainty: e.uncertainty && "…" } : e);
     if (e.type === "job") {  // accepted: only now do the earlier results give way
       total = e.of; gallery.start(total, photo.url); $("zip").hidden = true; uncertainty = {}; showUncertaintyChoices();
+      hideResult();
       status(e.waiting ? `queued behind ${e.waiting} job(s)…` : "starting…", 0);
     }
     if (e.type === "pass") { current = e.step / e.steps; gallery.progress(e.index, current); tick(); }
     if (e.type === "sample") {
-      gallery.add(e.index, e.png);
+      const sample = gallery.add(e.index, e.png);
+      if (e.index === 0) showOnCanvas(sample);  // the first fill on the canvas as soon as it is made
       times.push(e.seconds); current = 0; sampleStart = performance.now(); tick();
     }
     if (e.type === "uncertainty") { uncertainty[e.kind] = `data:image/png;base64,${e.uncertainty}`; showUncertaintyChoices(); }
