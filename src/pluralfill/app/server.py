@@ -398,6 +398,23 @@ def create_app(
         first = {"type": "job", "job": job.id, "of": count, "seed": seed, "waiting": max(0, len(jobs.live) - 1)}
         return StreamingResponse(_stream(job, first), media_type="application/x-ndjson")
 
+    @app.post("/api/select", response_class=Response, responses={200: {"content": {"image/png": {}}}})
+    def select_object(
+        image: UploadFile = File(..., description="the photo"),
+        x: int = Form(..., description="a click on the object, in photo pixels"),
+        y: int = Form(...),
+        grow: int = Form(0, ge=-200, le=200, description="widen (or, below 0, narrow) the selection by N px"),
+    ):
+        """The object under a click as a hole (PNG, white = selected), offline (GrabCut)."""
+        from pluralfill.masks import select
+
+        picture = _read_upload(image.file.read(), "image")
+        try:
+            hole = select(picture, point=(x, y), grow=grow)
+        except PluralfillError as e:
+            raise HTTPException(400, str(e)) from None
+        return Response(_png(hole.astype(np.uint8) * 255), media_type="image/png")
+
     @app.post("/api/jobs/{job_id}/cancel")
     def cancel(job_id: str):
         """Stop a waiting or running job at its next sampler pass; its stream ends with {"cancelled": true}."""

@@ -158,6 +158,41 @@ def masks_protocol(
     )
 
 
+@masks_app.command("select")
+def masks_select(
+    image: Annotated[Path, typer.Argument(help="The photo.", show_default=False)],
+    output: Annotated[Path, typer.Option("-o", "--output", help="The hole to write (PNG, white = selected).")],
+    point: Annotated[str | None, typer.Option("--point", help="X,Y: a click on the object.")] = None,
+    box: Annotated[str | None, typer.Option("--box", help="X,Y,W,H: a box around the object.")] = None,
+    grow: Annotated[int, typer.Option("--grow", min=-200, max=200, help="Widen (or, below 0, narrow) by N px.")] = 0,
+    max_pixels: MaxPixels = pio.DEFAULT_MAX_PIXELS,
+    overwrite: Overwrite = False,
+):
+    """Turn a click on an object, or a box around it, into a hole, offline (GrabCut; no model to download).
+
+    Examples:
+
+    \b
+      pluralfill masks select photo.jpg --point 128,128 -o selected.png
+      pluralfill masks select photo.jpg --box 60,60,140,140 --grow 8 -o selected.png --overwrite
+    """
+    from pluralfill.masks import select
+
+    def numbers(text: str | None, count: int, flag: str):
+        if text is None:
+            return None
+        parts = text.split(",")
+        if len(parts) != count or not all(p.strip().lstrip("-").isdigit() for p in parts):
+            raise PluralfillError(f"{flag} expects {count} integers separated by commas, got {text!r}")
+        return tuple(int(p) for p in parts)
+
+    pio.check_writable([output], overwrite)
+    photo = pio.read_image(image, max_pixels)
+    hole = select(photo, numbers(point, 2, "--point"), numbers(box, 4, "--box"), grow)
+    pio.write_hole(output, hole, overwrite)
+    out.print(f"wrote {output} ({hole.mean():.1%} of the photo selected)", highlight=False)
+
+
 @masks_app.command("stats")
 def masks_stats(
     folder: Annotated[Path, typer.Argument(help="Folder of mask images (searched recursively).")],
