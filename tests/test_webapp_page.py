@@ -489,3 +489,31 @@ def test_page_shows_the_fill_on_the_canvas_fits_a_phone_and_follows_the_theme(ph
         _shot(page, "phone-dark.png")
         page.click("#theme")
         _shot(page, "phone-light.png")
+
+
+@pytest.mark.slow
+def test_page_selects_an_object_by_a_click(tmp_path):
+    """The Select tool: a click on the astronaut's helmet makes a hole over most of it, undone in one step."""
+    from skimage import data
+
+    path = tmp_path / "astronaut.png"
+    Image.fromarray(data.astronaut()).save(path)
+    with _browser(create_app()) as page:
+        _open(page, path, 512)
+        page.keyboard.press("m")
+        assert page.get_attribute('[data-tool="select"]', "aria-pressed") == "true"
+        x, y = _screen(page, 390, 440)
+        page.mouse.click(x, y)
+        page.wait_for_function("document.querySelector('#progress .text').textContent.startsWith('selected')")
+        inside, painted = page.evaluate(
+            """() => { const d = document.getElementById('hole').getContext('2d').getImageData(0, 0, 512, 512).data;
+               let inside = 0, painted = 0;
+               for (let i = 0; i < 512 * 512; i++) { if (d[4 * i + 3] > 0) { painted++;
+                 const x = i % 512, y = Math.floor(i / 512);
+                 if ((x - 393) ** 2 + (y - 452) ** 2 <= 112 ** 2) inside++; } }
+               return [inside, painted]; }"""
+        )
+        helmet = int(np.sum((np.mgrid[:512, :512][1] - 393) ** 2 + (np.mgrid[:512, :512][0] - 452) ** 2 <= 112**2))
+        assert inside / helmet >= 0.85 and inside / (painted + helmet - inside) >= 0.65, (inside, painted, helmet)
+        page.keyboard.press("Control+z")
+        assert _hole_px(page) == 0

@@ -155,7 +155,22 @@ $("theme").onclick = () => {
   localStorage.setItem("pluralfill-theme", document.documentElement.dataset.theme);
 };
 
+// Select: the server turns a click on an object into a hole (GrabCut, no model), added to the hole as one undo.
+painter.onselect = async ([x, y]) => {
+  if (!photo) return;
+  status("selecting the object under the click…");
+  const form = new FormData();
+  form.append("image", photo.blob, "image");
+  form.append("x", Math.round(x));
+  form.append("y", Math.round(y));
+  const r = await fetch("/api/select", { method: "POST", body: form });
+  if (!r.ok) return void ($("error").textContent = (await r.json().catch(() => ({}))).detail ?? `${r.status}`);
+  painter.addSelection(await createImageBitmap(await r.blob()));
+  status("selected: the hole covers the object (Ctrl+Z takes it back; the brush and eraser refine it)");
+};
+
 const KEYS = { b: () => setTool("brush"), e: () => setTool("eraser"), r: () => setTool("rect"), l: () => setTool("lasso"),
+  m: () => setTool("select"),
   s: () => takesSketch() && setTool("line"), f: () => view.fit(), "[": () => setBrush(painter.size - Math.max(1, painter.size >> 3)),
   "]": () => setBrush(painter.size + Math.max(1, painter.size >> 3)), "+": () => view.zoom(1.25), "-": () => view.zoom(0.8) };
 window.addEventListener("keydown", (e) => {

@@ -1,5 +1,5 @@
 // Painting on the image-sized layers: the hole (magenta, shown translucent) and the sketch lines (cyan).
-// Tools: brush, eraser, rectangle, lasso (on the hole) and line (on the sketch layer). Every finished change
+// Tools: brush, eraser, rectangle, lasso, select (a click on an object; on the hole) and line (on the sketch layer). Every finished change
 // goes onto the shared History as the pixels of its dirty rectangle before and after, so undo costs memory in
 // proportion to what was painted, not to the photo (a 4000x3000 photo stays responsive).
 import { clip, grow } from "./pixels.js";
@@ -70,6 +70,7 @@ export class Painter {
     const a = this.active;
     if (!a) return;
     this.active = null;
+    if (this.tool === "select") return void this.onselect?.(a.points[0]);  // the server finds the object
     const c = this.ctx[a.layer];
     c.globalCompositeOperation = "source-over";
     c.fillStyle = COLORS[a.layer];
@@ -120,6 +121,24 @@ export class Painter {
     };
     this.history.push({ undo: put(before), redo: put(after), bytes: 8 * rect.w * rect.h, kind: layer });
     this.onchange();
+  }
+
+  // Add a selection (a picture the photo's size, white = selected) to the hole, as one undoable change.
+  addSelection(picture) {
+    const canvas = this.layers.hole, tmp = document.createElement("canvas");
+    tmp.width = canvas.width;
+    tmp.height = canvas.height;
+    const t = tmp.getContext("2d", { willReadFrequently: true });
+    t.drawImage(picture, 0, 0, canvas.width, canvas.height);
+    const px = t.getImageData(0, 0, canvas.width, canvas.height), d = px.data;
+    for (let i = 0; i < d.length; i += 4) {
+      const on = d[i] > 127;
+      d[i] = 255; d[i + 1] = 0; d[i + 2] = 255; d[i + 3] = on ? 255 : 0;
+    }
+    t.putImageData(px, 0, 0);
+    this.ctx.hole.globalCompositeOperation = "source-over";
+    this.ctx.hole.drawImage(tmp, 0, 0);
+    this.commit("hole", { x: 0, y: 0, w: canvas.width, h: canvas.height });
   }
 
   // Replace a whole layer's pixels (clear, an uploaded mask) as one undoable change.
