@@ -2,6 +2,7 @@
 (Playwright on the system's Chromium), doing what a user does: paint, undo, run, watch samples arrive,
 compare, use a sample as input, cancel, download. A screenshot of each stage goes to build/screenshots/."""
 
+import base64
 import contextlib
 import io
 import json
@@ -517,3 +518,42 @@ def test_page_selects_an_object_by_a_click(tmp_path):
         assert inside / helmet >= 0.85 and inside / (painted + helmet - inside) >= 0.65, (inside, painted, helmet)
         page.keyboard.press("Control+z")
         assert _hole_px(page) == 0
+
+
+@pytest.mark.slow
+def test_page_staples_paste_save_grow_shrink_last_hole_and_shortcuts(photo_file, tmp_path):
+    with _browser(create_app()) as page:
+        # Ctrl+V: a photo from the clipboard
+        data = base64.b64encode(photo_file.read_bytes()).decode()
+        page.evaluate(
+            """(b64) => { const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+               const t = new DataTransfer(); t.items.add(new File([bytes], 'pasted.png', {type: 'image/png'}));
+               window.dispatchEvent(new ClipboardEvent('paste', {clipboardData: t})); }""",
+            data,
+        )
+        page.wait_for_function("document.getElementById('hole').width === 256")
+        page.select_option("#method", "telea")
+        page.keyboard.press("r")
+        _drag(page, [(90, 90), (170, 160)])
+        base = _hole_px(page)
+        page.keyboard.press(".")
+        grown = _hole_px(page)
+        page.keyboard.press(",")
+        page.keyboard.press(",")
+        shrunk = _hole_px(page)
+        assert grown > base > shrunk > 0
+        page.keyboard.press(".")
+        assert _hole_px(page) == base  # a rectangle grows and shrinks back exactly
+        page.click("#run")
+        page.wait_for_selector("#result:not([hidden])", timeout=60_000)
+        with page.expect_download() as download:  # Ctrl+S: the fill on the canvas
+            page.keyboard.press("Control+s")
+        assert download.value.suggested_filename == "fill0.png"
+        page.click("#clear")
+        assert _hole_px(page) == 0
+        page.keyboard.press("h")  # the hole of the last Fill again
+        assert _hole_px(page) == base
+        page.keyboard.press("?")
+        assert page.locator("#shortcuts").is_visible()
+        page.keyboard.press("Escape")
+        assert not page.locator("#shortcuts").is_visible()

@@ -3,7 +3,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 
 import { History } from "../../src/pluralfill/app/static/js/history.js";
-import { clip, grow, hasTransparency, holeFromImage, inferno, layerToBinary, spreadMap } from "../../src/pluralfill/app/static/js/pixels.js";
+import { clip, grow, growMask, hasTransparency, holeFromImage, inferno, layerToBinary, spreadMap } from "../../src/pluralfill/app/static/js/pixels.js";
 import { LineReader, estimate, formatSeconds } from "../../src/pluralfill/app/static/js/stream.js";
 import { fit, toImage, zoomAt } from "../../src/pluralfill/app/static/js/viewmath.js";
 
@@ -120,4 +120,15 @@ test("zoom keeps the point under the pointer, and fit centres the photo", () => 
   assert.ok(Math.abs(ix - jx) < 1e-9 && Math.abs(iy - jy) < 1e-9);
   assert.ok(zoomAt(t, 1e9, 0, 0).scale <= 32);
   assert.deepEqual(fit(100, 50, 800, 600), { scale: 4, x: 200, y: 200 });
+});
+
+test("a mask grows and shrinks by whole pixels, whatever the radius", () => {
+  const w = 9, h = 7, mask = new Uint8Array(w * h);
+  mask[3 * w + 4] = 1;  // one pixel in the middle
+  const grown = growMask(mask, w, h, 2);
+  assert.equal(grown.reduce((a, b) => a + b, 0), 25);  // a 5x5 square
+  assert.equal(grown[1 * w + 2], 1);
+  assert.equal(grown[0 * w + 4], 0);
+  assert.deepEqual(growMask(grown, w, h, -2), Uint8Array.from(mask));  // shrinking takes it back
+  assert.equal(growMask(mask, w, h, -1).reduce((a, b) => a + b, 0), 0);
 });

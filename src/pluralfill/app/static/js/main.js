@@ -125,6 +125,34 @@ $("linewidth").oninput = () => (painter.lineWidth = +$("linewidth").value);
 $("undo").onclick = () => history.undo();
 $("redo").onclick = () => history.redo();
 $("clear").onclick = () => photo && painter.replace(painter.layerName(), null);
+$("grow").onclick = () => photo && painter.growHole(4);
+$("shrink").onclick = () => photo && painter.growHole(-4);
+$("help").onclick = () => $("shortcuts").showModal();
+let lastHole = null;  // the hole the last Fill sent, as pixels of the hole layer
+$("last-hole").onclick = () => photo && lastHole && lastHole.width === photo.width && painter.replace("hole", lastHole);
+
+// the fill on the canvas (or the first one): what Ctrl+S saves and Ctrl+C copies
+function shownSample() {
+  return gallery.samples[Number($("stage").dataset.shown ?? 0)] ?? null;
+}
+function saveShown() {
+  const s = shownSample();
+  if (!s) return;
+  const a = document.createElement("a");
+  a.href = s.url;
+  a.download = `fill${s.index}.png`;
+  a.click();
+}
+async function copyShown() {
+  const s = shownSample();
+  if (!s || !navigator.clipboard?.write) return;
+  await navigator.clipboard.write([new ClipboardItem({ "image/png": s.blob })]);
+  status("copied the fill on the canvas");
+}
+window.addEventListener("paste", (e) => {  // Ctrl+V: a photo from the clipboard
+  const item = [...(e.clipboardData?.items ?? [])].find((i) => i.type.startsWith("image/"));
+  if (item) { e.preventDefault(); openPhoto(item.getAsFile()); }
+});
 $("fit").onclick = () => view.fit();
 $("zoom-in").onclick = () => view.zoom(1.25);
 $("zoom-out").onclick = () => view.zoom(0.8);
@@ -170,11 +198,11 @@ painter.onselect = async ([x, y]) => {
 };
 
 const KEYS = { b: () => setTool("brush"), e: () => setTool("eraser"), r: () => setTool("rect"), l: () => setTool("lasso"),
-  m: () => setTool("select"),
+  m: () => setTool("select"), ".": () => $("grow").click(), ",": () => $("shrink").click(), h: () => $("last-hole").click(),
   s: () => takesSketch() && setTool("line"), f: () => view.fit(), "[": () => setBrush(painter.size - Math.max(1, painter.size >> 3)),
   "]": () => setBrush(painter.size + Math.max(1, painter.size >> 3)), "+": () => view.zoom(1.25), "-": () => view.zoom(0.8) };
 window.addEventListener("keydown", (e) => {
-  if ($("viewer").open) return;
+  if ($("viewer").open || $("shortcuts").open) return;
   const typing = ["INPUT", "SELECT", "TEXTAREA"].includes(e.target.tagName) && e.target.type !== "range" && e.target.type !== "checkbox";
   if (e.key === "Escape" && running) return void cancel();
   if (typing) return;
@@ -183,6 +211,9 @@ window.addEventListener("keydown", (e) => {
   if (e.code === "Space") { view.spaceHeld = true; $("stage").classList.add("space"); e.preventDefault(); return; }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "z") { e.preventDefault(); return void (e.shiftKey ? history.redo() : history.undo()); }
   if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "y") { e.preventDefault(); return void history.redo(); }
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "s") { e.preventDefault(); return void saveShown(); }
+  if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "c" && shownSample()) { e.preventDefault(); return void copyShown(); }
+  if (e.key === "?") return void $("shortcuts").showModal();
   if (e.key === "Enter") return void fill();
   if (!e.ctrlKey && !e.metaKey && !e.altKey && KEYS[e.key.toLowerCase()]) KEYS[e.key.toLowerCase()]();
 });
@@ -308,6 +339,7 @@ async function fill() {
   if (!photo) return void ($("error").textContent = "open a photo first");
   const hole = await layerBlob("hole");
   if (!hole) return void ($("error").textContent = "paint the hole first: what should be filled");
+  lastHole = painter.ctx.hole.getImageData(0, 0, photo.width, photo.height);
   if (running) await cancel(); // the new job starts as soon as the old one stops
   const m = method(), form = new FormData();
   form.append("image", photo.blob, "image");

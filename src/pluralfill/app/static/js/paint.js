@@ -2,7 +2,7 @@
 // Tools: brush, eraser, rectangle, lasso, select (a click on an object; on the hole) and line (on the sketch layer). Every finished change
 // goes onto the shared History as the pixels of its dirty rectangle before and after, so undo costs memory in
 // proportion to what was painted, not to the photo (a 4000x3000 photo stays responsive).
-import { clip, grow } from "./pixels.js";
+import { clip, grow, growMask } from "./pixels.js";
 
 const COLORS = { hole: "#ff00ff", lines: "#00e5ff" };
 
@@ -121,6 +121,19 @@ export class Painter {
     };
     this.history.push({ undo: put(before), redo: put(after), bytes: 8 * rect.w * rect.h, kind: layer });
     this.onchange();
+  }
+
+  // The hole grown (r > 0) or shrunk (r < 0) by r pixels, as one undoable change.
+  growHole(r) {
+    const canvas = this.layers.hole, { width, height } = canvas;
+    const px = this.ctx.hole.getImageData(0, 0, width, height), d = px.data;
+    const mask = new Uint8Array(width * height);
+    for (let i = 0; i < mask.length; i++) mask[i] = d[4 * i + 3] > 0 ? 1 : 0;
+    const out = growMask(mask, width, height, r);
+    for (let i = 0; i < out.length; i++) {
+      d[4 * i] = 255; d[4 * i + 1] = 0; d[4 * i + 2] = 255; d[4 * i + 3] = out[i] ? 255 : 0;
+    }
+    this.replace("hole", px);
   }
 
   // Add a selection (a picture the photo's size, white = selected) to the hole, as one undoable change.

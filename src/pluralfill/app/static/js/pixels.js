@@ -83,3 +83,27 @@ export function spreadMap(samples, hole, out) {
   }
   return top;
 }
+
+// A mask (one byte a pixel, non-zero = on) grown by `r` pixels (a square of side 2r + 1 around every on pixel),
+// or shrunk for r < 0: two passes of running counts, so the cost does not depend on r.
+export function growMask(mask, width, height, r) {
+  if (r === 0) return Uint8Array.from(mask, (v) => (v ? 1 : 0));
+  const shrink = r < 0, k = Math.abs(r);
+  let cur = Uint8Array.from(mask, (v) => ((v ? 1 : 0) ^ (shrink ? 1 : 0)));
+  const pass = (src, n, m, at) => {  // along lines of length n, m of them; at(line, i) -> index
+    const out = new Uint8Array(src.length);
+    for (let line = 0; line < m; line++) {
+      let count = 0;
+      for (let i = 0; i < Math.min(k, n); i++) count += src[at(line, i)];
+      for (let i = 0; i < n; i++) {
+        if (i + k < n) count += src[at(line, i + k)];
+        if (i - k - 1 >= 0) count -= src[at(line, i - k - 1)];
+        out[at(line, i)] = count > 0 ? 1 : 0;
+      }
+    }
+    return out;
+  };
+  cur = pass(cur, width, height, (y, x) => y * width + x);
+  cur = pass(cur, height, width, (x, y) => y * width + x);
+  return shrink ? cur.map((v) => v ^ 1) : cur;
+}
