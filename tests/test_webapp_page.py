@@ -557,3 +557,68 @@ def test_page_staples_paste_save_grow_shrink_last_hole_and_shortcuts(photo_file,
         assert page.locator("#shortcuts").is_visible()
         page.keyboard.press("Escape")
         assert not page.locator("#shortcuts").is_visible()
+
+
+AXE_VERSION = "4.14.1"  # from the npm registry, installed by the tests (the page itself fetches nothing)
+
+
+@pytest.fixture(scope="module")
+def axe_source():
+    folder = ROOT / "build" / "axe"
+    script = folder / "node_modules" / "axe-core" / "axe.min.js"
+    if not script.is_file():
+        npm = _system_tool("npm", "npm")
+        folder.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [npm, "install", "--prefix", folder, "--no-audit", "--no-fund", f"axe-core@{AXE_VERSION}"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        if done.returncode != 0:
+            (pytest.fail if os.environ.get("CI") else pytest.skip)(
+                f"npm could not install axe-core: {done.stderr[-300:]}"
+            )
+    return script.read_text()
+
+
+@pytest.mark.slow
+def test_page_has_no_serious_accessibility_finding_in_any_state(photo_file, axe_source):
+    """axe-core on the page in each state (empty, photo and hole, results, a refused field, the viewer, the
+    shortcut sheet) at a desktop and a phone size, in both themes: no serious or critical finding."""
+    with _browser(create_app()) as page:
+
+        def audit(state):
+            for width, height in ((1400, 900), (390, 844)):
+                page.set_viewport_size({"width": width, "height": height})
+                for theme in ("light", "dark"):
+                    page.evaluate(f"document.documentElement.dataset.theme = '{theme}'")
+                    if not page.evaluate("typeof axe !== 'undefined'"):
+                        page.add_script_tag(content=axe_source)
+                    found = page.evaluate(
+                        "async () => (await axe.run(document, {resultTypes: ['violations']})).violations"
+                        ".filter(v => ['serious', 'critical'].includes(v.impact))"
+                        ".map(v => `${v.id}: ${v.nodes.map(n => n.target.join(' ')).slice(0, 3).join(', ')}`)"
+                    )
+                    assert found == [], (state, width, theme, found)
+            page.set_viewport_size({"width": 1400, "height": 900})
+
+        audit("empty")
+        _open(page, photo_file, 256)
+        page.keyboard.press("r")
+        _drag(page, [(90, 90), (170, 160)])
+        audit("photo and hole")
+        page.fill("#n", "2")
+        page.click("#run")
+        page.wait_for_selector("#zip:not([hidden])", timeout=60_000)
+        audit("results")
+        page.fill("#opt-patch_size", "99")
+        page.click("#run")
+        audit("a refused field")
+        page.fill("#opt-patch_size", "3")
+        page.locator("#gallery img.result").first.click()
+        page.wait_for_selector("#viewer[open]")
+        audit("the viewer")
+        page.keyboard.press("Escape")
+        page.keyboard.press("?")
+        audit("the shortcut sheet")
