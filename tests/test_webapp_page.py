@@ -622,3 +622,47 @@ def test_page_has_no_serious_accessibility_finding_in_any_state(photo_file, axe_
         page.keyboard.press("Escape")
         page.keyboard.press("?")
         audit("the shortcut sheet")
+
+
+@pytest.mark.slow
+def test_page_pinches_and_pans_with_two_fingers_without_painting(photo_file):
+    with _browser(create_app(), width=390, height=844) as page:
+        _open(page, photo_file, 256)
+        box = page.locator("#stage").bounding_box()
+        cx, cy = box["x"] + box["width"] / 2, box["y"] + box["height"] / 2
+        before = page.evaluate("({...window.pluralfill.view.t})")
+
+        def touch(kind, pid, x, y):
+            page.dispatch_event(
+                "#stage",
+                kind,
+                {
+                    "pointerId": pid,
+                    "pointerType": "touch",
+                    "clientX": x,
+                    "clientY": y,
+                    "button": 0,
+                    "buttons": 1,
+                    "isPrimary": pid == 1,
+                },
+            )
+
+        touch("pointerdown", 1, cx - 20, cy)
+        touch("pointerdown", 2, cx + 20, cy)
+        for step in range(1, 6):  # the fingers part: a pinch out about the centre
+            touch("pointermove", 1, cx - 20 - 10 * step, cy)
+            touch("pointermove", 2, cx + 20 + 10 * step, cy)
+        touch("pointerup", 1, cx - 70, cy)
+        touch("pointerup", 2, cx + 70, cy)
+        after = page.evaluate("({...window.pluralfill.view.t})")
+        assert after["scale"] > 1.5 * before["scale"]
+        assert _hole_px(page) == 0  # the first finger painted nothing
+        touch("pointerdown", 1, cx - 20, cy)
+        touch("pointerdown", 2, cx + 20, cy)
+        touch("pointermove", 1, cx - 20, cy + 50)
+        touch("pointermove", 2, cx + 20, cy + 50)
+        touch("pointerup", 1, cx - 20, cy + 50)
+        touch("pointerup", 2, cx + 20, cy + 50)
+        moved = page.evaluate("({...window.pluralfill.view.t})")
+        assert moved["y"] - after["y"] > 40 and abs(moved["scale"] - after["scale"]) < 1e-6
+        assert _hole_px(page) == 0

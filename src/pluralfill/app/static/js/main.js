@@ -13,6 +13,7 @@ const $ = (id) => document.getElementById(id);
 const history = new History();
 const view = new Viewport($("stage"), $("stack"));
 const painter = new Painter(view, { hole: $("hole"), lines: $("lines") }, $("overlay"), history);
+view.onpinch = () => painter.cancel();
 let methods = [], photo = null, running = null, round = 0, uncertainty = {};
 const gallery = new Gallery($("gallery"), { onUse: useAsInput, onShow: (s) => showOnCanvas(s) });
 const viewer = new Viewer($("viewer"), gallery, { onUse: useAsInput });

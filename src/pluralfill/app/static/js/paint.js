@@ -123,6 +123,17 @@ export class Painter {
     this.onchange();
   }
 
+  // Drop the stroke in progress, its pixels back as they were (a second finger makes it a pinch).
+  cancel() {
+    const a = this.active;
+    if (!a) return;
+    this.active = null;
+    const canvas = this.layers[a.layer];
+    this.ctx[a.layer].clearRect(0, 0, canvas.width, canvas.height);
+    this.ctx[a.layer].drawImage(this.backup[a.layer], 0, 0);
+    this.overlay.querySelector(".outline")?.remove();
+  }
+
   // The hole grown (r > 0) or shrunk (r < 0) by r pixels, as one undoable change.
   growHole(r) {
     const canvas = this.layers.hole, { width, height } = canvas;

@@ -10,7 +10,8 @@ export class Viewport {
     this.t = { scale: 1, x: 0, y: 0 };
     this.size = [1, 1];
     this.spaceHeld = false;
-    this.pointers = new Map();
+    this.pointers = new Map();  // the pointers panning or pinching now
+    this.touches = new Map();  // every finger down, so that a second one turns a stroke into a pinch
     this.onchange = () => {};
     element.addEventListener("wheel", (e) => {
       e.preventDefault();
@@ -24,14 +25,19 @@ export class Viewport {
 
   // Pan when space is held, with the middle button, or with two touches (which also pinch).
   wantsPan(e) {
-    return this.spaceHeld || e.button === 1 || (e.pointerType === "touch" && this.pointers.size >= 1);
+    return this.spaceHeld || e.button === 1 || (e.pointerType === "touch" && this.touches.size >= 2);
   }
 
   down(e) {
+    if (e.pointerType === "touch") this.touches.set(e.pointerId, [e.clientX, e.clientY]);
     if (!this.wantsPan(e) && !this.panning) return;
+    if (e.pointerType === "touch" && !this.panning) {  // the second finger: both pan and pinch, the stroke is void
+      for (const [id, p] of this.touches) this.pointers.set(id, p);
+      this.onpinch?.();
+    }
     this.pointers.set(e.pointerId, [e.clientX, e.clientY]);
     this.panning = true;
-    this.el.setPointerCapture?.(e.pointerId);
+    try { this.el.setPointerCapture?.(e.pointerId); } catch { /* a pointer already gone */ }
     this.el.classList.add("panning");
     e.stopPropagation();
     e.preventDefault();
@@ -55,6 +61,7 @@ export class Viewport {
   }
 
   up(e) {
+    this.touches.delete(e.pointerId);
     if (!this.pointers.delete(e.pointerId)) return;
     if (this.pointers.size === 0) {
       this.panning = false;
