@@ -47,7 +47,7 @@ def test_precision_quality_quick(capsys):
     for per in results.values():
         for p, m in per.items():
             assert m["psnr"][0] >= 30 and 0.9 <= m["agreement"][0] <= 1.0, (p, m)
-    assert "| PUT CVPR (fixture) | bf16 (≥ 35 dB, ≥ 98%) |" in capsys.readouterr().out
+    assert "| PUT CVPR (fixture) | bf16 (≥ 35 dB, TV ≤ 0.02) |" in capsys.readouterr().out
 
 
 def test_gpu_script_on_the_cpu_with_tiny_configs(tmp_path):

@@ -34,13 +34,20 @@ def tiny_put(tmp_path_factory):
 # ------------------------------------------------------------------------------------------------ precision
 
 
-@pytest.mark.parametrize("precision, psnr_db, agreement", [("bf16", 35.0, 0.98), ("int8", 30.0, 0.95)])
-def test_a_bound_holds_exactly_at_its_value_and_misses_just_below(precision, psnr_db, agreement):
-    at = P.Verdict(precision, psnr_db, agreement, 1.0, 2.0)
+@pytest.mark.parametrize("precision, psnr_db, tv", [("bf16", 35.0, 0.02), ("int8", 30.0, 0.05)])
+def test_a_bound_holds_exactly_at_its_value_and_misses_just_past_it(precision, psnr_db, tv):
+    at = P.Verdict(precision, psnr_db, 0.5, 1.0, 2.0, tv)  # greedy agreement is reported, never judged
     assert at.holds and "holds" in at.line()
-    assert not P.Verdict(precision, np.nextafter(psnr_db, 0), agreement, 1.0, 2.0).holds
-    assert not P.Verdict(precision, psnr_db, np.nextafter(agreement, 0), 1.0, 2.0).holds
-    assert P.Verdict(precision, psnr_db, None, 1.0, 2.0).holds  # a method without tokens: the image bound alone
+    assert not P.Verdict(precision, np.nextafter(psnr_db, 0), 1.0, 1.0, 2.0, tv).holds
+    assert not P.Verdict(precision, psnr_db, 1.0, 1.0, 2.0, np.nextafter(tv, 1)).holds
+    assert P.Verdict(precision, psnr_db, None, 1.0, 2.0, None).holds  # a method without tokens: the image bound alone
+
+
+def test_the_tv_distance_is_the_chance_coupled_draws_differ():
+    p = torch.tensor([[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]])
+    q = torch.tensor([[0.5, 0.4, 0.1], [0.0, 1.0, 0.0]])
+    assert P.tv_distance(p, q) == pytest.approx((0.1 + 1.0) / 2)
+    assert P.tv_distance(p, q, torch.tensor([True, False])) == pytest.approx(0.1)
 
 
 def test_agreement_counts_exactly():
@@ -50,11 +57,6 @@ def test_agreement_counts_exactly():
     got = reference.clone()
     got[0, :2] = torch.tensor([0.0, 1, 0, 0, 0])
     assert P.agreement(got, reference) == 0.95
-    assert P.judge(
-        "int8",
-        {"logits": got, "image": torch.zeros(1, 3, 4, 4)},
-        {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": None},
-    ).holds
 
 
 def test_agreement_is_judged_on_the_hidden_positions_only():
@@ -66,12 +68,14 @@ def test_agreement_is_judged_on_the_hidden_positions_only():
     assert P.agreement(got, reference, hidden) == 1.0
     got[0, 4] = torch.tensor([0.0, 1, 0, 0])
     assert P.agreement(got, reference, hidden) == 0.75
+    draw = torch.softmax(got, -1)
     verdict = P.judge(
         "int8",
-        {"logits": got, "image": torch.zeros(1, 3, 4, 4)},
-        {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": hidden},
+        {"logits": got, "image": torch.zeros(1, 3, 4, 4), "draw": draw},
+        {"logits": reference, "image": torch.zeros(1, 3, 4, 4), "hidden": hidden, "draw": torch.softmax(reference, -1)},
     )
     assert verdict.agreement == 0.75
+    assert verdict.tv == pytest.approx(P.tv_distance(draw, torch.softmax(reference, -1), hidden))
 
 
 def test_probes_hide_the_token_hole_of_the_input(tiny_put):
@@ -87,8 +91,8 @@ def test_probes_hide_the_token_hole_of_the_input(tiny_put):
 
 
 def _verdicts(**speed):
-    return [P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0)] + [
-        P.Verdict(p, 99.0, 1.0, 1.0 / s, s) for p, s in speed.items()
+    return [P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0, 0.0)] + [
+        P.Verdict(p, 99.0, 1.0, 1.0 / s, s, 0.0) for p, s in speed.items()
     ]
 
 
@@ -98,7 +102,7 @@ def test_auto_picks_the_fastest_that_holds_and_beats_fp32():
     assert P.choose(_verdicts(bf16=1.0, int8=1.0)).precision == "fp32"  # as fast as fp32 is not faster
     assert P.choose(_verdicts(bf16=1.01)).precision == "bf16"
     missing = _verdicts(bf16=1.5, int8=3.0)
-    missing[2].agreement = 0.5  # the fastest misses its bound: the next fastest that holds
+    missing[2].tv = 0.5  # the fastest misses its bound: the next fastest that holds
     assert P.choose(missing).precision == "bf16"
 
 

@@ -66,7 +66,7 @@ def test_bounds_hold_on_the_converted_fixtures(converted, name):
     for p in precisions[1:]:
         v = verdicts[p]
         assert v.psnr_db >= P.BOUNDS[p].psnr_db and v.agreement >= 0.9, v.line()
-        assert v.holds == (v.agreement >= P.BOUNDS[p].agreement)
+        assert v.holds == (v.tv <= P.BOUNDS[p].tv) and 0 <= v.tv < 0.5
     if name == "dsi":
         return
     # the int8 copy is quantized, the fp32 inpainter it came from is not
@@ -91,12 +91,12 @@ def test_int8_and_bf16_change_the_transformer_but_not_the_tokens_much(converted)
 
 def test_choose_takes_the_fastest_that_holds():
     v = [
-        P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0),
-        P.Verdict("bf16", 40.0, 0.99, 0.5, 2.0),
-        P.Verdict("int8", 31.0, 0.96, 0.4, 2.5),
+        P.Verdict("fp32", float("inf"), 1.0, 1.0, 1.0, 0.0),
+        P.Verdict("bf16", 40.0, 0.99, 0.5, 2.0, 0.01),
+        P.Verdict("int8", 31.0, 0.96, 0.4, 2.5, 0.04),
     ]
     assert P.choose(v).precision == "int8"
-    v[2].agreement = 0.94  # int8 misses its token bound: bf16
+    v[2].tv = 0.06  # int8's draws move more than its bound allows: bf16
     assert P.choose(v).precision == "bf16" and not v[2].holds and "misses" in v[2].line()
     v[1].psnr_db = 34.9  # bf16 misses its image bound: fp32
     assert P.choose(v).precision == "fp32"
@@ -231,7 +231,8 @@ def test_bench_precision_quick_json(capsys):
         assert result["ratios"][key] > 0, key
     assert "dsi: int8 vs fp32" not in result["ratios"] and result["models"]["dsi"]["linear_share"] == 0
     run = result["models"]["tpami"]["runs"]["torch int8"]
-    assert run["peak_memory_mb"] >= 0 and run["bound_holds"] is True and 0.95 <= run["greedy_agreement_vs_fp32"] <= 1
+    assert run["peak_memory_mb"] >= 0 and 0 <= run["tv_vs_fp32"] < 0.5 and 0.9 <= run["greedy_agreement_vs_fp32"] <= 1
+    assert run["bound_holds"] == (run["tv_vs_fp32"] <= 0.05 and float(run["psnr_db_vs_fp32"]) >= 30)  # "inf" in JSON
     code, _, err = _cli(["bench", "--method", "put", "--precision", "int8"], capsys)
     assert code == 2 and "--method precision" in err
 

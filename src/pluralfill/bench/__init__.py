@@ -134,7 +134,8 @@ def bench_precisions(
 ) -> dict:
     """One sample end to end (encode, every sampling pass, decode) of each model (key -> (MethodSpec, official
     config, tiny config, sampling options), as registry.precision_models gives them) at each precision, against
-    fp32 in the same run; the quality probe of each precision (decoded PSNR and greedy-token agreement vs
+    fp32 in the same run; the quality probe of each precision (decoded PSNR, the drawn distributions' TV
+    distance and, for information, greedy-token agreement vs
     fp32); the peak memory of each run. backend "onnx": the transformer pass in onnxruntime (fp32, and int8
     by onnxruntime's own dynamic quantization), the rest in torch, for the methods that declare such a pass."""
     import tempfile
@@ -187,6 +188,7 @@ def bench_precisions(
                 "peak_memory_mb": memory.mb,
                 "psnr_db_vs_fp32": quality.psnr_db,
                 "greedy_agreement_vs_fp32": quality.agreement,
+                "tv_vs_fp32": quality.tv,
                 "bound_holds": quality.holds,
             }
         base = entry["runs"]["torch fp32"]["s_per_sample"]
@@ -201,7 +203,17 @@ def bench_precisions(
 def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
     """What `pluralfill bench` prints for a result: (title, columns, rows of text)."""
     if method == "precision":
-        columns = ["model", "run", "s / sample", "vs fp32", "peak MB", "PSNR vs fp32", "greedy tokens", "bound"]
+        columns = [
+            "model",
+            "run",
+            "s / sample",
+            "vs fp32",
+            "peak MB",
+            "PSNR vs fp32",
+            "draws differ",
+            "greedy same",
+            "bound",
+        ]
         rows = []
         for key, entry in result["models"].items():
             base = entry["runs"]["torch fp32"]["s_per_sample"]
@@ -214,7 +226,8 @@ def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
                         f"{base / r['s_per_sample']:.2f}x",
                         f"{r['peak_memory_mb']:.0f}",
                         f"{r['psnr_db_vs_fp32']:.1f} dB",
-                        f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
+                        "-" if r["tv_vs_fp32"] is None else f"{100 * r['tv_vs_fp32']:.2f}%",
+                        "-" if r["greedy_agreement_vs_fp32"] is None else f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
                         "holds" if r["bound_holds"] else "misses",
                     ]
                 )

@@ -389,9 +389,13 @@ def bench(
         else:
             request = benchmarks.Request(config, ckpt, resolution, hole, samples, steps, device, repeats, compile)
             result = methods()[method].benchmark(request)
+    from pluralfill.devices import machine, machine_line
+
+    result["machine"] = machine()  # every figure with the machine it was measured on
     if as_json:
         print(json.dumps(result, indent=2, default=str).replace("Infinity", '"inf"'))
         return
+    err.print(f"machine: {machine_line(result['machine'])}", highlight=False)
     title, columns, rows = benchmarks.table(method, result)
     table = Table(title=title)
     for i, c in enumerate(columns):

@@ -90,7 +90,18 @@ class FixedResolutionInpainter(Inpainter):
         (None without tokens), "hidden": where the hole is, "image": the codec's decode of the tokens}."""
         with torch.no_grad(), precisions.autocast(self.device, self.precision):
             out = self._probe(x.to(self.device), known.to(self.device), tokens)
-        return {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
+        out = {k: v.float() if torch.is_tensor(v) and v.is_floating_point() else v for k, v in out.items()}
+        out["draw"] = None if out["logits"] is None else self.draw_probs(out["logits"])
+        return out
+
+    def draw_probs(self, logits: torch.Tensor) -> torch.Tensor:
+        """The distribution the sampler draws a token from, given a pass's logits, with this inpainter's
+        default options: top-k, then the temperature as its sampler applies it."""
+        from pluralfill.sampling.base import top_k_filter
+
+        o = self.options()
+        temperature, top_k = getattr(o, "temperature", 1.0), getattr(o, "top_k", None)
+        return torch.softmax(top_k_filter(logits.float() / temperature, top_k), -1)
 
     def _probe(self, x, known, tokens) -> dict:
         raise NotImplementedError(f"{self.name} has no precision probe")

@@ -15,7 +15,7 @@ from pluralfill.methods.base import Network
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter, Proxy
 from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
 from pluralfill.models.put import PUT
-from pluralfill.sampling.base import randomness
+from pluralfill.sampling.base import randomness, top_k_filter
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put
 from pluralfill.sampling.put_tpami import sample_put_tpami
@@ -158,6 +158,16 @@ class PUTInpainter(FixedResolutionInpainter):
                 trace=trace,
             )
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
+
+    def draw_probs(self, logits):
+        """As the generation's default sampler draws: Algorithm 1 and parallel decoding divide the logits by
+        the temperature after top-k, the TPAMI sampler multiplies them (Liu et al. 2024's code)."""
+        o, defaults = self.options(), DEFAULTS[self.model.config.generation]
+        sampler = o.sampler or defaults["sampler"]
+        top_k = defaults["top_k"] if o.top_k is None else o.top_k
+        if sampler == "put-tpami":
+            return torch.softmax(top_k_filter(logits.float(), top_k) * o.temperature, -1)
+        return torch.softmax(top_k_filter(logits.float() / o.temperature, top_k), -1)
 
     @property
     def onnx_pass(self):
