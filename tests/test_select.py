@@ -80,5 +80,11 @@ def test_the_server_selects_by_click(astronaut):
     assert r.status_code == 200 and r.headers["content-type"] == "image/png"
     hole = np.asarray(Image.open(io.BytesIO(r.content))) > 127
     assert _scores(hole, helmet)[0] >= 0.65
+    boxed = client.post(
+        "/api/select",
+        files={"image": ("a.png", buf.getvalue(), "image/png")},
+        data={"x": 275, "y": 335, "w": 237, "h": 177},
+    )
+    assert _scores(np.asarray(Image.open(io.BytesIO(boxed.content))) > 127, helmet)[0] >= 0.8
     r = client.post("/api/select", files={"image": ("a.png", buf.getvalue(), "image/png")}, data={"x": 9999, "y": 1})
     assert r.status_code == 400 and "not inside" in r.json()["detail"]

@@ -518,6 +518,9 @@ def test_page_selects_an_object_by_a_click(tmp_path):
         assert inside / helmet >= 0.85 and inside / (painted + helmet - inside) >= 0.65, (inside, painted, helmet)
         page.keyboard.press("Control+z")
         assert _hole_px(page) == 0
+        _drag(page, [(275, 335), (511, 511)])  # a box round the helmet, with the same tool
+        page.wait_for_function("document.querySelector('#progress .text').textContent.startsWith('selected')")
+        assert _hole_px(page) > 0.8 * helmet
 
 
 @pytest.mark.slow

@@ -401,16 +401,21 @@ def create_app(
     @app.post("/api/select", response_class=Response, responses={200: {"content": {"image/png": {}}}})
     def select_object(
         image: UploadFile = File(..., description="the photo"),
-        x: int = Form(..., description="a click on the object, in photo pixels"),
+        x: int = Form(..., description="a click on the object, in photo pixels (with w and h: a box's corner)"),
         y: int = Form(...),
+        w: int | None = Form(None, description="with h: the box around the object, from (x, y)"),
+        h: int | None = Form(None),
         grow: int = Form(0, ge=-200, le=200, description="widen (or, below 0, narrow) the selection by N px"),
     ):
-        """The object under a click as a hole (PNG, white = selected), offline (GrabCut)."""
+        """The object under a click, or inside a box, as a hole (PNG, white = selected), offline (GrabCut)."""
         from pluralfill.masks import select
 
         picture = _read_upload(image.file.read(), "image")
         try:
-            hole = select(picture, point=(x, y), grow=grow)
+            if w is not None and h is not None:
+                hole = select(picture, box=(x, y, w, h), grow=grow)
+            else:
+                hole = select(picture, point=(x, y), grow=grow)
         except PluralfillError as e:
             raise HTTPException(400, str(e)) from None
         return Response(_png(hole.astype(np.uint8) * 255), media_type="image/png")

@@ -185,13 +185,14 @@ $("theme").onclick = () => {
 };
 
 // Select: the server turns a click on an object into a hole (GrabCut, no model), added to the hole as one undo.
-painter.onselect = async ([x, y]) => {
+painter.onselect = async ([x, y], box) => {
   if (!photo) return;
-  status("selecting the object under the click…");
+  status(box ? "selecting the object in the box…" : "selecting the object under the click…");
   const form = new FormData();
   form.append("image", photo.blob, "image");
-  form.append("x", Math.round(x));
-  form.append("y", Math.round(y));
+  form.append("x", Math.round(box ? box[0] : x));
+  form.append("y", Math.round(box ? box[1] : y));
+  if (box) { form.append("w", Math.round(box[2])); form.append("h", Math.round(box[3])); }
   const r = await fetch("/api/select", { method: "POST", body: form });
   if (!r.ok) return void ($("error").textContent = (await r.json().catch(() => ({}))).detail ?? `${r.status}`);
   painter.addSelection(await createImageBitmap(await r.blob()));

@@ -70,7 +70,13 @@ export class Painter {
     const a = this.active;
     if (!a) return;
     this.active = null;
-    if (this.tool === "select") return void this.onselect?.(a.points[0]);  // the server finds the object
+    if (this.tool === "select") {  // the server finds the object: under a click, or inside a dragged box
+      this.overlay.querySelector(".outline")?.remove();
+      const [p, q] = [a.points[0], a.last];
+      const box = Math.abs(q[0] - p[0]) > 6 && Math.abs(q[1] - p[1]) > 6
+        ? [Math.min(p[0], q[0]), Math.min(p[1], q[1]), Math.abs(q[0] - p[0]), Math.abs(q[1] - p[1])] : null;
+      return void this.onselect?.(p, box);
+    }
     const c = this.ctx[a.layer];
     c.globalCompositeOperation = "source-over";
     c.fillStyle = COLORS[a.layer];
@@ -188,7 +194,7 @@ export class Painter {
 
   cursor(p) {
     let ring = this.overlay.querySelector(".cursor");
-    if (!p || !this.enabled || this.tool === "rect" || this.tool === "lasso") return ring?.remove();
+    if (!p || !this.enabled || ["rect", "lasso", "select"].includes(this.tool)) return ring?.remove();
     if (!ring) {
       ring = document.createElementNS("http://www.w3.org/2000/svg", "circle");
       ring.classList.add("cursor");
@@ -201,9 +207,9 @@ export class Painter {
 
   outline() {
     const a = this.active;
-    if (!a || (this.tool !== "rect" && this.tool !== "lasso")) return;
+    if (!a || (this.tool !== "rect" && this.tool !== "lasso" && this.tool !== "select")) return;
     let shape = this.overlay.querySelector(".outline");
-    const kind = this.tool === "rect" ? "rect" : "polygon";
+    const kind = this.tool === "lasso" ? "polygon" : "rect";
     if (!shape || shape.tagName !== kind) {
       shape?.remove();
       shape = document.createElementNS("http://www.w3.org/2000/svg", kind);
