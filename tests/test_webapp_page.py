@@ -487,6 +487,15 @@ def test_page_shows_the_fill_on_the_canvas_fits_a_phone_and_follows_the_theme(ph
             ".filter(b => b.getBoundingClientRect().height < 40).map(b => b.id || b.textContent)"
         )
         assert small == [], small
+        # the settings slide up in a sheet; Fill is in the tool bar
+        below = "document.getElementById('method').getBoundingClientRect().top >= window.innerHeight"
+        assert page.locator("#run-phone").is_visible() and page.evaluate(below)  # the sheet is down
+        page.click("#sheet-toggle")
+        page.wait_for_timeout(400)
+        assert not page.evaluate(below) and page.get_attribute("#sheet-toggle", "aria-expanded") == "true"
+        _shot(page, "phone-sheet.png")
+        page.click("#sheet-toggle")
+        page.wait_for_timeout(400)
         _shot(page, "phone-dark.png")
         page.click("#theme")
         _shot(page, "phone-light.png")

@@ -129,6 +129,11 @@ $("clear").onclick = () => photo && painter.replace(painter.layerName(), null);
 $("grow").onclick = () => photo && painter.growHole(4);
 $("shrink").onclick = () => photo && painter.growHole(-4);
 $("help").onclick = () => $("shortcuts").showModal();
+$("run-phone").onclick = () => fill();
+$("sheet-toggle").onclick = () => {  // the settings sheet of a phone
+  const open = $("controls").classList.toggle("open");
+  $("sheet-toggle").setAttribute("aria-expanded", String(open));
+};
 let lastHole = null;  // the hole the last Fill sent, as pixels of the hole layer
 $("last-hole").onclick = () => photo && lastHole && lastHole.width === photo.width && painter.replace("hole", lastHole);
 
