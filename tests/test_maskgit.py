@@ -221,3 +221,23 @@ def test_bad_decoding_options_are_one_line_errors(tiny, tmp_path, photo, capsys,
         )
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.startswith("error: ") and message in err and err.count("\n") == 1
+
+
+def test_the_halton_order_spreads_each_pass_over_the_grid_and_fills_everything():
+    """order="halton" (Besnier et al., ICLR 2025): a pass keeps the next positions of the 2-D Halton sequence,
+    whatever their confidence; the first positions are spread over the grid, and every token is filled."""
+    from pluralfill.sampling.parallel import halton_order
+
+    order = halton_order(64)
+    assert sorted(order.tolist()) == list(range(64))
+    first = order[:8]
+    rows, cols = first // 8, first % 8
+    assert len(set(rows.tolist())) >= 6 and len(set(cols.tolist())) >= 6  # no clump in the first passes
+    tokens, unknown = torch.randint(0, 16, (2, 64)), torch.ones(2, 64, dtype=torch.bool)
+    trace = []
+    out = parallel_decode(_toy_logits(), tokens, unknown, Randomness([0, 1]), steps=8, trace=trace, order="halton")
+    kept = ~trace[0].unknown[0]
+    assert set(torch.nonzero(kept).flatten().tolist()) == set(order[: int(kept.sum())].tolist())
+    assert not trace[-1].unknown.any() and out.shape == (2, 64)
+    with pytest.raises(PluralfillError, match="order must be"):
+        parallel_decode(_toy_logits(), tokens, unknown, Randomness([0, 1]), steps=8, order="spiral")

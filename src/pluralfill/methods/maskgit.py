@@ -97,6 +97,7 @@ class MaskGITInpainter(FixedResolutionInpainter):
             top_k=o.top_k,
             trace=trace,
             start_step=o.start_step,
+            order=o.order,
         )
         side = self.model.config.tokenizer.tokens_per_side
         y = tokenizer.decode(out.reshape(n, side, side))

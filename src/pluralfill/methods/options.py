@@ -131,6 +131,11 @@ class ParallelDecoding(Options):
     schedule: str = option(
         "cosine", "how many tokens each pass fixes: cosine, linear, uniform, square, cubic, arccos, log, exp or pow<k>"
     )
+    order: Literal["confidence", "halton"] = option(
+        "confidence",
+        "which tokens a pass keeps: the most confident (MaskGIT), or the next of a Halton order over the grid "
+        "(Besnier et al. 2025)",
+    )
     choice_temperature: float = option(
         4.5,
         "the randomness of which tokens a pass keeps (MaskGIT's 4.5; 0 keeps the most confident)",

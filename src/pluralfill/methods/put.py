@@ -156,6 +156,7 @@ class PUTInpainter(FixedResolutionInpainter):
                 temperature=temperature,
                 top_k=top_k,
                 trace=trace,
+                order=o.order,
             )
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 

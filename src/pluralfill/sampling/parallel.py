@@ -59,6 +59,29 @@ def mask_ratio(schedule: str, r: float, total: int = 1) -> float:
     return float(np.clip(f(g), f(1e-6), f(1)))
 
 
+def halton_order(length: int) -> torch.Tensor:
+    """The positions of a square grid of `length` cells in the order the 2-D Halton sequence (bases 2 and 3)
+    first visits them: spread over the grid at every prefix (Besnier et al., ICLR 2025, "Halton scheduler")."""
+    side = math.isqrt(length)
+    if side * side != length:
+        raise PluralfillError(f"the Halton order needs a square grid of tokens, got {length}")
+
+    def radical_inverse(i: int, base: int) -> float:
+        out, f = 0.0, 1.0 / base
+        while i:
+            out, i, f = out + f * (i % base), i // base, f / base
+        return out
+
+    seen, order, i = set(), [], 1
+    while len(order) < length:
+        cell = int(radical_inverse(i, 3) * side) * side + int(radical_inverse(i, 2) * side)
+        if cell not in seen:
+            seen.add(cell)
+            order.append(cell)
+        i += 1
+    return torch.tensor(order)
+
+
 def masked_count(schedule: str, step: int, steps: int, total: int) -> int:
     """floor(total * gamma((step + 1) / steps)) in float32, as the official decoder counts."""
     ratio = np.float32(step + 1) / np.float32(steps)
@@ -78,17 +101,28 @@ def parallel_decode(
     top_k: int | None = None,
     trace: list | None = None,
     start_step: int = 0,
+    order: str = "confidence",
 ) -> torch.Tensor:
     """Fill the `unknown` positions of `tokens` (B, L) in passes start_step, ..., steps - 1.
 
     logits_fn(tokens, unknown) -> (B, L, V): the model's predictions when the positions in `unknown` are
     hidden from it. `randomness` gives the Gumbel noise of the draw ("sample") and of the choice ("choice").
+    `order`: which sampled tokens a pass keeps: "confidence" (MaskGIT's: the most likely, with the choice noise) or
+    "halton" (the next positions of a Halton order over the grid, whatever their confidence; no choice noise).
     `trace`, if a list, receives a Step after every pass, whose details hold the pass's quantities under the
     official decoder's names: sampled_ids (the draw before known tokens are kept), sampled, and but for the last
     pass selected_probs (+inf at known positions), ratio, mask_ratio (for row 0's unknown count: only the log
     and exp schedules depend on it), mask_len, choice_temperature.
     """
     mask_ratio(schedule, 1.0)  # an unknown name fails before any work
+    if order not in ("confidence", "halton"):
+        raise PluralfillError(f"order must be confidence or halton, got {order!r}")
+    rank = None
+    if order == "halton":  # a position's place in the order: earlier places are kept first
+        rank = torch.empty(tokens.shape[1], dtype=torch.float32, device=tokens.device)
+        rank[halton_order(tokens.shape[1]).to(tokens.device)] = torch.arange(
+            tokens.shape[1], dtype=torch.float32, device=tokens.device
+        )
     check_sampling(temperature, steps=steps)
     if not 0 <= start_step < steps:
         raise PluralfillError(f"start_step must be in [0, steps), got {start_step} with steps={steps}")
@@ -108,9 +142,11 @@ def parallel_decode(
             keep = torch.tensor([[masked_count(schedule, step, steps, n)] for n in n_start], device=tokens.device)
             keep_masked = torch.maximum(torch.ones_like(keep), torch.minimum(remaining - 1, keep))
             logp = torch.log_softmax(logits, -1).gather(-1, sampled[..., None])[..., 0]
-            confidence = logp + choice_temperature * (1 - ratio) * randomness.gumbel(logp.shape, "choice").to(
-                logp.device
-            )
+            if rank is None:
+                noise = randomness.gumbel(logp.shape, "choice").to(logp.device)
+                confidence = logp + choice_temperature * (1 - ratio) * noise
+            else:
+                confidence = -rank.expand_as(logp)
             confidence = confidence.masked_fill(~unknown, float("inf"))
             cutoff = confidence.sort(dim=1).values.gather(1, keep_masked.clamp(max=confidence.shape[1] - 1))
             still = (confidence < cutoff) & unknown
