@@ -169,6 +169,23 @@ def _sized(im: Image.Image, path, image_size, resize: bool, what: str) -> Image.
     return im
 
 
+LABEL_MODES = ("L", "P", "I", "I;16", "I;16B", "I;16L")  # one channel: what a map of class ids can be saved as
+
+
+def grey_image(im: Image.Image) -> Image.Image:
+    """A guidance picture's grey values (0-255), transparency on black."""
+    return Image.fromarray(to_rgb(im, background=(0, 0, 0))).convert("L")
+
+
+def label_image(im: Image.Image, named: str) -> Image.Image:
+    """A label map as it is, or one line saying that `named` is not one."""
+    if im.mode not in LABEL_MODES:
+        raise PluralfillError(
+            f"{named} is a {im.mode} image: a label map has one channel of class ids (save it as a grey or palette PNG)"
+        )
+    return im
+
+
 def read_grey(
     path,
     image_size: tuple[int, int] | None = None,
@@ -177,7 +194,7 @@ def read_grey(
     what: str = "sketch",
 ) -> np.ndarray:
     """A guidance picture (a sketch, an edge map) as uint8 HxW grey values, transparency on black."""
-    im = Image.fromarray(to_rgb(_open(path, max_pixels, what), background=(0, 0, 0))).convert("L")
+    im = grey_image(_open(path, max_pixels, what))
     return np.asarray(_sized(im, path, image_size, resize, what)).copy()
 
 
@@ -189,12 +206,7 @@ def read_labels(
     what: str = "segmentation",
 ) -> np.ndarray:
     """A label map (one channel of class ids: a grey, palette or 16-bit PNG) as int64 HxW."""
-    im = _open(path, max_pixels, what)
-    if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-        raise PluralfillError(
-            f"{what} {path} is a {im.mode} image: a label map has one channel of class ids "
-            "(save it as a grey or palette PNG)"
-        )
+    im = label_image(_open(path, max_pixels, what), f"{what} {path}")
     return np.asarray(_sized(im, path, image_size, resize, what)).astype(np.int64)
 
 

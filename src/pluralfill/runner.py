@@ -67,15 +67,12 @@ def parse_option_pairs(pairs: list[str]) -> dict:
 def parse_guides(pairs: list[str], inpainter) -> dict[str, Path]:
     """`--guide NAME=FILE` pairs (FILE may be a folder of one picture per image, named like the images) as
     {name: path}, each a guide the method declares."""
-    guides, declared = {}, {g.name for g in inpainter.guides}
+    guides = {}
     for pair in pairs:
         name, sep, path = pair.partition("=")
         if not sep or not path:
             raise PluralfillError(f"--guide expects NAME=FILE, got {pair!r}")
-        if name not in declared:
-            raise PluralfillError(
-                f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}"
-            )
+        inpainter.check_guides([name])
         if not Path(path).exists():
             raise PluralfillError(f"--guide {name}: {path} does not exist")
         guides[name] = Path(path)

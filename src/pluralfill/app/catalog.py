@@ -10,22 +10,34 @@ from pluralfill.errors import PluralfillError
 from pluralfill.registry import DEMO_NOTE
 
 
-def _kind(name: str) -> str:
-    from pluralfill.hub import installed_models
-    from pluralfill.registry import bundled_models
-
-    return "bundled" if name in bundled_models() else "installed" if name in installed_models() else "classical"
+def _unavailable(name: str, kind: str, reason: str, **extra) -> dict:
+    """A method the page lists but cannot run here: disabled, with the reason."""
+    return {
+        "name": name,
+        "kind": kind,
+        "available": False,
+        "reason": reason,
+        "deterministic": False,
+        "options": [],
+        "precisions": [],
+        "guides": [],
+        "note": None,
+        "uncertainty": None,
+        "checkpoint": None,
+        **extra,
+    }
 
 
 class Catalog:
     """Offered methods by display name -> the name or folder `load_inpainter` takes; loaded on first use."""
 
     def __init__(self, checkpoints=(), device: str = "cpu"):
-        from pluralfill.registry import available_methods, load_inpainter
+        from pluralfill.registry import available_methods, catalogue, load_inpainter
 
         self.device, self.loaded = device, {}
         self.offered = {name: name for name in available_methods()}  # the default first
-        self.kinds = {name: _kind(name) for name in self.offered}
+        kinds = {row["name"]: row["kind"] for row in catalogue()}  # classical, installed or bundled
+        self.kinds = {name: kinds[name] for name in self.offered}
         for ckpt in checkpoints:
             inpainter = load_inpainter(ckpt, device=device)  # fail at start-up, not at the first request
             name = f"{inpainter.name} ({Path(ckpt).name})"
@@ -92,21 +104,7 @@ class Catalog:
             try:
                 inp = self.get(name)
             except PluralfillError as e:  # one broken model is listed as broken; the list still answers
-                out.append(
-                    {
-                        "name": name,
-                        "kind": "broken",
-                        "available": False,
-                        "reason": str(e),
-                        "deterministic": False,
-                        "options": [],
-                        "precisions": [],
-                        "guides": [],
-                        "note": None,
-                        "uncertainty": None,
-                        "checkpoint": None,
-                    }
-                )
+                out.append(_unavailable(name, "broken", str(e)))
                 continue
             kinds_here.add(getattr(getattr(inp, "model", None), "method", None))
             out.append(
@@ -139,19 +137,5 @@ class Catalog:
                     f"no {name} model on this server: `pluralfill models add` official weights, "
                     f"or start it with `pluralfill serve --checkpoint RUN` after `pluralfill train`"
                 )
-                out.append(
-                    {
-                        "name": name,
-                        "kind": "needs weights",
-                        "available": False,
-                        "reason": reason,
-                        "deterministic": False,
-                        "options": [],
-                        "precisions": [],
-                        "guides": [],
-                        "uncertainty": None,
-                        "checkpoint": None,
-                        "summary": spec.summary,
-                    }
-                )
+                out.append(_unavailable(name, "needs weights", reason, summary=spec.summary))
         return out

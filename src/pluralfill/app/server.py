@@ -273,11 +273,7 @@ def create_app(
                 inpainter, _ = inpainter.choose_precision(picture, hole)
             elif precision != "auto":
                 inpainter = catalog.get(method, precision)
-            declared = {g.name for g in inpainter.guides}
-            for name in set(guides) - declared:
-                raise PluralfillError(
-                    f"{inpainter.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}"
-                )
+            inpainter.check_guides(guides)
             pictures = {
                 g.name: g.check(g.picture(guides[g.name]), hole.shape) for g in inpainter.guides if g.name in guides
             }

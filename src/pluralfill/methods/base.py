@@ -113,10 +113,8 @@ class Inpainter:
         check_hole(hole, self.fills_from_nothing, self.name)
         options = dict(options)
         guides = {g.name: options.pop(g.name) for g in self.guides if g.name in options}
-        for key, value in options.items():
-            if isinstance(value, (np.ndarray, Image.Image)) and key not in self.Options.model_fields:
-                names = ", ".join(g.name for g in self.guides) or "none"
-                raise PluralfillError(f"{self.name} takes no {key} guide; its guides: {names}")
+        pictures = (k for k, v in options.items() if isinstance(v, (np.ndarray, Image.Image)))
+        self.check_guides(k for k in pictures if k not in self.Options.model_fields)
         options = self.options(**options).model_dump()
         options |= {g.name: g.check(guides[g.name], hole.shape) for g in self.guides if guides.get(g.name) is not None}
         n = 1 if self.deterministic else num_samples
@@ -158,6 +156,15 @@ class Inpainter:
         """The options given, checked and typed ("5" -> 5), without the defaults they leave out."""
         checked = self.options(**options)
         return {k: getattr(checked, k) for k in options}
+
+    def check_guides(self, names) -> None:
+        """Refuse, in one line, a guide this method does not declare."""
+        declared = {g.name for g in self.guides}
+        for name in names:
+            if name not in declared:
+                raise PluralfillError(
+                    f"{self.name} takes no {name} guide; its guides: {', '.join(sorted(declared)) or 'none'}"
+                )
 
     def option_names(self) -> list[str]:
         return list(self.Options.model_fields)

@@ -193,15 +193,11 @@ class Guide:
 
     def picture(self, im) -> np.ndarray:
         """A Pillow image as this guide's array: class ids as they are, grey values with transparency on black."""
-        from PIL import Image
-
-        from pluralfill.io import to_rgb
+        from pluralfill.io import grey_image, label_image
 
         if self.kind == "labels":
-            if im.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
-                raise PluralfillError(f"{self.name} is a {im.mode} image: a label map has one channel of class ids")
-            return np.asarray(im).astype(np.int64)
-        return np.asarray(Image.fromarray(to_rgb(im, background=(0, 0, 0))).convert("L"))
+            return np.asarray(label_image(im, self.name)).astype(np.int64)
+        return np.asarray(grey_image(im))
 
     def image(self, picture: np.ndarray):
         """This guide's array as a Pillow image that `read` gives back (16-bit where class ids need it)."""
