@@ -423,3 +423,19 @@ def test_two_threads_on_one_inpainter_get_what_they_get_one_after_the_other(tiny
         assert np.array_equal(np.asarray(one.extras["trace"]), np.asarray(both.extras["trace"]))
     assert together[0].extras["window"] != together[1].extras["window"]
     assert not any(k.startswith("last_") for k in vars(put))
+
+
+def test_the_bound_judges_the_distribution_each_sampler_draws_from():
+    """The TPAMI sampler multiplies the logits by its temperature after top-k, the others divide them: the TV
+    bound compares what the sampler the inpainter runs would draw."""
+    from pluralfill.methods.put import PUTInpainter
+    from pluralfill.models.put import CONFIGS, PUT
+    from pluralfill.sampling.base import top_k_filter
+
+    torch.manual_seed(0)
+    put = PUTInpainter(PUT(CONFIGS["put-tpami-tiny"]))  # a TPAMI generation: its default sampler is put-tpami
+    logits = torch.randn(1, 4, put.model.config.transformer.vocab_size)
+    put.default_options = {"temperature": 2.0, "top_k": 5}
+    torch.testing.assert_close(put.draw_probs(logits), torch.softmax(top_k_filter(logits, 5) * 2.0, -1))
+    put.default_options = {"temperature": 2.0, "top_k": 5, "sampler": "parallel"}
+    torch.testing.assert_close(put.draw_probs(logits), torch.softmax(top_k_filter(logits / 2.0, 5), -1))
