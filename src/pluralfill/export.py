@@ -124,7 +124,9 @@ class OnnxPass:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.names = [i.name for i in self.session.get_inputs()]
 
-    def __call__(self, *inputs):
+    def __call__(self, *inputs, cache=None):
+        if cache is not None:
+            raise PluralfillError("cache=known needs the torch backend: an exported network computes every position")
         feeds = {
             n: t.detach().float().cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
             for n, t in zip(self.names, inputs)

@@ -92,6 +92,17 @@ def inpaint(
         float | None,
         typer.Option("--temperature", help="Sampling temperature: above 1 more varied fills, below 1 safer ones."),
     ] = None,
+    cache: Annotated[
+        str | None,
+        typer.Option(
+            "--cache",
+            help="Token samplers: known keeps the known tokens' keys and values between full passes (faster, "
+            "approximate); off computes every pass in full.",
+        ),
+    ] = None,
+    refresh: Annotated[
+        int | None, typer.Option("--refresh", help="With --cache known: a full pass every this many passes.")
+    ] = None,
     trace: Annotated[
         bool, typer.Option("--trace", help="Also write NAME_trace.png: the tokens and image at every step.")
     ] = False,
@@ -166,6 +177,8 @@ def inpaint(
         "schedule": schedule,
         "top_k": top_k,
         "temperature": temperature,
+        "cache": cache,
+        "refresh": refresh,
         "attention_branch": attention_branch,
         "class_label": class_label,
         "trace": trace or None,
@@ -239,6 +252,8 @@ def _run_in(inpainter, precision: str, backend: str, first_job, settings, main: 
         for line in [v.line() for v in verdicts[1:]] + [f"running {chosen}: {why}"] if main else ():
             err.print(f"precision auto: {line}", highlight=False)
     if backend == "onnx":
+        if settings.options.get("cache", "off") != "off":
+            raise PluralfillError("--cache known needs --backend torch: an exported network computes every position")
         _need_onnx()
         from pluralfill.export import onnx_backend
 

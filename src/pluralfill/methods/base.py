@@ -144,7 +144,8 @@ class Inpainter:
         raise PluralfillError(f"{self.name} has no network to export to ONNX")
 
     def with_pass(self, run: Callable) -> Inpainter:
-        """A copy whose `onnx_pass` network is `run(*its inputs)` (torch tensors in, a torch tensor out)."""
+        """A copy whose `onnx_pass` network is `run(*its inputs, cache=None)` (torch tensors in, a torch tensor out;
+        `cache` is given only by a sampler that keeps keys and values, which an exported network cannot)."""
         raise PluralfillError(f"{self.name} has no network that runs in onnxruntime")
 
     def options(self, **given) -> Options:

@@ -25,14 +25,23 @@ from pluralfill.errors import PluralfillError
 from pluralfill.geometry import token_hole
 from pluralfill.methods.base import Network
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter, Proxy
-from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
+from pluralfill.methods.options import (
+    Cached,
+    FieldProblem,
+    ParallelDecoding,
+    TokenSampling,
+    Windowed,
+    known_schedule,
+    option,
+)
 from pluralfill.models.maskgit import MaskGIT
 from pluralfill.sampling.base import randomness
+from pluralfill.sampling.cache import Passes
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.trace import trace_strip
 
 
-class MaskGITOptions(Windowed, ParallelDecoding, TokenSampling):
+class MaskGITOptions(Windowed, ParallelDecoding, TokenSampling, Cached):
     dilate: int = option(1, "grow the hole by this many tokens before sampling", ge=0, le=8)
     start_step: int = option(
         0, "begin the schedule at this pass (the official editing starts at 2 of 12)", ge=0, le=1023
@@ -82,8 +91,8 @@ class MaskGITInpainter(FixedResolutionInpainter):
         tokens = tokenizer.encode(seen).reshape(x.shape[0], -1).expand(n, -1)
         unknown = token_hole(known, self.model.config.tokenizer.factor, o.dilate).expand(n, -1)  # x: 1 or n rows
 
-        def logits_fn(tok, hidden):
-            return transformer(torch.where(hidden, transformer.mask_id, tok), label)
+        def logits_fn(tok, hidden, cache=None):
+            return transformer(torch.where(hidden, transformer.mask_id, tok), label, cache=cache)
 
         out = parallel_decode(
             logits_fn,
@@ -98,6 +107,7 @@ class MaskGITInpainter(FixedResolutionInpainter):
             trace=trace,
             start_step=o.start_step,
             order=o.order,
+            cache=Passes(o.cache, o.refresh),
         )
         side = self.model.config.tokenizer.tokens_per_side
         y = tokenizer.decode(out.reshape(n, side, side))
@@ -153,9 +163,9 @@ class MaskGITInpainter(FixedResolutionInpainter):
         }
 
     def with_pass(self, run):
-        def call(tokens, label=None):
+        def call(tokens, label=None, cache=None):
             extra = () if label is None else (label.expand(tokens.shape[0]),)
-            return run(tokens, *extra).to(tokens.device)
+            return run(tokens, *extra, cache=cache).to(tokens.device)
 
         out = copy.copy(self)
         out.model = Proxy(self.model, transformer=Proxy(self.model.transformer, call=call))

@@ -145,6 +145,17 @@ class ParallelDecoding(Options):
     )
 
 
+class Cached(Options):
+    """Passes that keep the known tokens' keys and values (`sampling.cache.Passes`)."""
+
+    cache: Literal["off", "known"] = option(
+        "off",
+        "known: keep the known tokens' keys and values between full passes and recompute only the hole "
+        "(faster, approximate); off: every pass in full",
+    )
+    refresh: int = option(4, "cache=known: a full pass every this many passes (1: exact)", ge=1, le=1024)
+
+
 class Windowed(Options):
     """What every learned method on a window around the hole takes."""
 

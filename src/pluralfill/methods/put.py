@@ -13,9 +13,18 @@ from pydantic import model_validator
 
 from pluralfill.methods.base import Network
 from pluralfill.methods.fixed_resolution import FixedResolutionInpainter, Proxy
-from pluralfill.methods.options import FieldProblem, ParallelDecoding, TokenSampling, Windowed, known_schedule, option
+from pluralfill.methods.options import (
+    Cached,
+    FieldProblem,
+    ParallelDecoding,
+    TokenSampling,
+    Windowed,
+    known_schedule,
+    option,
+)
 from pluralfill.models.put import PUT
 from pluralfill.sampling.base import randomness, top_k_filter
+from pluralfill.sampling.cache import Passes
 from pluralfill.sampling.parallel import parallel_decode
 from pluralfill.sampling.put import sample_put
 from pluralfill.sampling.put_tpami import sample_put_tpami
@@ -29,7 +38,7 @@ DEFAULTS = {
 }
 
 
-class PUTOptions(Windowed, TokenSampling, ParallelDecoding):
+class PUTOptions(Windowed, TokenSampling, ParallelDecoding, Cached):
     """Options left at None take the model's generation's defaults (`DEFAULTS`).
 
     sampler "put": Algorithm 1 (top_k, temperature divides the logits, tokens_per_step, position_by).
@@ -108,7 +117,7 @@ class PUTInpainter(FixedResolutionInpainter):
         b = seq.shape[0]
         seq, tokens = seq.expand(n, *seq.shape[1:]), tokens.expand(n, -1)
         fraction, known_tokens = fraction.expand(n, -1), known_tokens.expand(n, -1)
-        draws = randomness(seeds, self.device)
+        draws, passes = randomness(seeds, self.device), Passes(o.cache, o.refresh)
         if sampler == "put":
             out = sample_put(
                 transformer,
@@ -123,6 +132,7 @@ class PUTInpainter(FixedResolutionInpainter):
                 position_by=o.position_by,
                 trace=trace,
                 known_fraction=fraction,
+                cache=passes,
             )
         elif sampler == "put-tpami":
             out = sample_put_tpami(
@@ -136,14 +146,16 @@ class PUTInpainter(FixedResolutionInpainter):
                 temperature=temperature,
                 schedule=schedule or tokens_per_step,
                 trace=trace,
+                cache=passes,
             )
         elif sampler == "parallel":
             x0 = transformer.embed(seq, fraction)
             positions = torch.arange(h * w, device=x.device)
 
-            def logits_fn(tok, unknown):  # hidden and known positions keep their encoder features
+            def logits_fn(tok, unknown, cache=None):  # hidden and known positions keep their encoder features
                 codes = transformer.embed_codes(codebook[tok.clamp(max=codebook.shape[0] - 1)], positions)
-                return transformer.forward_embedded(torch.where((unknown | known_tokens)[..., None], x0, codes))
+                x = torch.where((unknown | known_tokens)[..., None], x0, codes)
+                return transformer.forward_embedded(x, cache=cache)
 
             out = parallel_decode(
                 logits_fn,
@@ -157,6 +169,7 @@ class PUTInpainter(FixedResolutionInpainter):
                 top_k=top_k,
                 trace=trace,
                 order=o.order,
+                cache=passes,
             )
         return pvqvae.decode(out.reshape(n, h, w), x, known, share_reference=b == 1)
 
@@ -198,7 +211,10 @@ class PUTInpainter(FixedResolutionInpainter):
         return out
 
     def with_pass(self, run):
-        transformer = Proxy(self.model.transformer, forward_embedded=lambda x, guidance=None: run(x).to(x.device))
+        def forward_embedded(x, guidance=None, cache=None):
+            return run(x, cache=cache).to(x.device)
+
+        transformer = Proxy(self.model.transformer, forward_embedded=forward_embedded)
         out = copy.copy(self)
         out.model = Proxy(self.model, transformer=transformer)
         return out

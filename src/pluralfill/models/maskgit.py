@@ -22,6 +22,7 @@ from pluralfill.errors import PluralfillError
 from pluralfill.models.base import Pretrained, parameter_counts
 from pluralfill.models.maskgit_vqgan import MaskGITVQGAN
 from pluralfill.models.vqgan import VQGAN, VQGANConfig
+from pluralfill.nn.kv_cache import KeptKV
 from pluralfill.nn.transformer import Block, init_weights
 
 
@@ -54,13 +55,17 @@ class MaskGITTransformer(nn.Module):
         self.apply(init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
 
-    def forward(self, tokens: torch.Tensor, class_label: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L) token ids, [MASK] = vocab_size -> (B, L, vocab_size) logits over the codes."""
+    def forward(
+        self, tokens: torch.Tensor, class_label: torch.Tensor | None = None, cache: KeptKV | None = None
+    ) -> torch.Tensor:
+        """(B, L) token ids, [MASK] = vocab_size -> (B, L, vocab_size) logits over the codes (in a partial pass
+        of `cache`, (B, m, vocab_size) at the positions cache.at)."""
         if class_label is not None:
             raise PluralfillError("this MaskGIT is not class-conditional: it takes no class label")
         x = self.drop(self.tok_emb(tokens) + self.pos_emb[:, : tokens.shape[1]])
+        x = x if cache is None else cache.gather(x)
         for block in self.blocks:
-            x = block(x)
+            x = block(x, cache)
         return self.head(self.ln_f(x))
 
 
@@ -101,12 +106,14 @@ class BertLayer(nn.Module):
         self.fc1, self.fc2 = nn.Linear(d, cfg.intermediate), nn.Linear(cfg.intermediate, d)
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x):
+    def forward(self, x, cache: KeptKV | None = None):
         b, n, d = x.shape
         q, k, v = (
             f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
             for f in (self.query, self.key, self.value)
         )
+        if cache is not None:
+            k, v = cache.keys_values(k, v)
         a = torch.nn.functional.scaled_dot_product_attention(q, k, v, dropout_p=self.drop.p if self.training else 0.0)
         x = self.ln1(x + self.drop(self.out(a.transpose(1, 2).reshape(b, n, d))))
         return self.ln2(x + self.drop(self.fc2(gelu(self.fc1(x)))))
@@ -130,23 +137,32 @@ class MaskGITBert(nn.Module):
         self.apply(init_weights)
         nn.init.normal_(self.pos_emb, std=0.02)
 
-    def forward_ids(self, ids: torch.Tensor) -> torch.Tensor:
-        """(B, 1 + L) ids as the official code lays them out (mask -1 or its row) -> (B, 1 + L, vocab) logits."""
+    def forward_ids(self, ids: torch.Tensor, cache: KeptKV | None = None) -> torch.Tensor:
+        """(B, 1 + L) ids as the official code lays them out (mask -1 or its row) -> (B, 1 + L, vocab) logits (in a
+        partial pass of `cache`, (B, m, vocab) at the image positions cache.at)."""
         ids = torch.where(ids < 0, ids + self.config.vocab_size, ids)
         x = self.drop(self.ln_emb(self.tok_emb(ids) + self.pos_emb[:, : ids.shape[1]]))
+        x = x if cache is None else cache.gather(x, offset=1)  # the class token comes first
         for block in self.blocks:
-            x = block(x)
+            x = block(x, cache)
         h = self.head_ln(gelu(self.head_dense(x)))
         return h @ self.tok_emb.weight.t() + self.head_bias  # the output layer is tied to the input embedding
 
-    def forward(self, tokens: torch.Tensor, class_label: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, tokens: torch.Tensor, class_label: torch.Tensor | None = None, cache: KeptKV | None = None
+    ) -> torch.Tensor:
         if class_label is None:
             raise PluralfillError(
                 "the official MaskGIT is class-conditional: give a class label (ImageNet index 0-999)"
             )
         label = torch.as_tensor(class_label, device=tokens.device).reshape(-1, 1).expand(tokens.shape[0], 1)
         ids = torch.cat([label + self.config.num_codes, tokens], dim=1)
-        return self.forward_ids(ids)[:, 1:, : self.config.num_codes]
+        logits = self.forward_ids(ids, cache)
+        return (
+            logits[..., : self.config.num_codes]
+            if cache is not None and cache.partial
+            else logits[:, 1:, : self.config.num_codes]
+        )
 
 
 class MaskGITConfig(BaseModel):

@@ -56,8 +56,8 @@ class GuidedTransformer:
     def embed_codes(self, codes, positions):
         return self.transformer.embed_codes(codes, positions)
 
-    def forward_embedded(self, x):
-        return self.transformer.forward_embedded(x, self.guidance)
+    def forward_embedded(self, x, cache=None):
+        return self.transformer.forward_embedded(x, self.guidance, cache)
 
 
 class PUTConditional(Pretrained, nn.Module):

@@ -16,6 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from pluralfill.nn.kv_cache import KeptKV
 from pluralfill.nn.transformer import Block, init_weights
 
 
@@ -84,13 +85,16 @@ class UQTransformer(nn.Module):
             return self.tok_emb(x.long())
         return self.emb_proj(x) if self.emb_proj is not None else x
 
-    def forward_embedded(self, x: torch.Tensor, guidance: torch.Tensor | None = None) -> torch.Tensor:
-        """(B, L, dim) embedded inputs -> logits; a guided transformer takes the image's part and its guidance."""
+    def forward_embedded(
+        self, x: torch.Tensor, guidance: torch.Tensor | None = None, cache: KeptKV | None = None
+    ) -> torch.Tensor:
+        """(B, L, dim) embedded inputs -> (B, L, vocab_size) logits; a guided transformer takes the image's part
+        and its guidance. With `cache` in a partial pass: the (B, m, vocab_size) logits of the positions cache.at."""
         if guidance is not None:
             x = torch.cat([x, guidance.to(x.dtype).expand(x.shape[0], -1, -1)], dim=-1)
-        x = self.drop(x)
+        x = self.drop(x if cache is None else cache.gather(x))
         for block in self.blocks:
-            x = block(x)
+            x = block(x, cache)
         return self.head(self.ln_f(x))
 
     def forward(self, features: torch.Tensor, known_fraction: torch.Tensor | None = None) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Pre-LN transformer blocks with attention through scaled_dot_product_attention.
 
 Key names follow the official PUT code (`attn.query/key/value/proj`, `mlp.fc1/fc2`, `ln1/ln2`) so its
-checkpoints map one to one; MaskGIT uses the same blocks.
+checkpoints map one to one; MaskGIT uses the same blocks. A `KeptKV` passed through a block keeps its keys and
+values (a full pass) or lets it compute a few positions against the kept ones (a partial pass).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pluralfill.errors import PluralfillError
+from pluralfill.nn.kv_cache import KeptKV
 
 
 class GELU2(nn.Module):
@@ -32,12 +34,14 @@ class SelfAttention(nn.Module):
         self.query, self.key, self.value = nn.Linear(dim, dim), nn.Linear(dim, dim, bias=key_bias), nn.Linear(dim, dim)
         self.proj = nn.Linear(dim, dim)
 
-    def forward(self, x):
+    def forward(self, x, cache: KeptKV | None = None):
         b, n, d = x.shape
         q, k, v = (
             f(x).view(b, n, self.num_heads, d // self.num_heads).transpose(1, 2)
             for f in (self.query, self.key, self.value)
         )
+        if cache is not None:
+            k, v = cache.keys_values(k, v)
         y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
         return self.proj(y.transpose(1, 2).reshape(b, n, d))
 
@@ -87,8 +91,8 @@ class Block(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.drop_path = DropPath(drop_path)
 
-    def forward(self, x):
-        x = x + self.drop_path(self.drop(self.attn(self.ln1(x))))
+    def forward(self, x, cache: KeptKV | None = None):
+        x = x + self.drop_path(self.drop(self.attn(self.ln1(x), cache)))
         return x + self.drop_path(self.mlp(self.ln2(x)))
 
 

@@ -25,6 +25,7 @@ import torch
 from pluralfill import progress
 from pluralfill.errors import PluralfillError
 from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
+from pluralfill.sampling.cache import Passes
 
 SCHEDULES = ("cosine", "linear", "uniform", "square", "cubic", "arccos", "log", "exp", "pow<k>")
 
@@ -102,11 +103,14 @@ def parallel_decode(
     trace: list | None = None,
     start_step: int = 0,
     order: str = "confidence",
+    cache: Passes | None = None,
 ) -> torch.Tensor:
     """Fill the `unknown` positions of `tokens` (B, L) in passes start_step, ..., steps - 1.
 
-    logits_fn(tokens, unknown) -> (B, L, V): the model's predictions when the positions in `unknown` are
-    hidden from it. `randomness` gives the Gumbel noise of the draw ("sample") and of the choice ("choice").
+    logits_fn(tokens, unknown[, cache]) -> (B, L, V): the model's predictions when the positions in `unknown` are
+    hidden from it; it is given `cache` (a `nn.kv_cache.KeptKV` for its network) when `cache`, the call's
+    `sampling.cache.Passes`, keeps the known tokens' keys and values. `randomness` gives the Gumbel noise of the
+    draw ("sample") and of the choice ("choice").
     `order`: which sampled tokens a pass keeps: "confidence" (MaskGIT's: the most likely, with the choice noise) or
     "halton" (the next positions of a Halton order over the grid, whatever their confidence; no choice noise).
     `trace`, if a list, receives a Step after every pass, whose details hold the pass's quantities under the
@@ -126,11 +130,12 @@ def parallel_decode(
     check_sampling(temperature, steps=steps)
     if not 0 <= start_step < steps:
         raise PluralfillError(f"start_step must be in [0, steps), got {start_step} with steps={steps}")
+    passes = (cache or Passes()).begin()
     tokens, unknown = tokens.clone(), unknown.clone()
     n_start = [int(n) for n in unknown.sum(1)]
     for step in range(start_step, steps):
         progress.step(step - start_step, steps - start_step)
-        logits = top_k_filter(logits_fn(tokens, unknown).float() / temperature, top_k)
+        logits = top_k_filter(passes(logits_fn, unknown, tokens, unknown).float() / temperature, top_k)
         drawn = (logits + randomness.gumbel(logits.shape, "sample").to(logits.device)).argmax(-1)
         sampled = torch.where(unknown, drawn, tokens)
         details = {"sampled_ids": drawn, "sampled": sampled}

@@ -15,6 +15,7 @@ import torch
 from pluralfill import progress
 from pluralfill.models.uq_transformer import UQTransformer
 from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
+from pluralfill.sampling.cache import Passes
 
 
 @torch.no_grad()
@@ -31,6 +32,7 @@ def sample_put(
     position_by: str = "probability",
     trace: list | None = None,
     known_fraction: torch.Tensor | None = None,
+    cache: Passes | None = None,
 ) -> torch.Tensor:
     """Fill every position where `filled` is False.
 
@@ -41,9 +43,11 @@ def sample_put(
         highest max-logit). `trace`, if a list, receives a Step per step (details: "positions" (B, k) chosen,
     "codes" drawn there, "valid": where a row had a position left to fill).
         known_fraction: (B, L) share of each patch's pixels present, for a transformer with a mask embedding.
+        cache: how the passes run (`sampling.cache.Passes`; default: every pass in full).
         Returns the (B, L) completed tokens.
     """
     check_sampling(temperature, tokens_per_step=tokens_per_step)
+    passes = (cache or Passes()).begin()
     x = transformer.embed(features, known_fraction)
     tokens, filled = tokens.clone(), filled.clone()
     b = x.shape[0]
@@ -52,7 +56,7 @@ def sample_put(
     k = min(tokens_per_step, filled.shape[1])
     for done in range(steps):
         progress.step(done, steps)
-        logits = transformer.forward_embedded(x).float()
+        logits = passes(transformer.forward_embedded, ~filled, x).float()
         if position_by == "logit":
             score = logits.max(-1).values
         else:

@@ -24,6 +24,7 @@ import torch
 from pluralfill import progress
 from pluralfill.errors import PluralfillError
 from pluralfill.sampling.base import Randomness, Step, check_sampling, top_k_filter
+from pluralfill.sampling.cache import Passes
 
 SCHEDULES = ("N (tokens per pass)", "-1 (all at once)", "cosine_T", "linear_T", "average_T", "cosine-1_T", "linear-1_T")
 
@@ -72,28 +73,35 @@ def sample_put_tpami(
     temperature: float = 1.0,
     schedule: int | str = 20,
     trace: list | None = None,
+    cache: Passes | None = None,
 ) -> torch.Tensor:
     """Fill every position where `filled` is False.
 
     transformer: the UQ-Transformer; x: (B, L, dim) its embedded inputs (`transformer.embed`); codebook:
     the code vectors a drawn code k feeds back; tokens: (B, L) codes, kept where `filled`; randomness: draws one
     code at every position at every pass (`multinomial`), as the official sampler does; `trace`, if a list,
-    receives a Step after every pass.
+    receives a Step after every pass; cache: how the passes run (`sampling.cache.Passes`; default: every pass in
+    full).
     """
     check_sampling(temperature)
+    passes = (cache or Passes()).begin()
     tokens, filled, x = tokens.clone(), filled.clone(), x.clone()
     b, length = tokens.shape
     positions = torch.arange(length, device=x.device)
-    passes = pass_counts(schedule, int((~filled).sum(1).max()))
-    for done, n in enumerate(passes):
-        progress.step(done, len(passes))
-        logits = transformer.forward_embedded(x).float()
-        kept = top_k_filter(logits, top_k)
-        sample = randomness.multinomial(torch.softmax(kept * temperature, dim=-1))
+    counts = pass_counts(schedule, int((~filled).sum(1).max()))
+    for done, n in enumerate(counts):
+        progress.step(done, len(counts))
+        missing = ~filled
+        logits = passes(transformer.forward_embedded, missing, x).float()
+        # top-k and softmax where a code can be committed; elsewhere the draw is discarded, and a uniform row
+        # leaves the draws of the others as they are (torch draws each row of a one-sample multinomial alone)
+        probs = torch.ones_like(logits)
+        probs[missing] = torch.softmax(top_k_filter(logits[missing], top_k) * temperature, dim=-1)
+        sample = randomness.multinomial(probs)
         if n == -1 or n >= length:
-            commit = ~filled
+            commit = missing
         else:
-            best = kept.max(-1).values.masked_fill(filled, float("-inf"))
+            best = logits.max(-1).values.masked_fill(filled, float("-inf"))  # top-k keeps the largest
             commit = torch.zeros_like(filled).scatter(1, best.topk(n, dim=1).indices, True) & ~filled
             # committed positions read their code from now on
             x = torch.where(commit[..., None], transformer.embed_codes(codebook[sample], positions).to(x.dtype), x)
