@@ -37,7 +37,9 @@ def _network(kind: str, layers: int = 2):
     tokens = torch.randint(0, 20, (3, L))
     changed = torch.where(UNKNOWN, (tokens + 7) % 20, tokens)
     if kind == "uq":
-        t = UQTransformer(UQTransformerConfig(seq_len=L, in_dim=8, dim=32, num_layers=layers, num_heads=4, vocab_size=20))
+        t = UQTransformer(
+            UQTransformerConfig(seq_len=L, in_dim=8, dim=32, num_layers=layers, num_heads=4, vocab_size=20)
+        )
         features = torch.randn(3, L, 8)
         moved = features + UNKNOWN[..., None]
         return (lambda f, cache=None: t.forward_embedded(t.embed(f), cache=cache)), features, moved
@@ -51,8 +53,6 @@ def _network(kind: str, layers: int = 2):
     t = MaskGITBert(cfg).eval()
     label = torch.tensor([1, 4, 9])
     return (lambda tok, cache=None: t(tok, label, cache=cache)), tokens, changed
-
-
 
 
 @pytest.mark.parametrize("kind", ["uq", "maskgit", "maskgit-official"])
@@ -180,7 +180,11 @@ def test_bad_cache_values_and_an_exported_pass_are_one_line_errors(tmp_path, pho
         (["--cache", "known", "--refresh", "2", "-n", "2", "-o", str(tmp_path / "ok")], 0, None),
         (["--refresh", "0", "-o", str(tmp_path / "a")], 2, "--refresh 0: should be greater than or equal to 1"),
         (["--cache", "all", "-o", str(tmp_path / "b")], 2, "--cache"),
-        (["--cache", "known", "--backend", "onnx", "-o", str(tmp_path / "c")], 2, "--cache known needs --backend torch"),
+        (
+            ["--cache", "known", "--backend", "onnx", "-o", str(tmp_path / "c")],
+            2,
+            "--cache known needs --backend torch",
+        ),
     ]:
         with pytest.raises(SystemExit) as e:
             main(base + extra)
