@@ -9,7 +9,8 @@ the weights; the quality columns are drift from fp32, not the papers' scores).
     PUT TPAMI sampler, MaskGIT editing: per image                   batch 1 and batch 16 (per sample)
     MHTMA: 0.1 s per image (Zhou et al. 2023)                               one pass, 256 px
     DSI: 45 s per image (Peng et al. 2021)                                  1,024 positions cached + texture, 1 sample
-    bf16 vs fp32, and the bounds                                    TPAMI, MaskGIT, DSI (bench --method precision)
+    bf16 vs fp32, and the bounds                                    TPAMI, PUT, MaskGIT, DSI (bench --method precision)
+    the known-token cache (refresh 4 and 8), its draws vs exact     the same models and precisions
     MFU                                                             TPAMI transformer pass, batch 16, bf16
 
     bash benchmarks/gpu.sh                       # --device cuda, writes benchmarks/gpu-results/
@@ -99,7 +100,7 @@ def run(device: str = "cuda", tiny: bool = False, repeats: int = 2, batch: int =
                 m["mfu_bf16_tpami_forward"] = m["tpami_forward_tflops_bf16"] / PEAK_TFLOPS_BF16[name]
     precisions = ["fp32", "bf16"] if "bf16" in P.supported(dev) else ["fp32"]
     out["precision"] = bench_precisions(
-        precision_models(), precisions, ("torch",), quick=tiny, device=device, repeats=1
+        precision_models(), precisions, ("torch",), quick=tiny, device=device, repeats=1, refresh=(4, 8)
     )
     return out
 
@@ -116,17 +117,19 @@ def markdown(result: dict) -> str:
         lines.append(f"| {k} | {v:.4g} | {a.get(k, '')} |")
     lines += [
         "",
-        "| model | run | s / sample | vs fp32 | peak MB | PSNR vs fp32 | greedy tokens | bound |",
-        "|---|---|---|---|---|---|---|---|",
+        "| model | run | s / sample | vs fp32 | peak MB | PSNR vs fp32 | greedy tokens | bound | cache: draws differ |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for key, entry in result["precision"]["models"].items():
         base = entry["runs"]["torch fp32"]["s_per_sample"]
         for name, r in entry["runs"].items():
             psnr = "identical" if r["psnr_db_vs_fp32"] == float("inf") else f"{r['psnr_db_vs_fp32']:.1f} dB"
+            drift = r.get("cache_tv_per_pass")
             lines.append(
                 f"| {key} | {name} | {r['s_per_sample']:.3f} | {base / r['s_per_sample']:.2f}x | "
                 f"{r['peak_memory_mb']:.0f} | "
-                f"{psnr} | {100 * r['greedy_agreement_vs_fp32']:.1f}% | {'holds' if r['bound_holds'] else 'misses'} |"
+                f"{psnr} | {100 * r['greedy_agreement_vs_fp32']:.1f}% | {'holds' if r['bound_holds'] else 'misses'} | "
+                f"{f'{100 * sum(drift) / len(drift):.2f}%' if drift else '-'} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -68,7 +68,8 @@ def test_gpu_script_on_the_cpu_with_tiny_configs(tmp_path):
         "dsi_s_per_image",
     ):
         assert result["measured"][key] > 0, key
-    assert set(result["precision"]["models"]) == {"tpami", "maskgit", "dsi"}
+    assert set(result["precision"]["models"]) == {"tpami", "put", "maskgit", "dsi"}
+    assert result["precision"]["models"]["tpami"]["runs"]["torch fp32 cache/4"]["cache_tv_per_pass"]
     table = (tmp_path / "gpu.md").read_text()
     assert "| put_algorithm1_tokens_per_s |" in table and "| 37.0 |" in table and "torch fp32" in table
     assert (BENCHMARKS / "gpu.sh").read_text().count("benchmarks/gpu.py --device cuda") == 1
@@ -156,6 +157,16 @@ def test_put_diversity_quick(toy_runs, tmp_path):
             b >= m - 1e-9 for b, m in zip(per[2]["best"], per[2]["mean"])
         )  # best of two is never below their mean
     assert (tmp_path / "put_diversity.png").is_file() and (tmp_path / "put_topk_samples.jpg").is_file()
+
+
+@pytest.mark.slow
+def test_cache_quality_quick(toy_runs, capsys):
+    results = _import("cache_quality").main(["--quick", "--runs", str(toy_runs), "--refresh", "3"])
+    assert len(results) == 3
+    for rows in results.values():
+        assert list(rows)[:2] == ["fp32", "fp32 cache/3"] and "int8 cache/3" in rows
+        assert rows["fp32"][0]["drift"] is None and 0 <= rows["fp32 cache/3"][0]["drift"] < 1
+    assert "| toy MaskGIT (runs/toy/maskgit) | int8 cache/3 |" in capsys.readouterr().out
 
 
 @pytest.mark.slow

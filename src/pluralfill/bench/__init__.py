@@ -19,6 +19,7 @@ import torch
 
 from pluralfill.errors import PluralfillError
 
+LONG = 60.0  # seconds
 PEAK_TFLOPS_BF16 = {"H100": 989.0, "H200": 989.0, "A100": 312.0}  # dense tensor-core peaks, for MFU
 
 
@@ -38,8 +39,12 @@ class Request:
 
 
 def timed(fn, device, repeats: int) -> float:
-    """Median seconds of `fn` over `repeats` runs, after one warm-up run."""
+    """Median seconds of `fn` over `repeats` runs, after one warm-up run; a first run of over LONG seconds is a
+    measurement of its own (what a warm-up saves is lost in it), which spares the slowest samplers a second run."""
+    t = time.perf_counter()
     fn()
+    if device.type == "cpu" and (first := time.perf_counter() - t) > LONG and repeats == 1:
+        return first
     times = []
     for _ in range(repeats):
         if device.type == "cuda":
@@ -50,12 +55,6 @@ def timed(fn, device, repeats: int) -> float:
             torch.cuda.synchronize()
         times.append(time.perf_counter() - t)
     return statistics.median(times)
-
-
-def _peak_memory_mb(device) -> float:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
 def peak_memory_mb(device) -> float:
@@ -131,17 +130,22 @@ def bench_precisions(
     device: str = "cpu",
     repeats: int = 1,
     progress=None,
+    refresh: tuple[int, ...] = (),
+    only: tuple[str, ...] = (),
 ) -> dict:
     """One sample end to end (encode, every sampling pass, decode) of each model (key -> (MethodSpec, official
-    config, tiny config, sampling options), as registry.precision_models gives them) at each precision, against
-    fp32 in the same run; the quality probe of each precision (decoded PSNR, the drawn distributions' TV
-    distance and, for information, greedy-token agreement vs
-    fp32); the peak memory of each run. backend "onnx": the transformer pass in onnxruntime (fp32, and int8
-    by onnxruntime's own dynamic quantization), the rest in torch, for the methods that declare such a pass."""
+    config, tiny config, sampling options), as registry.precision_models gives them; `only`: these keys) at each
+    precision, against fp32 in the same run; the quality probe of each precision (decoded PSNR, the drawn
+    distributions' TV distance and, for information, greedy-token agreement vs fp32); the peak memory of each run.
+    `refresh`: each precision again with cache=known at these refresh intervals, for the methods that have the
+    option, with the TV distance of every partial pass's draws to the exact pass's (an extra, untimed sample).
+    backend "onnx": the transformer pass in onnxruntime (fp32, and int8 by onnxruntime's own dynamic
+    quantization), the rest in torch, for the methods that declare such a pass."""
     import tempfile
     from pathlib import Path
 
     from pluralfill import precision as P
+    from pluralfill.sampling.cache import comparing
 
     dev = torch.device(device)
     precisions = list(precisions or P.supported(dev))
@@ -149,6 +153,9 @@ def bench_precisions(
         P.check(p, dev)
     if "fp32" not in precisions:
         precisions.insert(0, "fp32")  # the reference every ratio is taken against
+    unknown = set(only) - set(models)
+    if unknown:
+        raise PluralfillError(f"unknown model {', '.join(sorted(unknown))}; choose from {', '.join(models)}")
     result: dict = {
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "threads": torch.get_num_threads(),
@@ -158,30 +165,37 @@ def bench_precisions(
         "ratios": {},
     }
     for key, (spec, full, tiny, options) in models.items():
+        if only and key not in only:
+            continue
         inpainter = build(spec.inpainter, spec.model, spec.configs, tiny if quick else full, None, device)
         x, known = centred_hole(inpainter.resolution, hole, dev)
         usable = [p for p in precisions if p != "int8" or P.linear_share(inpainter.model) > 0]  # DSI: no Linear layer
-        runs = {f"torch {p}": inpainter.at_precision(p) for p in usable}
+        runs = {f"torch {p}": (inpainter.at_precision(p), {}) for p in usable}
+        if "cache" in inpainter.Options.model_fields:
+            for p in usable:
+                runs |= {
+                    f"torch {p} cache/{r}": (runs[f"torch {p}"][0], {"cache": "known", "refresh": r}) for r in refresh
+                }
         if "onnx" in backends and inpainter.onnx_pass and dev.type == "cpu":
             from pluralfill.export import export_onnx, quantize_onnx, with_onnx_pass
 
             folder = Path(tempfile.mkdtemp(prefix="pluralfill-bench-onnx-"))
             export_onnx(inpainter, folder / "onnx")
             graph = folder / "onnx" / f"{inpainter.onnx_pass}.onnx"
-            runs["onnx fp32"] = with_onnx_pass(inpainter, graph)
-            runs["onnx int8"] = with_onnx_pass(inpainter, quantize_onnx(graph, folder / "int8.onnx"))
+            runs["onnx fp32"] = (with_onnx_pass(inpainter, graph), {})
+            runs["onnx int8"] = (with_onnx_pass(inpainter, quantize_onnx(graph, folder / "int8.onnx")), {})
         entry = {
             "model": inpainter.name,
             "resolution": inpainter.resolution,
             "linear_share": P.linear_share(inpainter.model),
             "runs": {},
         }
-        reference = runs["torch fp32"].probe(x, known)
-        for name, run in runs.items():
+        reference = runs["torch fp32"][0].probe(x, known)
+        for name, (run, extra) in runs.items():
             if progress is not None:
                 progress(f"{key}: {name}")
             with _PeakRSS(dev) as memory:
-                seconds = timed(partial(run.sample_in_precision, x, known, [0], **options), dev, repeats)
+                seconds = timed(partial(run.sample_in_precision, x, known, [0], **options, **extra), dev, repeats)
             quality = P.judge(name.split()[1], run.probe(x, known, reference["tokens"]), reference)
             entry["runs"][name] = {
                 "s_per_sample": seconds,
@@ -190,14 +204,30 @@ def bench_precisions(
                 "greedy_agreement_vs_fp32": quality.agreement,
                 "tv_vs_fp32": quality.tv,
                 "bound_holds": quality.holds,
+                "cache_tv_per_pass": _cache_drift(run, x, known, options | extra, comparing) if extra else None,
             }
         base = entry["runs"]["torch fp32"]["s_per_sample"]
         for name, r in entry["runs"].items():
             if name != "torch fp32":
-                label = name.split()[1] if name.startswith("torch") else name
+                label = name.split(maxsplit=1)[1] if name.startswith("torch") else name
                 result["ratios"][f"{key}: {label} vs fp32"] = base / r["s_per_sample"]
         result["models"][key] = entry
     return result
+
+
+def _cache_drift(run, x, known, options: dict, comparing) -> list[float]:
+    """The mean TV distance between what each partial pass of a cached sample draws from and what the exact pass
+    over the same inputs does, at the positions still missing (one sample, seed 0)."""
+    from pluralfill.precision import tv_distance
+
+    drift = []
+
+    def compare(exact, cached, unknown):
+        drift.append(tv_distance(run.draw_probs(cached[unknown]), run.draw_probs(exact[unknown])))
+
+    with comparing(compare):
+        run.sample_in_precision(x, known, [0], **options)
+    return drift
 
 
 def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
@@ -213,11 +243,13 @@ def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
             "draws differ",
             "greedy same",
             "bound",
+            "cache: draws differ per pass",
         ]
         rows = []
         for key, entry in result["models"].items():
             base = entry["runs"]["torch fp32"]["s_per_sample"]
             for name, r in entry["runs"].items():
+                drift = r.get("cache_tv_per_pass")
                 rows.append(
                     [
                         key,
@@ -229,6 +261,7 @@ def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
                         "-" if r["tv_vs_fp32"] is None else f"{100 * r['tv_vs_fp32']:.2f}%",
                         "-" if r["greedy_agreement_vs_fp32"] is None else f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
                         "holds" if r["bound_holds"] else "misses",
+                        f"{100 * sum(drift) / len(drift):.2f}% (worst {100 * max(drift):.2f}%)" if drift else "-",
                     ]
                 )
         return (

@@ -341,6 +341,18 @@ def bench(
     quick: Annotated[
         bool, typer.Option("--quick", help="--method precision: the tiny configs instead of the official sizes.")
     ] = False,
+    refresh: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--refresh",
+            min=1,
+            help="--method precision: each precision again with --cache known at this refresh interval (repeatable).",
+        ),
+    ] = None,
+    model: Annotated[
+        list[str] | None,
+        typer.Option("--model", help="--method precision: only this model (repeatable; tpami, put, maskgit ...)."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Measure speed: a method's own benchmark, or every precision and backend side by side.
@@ -353,6 +365,7 @@ def bench(
     \b
       pluralfill bench --method put --config put-tiny --resolution 64 -n 2 --repeats 1
       pluralfill bench --method precision --quick --backend torch
+      pluralfill bench --method precision --model tpami --backend torch --refresh 4 --refresh 8 --repeats 1
     """
     from pluralfill import bench as benchmarks
     from pluralfill.registry import benchmarked, methods, precision_models
@@ -361,8 +374,8 @@ def bench(
         raise PluralfillError(f"--hole must be in (0, 1), got {hole}")
     if method != "precision" and method not in benchmarked():
         raise PluralfillError(f"--method must be precision or one of {', '.join(benchmarked())}, got {method!r}")
-    if method != "precision" and (precision or backend or quick):
-        raise PluralfillError("--precision, --backend and --quick belong to --method precision")
+    if method != "precision" and (precision or backend or quick or refresh or model):
+        raise PluralfillError("--precision, --backend, --quick, --refresh and --model belong to --method precision")
     if resolution is not None and resolution % 16:
         raise PluralfillError(f"--resolution must be a multiple of 16, got {resolution}")
     if set(backend or []) - {"torch", "onnx"}:
@@ -382,6 +395,8 @@ def bench(
                 hole=hole,
                 device=device,
                 repeats=repeats,
+                refresh=tuple(refresh or ()),
+                only=tuple(model or ()),
                 progress=lambda what: (
                     status.update(f"measuring {what}") if err.is_terminal else _say(f"measuring {what}")
                 ),
@@ -397,6 +412,10 @@ def bench(
         return
     err.print(f"machine: {machine_line(result['machine'])}", highlight=False)
     title, columns, rows = benchmarks.table(method, result)
+    if not out.is_terminal:  # piped or redirected: a Markdown table, whole, whatever the width
+        print(f"{title}\n\n| {' | '.join(columns)} |\n|{'---|' * len(columns)}")
+        print("\n".join(f"| {' | '.join(row)} |" for row in rows))
+        return
     table = Table(title=title)
     for i, c in enumerate(columns):
         table.add_column(c, justify="left" if i < (2 if method == "precision" else 1) else "right")

@@ -37,7 +37,10 @@ register(
             ),
         ),
         benchmark=bench_put,
-        precision_models={"tpami": ("put-tpami-ffhq-256", "put-tpami-tiny", {})},
+        precision_models={
+            "tpami": ("put-tpami-ffhq-256", "put-tpami-tiny", {}),
+            "put": ("put-ffhq", "put-tiny", {}),
+        },
     )
 )
 

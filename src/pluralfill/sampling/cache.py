@@ -15,7 +15,9 @@ full pass, which makes every pass between an approximation (ReCAP, arXiv 2505.19
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 
 import torch
 
@@ -23,6 +25,18 @@ from pluralfill.errors import PluralfillError
 from pluralfill.nn.kv_cache import KeptKV
 
 CACHES = ("off", "known")
+_COMPARE: ContextVar[Callable | None] = ContextVar("compare", default=None)
+
+
+@contextmanager
+def comparing(compare: Callable) -> Iterator[None]:
+    """Every `Passes` made inside the block (the inpainters make one per call) measures its partial passes with
+    `compare`: how a benchmark watches the cache through the path a user runs."""
+    token = _COMPARE.set(compare)
+    try:
+        yield
+    finally:
+        _COMPARE.reset(token)
 
 
 class Passes:
@@ -34,7 +48,8 @@ class Passes:
             raise PluralfillError(f"cache must be one of {', '.join(CACHES)}, got {cache!r}")
         if refresh < 1:
             raise PluralfillError(f"refresh must be at least 1, got {refresh}")
-        self.cache, self.refresh, self.compare = cache, refresh, compare
+        self.cache, self.refresh = cache, refresh
+        self.compare = compare if compare is not None else _COMPARE.get()
         self.begin()
 
     def begin(self) -> Passes:
