@@ -65,7 +65,13 @@ class Replay:
             def gumbel(self, shape, kind="sample"):
                 return gumbel(kind, shape)
 
-            def multinomial(self, probs):
-                return multinomial(probs)
+            def multinomial(self, probs, at=None, length=None):
+                if at is None:
+                    return multinomial(probs)
+                # the authors drew at every position: theirs at `at`, from the same rows (a uniform row elsewhere
+                # takes as much of a stream as any, for torch draws each row of a one-sample multinomial alone)
+                whole = probs.new_ones(probs.shape[0], length, probs.shape[-1])
+                whole.scatter_(1, at[..., None].expand_as(probs), probs)
+                return multinomial(whole).gather(1, at)
 
         return _Replay(range(rows))

@@ -323,3 +323,20 @@ def test_inpaint_backend_onnx(converted, tmp_path, photo, capsys):
             args = ["inpaint", tmp_path / "a.png", "--backend", "onnx", "-o", tmp_path / "x", *extra]
         code, _, err = _cli(args, capsys)
         assert code == 2 and says in err, err
+
+
+@pytest.mark.parametrize("bf16_units", [True, False])
+def test_int8_runs_the_convolutions_in_bf16_where_the_cpu_has_bf16_units(monkeypatch, bf16_units):
+    monkeypatch.setattr(P, "native_bf16", lambda device: bf16_units)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.Flatten(), torch.nn.Linear(8 * 16, 4))
+    x = torch.randn(2, 3, 4, 4)
+    quantized = P.quantize_int8(model)
+    convs = [type(m).__name__ for m in quantized.modules() if "Conv" in type(m).__name__]
+    assert convs == (["BF16Conv2d", "Conv2d"] if bf16_units else ["Conv2d"])
+    assert type(model[0]) is torch.nn.Conv2d and model[0].weight.dtype == torch.float32  # the original untouched
+    with torch.no_grad():
+        y = quantized(x)
+        assert y.dtype == torch.float32
+        torch.testing.assert_close(y, model(x), atol=0.05, rtol=0.05)
+        assert torch.equal(quantized[0](x), model[0](x)) != bf16_units  # bf16 rounds: not bit for bit

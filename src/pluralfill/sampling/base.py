@@ -33,8 +33,9 @@ class Randomness:
         tokens a parallel pass keeps)."""
         return gumbel_like(shape, self.generators, self.generators[0].device if self.generators else "cpu")
 
-    def multinomial(self, probs: torch.Tensor) -> torch.Tensor:
-        """(B, ..., V) probabilities -> (B, ...) codes."""
+    def multinomial(self, probs: torch.Tensor, at: torch.Tensor | None = None, length: int | None = None):
+        """(B, ..., V) probabilities -> (B, ...) codes. `at` (B, n): the positions of a (B, length) sequence that
+        probs (B, n, V) are for, for a subclass that replays draws made over the whole sequence."""
         return multinomial_rows(probs, self.generators)
 
 

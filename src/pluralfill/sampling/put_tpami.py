@@ -78,8 +78,9 @@ def sample_put_tpami(
     """Fill every position where `filled` is False.
 
     transformer: the UQ-Transformer; x: (B, L, dim) its embedded inputs (`transformer.embed`); codebook:
-    the code vectors a drawn code k feeds back; tokens: (B, L) codes, kept where `filled`; randomness: draws one
-    code at every position at every pass (`multinomial`), as the official sampler does; `trace`, if a list,
+    the code vectors a drawn code k feeds back; tokens: (B, L) codes, kept where `filled`; randomness: draws the
+    codes of the positions a pass commits (`multinomial`; the official sampler draws one at every position and
+    keeps those, which a replay of its draws reproduces); `trace`, if a list,
     receives a Step after every pass; cache: how the passes run (`sampling.cache.Passes`; default: every pass in
     full).
     """
@@ -87,26 +88,24 @@ def sample_put_tpami(
     passes = (cache or Passes()).begin()
     tokens, filled, x = tokens.clone(), filled.clone(), x.clone()
     b, length = tokens.shape
-    positions = torch.arange(length, device=x.device)
+    rows = torch.arange(b, device=x.device)[:, None]
     counts = pass_counts(schedule, int((~filled).sum(1).max()))
     for done, n in enumerate(counts):
         progress.step(done, len(counts))
-        missing = ~filled
-        logits = passes(transformer.forward_embedded, missing, x).float()
-        # top-k and softmax where a code can be committed; elsewhere the draw is discarded, and a uniform row
-        # leaves the draws of the others as they are (torch draws each row of a one-sample multinomial alone)
-        probs = torch.ones_like(logits)
-        probs[missing] = torch.softmax(top_k_filter(logits[missing], top_k) * temperature, dim=-1)
-        sample = randomness.multinomial(probs)
-        if n == -1 or n >= length:
-            commit = missing
-        else:
-            best = logits.max(-1).values.masked_fill(filled, float("-inf"))  # top-k keeps the largest
-            commit = torch.zeros_like(filled).scatter(1, best.topk(n, dim=1).indices, True) & ~filled
-            # committed positions read their code from now on
-            x = torch.where(commit[..., None], transformer.embed_codes(codebook[sample], positions).to(x.dtype), x)
-        tokens = torch.where(commit, sample, tokens)
-        filled = filled | commit
+        logits = passes(transformer.forward_embedded, ~filled, x).float()
+        # commit the n missing positions whose largest logit is highest (top-k keeps the largest), or all of them
+        best = logits.max(-1).values.masked_fill(filled, float("-inf"))
+        last = n == -1 or n >= length
+        top = best.topk(int((~filled).sum(1).max()) if last else n, dim=1)
+        at, commit = top.indices, top.values > float("-inf")  # a row with fewer gaps than n commits fewer
+        # the official sampler draws a code at every position and keeps those it commits: drawn here only there
+        chosen = logits.gather(1, at[..., None].expand(-1, -1, logits.shape[-1]))
+        sample = randomness.multinomial(torch.softmax(top_k_filter(chosen, top_k) * temperature, -1), at, length)
+        if not last:  # committed positions read their code from now on
+            new_x = transformer.embed_codes(codebook[sample], at).to(x.dtype)
+            x[rows, at] = torch.where(commit[..., None], new_x, x[rows, at])
+        tokens[rows, at] = torch.where(commit, sample, tokens[rows, at])
+        filled[rows, at] = filled[rows, at] | commit
         if trace is not None:
             trace.append(Step(tokens.clone(), ~filled))
     return tokens
