@@ -147,8 +147,12 @@ def quantize_onnx(path: Path, out: Path) -> Path:
 
 def with_onnx_pass(inpainter, path: Path):
     """A copy of the inpainter whose `onnx_pass` network runs in onnxruntime from `path` (an export of it by
-    `export_onnx`, or its int8 quantization); everything else stays in torch."""
-    return inpainter.with_pass(OnnxPass(path))
+    `export_onnx`, or its int8 quantization); everything else stays in torch. A model folder's own `cache=known`
+    default gives way: the exported pass computes every position."""
+    out = inpainter.with_pass(OnnxPass(path))
+    if out.default_options.get("cache", "off") != "off":
+        out.default_options = {**out.default_options, "cache": "off"}
+    return out
 
 
 def onnx_backend(inpainter, cache: Path | None = None):
