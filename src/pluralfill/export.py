@@ -150,7 +150,7 @@ def with_onnx_pass(inpainter, path: Path):
     `export_onnx`, or its int8 quantization); everything else stays in torch. A model folder's own `cache=known`
     default gives way: the exported pass computes every position."""
     out = inpainter.with_pass(OnnxPass(path))
-    if out.default_options.get("cache", "off") != "off":
+    if out.default_options.get("cache") == "known":
         out.default_options = {**out.default_options, "cache": "off"}
     return out
 

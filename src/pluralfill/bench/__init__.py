@@ -132,13 +132,15 @@ def bench_precisions(
     progress=None,
     refresh: tuple[int, ...] = (),
     only: tuple[str, ...] = (),
+    drift: bool = True,
 ) -> dict:
     """One sample end to end (encode, every sampling pass, decode) of each model (key -> (MethodSpec, official
     config, tiny config, sampling options), as registry.precision_models gives them; `only`: these keys) at each
     precision, against fp32 in the same run; the quality probe of each precision (decoded PSNR, the drawn
     distributions' TV distance and, for information, greedy-token agreement vs fp32); the peak memory of each run.
     `refresh`: each precision again with cache=known at these refresh intervals, for the methods that have the
-    option, with the TV distance of every partial pass's draws to the exact pass's (an extra, untimed sample).
+    option, with the TV distance of every partial pass's draws to the exact pass's (an extra, untimed sample
+    that computes both; `drift=False` leaves it out).
     backend "onnx": the transformer pass in onnxruntime (fp32, and int8 by onnxruntime's own dynamic
     quantization), the rest in torch, for the methods that declare such a pass."""
     import tempfile
@@ -171,7 +173,7 @@ def bench_precisions(
         x, known = centred_hole(inpainter.resolution, hole, dev)
         usable = [p for p in precisions if p != "int8" or P.linear_share(inpainter.model) > 0]  # DSI: no Linear layer
         runs = {f"torch {p}": (inpainter.at_precision(p), {}) for p in usable}
-        if "cache" in inpainter.Options.model_fields:
+        if "refresh" in inpainter.Options.model_fields:  # the token samplers (DSI's own `cache` is its exact caches)
             for p in usable:
                 runs |= {
                     f"torch {p} cache/{r}": (runs[f"torch {p}"][0], {"cache": "known", "refresh": r}) for r in refresh
@@ -204,7 +206,9 @@ def bench_precisions(
                 "greedy_agreement_vs_fp32": quality.agreement,
                 "tv_vs_fp32": quality.tv,
                 "bound_holds": quality.holds,
-                "cache_tv_per_pass": _cache_drift(run, x, known, options | extra, comparing) if extra else None,
+                "cache_tv_per_pass": _cache_drift(run, x, known, options | extra, comparing)
+                if extra and drift
+                else None,
             }
         base = entry["runs"]["torch fp32"]["s_per_sample"]
         for name, r in entry["runs"].items():

@@ -252,7 +252,7 @@ def _run_in(inpainter, precision: str, backend: str, first_job, settings, main: 
         for line in [v.line() for v in verdicts[1:]] + [f"running {chosen}: {why}"] if main else ():
             err.print(f"precision auto: {line}", highlight=False)
     if backend == "onnx":
-        if settings.options.get("cache", "off") != "off":
+        if settings.options.get("cache") == "known":
             raise PluralfillError("--cache known needs --backend torch: an exported network computes every position")
         _need_onnx()
         from pluralfill.export import onnx_backend

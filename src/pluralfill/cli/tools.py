@@ -353,6 +353,14 @@ def bench(
         list[str] | None,
         typer.Option("--model", help="--method precision: only this model (repeatable; tpami, put, maskgit ...)."),
     ] = None,
+    drift: Annotated[
+        bool,
+        typer.Option(
+            "--drift/--no-drift",
+            help="--method precision --refresh: measure each cached run's draws against the exact passes (an extra "
+            "sample that computes both; on Algorithm 1 it costs more than the run).",
+        ),
+    ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ):
     """Measure speed: a method's own benchmark, or every precision and backend side by side.
@@ -397,6 +405,7 @@ def bench(
                 repeats=repeats,
                 refresh=tuple(refresh or ()),
                 only=tuple(model or ()),
+                drift=drift,
                 progress=lambda what: (
                     status.update(f"measuring {what}") if err.is_terminal else _say(f"measuring {what}")
                 ),
