@@ -26,8 +26,8 @@ from common import ROOT, held_out_split, holes_for, mean_spread, run_and_score, 
 
 import pluralfill
 from pluralfill import precision as P
+from pluralfill.bench import drift_meter
 from pluralfill.devices import machine, machine_line
-from pluralfill.precision import tv_distance
 from pluralfill.sampling.cache import comparing
 
 
@@ -48,11 +48,7 @@ def measure(inpainter, images, holes, samples: int, seed: int, precision: str, o
     scores, seconds = run_and_score(
         run, images, holes, samples, ("psnr", "ssim", "diversity-pixel"), seed=seed, **options
     )
-    drift = []
-
-    def compare(exact, cached, unknown):
-        drift.append(tv_distance(run.draw_probs(cached[unknown]), run.draw_probs(exact[unknown])))
-
+    drift, compare = drift_meter(run)
     if options:
         with comparing(compare):
             for i, (image, hole) in enumerate(zip(images, holes)):

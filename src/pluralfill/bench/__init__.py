@@ -12,6 +12,7 @@ from __future__ import annotations
 import resource
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -147,7 +148,6 @@ def bench_precisions(
     from pathlib import Path
 
     from pluralfill import precision as P
-    from pluralfill.sampling.cache import comparing
 
     dev = torch.device(device)
     precisions = list(precisions or P.supported(dev))
@@ -206,9 +206,7 @@ def bench_precisions(
                 "greedy_agreement_vs_fp32": quality.agreement,
                 "tv_vs_fp32": quality.tv,
                 "bound_holds": quality.holds,
-                "cache_tv_per_pass": _cache_drift(run, x, known, options | extra, comparing)
-                if extra and drift
-                else None,
+                "cache_tv_per_pass": _cache_drift(run, x, known, options | extra) if extra and drift else None,
             }
         base = entry["runs"]["torch fp32"]["s_per_sample"]
         for name, r in entry["runs"].items():
@@ -219,16 +217,25 @@ def bench_precisions(
     return result
 
 
-def _cache_drift(run, x, known, options: dict, comparing) -> list[float]:
-    """The mean TV distance between what each partial pass of a cached sample draws from and what the exact pass
-    over the same inputs does, at the positions still missing (one sample, seed 0)."""
+def drift_meter(run) -> tuple[list[float], Callable]:
+    """(values, compare): a `sampling.cache.comparing` callback that appends, for every partial pass of `run`'s
+    cached sampler, the mean TV distance between what it draws from and what the exact pass over the same inputs
+    does, at the positions still missing."""
     from pluralfill.precision import tv_distance
 
-    drift = []
+    values: list[float] = []
 
     def compare(exact, cached, unknown):
-        drift.append(tv_distance(run.draw_probs(cached[unknown]), run.draw_probs(exact[unknown])))
+        values.append(tv_distance(run.draw_probs(cached[unknown]), run.draw_probs(exact[unknown])))
 
+    return values, compare
+
+
+def _cache_drift(run, x, known, options: dict) -> list[float]:
+    """The per-pass drift (`drift_meter`) of one cached sample, seed 0."""
+    from pluralfill.sampling.cache import comparing
+
+    drift, compare = drift_meter(run)
     with comparing(compare):
         run.sample_in_precision(x, known, [0], **options)
     return drift
