@@ -350,6 +350,11 @@ def test_page_cancels_a_running_job_and_the_next_starts_at_once(put_app, photo_f
         page.select_option("#method", name)
         assert page.locator("#opt-sampler").evaluate("e => e.tagName") == "SELECT"
         assert page.input_value("#opt-steps") == "12" and page.locator("#precision-label").is_visible()
+        edges = page.evaluate(
+            "[...document.querySelectorAll('#precision, #options label > input:not([type=checkbox]),"
+            " #options label > select')].map(e => Math.round(e.getBoundingClientRect().right))"
+        )
+        assert len(edges) > 5 and len(set(edges)) == 1, edges  # the method's fields line up with Precision
         page.keyboard.press("r")
         _drag(page, [(30, 30), (226, 226)])
         page.select_option("#opt-sampler", "put")  # Algorithm 1, one token a pass: many passes
