@@ -14,6 +14,7 @@ from PIL import Image
 import pluralfill
 from pluralfill import precision as P
 from pluralfill.bench import centred_hole as _centred_hole
+from pluralfill.bench import table
 from pluralfill.cli import main
 from pluralfill.errors import PluralfillError
 
@@ -233,6 +234,9 @@ def test_bench_precision_quick_json(capsys):
     run = result["models"]["tpami"]["runs"]["torch int8"]
     assert run["peak_memory_mb"] >= 0 and 0 <= run["tv_vs_fp32"] < 0.5 and 0.9 <= run["greedy_agreement_vs_fp32"] <= 1
     assert run["bound_holds"] == (run["tv_vs_fp32"] <= 0.05 and float(run["psnr_db_vs_fp32"]) >= 30)  # "inf" in JSON
+    _, columns, rows = table("precision", result)  # a saved result renders as the terminal's table
+    psnr = [row[columns.index("PSNR vs fp32")] for row in rows if row[1] == "torch fp32"]
+    assert psnr == ["inf dB"] * len(result["models"])
     code, _, err = _cli(["bench", "--method", "put", "--precision", "int8"], capsys)
     assert code == 2 and "--method precision" in err
 

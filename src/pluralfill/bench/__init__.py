@@ -268,7 +268,7 @@ def table(method: str, result: dict) -> tuple[str, list[str], list[list[str]]]:
                         f"{r['s_per_sample']:.3f}",
                         f"{base / r['s_per_sample']:.2f}x",
                         f"{r['peak_memory_mb']:.0f}",
-                        f"{r['psnr_db_vs_fp32']:.1f} dB",
+                        f"{float(r['psnr_db_vs_fp32']):.1f} dB",  # a saved --json result holds "inf"
                         "-" if r["tv_vs_fp32"] is None else f"{100 * r['tv_vs_fp32']:.2f}%",
                         "-" if r["greedy_agreement_vs_fp32"] is None else f"{100 * r['greedy_agreement_vs_fp32']:.1f}%",
                         "holds" if r["bound_holds"] else "misses",
