@@ -43,6 +43,14 @@ def _network(kind: str, layers: int = 2):
         features = torch.randn(3, L, 8)
         moved = features + UNKNOWN[..., None]
         return (lambda f, cache=None: t.forward_embedded(t.embed(f), cache=cache)), features, moved
+    if kind == "uq-guided":  # the conditional TPAMI model: guidance features joined to every position's input
+        cfg = UQTransformerConfig(
+            seq_len=L, in_dim=24, dim=32, num_layers=layers, num_heads=4, vocab_size=20, guidance_dim=8
+        )
+        t, guidance = UQTransformer(cfg), torch.randn(1, L, 8)
+        features = torch.randn(3, L, 24)
+        moved = features + UNKNOWN[..., None]
+        return (lambda f, cache=None: t.forward_embedded(t.embed(f), guidance, cache)), features, moved
     if kind == "maskgit":
         cfg = MaskGITTransformerConfig(seq_len=L, vocab_size=20, dim=32, num_layers=layers, num_heads=4)
         t = MaskGITTransformer(cfg).eval()
@@ -55,7 +63,7 @@ def _network(kind: str, layers: int = 2):
     return (lambda tok, cache=None: t(tok, label, cache=cache)), tokens, changed
 
 
-@pytest.mark.parametrize("kind", ["uq", "maskgit", "maskgit-official"])
+@pytest.mark.parametrize("kind", ["uq", "uq-guided", "maskgit", "maskgit-official"])
 def test_a_partial_pass_over_the_inputs_of_the_full_pass_is_the_full_pass_at_its_rows(kind):
     run, inputs, _ = _network(kind)
     kept = KeptKV()
